@@ -1,0 +1,137 @@
+//! Container decoding with symphonia: WAV (PCM 8/16/24/32-bit int, 32-bit float), FLAC, MP3,
+//! OGG Vorbis. The format is sniffed from the bytes (no file-name hint), so a mislabelled
+//! upload still decodes and a renamed non-audio file is still rejected.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymErr;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+
+use super::{AudioError, AudioLimits, MonoAudio, downmix_checked};
+
+/// Consecutive undecodable packets after which a stream is declared broken.
+const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
+
+/// Decodes an encoded file held in memory to mono at its native rate.
+///
+/// symphonia is defensive but not panic-free on every malformed stream; a panic inside it is
+/// caught here and reported as undecodable input, so no request can take a worker down.
+pub fn decode_container(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
+    if bytes.is_empty() {
+        return Err(AudioError::Empty);
+    }
+    catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits))).unwrap_or_else(|_| {
+        Err(AudioError::Undecodable(
+            "the decoder failed on malformed data".into(),
+        ))
+    })
+}
+
+fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
+    let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            &Hint::new(),
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| match e {
+            SymErr::Unsupported(_) => AudioError::Undecodable(
+                "not a recognised audio format (expected WAV, FLAC, MP3 or OGG Vorbis)".into(),
+            ),
+            other => AudioError::Undecodable(other.to_string()),
+        })?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| AudioError::Undecodable("the container has no audio track".into()))?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| {
+            AudioError::Unsupported("the audio track has no audio codec parameters".into())
+        })?
+        .clone();
+    let mut sample_rate = params
+        .sample_rate
+        .ok_or_else(|| AudioError::Undecodable("the stream declares no sample rate".into()))?;
+    let declared_channels = params.channels.as_ref().map(|c| c.count() as u32);
+    limits.check_format(sample_rate, declared_channels.unwrap_or(1))?;
+    if let Some(n) = track.num_frames {
+        // Reject a header that declares hours of audio before decoding any of it.
+        limits.check_frames(n, sample_rate)?;
+    }
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| AudioError::Unsupported(e.to_string()))?;
+
+    let mut mono: Vec<f32> = Vec::new();
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut bad_run = 0usize;
+    let mut last_error: Option<String> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            // A truncated file ends early: keep what decoded.
+            Err(SymErr::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymErr::ResetRequired) => break,
+            Err(SymErr::LimitError(what)) => {
+                return Err(AudioError::Undecodable(format!(
+                    "stream exceeds a decoder limit: {what}"
+                )));
+            }
+            Err(e) => {
+                if mono.is_empty() {
+                    return Err(AudioError::Undecodable(e.to_string()));
+                }
+                break;
+            }
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        match decoder.decode(&packet) {
+            Ok(buf) => {
+                bad_run = 0;
+                let channels = buf.spec().channels().count();
+                let rate = buf.spec().rate();
+                limits.check_format(rate, channels as u32)?;
+                sample_rate = rate;
+                buf.copy_to_vec_interleaved(&mut interleaved);
+                mono.extend(downmix_checked(&interleaved, channels)?);
+                limits.check_frames(mono.len() as u64, sample_rate)?;
+            }
+            Err(SymErr::DecodeError(msg)) => {
+                last_error = Some(msg.to_string());
+                bad_run += 1;
+                if bad_run >= MAX_CONSECUTIVE_BAD_PACKETS {
+                    return Err(AudioError::Undecodable(format!(
+                        "too many corrupt packets: {msg}"
+                    )));
+                }
+            }
+            Err(SymErr::Unsupported(what)) => {
+                return Err(AudioError::Unsupported(what.to_string()));
+            }
+            Err(e) => return Err(AudioError::Undecodable(e.to_string())),
+        }
+    }
+    if mono.is_empty() {
+        return Err(match last_error {
+            Some(msg) => AudioError::Undecodable(msg),
+            None => AudioError::Empty,
+        });
+    }
+    Ok(MonoAudio {
+        samples: mono,
+        sample_rate,
+    })
+}

@@ -1,0 +1,12 @@
+//! Vericlip's shared core: one implementation of audio decoding, resampling, segmentation and
+//! feature extraction, used by both the trainer and the service so they can never disagree.
+//!
+//! Data flows one way: bytes -> [`audio`] (mono f32 at the spec's rate) -> [`features`]
+//! (`[frames][96]`, normalized) -> model.
+
+pub mod audio;
+pub mod features;
+pub mod runtime;
+
+pub use audio::{AudioError, AudioLimits};
+pub use features::{FeatureError, FeatureExtractor, FeatureSpec, Normalizer};
