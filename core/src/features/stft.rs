@@ -31,7 +31,7 @@ impl Stft {
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
         // scipy.signal.get_window("hann", n, fftbins=True): the periodic Hann window.
         let window = (0..n_fft)
-            .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()))
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos())
             .collect();
         Self {
             fft,
