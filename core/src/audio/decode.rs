@@ -25,11 +25,34 @@ pub fn decode_container(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio,
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
+    precheck_wav_format(bytes, limits)?;
     catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits))).unwrap_or_else(|_| {
         Err(AudioError::Undecodable(
             "the decoder failed on malformed data".into(),
         ))
     })
+}
+
+/// For WAV, reads the `fmt ` chunk's channel count and rate and checks them against `limits`
+/// before symphonia sees the stream: absurd values (65535 channels) overflow its arithmetic, and
+/// the caller deserves "invalid channel count" rather than "malformed data".
+fn precheck_wav_format(bytes: &[u8], limits: &AudioLimits) -> Result<(), AudioError> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Ok(());
+    }
+    let mut at = 12usize;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[0..4] == b"fmt " {
+            let Some(fmt) = bytes.get(at + 8..at + 16) else { return Ok(()) };
+            let channels = u32::from(u16::from_le_bytes([fmt[2], fmt[3]]));
+            let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+            return limits.check_format(rate, channels);
+        }
+        // Chunks are padded to an even size.
+        at = at.saturating_add(8).saturating_add(size).saturating_add(size & 1);
+    }
+    Ok(())
 }
 
 fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
