@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use ndarray::ArrayView3;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::TensorRef;
 use thiserror::Error;
 
 /// The ONNX Runtime release the project is built and tested against.
@@ -23,11 +27,25 @@ pub enum RuntimeError {
         "ONNX Runtime library at {path} could not be loaded: {reason}; ORT_DYLIB_PATH must name libonnxruntime.so.{ORT_VERSION}"
     )]
     LoadFailed { path: PathBuf, reason: String },
+    #[error("ONNX model could not be loaded: {0}")]
+    Model(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
 }
 
-/// The loaded library's path and the process-wide environment (kept alive: ort holds it weakly).
-static LOADED: OnceLock<Result<(PathBuf, ort::environment::Environment), RuntimeError>> =
-    OnceLock::new();
+/// Name of the model's input tensor, `[batch, frames, n_features]` f32 (the ONNX contract).
+pub const INPUT_NAME: &str = "features";
+/// Name of the model's output tensor, `[batch]` f32 probability that each segment is synthetic.
+pub const OUTPUT_NAME: &str = "fake_prob";
+
+/// A loaded ONNX Runtime: the library's path and the process-wide environment, kept alive here
+/// because ort holds it only weakly.
+pub struct OrtRuntime {
+    pub path: PathBuf,
+    env: Environment,
+}
+
+static LOADED: OnceLock<Result<OrtRuntime, RuntimeError>> = OnceLock::new();
 
 /// Where the library is looked for: an explicit path, else `$ORT_DYLIB_PATH`, else next to the
 /// executable (`libonnxruntime.so.VERSION` or `lib/…`, as the container image lays it out).
@@ -63,7 +81,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
 }
 
 /// Loads ONNX Runtime once per process (later calls return the first outcome).
-pub fn init(explicit: Option<&Path>) -> Result<&'static Path, RuntimeError> {
+pub fn init(explicit: Option<&Path>) -> Result<&'static OrtRuntime, RuntimeError> {
     LOADED
         .get_or_init(|| {
             let path = locate(explicit)?;
@@ -77,9 +95,64 @@ pub fn init(explicit: Option<&Path>) -> Result<&'static Path, RuntimeError> {
                 .build()
                 .map_err(|e| failed(e.to_string()))?;
             tracing::info!(path = %path.display(), "ONNX Runtime loaded");
-            Ok((path, env))
+            Ok(OrtRuntime { path, env })
         })
         .as_ref()
-        .map(|(path, _)| path.as_path())
         .map_err(Clone::clone)
+}
+
+/// One ONNX Runtime session over a Vericlip model (`features` -> `fake_prob`).
+/// `Session::run` needs `&mut self`: keep one per inference worker.
+pub struct ModelSession {
+    session: Session,
+}
+
+impl ModelSession {
+    /// Builds a CPU session with one intra-op thread and no spinning: on small boxes more
+    /// threads slow an LSTM down, and parallelism comes from running several sessions.
+    pub fn from_bytes(runtime: &OrtRuntime, model: &[u8]) -> Result<Self, RuntimeError> {
+        let err = |e: ort::Error| RuntimeError::Model(e.to_string());
+        let session = Session::builder(&runtime.env)
+            .map_err(err)?
+            .with_intra_threads(1)
+            .map_err(|e| RuntimeError::Model(e.to_string()))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| RuntimeError::Model(e.to_string()))?
+            .commit_from_memory(model)
+            .map_err(err)?;
+        let has = |names: Vec<&str>, want: &str| names.contains(&want);
+        if !has(
+            session.inputs().iter().map(|i| i.name()).collect(),
+            INPUT_NAME,
+        ) || !has(
+            session.outputs().iter().map(|o| o.name()).collect(),
+            OUTPUT_NAME,
+        ) {
+            return Err(RuntimeError::Model(format!(
+                "the model must take `{INPUT_NAME}` and produce `{OUTPUT_NAME}`"
+            )));
+        }
+        Ok(Self { session })
+    }
+
+    /// Fake probabilities for a `[batch, frames, n_features]` batch of normalized features.
+    pub fn run(&mut self, batch: ArrayView3<'_, f32>) -> Result<Vec<f32>, RuntimeError> {
+        let err = |e: ort::Error| RuntimeError::Inference(e.to_string());
+        let n = batch.shape()[0];
+        let input = TensorRef::from_array_view(batch).map_err(err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![INPUT_NAME => input])
+            .map_err(err)?;
+        let (_, probs) = outputs[OUTPUT_NAME]
+            .try_extract_tensor::<f32>()
+            .map_err(err)?;
+        if probs.len() != n {
+            return Err(RuntimeError::Inference(format!(
+                "model returned {} scores for a batch of {n}",
+                probs.len()
+            )));
+        }
+        Ok(probs.to_vec())
+    }
 }

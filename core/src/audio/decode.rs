@@ -44,13 +44,18 @@ fn precheck_wav_format(bytes: &[u8], limits: &AudioLimits) -> Result<(), AudioEr
     while let Some(header) = bytes.get(at..at + 8) {
         let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
         if &header[0..4] == b"fmt " {
-            let Some(fmt) = bytes.get(at + 8..at + 16) else { return Ok(()) };
+            let Some(fmt) = bytes.get(at + 8..at + 16) else {
+                return Ok(());
+            };
             let channels = u32::from(u16::from_le_bytes([fmt[2], fmt[3]]));
             let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
             return limits.check_format(rate, channels);
         }
         // Chunks are padded to an even size.
-        at = at.saturating_add(8).saturating_add(size).saturating_add(size & 1);
+        at = at
+            .saturating_add(8)
+            .saturating_add(size)
+            .saturating_add(size & 1);
     }
     Ok(())
 }

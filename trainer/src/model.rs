@@ -1,0 +1,87 @@
+//! The LSTM classifier's weights in ONNX layout, and a plain f64 reference forward pass used to
+//! check that ONNX Runtime computes exactly what the trainer means.
+
+use ndarray::ArrayView3;
+
+/// One-layer LSTM over the frame sequence, then dense + sigmoid on the last hidden state.
+/// Gate blocks in ONNX order i, o, f, c.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LstmClassifierWeights {
+    pub input: usize,
+    pub hidden: usize,
+    /// `[4H, F]` row-major.
+    pub w: Vec<f32>,
+    /// `[4H, H]` row-major.
+    pub r: Vec<f32>,
+    /// `[8H]`: input biases (i, o, f, c) then recurrent biases (i, o, f, c).
+    pub b: Vec<f32>,
+    /// `[H]`.
+    pub dense_w: Vec<f32>,
+    pub dense_b: f32,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl LstmClassifierWeights {
+    /// Deterministic small pseudo-random weights (tests, smoke checks).
+    pub fn seeded(input: usize, hidden: usize, seed: u64) -> Self {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = |scale: f32| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0) * scale
+        };
+        let s = 1.0 / (hidden as f32).sqrt();
+        Self {
+            input,
+            hidden,
+            w: (0..4 * hidden * input).map(|_| next(s)).collect(),
+            r: (0..4 * hidden * hidden).map(|_| next(s)).collect(),
+            b: (0..8 * hidden).map(|_| next(s)).collect(),
+            dense_w: (0..hidden).map(|_| next(s)).collect(),
+            dense_b: next(0.1),
+        }
+    }
+
+    /// P(fake) for each sequence of a `[batch, frames, F]` input.
+    pub fn forward(&self, x: ArrayView3<'_, f32>) -> Vec<f32> {
+        let (hn, f) = (self.hidden, self.input);
+        let mut out = Vec::with_capacity(x.shape()[0]);
+        let mut gates = vec![0f64; 4 * hn];
+        for seq in x.outer_iter() {
+            let (mut h, mut c) = (vec![0f64; hn], vec![0f64; hn]);
+            for frame in seq.outer_iter() {
+                for (g, gate) in gates.iter_mut().enumerate() {
+                    let wx: f64 = (0..f)
+                        .map(|k| f64::from(self.w[g * f + k]) * f64::from(frame[k]))
+                        .sum();
+                    let rh: f64 = (0..hn).map(|k| f64::from(self.r[g * hn + k]) * h[k]).sum();
+                    *gate = wx + rh + f64::from(self.b[g]) + f64::from(self.b[4 * hn + g]);
+                }
+                for j in 0..hn {
+                    let (i, o, fg, cc) = (
+                        sigmoid(gates[j]),
+                        sigmoid(gates[hn + j]),
+                        sigmoid(gates[2 * hn + j]),
+                        gates[3 * hn + j].tanh(),
+                    );
+                    c[j] = fg * c[j] + i * cc;
+                    h[j] = o * c[j].tanh();
+                }
+            }
+            let logit: f64 = h
+                .iter()
+                .zip(&self.dense_w)
+                .map(|(a, b)| a * f64::from(*b))
+                .sum::<f64>()
+                + f64::from(self.dense_b);
+            out.push(sigmoid(logit) as f32);
+        }
+        out
+    }
+}
