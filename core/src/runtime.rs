@@ -19,10 +19,7 @@ pub enum RuntimeError {
     #[error(
         "ONNX Runtime library not found at {path} (from {source_of_path}); run scripts/setup.sh or set ORT_DYLIB_PATH to libonnxruntime.so.{ORT_VERSION}"
     )]
-    NotFound {
-        path: PathBuf,
-        source_of_path: &'static str,
-    },
+    NotFound { path: PathBuf, source_of_path: &'static str },
     #[error(
         "ONNX Runtime library at {path} could not be loaded: {reason}; ORT_DYLIB_PATH must name libonnxruntime.so.{ORT_VERSION}"
     )]
@@ -56,26 +53,13 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
     } else if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         (PathBuf::from(p), "ORT_DYLIB_PATH")
     } else {
-        let exe_dir = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-            .unwrap_or_default();
-        let beside = [
-            exe_dir.join(&file),
-            exe_dir.join("lib").join(&file),
-            exe_dir.join("../lib").join(&file),
-        ];
+        let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_default();
+        let beside = [exe_dir.join(&file), exe_dir.join("lib").join(&file), exe_dir.join("../lib").join(&file)];
         let found = beside.iter().find(|p| p.is_file()).cloned();
-        (
-            found.unwrap_or_else(|| beside[0].clone()),
-            "the executable's directory",
-        )
+        (found.unwrap_or_else(|| beside[0].clone()), "the executable's directory")
     };
     if !path.is_file() {
-        return Err(RuntimeError::NotFound {
-            path,
-            source_of_path,
-        });
+        return Err(RuntimeError::NotFound { path, source_of_path });
     }
     Ok(path)
 }
@@ -85,10 +69,7 @@ pub fn init(explicit: Option<&Path>) -> Result<&'static OrtRuntime, RuntimeError
     LOADED
         .get_or_init(|| {
             let path = locate(explicit)?;
-            let failed = |reason: String| RuntimeError::LoadFailed {
-                path: path.clone(),
-                reason,
-            };
+            let failed = |reason: String| RuntimeError::LoadFailed { path: path.clone(), reason };
             let env = ort::init_from(&path)
                 .map_err(|e| failed(e.to_string()))?
                 .with_name("vericlip")
@@ -121,16 +102,10 @@ impl ModelSession {
             .commit_from_memory(model)
             .map_err(err)?;
         let has = |names: Vec<&str>, want: &str| names.contains(&want);
-        if !has(
-            session.inputs().iter().map(|i| i.name()).collect(),
-            INPUT_NAME,
-        ) || !has(
-            session.outputs().iter().map(|o| o.name()).collect(),
-            OUTPUT_NAME,
-        ) {
-            return Err(RuntimeError::Model(format!(
-                "the model must take `{INPUT_NAME}` and produce `{OUTPUT_NAME}`"
-            )));
+        if !has(session.inputs().iter().map(|i| i.name()).collect(), INPUT_NAME)
+            || !has(session.outputs().iter().map(|o| o.name()).collect(), OUTPUT_NAME)
+        {
+            return Err(RuntimeError::Model(format!("the model must take `{INPUT_NAME}` and produce `{OUTPUT_NAME}`")));
         }
         Ok(Self { session })
     }
@@ -140,18 +115,10 @@ impl ModelSession {
         let err = |e: ort::Error| RuntimeError::Inference(e.to_string());
         let n = batch.shape()[0];
         let input = TensorRef::from_array_view(batch).map_err(err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![INPUT_NAME => input])
-            .map_err(err)?;
-        let (_, probs) = outputs[OUTPUT_NAME]
-            .try_extract_tensor::<f32>()
-            .map_err(err)?;
+        let outputs = self.session.run(ort::inputs![INPUT_NAME => input]).map_err(err)?;
+        let (_, probs) = outputs[OUTPUT_NAME].try_extract_tensor::<f32>().map_err(err)?;
         if probs.len() != n {
-            return Err(RuntimeError::Inference(format!(
-                "model returned {} scores for a batch of {n}",
-                probs.len()
-            )));
+            return Err(RuntimeError::Inference(format!("model returned {} scores for a batch of {n}", probs.len())));
         }
         Ok(probs.to_vec())
     }

@@ -1,19 +1,10 @@
 //! Bad input of every kind gets a typed error with a clear message, never a panic or a hang.
 
 use proptest::prelude::*;
-use vericlip_core::audio::{
-    AudioError, AudioInput, AudioLimits, PcmFormat, decode_container, load_mono,
-};
+use vericlip_core::audio::{AudioError, AudioInput, AudioLimits, PcmFormat, decode_container, load_mono};
 
 /// A canonical 44-byte WAV header followed by `data`; sizes as given (they may lie).
-fn wav(
-    format_tag: u16,
-    channels: u16,
-    rate: u32,
-    bits: u16,
-    data_len: u32,
-    data: &[u8],
-) -> Vec<u8> {
+fn wav(format_tag: u16, channels: u16, rate: u32, bits: u16, data_len: u32, data: &[u8]) -> Vec<u8> {
     let block = channels.wrapping_mul(bits / 8);
     let mut v = Vec::new();
     v.extend_from_slice(b"RIFF");
@@ -33,9 +24,7 @@ fn wav(
 }
 
 fn pcm16_tone(n: usize) -> Vec<u8> {
-    (0..n)
-        .flat_map(|i| (((i as f32 * 0.05).sin() * 10_000.0) as i16).to_le_bytes())
-        .collect()
+    (0..n).flat_map(|i| (((i as f32 * 0.05).sin() * 10_000.0) as i16).to_le_bytes()).collect()
 }
 
 fn decode(bytes: &[u8]) -> Result<usize, AudioError> {
@@ -45,10 +34,7 @@ fn decode(bytes: &[u8]) -> Result<usize, AudioError> {
 #[test]
 fn valid_header_decodes() {
     let data = pcm16_tone(16_000);
-    assert_eq!(
-        decode(&wav(1, 1, 16_000, 16, data.len() as u32, &data)),
-        Ok(16_000)
-    );
+    assert_eq!(decode(&wav(1, 1, 16_000, 16, data.len() as u32, &data)), Ok(16_000));
 }
 
 #[test]
@@ -58,10 +44,7 @@ fn each_bad_input_has_its_own_error() {
     assert_eq!(decode(b""), Err(AudioError::Empty));
     let e = decode(b"this is not audio at all, it is a text file").unwrap_err();
     assert_eq!(e.name(), "undecodable_audio");
-    assert!(
-        e.to_string().contains("not a recognised audio format"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("not a recognised audio format"), "{e}");
     // Header only, no samples.
     assert_eq!(decode(&good[..44]).unwrap_err(), AudioError::Empty);
     // Truncated mid-data: what is there decodes.
@@ -70,21 +53,9 @@ fn each_bad_input_has_its_own_error() {
     assert!(decode(&good[..30]).is_err());
     // Sample rate 0 and absurd channel counts are refused up front.
     let e = decode(&wav(1, 1, 0, 16, data.len() as u32, &data)).unwrap_err();
-    assert!(
-        matches!(e, AudioError::InvalidSampleRate { rate: 0, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, AudioError::InvalidSampleRate { rate: 0, .. }), "{e:?}");
     let e = decode(&wav(1, 65_535, 16_000, 16, data.len() as u32, &data)).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            AudioError::InvalidChannels {
-                channels: 65_535,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, AudioError::InvalidChannels { channels: 65_535, .. }), "{e:?}");
     assert!(e.to_string().contains("invalid channel count 65535"), "{e}");
     // A header that declares six hours of audio is refused before decoding it.
     let six_hours = 6 * 3600 * 16_000 * 2;
@@ -92,66 +63,29 @@ fn each_bad_input_has_its_own_error() {
     assert!(matches!(e, AudioError::TooLong { .. }), "{e:?}");
     assert!(e.to_string().contains("over the limit"), "{e}");
     // Float WAV with NaN and infinity.
-    let nan: Vec<u8> = [0.1f32, f32::NAN, 0.2]
-        .iter()
-        .flat_map(|s| s.to_le_bytes())
-        .collect();
-    assert_eq!(
-        decode(&wav(3, 1, 16_000, 32, 12, &nan)),
-        Err(AudioError::NonFinite { frame: 1 })
-    );
-    let inf: Vec<u8> = [f32::INFINITY; 4]
-        .iter()
-        .flat_map(|s| s.to_le_bytes())
-        .collect();
-    assert!(matches!(
-        decode(&wav(3, 1, 16_000, 32, 16, &inf)),
-        Err(AudioError::NonFinite { .. })
-    ));
+    let nan: Vec<u8> = [0.1f32, f32::NAN, 0.2].iter().flat_map(|s| s.to_le_bytes()).collect();
+    assert_eq!(decode(&wav(3, 1, 16_000, 32, 12, &nan)), Err(AudioError::NonFinite { frame: 1 }));
+    let inf: Vec<u8> = [f32::INFINITY; 4].iter().flat_map(|s| s.to_le_bytes()).collect();
+    assert!(matches!(decode(&wav(3, 1, 16_000, 32, 16, &inf)), Err(AudioError::NonFinite { .. })));
     // An unknown WAV codec tag.
     let e = decode(&wav(0x1234, 1, 16_000, 16, data.len() as u32, &data)).unwrap_err();
-    assert!(
-        matches!(e, AudioError::Unsupported(_) | AudioError::Undecodable(_)),
-        "{e:?}"
-    );
+    assert!(matches!(e, AudioError::Unsupported(_) | AudioError::Undecodable(_)), "{e:?}");
     // Raw PCM: rate 0, 1e9 channels, NaN.
     let l = AudioLimits::default();
     let pcm = |rate, channels, format| {
-        load_mono(
-            AudioInput::Pcm {
-                bytes: &data,
-                format,
-                sample_rate: rate,
-                channels,
-            },
-            16_000,
-            &l,
-        )
+        load_mono(AudioInput::Pcm { bytes: &data, format, sample_rate: rate, channels }, 16_000, &l)
     };
-    assert!(matches!(
-        pcm(0, 1, PcmFormat::S16Le),
-        Err(AudioError::InvalidSampleRate { rate: 0, .. })
-    ));
-    assert!(matches!(
-        pcm(16_000, 1_000_000_000, PcmFormat::S16Le),
-        Err(AudioError::InvalidChannels { .. })
-    ));
-    assert!(matches!(
-        pcm(4_000_000_000, 1, PcmFormat::S16Le),
-        Err(AudioError::InvalidSampleRate { .. })
-    ));
+    assert!(matches!(pcm(0, 1, PcmFormat::S16Le), Err(AudioError::InvalidSampleRate { rate: 0, .. })));
+    assert!(matches!(pcm(16_000, 1_000_000_000, PcmFormat::S16Le), Err(AudioError::InvalidChannels { .. })));
+    assert!(matches!(pcm(4_000_000_000, 1, PcmFormat::S16Le), Err(AudioError::InvalidSampleRate { .. })));
 }
 
 #[test]
 fn over_long_audio_is_refused_while_decoding() {
     // The header tells the truth here; the limit is what is small.
     let data = pcm16_tone(48_000);
-    let limits = AudioLimits {
-        max_seconds: 2.0,
-        ..AudioLimits::default()
-    };
-    let e =
-        decode_container(&wav(1, 1, 16_000, 16, data.len() as u32, &data), &limits).unwrap_err();
+    let limits = AudioLimits { max_seconds: 2.0, ..AudioLimits::default() };
+    let e = decode_container(&wav(1, 1, 16_000, 16, data.len() as u32, &data), &limits).unwrap_err();
     assert!(matches!(e, AudioError::TooLong { .. }), "{e:?}");
 }
 

@@ -23,9 +23,7 @@ fn goldens() -> Goldens {
 fn default_spec_equals_the_reference_spec() {
     let ours = serde_json::to_value(FeatureSpec::default()).unwrap();
     for (key, want) in &goldens().spec {
-        let got = ours
-            .get(key)
-            .unwrap_or_else(|| panic!("FeatureSpec lacks reference field `{key}`"));
+        let got = ours.get(key).unwrap_or_else(|| panic!("FeatureSpec lacks reference field `{key}`"));
         let same = match (got.as_f64(), want.as_f64()) {
             (Some(a), Some(b)) => a == b,
             _ => got == want,
@@ -40,23 +38,10 @@ fn features_match_librosa_on_every_golden_clip() {
     let spec = FeatureSpec::default();
     let ex = FeatureExtractor::new(spec.clone()).unwrap();
     let dir = common::golden_dir().join("clips");
-    assert!(
-        g.features.len() >= 7,
-        "expected 7 golden clips, found {}",
-        g.features.len()
-    );
-    let sections = [
-        ("mfcc", 0..20, 1e-3f32),
-        ("chroma", 20..32, 1e-4),
-        ("logmel", 32..96, 1e-3),
-    ];
+    assert!(g.features.len() >= 7, "expected 7 golden clips, found {}", g.features.len());
+    let sections = [("mfcc", 0..20, 1e-3f32), ("chroma", 20..32, 1e-4), ("logmel", 32..96, 1e-3)];
     for (name, want) in &g.features {
-        let audio = load_file(
-            &dir.join(format!("{name}.wav")),
-            spec.sample_rate,
-            &AudioLimits::default(),
-        )
-        .unwrap();
+        let audio = load_file(&dir.join(format!("{name}.wav")), spec.sample_rate, &AudioLimits::default()).unwrap();
         let first = &audio.samples[..audio.samples.len().min(spec.segment_samples)];
         let got = ex.extract(first).unwrap();
         assert_eq!(got.nrows(), want.len(), "{name}: frame count");
@@ -70,10 +55,7 @@ fn features_match_librosa_on_every_golden_clip() {
                     }
                 }
             }
-            eprintln!(
-                "{name:>13} {section:>6}: max abs err {:.2e} (frame {}, col {})",
-                worst.0, worst.1, worst.2
-            );
+            eprintln!("{name:>13} {section:>6}: max abs err {:.2e} (frame {}, col {})", worst.0, worst.1, worst.2);
             assert!(
                 worst.0 <= tol,
                 "{name} {section}: max abs err {} > {tol} at frame {} col {}",

@@ -29,28 +29,16 @@ fn resampled_audio_matches_native_16k() {
         assert_eq!(got.len(), want.len(), "{rate} Hz: length");
         // Ignore the first/last 50 ms, where the resampler sees the signal's hard edges.
         let (a, b) = (&got[800..got.len() - 800], &want[800..want.len() - 800]);
-        let max = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+        let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(max < 2e-3, "{rate} Hz -> 16 kHz: max sample error {max}");
         let got_feats = ex.extract(&got[8_000..40_000]).unwrap();
         let logmel_err = got_feats
             .rows()
             .into_iter()
             .zip(want_feats.rows())
-            .flat_map(|(g, w)| {
-                (32..96)
-                    .filter(|&c| w[c] > -40.0)
-                    .map(|c| (g[c] - w[c]).abs())
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|(g, w)| (32..96).filter(|&c| w[c] > -40.0).map(|c| (g[c] - w[c]).abs()).collect::<Vec<_>>())
             .fold(0f32, f32::max);
-        assert!(
-            logmel_err < 0.1,
-            "{rate} Hz: log-mel error {logmel_err} dB in bands within 40 dB of 0 dB"
-        );
+        assert!(logmel_err < 0.1, "{rate} Hz: log-mel error {logmel_err} dB in bands within 40 dB of 0 dB");
     }
 }
 

@@ -23,22 +23,12 @@ pub struct FileFeatures {
     pub frames: Vec<Vec<f32>>,
 }
 
-pub fn extract_file(
-    ex: &FeatureExtractor,
-    path: &Path,
-    limits: &AudioLimits,
-) -> Result<FileFeatures, ExtractError> {
+pub fn extract_file(ex: &FeatureExtractor, path: &Path, limits: &AudioLimits) -> Result<FileFeatures, ExtractError> {
     let spec = ex.spec();
-    let audio =
-        load_file(path, spec.sample_rate, limits).map_err(|source| ExtractError::Audio {
-            path: path.into(),
-            source,
-        })?;
+    let audio = load_file(path, spec.sample_rate, limits)
+        .map_err(|source| ExtractError::Audio { path: path.into(), source })?;
     let first = &audio.samples[..audio.samples.len().min(spec.segment_samples)];
-    let m = ex.extract(first).map_err(|source| ExtractError::Features {
-        path: path.into(),
-        source,
-    })?;
+    let m = ex.extract(first).map_err(|source| ExtractError::Features { path: path.into(), source })?;
     Ok(FileFeatures {
         path: path.into(),
         duration_seconds: audio.duration_seconds(),

@@ -10,11 +10,7 @@ use vericlip_core::{FeatureExtractor, FeatureSpec};
 use vericlip_train::extract::{ExtractJson, extract_file};
 
 #[derive(Parser)]
-#[command(
-    name = "vericlip-train",
-    version,
-    about = "Train, evaluate and publish Vericlip deepfake-speech models"
-)]
+#[command(name = "vericlip-train", version, about = "Train, evaluate and publish Vericlip deepfake-speech models")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,24 +61,12 @@ fn extract(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if failed > 0 {
-        eprintln!(
-            "error: {failed} of {} file(s) could not be read; no features printed",
-            files.len()
-        );
+        eprintln!("error: {failed} of {} file(s) could not be read; no features printed", files.len());
         return Ok(ExitCode::FAILURE);
     }
     if json {
-        let features = ok
-            .iter()
-            .map(|f| (f.path.display().to_string(), &f.frames))
-            .collect();
-        serde_json::to_writer(
-            std::io::stdout().lock(),
-            &ExtractJson {
-                spec: &spec,
-                features,
-            },
-        )?;
+        let features = ok.iter().map(|f| (f.path.display().to_string(), &f.frames)).collect();
+        serde_json::to_writer(std::io::stdout().lock(), &ExtractJson { spec: &spec, features })?;
         println!();
     } else {
         for f in &ok {

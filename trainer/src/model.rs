@@ -27,13 +27,9 @@ fn sigmoid(x: f64) -> f64 {
 impl LstmClassifierWeights {
     /// Deterministic small pseudo-random weights (tests, smoke checks).
     pub fn seeded(input: usize, hidden: usize, seed: u64) -> Self {
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let mut next = |scale: f32| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0) * scale
         };
         let s = 1.0 / (hidden as f32).sqrt();
@@ -57,9 +53,7 @@ impl LstmClassifierWeights {
             let (mut h, mut c) = (vec![0f64; hn], vec![0f64; hn]);
             for frame in seq.outer_iter() {
                 for (g, gate) in gates.iter_mut().enumerate() {
-                    let wx: f64 = (0..f)
-                        .map(|k| f64::from(self.w[g * f + k]) * f64::from(frame[k]))
-                        .sum();
+                    let wx: f64 = (0..f).map(|k| f64::from(self.w[g * f + k]) * f64::from(frame[k])).sum();
                     let rh: f64 = (0..hn).map(|k| f64::from(self.r[g * hn + k]) * h[k]).sum();
                     *gate = wx + rh + f64::from(self.b[g]) + f64::from(self.b[4 * hn + g]);
                 }
@@ -74,12 +68,8 @@ impl LstmClassifierWeights {
                     h[j] = o * c[j].tanh();
                 }
             }
-            let logit: f64 = h
-                .iter()
-                .zip(&self.dense_w)
-                .map(|(a, b)| a * f64::from(*b))
-                .sum::<f64>()
-                + f64::from(self.dense_b);
+            let logit: f64 =
+                h.iter().zip(&self.dense_w).map(|(a, b)| a * f64::from(*b)).sum::<f64>() + f64::from(self.dense_b);
             out.push(sigmoid(logit) as f32);
         }
         out

@@ -8,47 +8,29 @@ fn golden_dir() -> PathBuf {
     let dir = std::env::var_os("VERICLIP_GOLDEN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/out"));
-    assert!(
-        dir.join("goldens.json").is_file(),
-        "goldens missing in {}: run scripts/test.sh",
-        dir.display()
-    );
+    assert!(dir.join("goldens.json").is_file(), "goldens missing in {}: run scripts/test.sh", dir.display());
     dir
 }
 
 fn extract(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vericlip-train"))
-        .arg("extract")
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_vericlip-train")).arg("extract").args(args).output().unwrap()
 }
 
 #[test]
 fn json_matches_the_librosa_goldens() {
     let dir = golden_dir();
-    let goldens: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("goldens.json")).unwrap()).unwrap();
+    let goldens: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("goldens.json")).unwrap()).unwrap();
     let names = ["speech", "sweep", "short"];
-    let paths: Vec<PathBuf> = names
-        .iter()
-        .map(|n| dir.join("clips").join(format!("{n}.wav")))
-        .collect();
+    let paths: Vec<PathBuf> = names.iter().map(|n| dir.join("clips").join(format!("{n}.wav"))).collect();
     let mut args: Vec<&std::ffi::OsStr> = paths.iter().map(|p| p.as_os_str()).collect();
     args.push("--json".as_ref());
     let out = extract(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["spec"]["n_mels"], 64);
     assert_eq!(got["spec"]["window"], "hann");
     for (name, path) in names.iter().zip(&paths) {
-        let g = got["features"][path.display().to_string()]
-            .as_array()
-            .unwrap();
+        let g = got["features"][path.display().to_string()].as_array().unwrap();
         let w = goldens["features"][name].as_array().unwrap();
         assert_eq!(g.len(), w.len(), "{name}: frames");
         assert_eq!(g[0].as_array().unwrap().len(), 96);
@@ -71,20 +53,9 @@ fn json_matches_the_librosa_goldens() {
 #[test]
 fn all_formats_and_rates_are_accepted() {
     let dir = golden_dir().join("formats");
-    for f in [
-        "flac_s16.flac",
-        "mp3.mp3",
-        "ogg_vorbis.ogg",
-        "wav_stereo_44k.wav",
-        "wav_8k.wav",
-        "wav_s24.wav",
-    ] {
+    for f in ["flac_s16.flac", "mp3.mp3", "ogg_vorbis.ogg", "wav_stereo_44k.wav", "wav_8k.wav", "wav_s24.wav"] {
         let out = extract(&[dir.join(f).as_os_str()]);
-        assert!(
-            out.status.success(),
-            "{f}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("126 frames x 96 features"), "{f}: {text}");
     }
@@ -101,14 +72,8 @@ fn bad_files_are_named_and_fail_the_run() {
     let out = extract(&[good.as_os_str(), junk.as_os_str(), missing.as_os_str()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("notes.wav") && stderr.contains("not a recognised audio format"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("missing.flac") && stderr.contains("cannot read"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("notes.wav") && stderr.contains("not a recognised audio format"), "{stderr}");
+    assert!(stderr.contains("missing.flac") && stderr.contains("cannot read"), "{stderr}");
     assert!(out.stdout.is_empty(), "no partial output on failure");
     std::fs::remove_dir_all(&tmp).ok();
 }

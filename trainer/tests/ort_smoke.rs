@@ -24,15 +24,8 @@ fn exported_lstm_runs_in_onnx_runtime_and_matches_the_reference() {
         let got = session.run(x.view()).unwrap();
         let want = weights.forward(x.view());
         assert_eq!(got.len(), batch);
-        let max = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            max <= 1e-5,
-            "batch {batch}: ORT vs reference max diff {max}"
-        );
+        let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max <= 1e-5, "batch {batch}: ORT vs reference max diff {max}");
         assert!(got.iter().all(|p| (0.0..=1.0).contains(p)));
     }
     // Features of the wrong width are an error, not a crash.
@@ -43,22 +36,13 @@ fn exported_lstm_runs_in_onnx_runtime_and_matches_the_reference() {
 #[test]
 fn garbage_model_bytes_are_a_clear_error() {
     let rt = runtime::init(None).unwrap();
-    let e = ModelSession::from_bytes(rt, b"definitely not an onnx model")
-        .err()
-        .expect("must fail");
-    assert!(
-        e.to_string().starts_with("ONNX model could not be loaded"),
-        "{e}"
-    );
+    let e = ModelSession::from_bytes(rt, b"definitely not an onnx model").err().expect("must fail");
+    assert!(e.to_string().starts_with("ONNX model could not be loaded"), "{e}");
 }
 
 #[test]
 fn missing_library_names_the_path_and_the_fix() {
-    let e =
-        runtime::locate(Some(std::path::Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err();
+    let e = runtime::locate(Some(std::path::Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err();
     let msg = e.to_string();
-    assert!(
-        msg.contains("/nonexistent/libonnxruntime.so") && msg.contains("ORT_DYLIB_PATH"),
-        "{msg}"
-    );
+    assert!(msg.contains("/nonexistent/libonnxruntime.so") && msg.contains("ORT_DYLIB_PATH"), "{msg}");
 }

@@ -12,7 +12,7 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
-use super::{AudioError, AudioLimits, MonoAudio, downmix_checked};
+use super::{AudioError, AudioLimits, MonoAudio, downmix_into};
 
 /// Consecutive undecodable packets after which a stream is declared broken.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -26,11 +26,8 @@ pub fn decode_container(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio,
         return Err(AudioError::Empty);
     }
     precheck_wav_format(bytes, limits)?;
-    catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits))).unwrap_or_else(|_| {
-        Err(AudioError::Undecodable(
-            "the decoder failed on malformed data".into(),
-        ))
-    })
+    catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits)))
+        .unwrap_or_else(|_| Err(AudioError::Undecodable("the decoder failed on malformed data".into())))
 }
 
 /// For WAV, reads the `fmt ` chunk's channel count and rate and checks them against `limits`
@@ -52,10 +49,7 @@ fn precheck_wav_format(bytes: &[u8], limits: &AudioLimits) -> Result<(), AudioEr
             return limits.check_format(rate, channels);
         }
         // Chunks are padded to an even size.
-        at = at
-            .saturating_add(8)
-            .saturating_add(size)
-            .saturating_add(size & 1);
+        at = at.saturating_add(8).saturating_add(size).saturating_add(size & 1);
     }
     Ok(())
 }
@@ -63,16 +57,11 @@ fn precheck_wav_format(bytes: &[u8], limits: &AudioLimits) -> Result<(), AudioEr
 fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
     let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
     let mut format = symphonia::default::get_probe()
-        .probe(
-            &Hint::new(),
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
+        .probe(&Hint::new(), mss, FormatOptions::default(), MetadataOptions::default())
         .map_err(|e| match e {
-            SymErr::Unsupported(_) => AudioError::Undecodable(
-                "not a recognised audio format (expected WAV, FLAC, MP3 or OGG Vorbis)".into(),
-            ),
+            SymErr::Unsupported(_) => {
+                AudioError::Undecodable("not a recognised audio format (expected WAV, FLAC, MP3 or OGG Vorbis)".into())
+            }
             other => AudioError::Undecodable(other.to_string()),
         })?;
     let track = format
@@ -83,13 +72,10 @@ fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioEr
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
-        .ok_or_else(|| {
-            AudioError::Unsupported("the audio track has no audio codec parameters".into())
-        })?
+        .ok_or_else(|| AudioError::Unsupported("the audio track has no audio codec parameters".into()))?
         .clone();
-    let mut sample_rate = params
-        .sample_rate
-        .ok_or_else(|| AudioError::Undecodable("the stream declares no sample rate".into()))?;
+    let mut sample_rate =
+        params.sample_rate.ok_or_else(|| AudioError::Undecodable("the stream declares no sample rate".into()))?;
     let declared_channels = params.channels.as_ref().map(|c| c.count() as u32);
     limits.check_format(sample_rate, declared_channels.unwrap_or(1))?;
     if let Some(n) = track.num_frames {
@@ -112,9 +98,7 @@ fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioEr
             Err(SymErr::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(SymErr::ResetRequired) => break,
             Err(SymErr::LimitError(what)) => {
-                return Err(AudioError::Undecodable(format!(
-                    "stream exceeds a decoder limit: {what}"
-                )));
+                return Err(AudioError::Undecodable(format!("stream exceeds a decoder limit: {what}")));
             }
             Err(e) => {
                 if mono.is_empty() {
@@ -134,16 +118,14 @@ fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioEr
                 limits.check_format(rate, channels as u32)?;
                 sample_rate = rate;
                 buf.copy_to_vec_interleaved(&mut interleaved);
-                mono.extend(downmix_checked(&interleaved, channels)?);
+                downmix_into(&interleaved, channels, &mut mono)?;
                 limits.check_frames(mono.len() as u64, sample_rate)?;
             }
             Err(SymErr::DecodeError(msg)) => {
                 last_error = Some(msg.to_string());
                 bad_run += 1;
                 if bad_run >= MAX_CONSECUTIVE_BAD_PACKETS {
-                    return Err(AudioError::Undecodable(format!(
-                        "too many corrupt packets: {msg}"
-                    )));
+                    return Err(AudioError::Undecodable(format!("too many corrupt packets: {msg}")));
                 }
             }
             Err(SymErr::Unsupported(what)) => {
@@ -158,8 +140,5 @@ fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioEr
             None => AudioError::Empty,
         });
     }
-    Ok(MonoAudio {
-        samples: mono,
-        sample_rate,
-    })
+    Ok(MonoAudio { samples: mono, sample_rate })
 }

@@ -32,12 +32,7 @@ impl MonoAudio {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioInput<'a> {
     Encoded(&'a [u8]),
-    Pcm {
-        bytes: &'a [u8],
-        format: PcmFormat,
-        sample_rate: u32,
-        channels: u32,
-    },
+    Pcm { bytes: &'a [u8], format: PcmFormat, sample_rate: u32, channels: u32 },
 }
 
 /// Bounds that protect a process from hostile or absurd input.
@@ -52,12 +47,7 @@ pub struct AudioLimits {
 
 impl Default for AudioLimits {
     fn default() -> Self {
-        Self {
-            max_seconds: 600.0,
-            min_sample_rate: 1000,
-            max_sample_rate: 384_000,
-            max_channels: 32,
-        }
+        Self { max_seconds: 600.0, min_sample_rate: 1000, max_sample_rate: 384_000, max_channels: 32 }
     }
 }
 
@@ -71,10 +61,7 @@ impl AudioLimits {
             });
         }
         if channels == 0 || channels > self.max_channels {
-            return Err(AudioError::InvalidChannels {
-                channels,
-                max: self.max_channels,
-            });
+            return Err(AudioError::InvalidChannels { channels, max: self.max_channels });
         }
         Ok(())
     }
@@ -82,10 +69,7 @@ impl AudioLimits {
     pub(crate) fn check_frames(&self, frames: u64, sample_rate: u32) -> Result<(), AudioError> {
         let seconds = frames as f64 / f64::from(sample_rate.max(1));
         if seconds > self.max_seconds {
-            return Err(AudioError::TooLong {
-                seconds,
-                limit: self.max_seconds,
-            });
+            return Err(AudioError::TooLong { seconds, limit: self.max_seconds });
         }
         Ok(())
     }
@@ -133,59 +117,42 @@ impl AudioError {
     }
 }
 
-/// Interleaved samples -> mono by averaging channels; rejects NaN/inf.
-pub(crate) fn downmix_checked(
-    interleaved: &[f32],
-    channels: usize,
-) -> Result<Vec<f32>, AudioError> {
+/// Appends interleaved samples to `mono`, averaging channels; rejects NaN/inf (the error's
+/// frame index counts from the start of `mono`).
+pub(crate) fn downmix_into(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) -> Result<(), AudioError> {
     if let Some(i) = interleaved.iter().position(|s| !s.is_finite()) {
-        return Err(AudioError::NonFinite {
-            frame: i / channels.max(1),
-        });
+        return Err(AudioError::NonFinite { frame: mono.len() + i / channels.max(1) });
     }
     if channels == 1 {
-        return Ok(interleaved.to_vec());
+        mono.extend_from_slice(interleaved);
+    } else {
+        let scale = 1.0 / channels as f32;
+        mono.extend(interleaved.chunks_exact(channels).map(|f| f.iter().sum::<f32>() * scale));
     }
-    let scale = 1.0 / channels as f32;
-    Ok(interleaved
-        .chunks_exact(channels)
-        .map(|f| f.iter().sum::<f32>() * scale)
-        .collect())
+    Ok(())
 }
 
 /// Decodes `input`, downmixes to mono and resamples to `target_rate`: the one entry point that
 /// both the trainer and the service use to turn bytes into model-rate audio.
-pub fn load_mono(
-    input: AudioInput<'_>,
-    target_rate: u32,
-    limits: &AudioLimits,
-) -> Result<MonoAudio, AudioError> {
+pub fn load_mono(input: AudioInput<'_>, target_rate: u32, limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
     let audio = match input {
         AudioInput::Encoded(bytes) => decode_container(bytes, limits)?,
-        AudioInput::Pcm {
-            bytes,
-            format,
-            sample_rate,
-            channels,
-        } => decode_pcm(bytes, format, sample_rate, channels, limits)?,
+        AudioInput::Pcm { bytes, format, sample_rate, channels } => {
+            decode_pcm(bytes, format, sample_rate, channels, limits)?
+        }
     };
     if audio.samples.is_empty() {
         return Err(AudioError::Empty);
     }
+    if audio.sample_rate == target_rate {
+        return Ok(audio);
+    }
     let samples = resample(&audio.samples, audio.sample_rate, target_rate)?;
-    Ok(MonoAudio {
-        samples,
-        sample_rate: target_rate,
-    })
+    Ok(MonoAudio { samples, sample_rate: target_rate })
 }
 
 /// Reads and loads a file (format sniffed from its bytes, never from its name).
-pub fn load_file(
-    path: &std::path::Path,
-    target_rate: u32,
-    limits: &AudioLimits,
-) -> Result<MonoAudio, AudioError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| AudioError::Io(format!("cannot read {}: {e}", path.display())))?;
+pub fn load_file(path: &std::path::Path, target_rate: u32, limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
+    let bytes = std::fs::read(path).map_err(|e| AudioError::Io(format!("cannot read {}: {e}", path.display())))?;
     load_mono(AudioInput::Encoded(&bytes), target_rate, limits)
 }

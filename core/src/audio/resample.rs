@@ -53,11 +53,7 @@ impl Filter {
                 // Input sample (i0 - half + 1 + t) sits tau input samples from the output instant.
                 let tau = (t as i64 - half + 1) as f64 - frac;
                 let u = tau / (half as f64);
-                let w = if u.abs() < 1.0 {
-                    bessel_i0(KAISER_BETA * (1.0 - u * u).sqrt()) / i0_beta
-                } else {
-                    0.0
-                };
+                let w = if u.abs() < 1.0 { bessel_i0(KAISER_BETA * (1.0 - u * u).sqrt()) / i0_beta } else { 0.0 };
                 let x = std::f64::consts::PI * rho * tau;
                 let sinc = if x.abs() < 1e-12 { 1.0 } else { x.sin() / x };
                 table.push(rho * sinc * w);
@@ -66,12 +62,7 @@ impl Filter {
             let sum: f64 = table[start..].iter().sum();
             table[start..].iter_mut().for_each(|v| *v /= sum);
         }
-        Self {
-            taps,
-            half,
-            phases,
-            table: table.into_iter().map(|v| v as f32).collect(),
-        }
+        Self { taps, half, phases, table: table.into_iter().map(|v| v as f32).collect() }
     }
 
     fn row(&self, p: usize) -> &[f32] {
@@ -82,11 +73,7 @@ impl Filter {
 /// Resamples mono `samples` from `from` Hz to `to` Hz; the result has `round(n * to / from)` samples.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     if from == 0 || to == 0 {
-        return Err(AudioError::Resample {
-            from,
-            to,
-            reason: "sample rates must be positive".into(),
-        });
+        return Err(AudioError::Resample { from, to, reason: "sample rates must be positive".into() });
     }
     if from == to || samples.is_empty() {
         return Ok(samples.to_vec());
@@ -122,11 +109,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
             // Near the edges: samples outside the audio are zero.
             taps.iter()
                 .enumerate()
-                .filter_map(|(t, h)| {
-                    samples
-                        .get(usize::try_from(first + t as i64).ok()?)
-                        .map(|s| h * s)
-                })
+                .filter_map(|(t, h)| samples.get(usize::try_from(first + t as i64).ok()?).map(|s| h * s))
                 .sum()
         };
         out.push(acc);
@@ -140,31 +123,19 @@ mod tests {
 
     fn tone(rate: u32, f: f64, seconds: f64) -> Vec<f32> {
         let n = (seconds * f64::from(rate)) as usize;
-        (0..n)
-            .map(|i| {
-                (0.5 * (2.0 * std::f64::consts::PI * f * i as f64 / f64::from(rate)).sin()) as f32
-            })
-            .collect()
+        (0..n).map(|i| (0.5 * (2.0 * std::f64::consts::PI * f * i as f64 / f64::from(rate)).sin()) as f32).collect()
     }
 
     #[test]
     fn tones_in_the_passband_land_exactly_on_the_target_grid() {
-        for (from, f) in [
-            (44_100, 220.0),
-            (44_100, 3000.0),
-            (44_100, 6500.0),
-            (8_000, 3500.0),
-            (22_050, 5000.0),
-            (15_999, 1000.0),
-        ] {
+        for (from, f) in
+            [(44_100, 220.0), (44_100, 3000.0), (44_100, 6500.0), (8_000, 3500.0), (22_050, 5000.0), (15_999, 1000.0)]
+        {
             let want = tone(16_000, f, 1.0);
             let got = resample(&tone(from, f, 1.0), from, 16_000).unwrap();
             assert!(got.len().abs_diff(want.len()) <= 1);
-            let max = got[1600..14_400]
-                .iter()
-                .zip(&want[1600..14_400])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let max =
+                got[1600..14_400].iter().zip(&want[1600..14_400]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(max < 1e-3, "{from} Hz, {f} Hz tone: max error {max}");
         }
     }

@@ -51,10 +51,7 @@ pub fn segment_plan(n: usize, len: usize, step: usize, min_tail: usize) -> Vec<S
         let covered = out.last().map_or(0, |s| s.start + s.valid);
         let uncovered = n - covered;
         if out.is_empty() || (uncovered > 0 && uncovered >= min_tail) {
-            out.push(Segment {
-                start,
-                valid: n - start,
-            });
+            out.push(Segment { start, valid: n - start });
         }
     }
     out
@@ -73,21 +70,9 @@ mod tests {
         // 0.49 s tail dropped, 0.5 s tail kept and padded.
         assert_eq!(segment_plan(64_000 + 7_999, L, L, TAIL).len(), 2);
         let p = segment_plan(64_000 + 8_000, L, L, TAIL);
-        assert_eq!(
-            p[2],
-            Segment {
-                start: 64_000,
-                valid: 8_000
-            }
-        );
+        assert_eq!(p[2], Segment { start: 64_000, valid: 8_000 });
         // Short audio is the only window: kept, however short.
-        assert_eq!(
-            segment_plan(100, L, L, TAIL),
-            vec![Segment {
-                start: 0,
-                valid: 100
-            }]
-        );
+        assert_eq!(segment_plan(100, L, L, TAIL), vec![Segment { start: 0, valid: 100 }]);
         assert!(segment_plan(0, L, L, TAIL).is_empty());
         let audio = vec![1.0f32; 100];
         let s = segment_plan(100, L, L, TAIL)[0].samples(&audio, L);
@@ -100,18 +85,9 @@ mod tests {
     fn sliding_windows_cover_the_audio() {
         // 5.3 s with 1 s steps: full windows at 0,1,2,3 s; 0.3 s uncovered -> no tail.
         let p = segment_plan(84_800, L, 16_000, TAIL);
-        assert_eq!(
-            p.iter().map(|s| s.start).collect::<Vec<_>>(),
-            vec![0, 16_000, 32_000, 48_000]
-        );
+        assert_eq!(p.iter().map(|s| s.start).collect::<Vec<_>>(), vec![0, 16_000, 32_000, 48_000]);
         // 5.6 s: 0.6 s uncovered -> a padded tail window at 4 s.
         let p = segment_plan(89_600, L, 16_000, TAIL);
-        assert_eq!(
-            p.last(),
-            Some(&Segment {
-                start: 64_000,
-                valid: 25_600
-            })
-        );
+        assert_eq!(p.last(), Some(&Segment { start: 64_000, valid: 25_600 }));
     }
 }

@@ -9,11 +9,7 @@ pub fn hz_to_mel(hz: f64) -> f64 {
     const MIN_LOG_HZ: f64 = 1000.0;
     let min_log_mel = MIN_LOG_HZ / F_SP;
     let logstep = 6.4f64.ln() / 27.0;
-    if hz >= MIN_LOG_HZ {
-        min_log_mel + (hz / MIN_LOG_HZ).ln() / logstep
-    } else {
-        hz / F_SP
-    }
+    if hz >= MIN_LOG_HZ { min_log_mel + (hz / MIN_LOG_HZ).ln() / logstep } else { hz / F_SP }
 }
 
 /// Mel -> Hz on the Slaney scale.
@@ -22,11 +18,7 @@ pub fn mel_to_hz(mel: f64) -> f64 {
     const MIN_LOG_HZ: f64 = 1000.0;
     let min_log_mel = MIN_LOG_HZ / F_SP;
     let logstep = 6.4f64.ln() / 27.0;
-    if mel >= min_log_mel {
-        MIN_LOG_HZ * (logstep * (mel - min_log_mel)).exp()
-    } else {
-        F_SP * mel
-    }
+    if mel >= min_log_mel { MIN_LOG_HZ * (logstep * (mel - min_log_mel)).exp() } else { F_SP * mel }
 }
 
 /// One band: weights for FFT bins `first .. first + weights.len()`.
@@ -55,11 +47,7 @@ impl MelFilterbank {
         let mel_f: Vec<f64> = (0..n_pts)
             .map(|i| {
                 // np.linspace: start + i * step, with the last point exactly `hi`.
-                let m = if i == n_pts - 1 {
-                    hi
-                } else {
-                    lo + i as f64 * ((hi - lo) / (n_pts - 1) as f64)
-                };
+                let m = if i == n_pts - 1 { hi } else { lo + i as f64 * ((hi - lo) / (n_pts - 1) as f64) };
                 mel_to_hz(m)
             })
             .collect();
@@ -77,14 +65,8 @@ impl MelFilterbank {
                     })
                     .collect();
                 let first = dense.iter().position(|&w| w != 0.0).unwrap_or(0);
-                let last = dense
-                    .iter()
-                    .rposition(|&w| w != 0.0)
-                    .map_or(first, |p| p + 1);
-                Band {
-                    first,
-                    weights: dense[first..last].to_vec(),
-                }
+                let last = dense.iter().rposition(|&w| w != 0.0).map_or(first, |p| p + 1);
+                Band { first, weights: dense[first..last].to_vec() }
             })
             .collect();
         Self { bands, n_bins }
@@ -94,12 +76,17 @@ impl MelFilterbank {
         self.bands.len()
     }
 
-    /// `out[m] = sum_f weights[m][f] * power[f]`.
-    pub fn apply(&self, power: &[f32], out: &mut [f32]) {
-        debug_assert_eq!(power.len(), self.n_bins);
-        for (band, o) in self.bands.iter().zip(out.iter_mut()) {
-            let p = &power[band.first..band.first + band.weights.len()];
-            *o = band.weights.iter().zip(p).map(|(w, x)| w * x).sum();
+    /// Mel power for all frames: `mel[m][t] = sum_f weights[m][f] * power[f][t]`, both bin-major
+    /// with `frames` columns.
+    #[inline(always)]
+    pub fn apply_columns(&self, power: &[f32], frames: usize, mel: &mut [f32]) {
+        debug_assert_eq!(power.len(), self.n_bins * frames);
+        for (band, out) in self.bands.iter().zip(mel.chunks_exact_mut(frames)) {
+            out.fill(0.0);
+            for (k, &w) in band.weights.iter().enumerate() {
+                let f = band.first + k;
+                super::kernels::axpy(out, w, &power[f * frames..(f + 1) * frames]);
+            }
         }
     }
 
@@ -118,29 +105,17 @@ impl MelFilterbank {
 
 /// librosa `power_to_db(S, ref, amin, top_db)` over a whole matrix, in place:
 /// `10 log10(max(amin, S)) - 10 log10(max(amin, ref))`, then floored at `max - top_db`.
-/// `values` is visited with `stride`/`width` so it can work on the log-mel slot of each frame row.
-pub fn power_to_db_in_place(
-    values: &mut [f32],
-    stride: usize,
-    offset: usize,
-    width: usize,
-    amin: f32,
-    db_ref: f32,
-    top_db: f32,
-) {
-    let ref_db = 10.0 * amin.max(db_ref).log10();
-    let mut max = f32::NEG_INFINITY;
-    for row in values.chunks_exact_mut(stride) {
-        for v in &mut row[offset..offset + width] {
-            *v = 10.0 * v.max(amin).log10() - ref_db;
-            max = max.max(*v);
-        }
+#[inline(always)]
+pub fn power_to_db_in_place(values: &mut [f32], amin: f32, db_ref: f32, top_db: f32) {
+    // 10 log10(x) = (10 / ln 10) ln(x), with a vectorizable ln of libm's accuracy.
+    const DB_PER_NEPER: f32 = 10.0 / std::f32::consts::LN_10;
+    let ref_db = DB_PER_NEPER * super::kernels::ln_positive(amin.max(db_ref));
+    for v in values.iter_mut() {
+        *v = DB_PER_NEPER * super::kernels::ln_positive(v.max(amin)) - ref_db;
     }
-    let floor = max - top_db;
-    for row in values.chunks_exact_mut(stride) {
-        for v in &mut row[offset..offset + width] {
-            *v = v.max(floor);
-        }
+    let floor = values.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) - top_db;
+    for v in values.iter_mut() {
+        *v = v.max(floor);
     }
 }
 

@@ -24,11 +24,7 @@ pub struct NormalizerFit {
 
 impl NormalizerFit {
     pub fn new(n_features: usize) -> Self {
-        Self {
-            n: 0,
-            sum: vec![0.0; n_features],
-            sum_sq: vec![0.0; n_features],
-        }
+        Self { n: 0, sum: vec![0.0; n_features], sum_sq: vec![0.0; n_features] }
     }
 
     /// Adds frames from a row-major `[frames][n_features]` slice.
@@ -45,9 +41,7 @@ impl NormalizerFit {
 
     pub fn finish(&self) -> Result<Normalizer, FeatureError> {
         if self.n == 0 {
-            return Err(FeatureError::Normalizer(
-                "no frames to fit the normalizer on".into(),
-            ));
+            return Err(FeatureError::Normalizer("no frames to fit the normalizer on".into()));
         }
         let n = self.n as f64;
         let mean: Vec<f32> = self.sum.iter().map(|s| (s / n) as f32).collect();
@@ -74,12 +68,8 @@ impl Normalizer {
                 self.std.len()
             )));
         }
-        if self.mean.iter().any(|m| !m.is_finite())
-            || self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
-        {
-            return Err(FeatureError::Normalizer(
-                "mean must be finite and std finite and > 0".into(),
-            ));
+        if self.mean.iter().any(|m| !m.is_finite()) || self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(FeatureError::Normalizer("mean must be finite and std finite and > 0".into()));
         }
         Ok(())
     }
@@ -100,9 +90,7 @@ mod tests {
 
     #[test]
     fn fitted_normalizer_standardizes_to_zero_mean_unit_std() {
-        let rows: Vec<f32> = (0..1000)
-            .flat_map(|i| [i as f32, 5.0, -(i as f32) * 3.0])
-            .collect();
+        let rows: Vec<f32> = (0..1000).flat_map(|i| [i as f32, 5.0, -(i as f32) * 3.0]).collect();
         let mut fit = NormalizerFit::new(3);
         fit.add(&rows);
         let norm = fit.finish().unwrap();
@@ -110,12 +98,7 @@ mod tests {
         let mut out = rows.clone();
         norm.apply(&mut out);
         for f in 0..3 {
-            let col: Vec<f64> = out
-                .iter()
-                .skip(f)
-                .step_by(3)
-                .map(|&x| f64::from(x))
-                .collect();
+            let col: Vec<f64> = out.iter().skip(f).step_by(3).map(|&x| f64::from(x)).collect();
             let mean = col.iter().sum::<f64>() / col.len() as f64;
             let var = col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / col.len() as f64;
             assert!(mean.abs() < 1e-4, "feature {f} mean {mean}");

@@ -116,92 +116,49 @@ impl FeatureSpec {
 
     /// Checks that the spec is one this extractor implements exactly; the error names the field.
     pub fn validate(&self) -> Result<(), FeatureError> {
-        let bad =
-            |field: &'static str, reason: String| Err(FeatureError::InvalidSpec { field, reason });
+        let bad = |field: &'static str, reason: String| Err(FeatureError::InvalidSpec { field, reason });
         let nyquist = f64::from(self.sample_rate) / 2.0;
         if !(1000..=192_000).contains(&self.sample_rate) {
-            return bad(
-                "sample_rate",
-                format!("{} Hz is outside 1000..=192000", self.sample_rate),
-            );
+            return bad("sample_rate", format!("{} Hz is outside 1000..=192000", self.sample_rate));
         }
-        if self.n_fft < 16 || self.n_fft > 1 << 16 || self.n_fft % 2 != 0 {
-            return bad(
-                "n_fft",
-                format!("{} must be even and within 16..=65536", self.n_fft),
-            );
+        if self.n_fft < 16 || self.n_fft > 1 << 16 || !self.n_fft.is_multiple_of(2) {
+            return bad("n_fft", format!("{} must be even and within 16..=65536", self.n_fft));
         }
         if self.win_length != self.n_fft {
-            return bad(
-                "win_length",
-                format!("{} must equal n_fft ({})", self.win_length, self.n_fft),
-            );
+            return bad("win_length", format!("{} must equal n_fft ({})", self.win_length, self.n_fft));
         }
         if self.hop_length == 0 || self.hop_length > self.n_fft {
-            return bad(
-                "hop_length",
-                format!("{} must be within 1..=n_fft", self.hop_length),
-            );
+            return bad("hop_length", format!("{} must be within 1..=n_fft", self.hop_length));
         }
         if !self.center {
             return bad("center", "only center = true is implemented".into());
         }
         if self.segment_samples < self.n_fft {
-            return bad(
-                "segment_samples",
-                format!("{} is shorter than n_fft", self.segment_samples),
-            );
+            return bad("segment_samples", format!("{} is shorter than n_fft", self.segment_samples));
         }
         if !(self.min_tail_seconds >= 0.0 && self.min_tail_seconds <= self.segment_seconds()) {
-            return bad(
-                "min_tail_seconds",
-                format!(
-                    "{} must be within 0..=segment length",
-                    self.min_tail_seconds
-                ),
-            );
+            return bad("min_tail_seconds", format!("{} must be within 0..=segment length", self.min_tail_seconds));
         }
         if self.n_mels == 0 || self.n_mels > 512 {
             return bad("n_mels", format!("{} must be within 1..=512", self.n_mels));
         }
         if !(self.fmin >= 0.0 && self.fmin < self.fmax && self.fmax <= nyquist) {
-            return bad(
-                "fmax",
-                format!(
-                    "need 0 <= fmin ({}) < fmax ({}) <= {nyquist}",
-                    self.fmin, self.fmax
-                ),
-            );
+            return bad("fmax", format!("need 0 <= fmin ({}) < fmax ({}) <= {nyquist}", self.fmin, self.fmax));
         }
         if self.power != 2.0 {
-            return bad(
-                "power",
-                format!("{} is not implemented (only 2.0)", self.power),
-            );
+            return bad("power", format!("{} is not implemented (only 2.0)", self.power));
         }
         if !(self.db_amin > 0.0 && self.db_ref > 0.0 && self.db_top >= 0.0) {
-            return bad(
-                "db_amin",
-                "db_amin and db_ref must be > 0, db_top >= 0".into(),
-            );
+            return bad("db_amin", "db_amin and db_ref must be > 0, db_top >= 0".into());
         }
         if self.n_mfcc == 0 || self.n_mfcc > self.n_mels {
-            return bad(
-                "n_mfcc",
-                format!("{} must be within 1..=n_mels", self.n_mfcc),
-            );
+            return bad("n_mfcc", format!("{} must be within 1..=n_mels", self.n_mfcc));
         }
         if self.n_chroma != 12 {
-            return bad(
-                "n_chroma",
-                format!("{} is not implemented (only 12)", self.n_chroma),
-            );
+            return bad("n_chroma", format!("{} is not implemented (only 12)", self.n_chroma));
         }
         if !self.chroma_tuning.is_finite() || self.chroma_tuning.abs() > 0.5 {
-            return bad(
-                "chroma_tuning",
-                format!("{} must be within -0.5..=0.5", self.chroma_tuning),
-            );
+            return bad("chroma_tuning", format!("{} must be within -0.5..=0.5", self.chroma_tuning));
         }
         Ok(())
     }
@@ -231,16 +188,10 @@ mod tests {
 
     #[test]
     fn invalid_spec_names_the_field() {
-        let s = FeatureSpec {
-            n_chroma: 24,
-            ..FeatureSpec::default()
-        };
+        let s = FeatureSpec { n_chroma: 24, ..FeatureSpec::default() };
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("n_chroma"), "{e}");
-        let s = FeatureSpec {
-            fmax: 9000.0,
-            ..FeatureSpec::default()
-        };
+        let s = FeatureSpec { fmax: 9000.0, ..FeatureSpec::default() };
         assert!(s.validate().unwrap_err().to_string().contains("fmax"));
     }
 }

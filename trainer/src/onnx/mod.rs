@@ -44,21 +44,11 @@ fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributePro
 }
 
 fn attr_int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        i,
-        ints: vec![],
-        r#type: attribute_type::INT,
-    }
+    AttributeProto { name: name.into(), i, ints: vec![], r#type: attribute_type::INT }
 }
 
 fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        i: 0,
-        ints: ints.to_vec(),
-        r#type: attribute_type::INTS,
-    }
+    AttributeProto { name: name.into(), i: 0, ints: ints.to_vec(), r#type: attribute_type::INTS }
 }
 
 fn value_info(name: &str, dims: &[DimValue]) -> ValueInfoProto {
@@ -68,12 +58,7 @@ fn value_info(name: &str, dims: &[DimValue]) -> ValueInfoProto {
             tensor_type: Some(TensorTypeProto {
                 elem_type: data_type::FLOAT,
                 shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension {
-                            value: Some(d.clone()),
-                        })
-                        .collect(),
+                    dim: dims.iter().map(|d| Dimension { value: Some(d.clone()) }).collect(),
                 }),
             }),
         }),
@@ -86,12 +71,7 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
     let graph = GraphProto {
         name: "vericlip_lstm".into(),
         node: vec![
-            node(
-                "Transpose",
-                &[INPUT_NAME],
-                &["x_time_major"],
-                vec![attr_ints("perm", &[1, 0, 2])],
-            ),
+            node("Transpose", &[INPUT_NAME], &["x_time_major"], vec![attr_ints("perm", &[1, 0, 2])]),
             node(
                 "LSTM",
                 &["x_time_major", "lstm_W", "lstm_R", "lstm_B"],
@@ -99,19 +79,9 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
                 vec![attr_int("hidden_size", h), attr_int("layout", 0)],
             ),
             node("Squeeze", &["lstm_Y_h", "axes_0"], &["last_hidden"], vec![]),
-            node(
-                "Gemm",
-                &["last_hidden", "dense_W", "dense_B"],
-                &["logit"],
-                vec![attr_int("transB", 1)],
-            ),
+            node("Gemm", &["last_hidden", "dense_W", "dense_B"], &["logit"], vec![attr_int("transB", 1)]),
             node("Sigmoid", &["logit"], &["prob_column"], vec![]),
-            node(
-                "Squeeze",
-                &["prob_column", "axes_1"],
-                &[OUTPUT_NAME],
-                vec![],
-            ),
+            node("Squeeze", &["prob_column", "axes_1"], &[OUTPUT_NAME], vec![]),
         ],
         initializer: vec![
             tensor_f32("lstm_W", &[1, 4 * h, f], &w.w),
@@ -124,11 +94,7 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
         ],
         input: vec![value_info(
             INPUT_NAME,
-            &[
-                DimValue::Param("batch".into()),
-                DimValue::Param("frames".into()),
-                DimValue::Value(f),
-            ],
+            &[DimValue::Param("batch".into()), DimValue::Param("frames".into()), DimValue::Value(f)],
         )],
         output: vec![value_info(OUTPUT_NAME, &[DimValue::Param("batch".into())])],
     };
@@ -139,16 +105,10 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
         model_version: 1,
         doc_string: "Vericlip real/synthetic speech classifier: P(fake) per 2 s segment".into(),
         graph: Some(graph),
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
         metadata_props: metadata
             .iter()
-            .map(|(k, v)| StringStringEntryProto {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
+            .map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.to_string() })
             .collect(),
     };
     model.encode_to_vec()
