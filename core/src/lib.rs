@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod features;
+mod kernels;
 pub mod runtime;
 
 pub use audio::{AudioError, AudioLimits};

@@ -7,6 +7,9 @@
 //! stopband. Each output phase's filter is computed once per call (`to / gcd` phases, capped at
 //! [`MAX_PHASES`] with linear interpolation between them for pathological rate pairs).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use super::AudioError;
 
 const ROLLOFF: f64 = 0.94;
@@ -14,6 +17,9 @@ const ZERO_CROSSINGS: f64 = 64.0;
 const KAISER_BETA: f64 = 10.0;
 /// Above this many distinct phases (e.g. 15999 -> 16000 Hz) phases are interpolated from a table.
 const MAX_PHASES: usize = 4096;
+/// Filters kept per process; past this the cache is cleared (hostile callers cycling through odd
+/// rates cost time, never unbounded memory).
+const MAX_CACHED_FILTERS: usize = 32;
 
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
@@ -70,6 +76,24 @@ impl Filter {
     }
 }
 
+/// The filter for a rate pair, built once per process (building one costs milliseconds of
+/// Bessel evaluations; applying it costs far less).
+fn cached_filter(from: u32, to: u32, build: impl FnOnce() -> Filter) -> Arc<Filter> {
+    static CACHE: OnceLock<Mutex<HashMap<(u32, u32), Arc<Filter>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+    if let Some(f) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&(from, to)) {
+        return Arc::clone(f);
+    }
+    let filter = Arc::new(build());
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_CACHED_FILTERS {
+        map.clear();
+    }
+    map.insert((from, to), Arc::clone(&filter));
+    filter
+}
+
 /// Resamples mono `samples` from `from` Hz to `to` Hz; the result has `round(n * to / from)` samples.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     if from == 0 || to == 0 {
@@ -82,7 +106,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
     let (down, up) = (u64::from(from) / g, u64::from(to) / g);
     let rho = (f64::from(to) / f64::from(from)).min(1.0) * ROLLOFF;
     let exact = up as usize <= MAX_PHASES;
-    let filter = Filter::new(rho, if exact { up as usize } else { MAX_PHASES });
+    let filter = cached_filter(from, to, || Filter::new(rho, if exact { up as usize } else { MAX_PHASES }));
     let n = samples.len() as u64;
     let out_len = ((n * u64::from(to) + u64::from(from) / 2) / u64::from(from)) as usize;
     let mut out = Vec::with_capacity(out_len);
@@ -103,8 +127,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
         };
         let first = i0 - filter.half + 1;
         let acc = if first >= 0 && first as usize + filter.taps <= samples.len() {
-            let x = &samples[first as usize..first as usize + filter.taps];
-            taps.iter().zip(x).map(|(h, s)| h * s).sum()
+            crate::kernels::dot(taps, &samples[first as usize..first as usize + filter.taps])
         } else {
             // Near the edges: samples outside the audio are zero.
             taps.iter()

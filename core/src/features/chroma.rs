@@ -74,7 +74,7 @@ impl ChromaFilterbank {
         for (row, out) in self.rows.iter().zip(chroma.chunks_exact_mut(frames)) {
             out.fill(0.0);
             for &(f, w) in row {
-                super::kernels::axpy(out, w, &power[f * frames..(f + 1) * frames]);
+                crate::kernels::axpy(out, w, &power[f * frames..(f + 1) * frames]);
             }
         }
         peak.clear();

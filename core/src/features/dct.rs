@@ -28,7 +28,7 @@ impl Dct {
         for (row, o) in self.matrix.chunks_exact(self.n_in).zip(out.chunks_exact_mut(frames)) {
             o.fill(0.0);
             for (m, &w) in row.iter().enumerate() {
-                super::kernels::axpy_f64(o, w, &input[m * frames..(m + 1) * frames]);
+                crate::kernels::axpy_f64(o, w, &input[m * frames..(m + 1) * frames]);
             }
         }
     }

@@ -85,7 +85,7 @@ impl MelFilterbank {
             out.fill(0.0);
             for (k, &w) in band.weights.iter().enumerate() {
                 let f = band.first + k;
-                super::kernels::axpy(out, w, &power[f * frames..(f + 1) * frames]);
+                crate::kernels::axpy(out, w, &power[f * frames..(f + 1) * frames]);
             }
         }
     }
@@ -109,9 +109,9 @@ impl MelFilterbank {
 pub fn power_to_db_in_place(values: &mut [f32], amin: f32, db_ref: f32, top_db: f32) {
     // 10 log10(x) = (10 / ln 10) ln(x), with a vectorizable ln of libm's accuracy.
     const DB_PER_NEPER: f32 = 10.0 / std::f32::consts::LN_10;
-    let ref_db = DB_PER_NEPER * super::kernels::ln_positive(amin.max(db_ref));
+    let ref_db = DB_PER_NEPER * crate::kernels::ln_positive(amin.max(db_ref));
     for v in values.iter_mut() {
-        *v = DB_PER_NEPER * super::kernels::ln_positive(v.max(amin)) - ref_db;
+        *v = DB_PER_NEPER * crate::kernels::ln_positive(v.max(amin)) - ref_db;
     }
     let floor = values.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) - top_db;
     for v in values.iter_mut() {

@@ -11,7 +11,6 @@
 
 mod chroma;
 mod dct;
-mod kernels;
 pub mod mel;
 mod normalize;
 mod spec;

@@ -1,9 +1,11 @@
-//! Numeric kernels for the hot path.
+//! Numeric kernels for the hot paths (features, resampling).
 //!
 //! The extractor lays spectra out bin-major (`[bin][frame]`), so every filterbank is a sum of
 //! scaled rows: `out[t] += w * x[t]` over all frames at once. That loop has no reduction, so the
 //! compiler vectorizes it at whatever SIMD width the CPU offers, and each element still sees the
 //! same operations in the same order: results are bitwise identical on every x86-64 path.
+//! Where a reduction is unavoidable (resampling taps), [`dot`] keeps 32 independent partial sums
+//! so the additions do not form one serial chain.
 
 /// `out[t] += w * x[t]` (f32).
 #[inline(always)]
@@ -11,6 +13,29 @@ pub fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
     for (o, v) in out.iter_mut().zip(x) {
         *o += w * v;
     }
+}
+
+/// Dot product with 32 independent partial sums (float addition is not associative, so a
+/// plain `sum()` is one serial dependency chain the compiler may not vectorize).
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (ca, ra) = a[..n].as_chunks::<32>();
+    let (cb, rb) = b[..n].as_chunks::<32>();
+    let mut acc = [0f32; 32];
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..32 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut width = 16;
+    while width > 0 {
+        for i in 0..width {
+            acc[i] += acc[i + width];
+        }
+        width /= 2;
+    }
+    acc[0] + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
 /// `out[t] += w * x[t]` (f64).
@@ -65,6 +90,16 @@ mod tests {
         let mut o64 = vec![2.0f64; 5];
         axpy_f64(&mut o64, -1.0, &[1.0, 2.0, 3.0, 4.0, 5.0]);
         assert_eq!(o64, vec![1.0, 0.0, -1.0, -2.0, -3.0]);
+    }
+
+    #[test]
+    fn dot_matches_f64_reference() {
+        for n in [0, 1, 31, 32, 33, 100, 376] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 97) as f32 - 40.0) / 3.0).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!((f64::from(dot(&a, &b)) - want).abs() <= 1e-4 * want.abs().max(1.0), "n={n}");
+        }
     }
 
     #[test]

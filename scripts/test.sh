@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Vericlip's full test suite from a fresh Debian machine: installs what it needs (scripts/setup.sh),
+# regenerates the librosa goldens, then format, lint and every test of the workspace.
+# Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "[test] generating librosa 1.0 goldens"
+.venv/bin/python tests/golden/make_goldens.py tests/golden/out
+
+echo "[test] cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "[test] cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "[test] cargo test"
+cargo test --workspace --locked
