@@ -79,7 +79,8 @@ impl Filter {
 /// The filter for a rate pair, built once per process (building one costs milliseconds of
 /// Bessel evaluations; applying it costs far less).
 fn cached_filter(from: u32, to: u32, build: impl FnOnce() -> Filter) -> Arc<Filter> {
-    static CACHE: OnceLock<Mutex<HashMap<(u32, u32), Arc<Filter>>>> = OnceLock::new();
+    type Cache = Mutex<HashMap<(u32, u32), Arc<Filter>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
     if let Some(f) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&(from, to)) {
