@@ -7,6 +7,8 @@
 pub mod audio;
 pub mod features;
 mod kernels;
+pub mod metrics;
+pub mod registry;
 pub mod runtime;
 
 pub use audio::{AudioError, AudioLimits};

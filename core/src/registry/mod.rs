@@ -1,0 +1,220 @@
+//! The model registry: a directory `<registry>/<model-name>/<version>/{model.onnx, manifest.json,
+//! report/}` shared by the trainer (which publishes) and the service (which scans and serves).
+//!
+//! Publishing is atomic: everything is written into `<registry>/<name>/.staging-<unique>/`,
+//! fsynced, and renamed to the next free version number; a rename that loses a race to another
+//! publisher retries with the next number. Readers ignore dot-folders and never see a partial
+//! version. Published versions are never rewritten.
+
+mod manifest;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+pub use manifest::{Dim, MANIFEST_FORMAT, Manifest, Provenance, TensorInfo, rfc3339};
+
+pub const MODEL_FILE: &str = "model.onnx";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const REPORT_DIR: &str = "report";
+/// Attempts at claiming a version number before giving up.
+const MAX_PUBLISH_ATTEMPTS: u32 = 64;
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("invalid model name {0:?}: use letters, digits, '-', '_' or '.', not starting with '.'")]
+    InvalidName(String),
+    #[error("{path}: bad manifest: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+    #[error("{path}: sha256 {actual} does not match the manifest's {expected}")]
+    ChecksumMismatch { path: PathBuf, expected: String, actual: String },
+    #[error("{path}: could not claim a version after {MAX_PUBLISH_ATTEMPTS} attempts")]
+    Contended { path: PathBuf },
+}
+
+impl RegistryError {
+    /// Stable, machine-readable name (logs, metrics labels).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RegistryError::Io { .. } => "registry_io",
+            RegistryError::InvalidName(_) => "invalid_model_name",
+            RegistryError::BadManifest { .. } => "bad_manifest",
+            RegistryError::ChecksumMismatch { .. } => "checksum_mismatch",
+            RegistryError::Contended { .. } => "publish_contended",
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io { path: path.to_path_buf(), source }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn validate_name(name: &str) -> Result<(), RegistryError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(RegistryError::InvalidName(name.to_string())) }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+    let mut f = fs::File::create(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+fn sync_dir(path: &Path) -> Result<(), RegistryError> {
+    fs::File::open(path).and_then(|d| d.sync_all()).map_err(io(path))
+}
+
+/// Published version numbers of a model, ascending (dot-folders and non-numbers ignored).
+pub fn versions(model_dir: &Path) -> Result<Vec<u64>, RegistryError> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(model_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(model_dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io(model_dir))?;
+        let name = entry.file_name();
+        if let Some(v) = name.to_str().and_then(|s| s.parse::<u64>().ok()).filter(|v| *v > 0)
+            && entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
+        {
+            out.push(v);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// A published version on disk.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub name: String,
+    pub version: u64,
+    pub dir: PathBuf,
+}
+
+/// Publishes a model atomically as the next free version of `manifest.name`. `report` holds
+/// `(relative path under report/, bytes)`. Returns where it landed.
+pub fn publish(
+    registry: &Path,
+    mut manifest: Manifest,
+    model_onnx: &[u8],
+    report: &[(&str, Vec<u8>)],
+) -> Result<Published, RegistryError> {
+    validate_name(&manifest.name)?;
+    let model_dir = registry.join(&manifest.name);
+    fs::create_dir_all(&model_dir).map_err(io(&model_dir))?;
+    let unique = format!(
+        ".staging-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    let staging = model_dir.join(unique);
+    let result = (|| {
+        fs::create_dir(&staging).map_err(io(&staging))?;
+        write_synced(&staging.join(MODEL_FILE), model_onnx)?;
+        let report_dir = staging.join(REPORT_DIR);
+        fs::create_dir(&report_dir).map_err(io(&report_dir))?;
+        for (rel, bytes) in report {
+            if rel.contains('/') || rel.starts_with('.') {
+                return Err(RegistryError::BadManifest {
+                    path: report_dir.clone(),
+                    reason: format!("bad report file name {rel:?}"),
+                });
+            }
+            write_synced(&report_dir.join(rel), bytes)?;
+        }
+        sync_dir(&report_dir)?;
+        manifest.format = MANIFEST_FORMAT;
+        manifest.sha256 = sha256_hex(model_onnx);
+        for _ in 0..MAX_PUBLISH_ATTEMPTS {
+            let version = versions(&model_dir)?.last().map_or(1, |v| v + 1);
+            manifest.version = version;
+            let json = serde_json::to_vec_pretty(&manifest)
+                .map_err(|e| RegistryError::BadManifest { path: staging.clone(), reason: e.to_string() })?;
+            write_synced(&staging.join(MANIFEST_FILE), &json)?;
+            sync_dir(&staging)?;
+            let target = model_dir.join(version.to_string());
+            // rename(2) refuses to replace a non-empty directory: losing a race is an error here.
+            match fs::rename(&staging, &target) {
+                Ok(()) => {
+                    sync_dir(&model_dir)?;
+                    return Ok(Published { name: manifest.name.clone(), version, dir: target });
+                }
+                Err(e) if target.exists() => {
+                    tracing::debug!(version, error = %e, "version taken by another publisher, retrying");
+                }
+                Err(e) => return Err(io(&target)(e)),
+            }
+        }
+        Err(RegistryError::Contended { path: model_dir.clone() })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// A version read back from disk, checksum verified.
+#[derive(Debug, Clone)]
+pub struct LoadedVersion {
+    pub manifest: Manifest,
+    pub model_onnx: Vec<u8>,
+    pub dir: PathBuf,
+}
+
+/// Reads `<dir>/manifest.json` and `<dir>/model.onnx`, and checks format, name/version against
+/// the folder, sha256, feature spec and normalization shape.
+pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
+    let bad = |reason: String| RegistryError::BadManifest { path: dir.to_path_buf(), reason };
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let bytes = fs::read(&manifest_path).map_err(io(&manifest_path))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(bad(format!("format {} (this build reads {MANIFEST_FORMAT})", manifest.format)));
+    }
+    let folder_version = dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok());
+    if folder_version.is_some_and(|v| v != manifest.version) {
+        return Err(bad(format!("manifest says version {}, folder says {:?}", manifest.version, folder_version)));
+    }
+    manifest.feature_spec.validate().map_err(|e| bad(e.to_string()))?;
+    manifest.normalization.validate(manifest.feature_spec.n_features()).map_err(|e| bad(e.to_string()))?;
+    if !(0.0..=1.0).contains(&manifest.threshold) {
+        return Err(bad(format!("threshold {} is outside 0..=1", manifest.threshold)));
+    }
+    let model_path = dir.join(MODEL_FILE);
+    let model_onnx = fs::read(&model_path).map_err(io(&model_path))?;
+    let actual = sha256_hex(&model_onnx);
+    if actual != manifest.sha256 {
+        return Err(RegistryError::ChecksumMismatch { path: model_path, expected: manifest.sha256.clone(), actual });
+    }
+    Ok(LoadedVersion { manifest, model_onnx, dir: dir.to_path_buf() })
+}
+
+/// Model names in a registry (dot-folders ignored), sorted.
+pub fn model_names(registry: &Path) -> Result<Vec<String>, RegistryError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(registry).map_err(io(registry))? {
+        let entry = entry.map_err(io(registry))?;
+        if let Some(name) = entry.file_name().to_str()
+            && validate_name(name).is_ok()
+            && entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
+        {
+            out.push(name.to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}

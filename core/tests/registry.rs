@@ -1,0 +1,119 @@
+//! Registry contract: atomic publish to the next free version, no clobbering between concurrent
+//! publishers, checksum-verified loading, dot-folders ignored.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use vericlip_core::registry::{self, Dim, Manifest, Provenance, RegistryError, TensorInfo};
+use vericlip_core::{FeatureSpec, Normalizer};
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vericlip-registry-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn manifest(name: &str) -> Manifest {
+    let spec = FeatureSpec::default();
+    let n = spec.n_features();
+    Manifest {
+        format: 0,
+        name: name.into(),
+        version: 0,
+        created_at: registry::rfc3339(std::time::SystemTime::now()),
+        sha256: String::new(),
+        input: TensorInfo {
+            name: "features".into(),
+            shape: vec![Dim::Named("batch".into()), Dim::Fixed(126), Dim::Fixed(96)],
+        },
+        output: TensorInfo { name: "fake_prob".into(), shape: vec![Dim::Named("batch".into())] },
+        feature_spec: spec,
+        normalization: Normalizer { mean: vec![0.0; n], std: vec![1.0; n] },
+        labels: vec!["real".into(), "fake".into()],
+        threshold: 0.5,
+        metrics: BTreeMap::new(),
+        model: serde_json::json!({"kind": "test"}),
+        provenance: Provenance {
+            dataset_fingerprint: "x".into(),
+            seed: 1,
+            epochs: 1,
+            trainer_version: "t".into(),
+            training_seconds: 0.0,
+        },
+    }
+}
+
+#[test]
+fn publish_numbers_versions_and_load_verifies_them() {
+    let reg = tmp("seq");
+    let a = registry::publish(&reg, manifest("m"), b"model-one", &[("metrics.json", b"{}".to_vec())]).unwrap();
+    let b = registry::publish(&reg, manifest("m"), b"model-two", &[]).unwrap();
+    assert_eq!((a.version, b.version), (1, 2));
+    let loaded = registry::load_version(&b.dir).unwrap();
+    assert_eq!(loaded.model_onnx, b"model-two");
+    assert_eq!(loaded.manifest.version, 2);
+    assert_eq!(loaded.manifest.sha256, registry::sha256_hex(b"model-two"));
+    assert!(a.dir.join("report/metrics.json").is_file());
+    // A staging folder left by a crashed publisher is invisible to readers.
+    std::fs::create_dir_all(reg.join("m/.staging-dead")).unwrap();
+    assert_eq!(registry::versions(&reg.join("m")).unwrap(), vec![1, 2]);
+    assert_eq!(registry::model_names(&reg).unwrap(), vec!["m".to_string()]);
+    // Tampering is caught.
+    std::fs::write(a.dir.join("model.onnx"), b"tampered").unwrap();
+    let e = registry::load_version(&a.dir).unwrap_err();
+    assert!(matches!(e, RegistryError::ChecksumMismatch { .. }), "{e}");
+    assert_eq!(e.name(), "checksum_mismatch");
+    std::fs::remove_dir_all(&reg).ok();
+}
+
+#[test]
+fn concurrent_publishers_never_clobber_each_other() {
+    let reg = tmp("race");
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let reg = reg.clone();
+            std::thread::spawn(move || {
+                (0..4)
+                    .map(|j| {
+                        registry::publish(&reg, manifest("race"), format!("model {i}-{j}").as_bytes(), &[]).unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let published: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut versions: Vec<u64> = published.iter().map(|p| p.version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=32).collect::<Vec<_>>());
+    // Every version holds exactly the bytes its publisher wrote, with a matching manifest.
+    for p in &published {
+        let loaded = registry::load_version(&p.dir).unwrap();
+        assert_eq!(loaded.manifest.version, p.version);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(reg.join("race"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "staging folders left behind");
+    std::fs::remove_dir_all(&reg).ok();
+}
+
+#[test]
+fn bad_names_and_manifests_are_refused() {
+    let reg = tmp("bad");
+    for name in ["", ".hidden", "a/b", "../up", "sp ace"] {
+        assert!(
+            matches!(registry::publish(&reg, manifest(name), b"x", &[]), Err(RegistryError::InvalidName(_))),
+            "{name:?}"
+        );
+    }
+    let p = registry::publish(&reg, manifest("m"), b"x", &[]).unwrap();
+    let path = p.dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"threshold\": 0.5", "\"threshold\": 7.0");
+    std::fs::write(&path, text).unwrap();
+    let e = registry::load_version(&p.dir).unwrap_err().to_string();
+    assert!(e.contains("threshold 7"), "{e}");
+    std::fs::remove_dir_all(&reg).ok();
+}
