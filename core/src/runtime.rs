@@ -45,7 +45,8 @@ pub struct OrtRuntime {
 static LOADED: OnceLock<Result<OrtRuntime, RuntimeError>> = OnceLock::new();
 
 /// Where the library is looked for: an explicit path, else `$ORT_DYLIB_PATH`, else next to the
-/// executable (`libonnxruntime.so.VERSION` or `lib/…`, as the container image lays it out).
+/// executable (`libonnxruntime.so.VERSION`, `lib/`, `../lib/` as a container image lays it out,
+/// or `../../.vendor/onnxruntime/` for a binary in a checkout's `target/<profile>/`).
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
     let file = format!("libonnxruntime.so.{ORT_VERSION}");
     let (path, source_of_path) = if let Some(p) = explicit {
@@ -54,7 +55,13 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
         (PathBuf::from(p), "ORT_DYLIB_PATH")
     } else {
         let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_default();
-        let beside = [exe_dir.join(&file), exe_dir.join("lib").join(&file), exe_dir.join("../lib").join(&file)];
+        let beside = [
+            exe_dir.join(&file),
+            exe_dir.join("lib").join(&file),
+            exe_dir.join("../lib").join(&file),
+            // A binary run straight from a checkout's target/<profile>/ (scripts/setup.sh's layout).
+            exe_dir.join("../../.vendor/onnxruntime").join(&file),
+        ];
         let found = beside.iter().find(|p| p.is_file()).cloned();
         (found.unwrap_or_else(|| beside[0].clone()), "the executable's directory")
     };

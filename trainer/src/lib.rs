@@ -1,5 +1,12 @@
 //! vericlip-train: dataset features, LSTM training, evaluation, ONNX export, registry publish.
 
+pub mod corpus;
+pub mod dataset;
+pub mod evaluate;
 pub mod extract;
+pub mod fit;
 pub mod model;
 pub mod onnx;
+pub mod report;
+pub mod rng;
+pub mod train;

@@ -7,7 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vericlip_core::audio::AudioLimits;
 use vericlip_core::{FeatureExtractor, FeatureSpec};
+use vericlip_train::corpus::{self, Mode};
+use vericlip_train::evaluate;
 use vericlip_train::extract::{ExtractJson, extract_file};
+use vericlip_train::fit::{self, FitArgs};
+use vericlip_train::train::TrainConfig;
 
 #[derive(Parser)]
 #[command(name = "vericlip-train", version, about = "Train, evaluate and publish Vericlip deepfake-speech models")]
@@ -18,6 +22,75 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build the stand-in corpus (for-2sec layout) from Debian packages and TTS engines.
+    Corpus {
+        /// Output directory: {training,validation,testing}/{real,fake}/*.wav.
+        #[arg(long)]
+        out: PathBuf,
+        /// Size of the corpus.
+        #[arg(long, value_enum, default_value = "full")]
+        mode: Mode,
+        /// Where downloaded packages and scratch files go (reused between runs).
+        #[arg(long)]
+        work: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the build report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train an LSTM on a for-2sec dataset, evaluate it, export ONNX and publish it.
+    Fit {
+        /// Dataset root: training|validation|testing / real|fake / audio files.
+        #[arg(long)]
+        data: PathBuf,
+        /// Model registry directory to publish into.
+        #[arg(long)]
+        registry: PathBuf,
+        /// Model name in the registry.
+        #[arg(long, default_value = "vericlip-lstm")]
+        name: String,
+        #[arg(long, default_value_t = TrainConfig::default().hidden)]
+        hidden: usize,
+        #[arg(long, default_value_t = TrainConfig::default().batch)]
+        batch: usize,
+        #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+        lr: f64,
+        /// Most epochs; training stops earlier when validation loss stops improving.
+        #[arg(long, default_value_t = TrainConfig::default().max_epochs)]
+        epochs: u32,
+        #[arg(long, default_value_t = TrainConfig::default().patience)]
+        patience: u32,
+        #[arg(long, default_value_t = TrainConfig::default().seed)]
+        seed: u64,
+        /// Feature cache directory (default: ~/.cache/vericlip/features).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Do not read or write the feature cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a published model version through ONNX Runtime on a dataset.
+    Eval {
+        /// A published version: REGISTRY/NAME/VERSION.
+        #[arg(long)]
+        model: PathBuf,
+        /// A for-2sec root (its --split is used) or a folder with real/ and fake/.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "testing")]
+        split: String,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        #[arg(long)]
+        no_cache: bool,
+        /// Print JSON: accuracy, precision, recall, f1, eer, auc, threshold, confusion, n, per_source.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the features (before normalization) of each file's first 2 s segment.
     Extract {
         /// Audio files (WAV, FLAC, MP3, OGG Vorbis; any common sample rate).
@@ -30,6 +103,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
@@ -39,9 +116,77 @@ fn main() -> ExitCode {
     }
 }
 
+fn cache_dir(cache: Option<PathBuf>, no_cache: bool) -> Option<PathBuf> {
+    if no_cache { None } else { cache.or_else(fit::default_cache_dir) }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match cli.command {
         Command::Extract { files, json } => extract(&files, json),
+        Command::Corpus { out, mode, work, seed, json } => {
+            let work = work.unwrap_or_else(|| out.join(".work"));
+            let report = corpus::build(&out, &work, mode, seed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for (split, labels) in &report.clips {
+                    for (label, sources) in labels {
+                        let total: usize = sources.values().sum();
+                        println!(
+                            "{split:<11} {label:<5} {total:>6}  {}",
+                            sources.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>().join(" ")
+                        );
+                    }
+                }
+                if !report.skipped_files.is_empty() {
+                    println!("skipped {} unreadable file(s):", report.skipped_files.len());
+                    report.skipped_files.iter().for_each(|s| println!("  {s}"));
+                }
+                println!("corpus written to {}", out.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fit { data, registry, name, hidden, batch, lr, epochs, patience, seed, cache, no_cache, json } => {
+            let config = TrainConfig { hidden, batch, learning_rate: lr, max_epochs: epochs, patience, seed };
+            let args = FitArgs { data, registry, name, cache: cache_dir(cache, no_cache), config, progress };
+            let s = fit::fit(&args)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                for (split, c) in &s.splits {
+                    println!(
+                        "{split:<11} {} files, {} segments ({} real, {} fake), {} skipped",
+                        c.files,
+                        c.segments,
+                        c.real,
+                        c.fake,
+                        c.skipped.len()
+                    );
+                    c.skipped.iter().for_each(|k| println!("  skipped {k}"));
+                }
+                println!(
+                    "trained {} epochs (best {}), {:.1} s; ONNX parity {:.1e}",
+                    s.epochs, s.best_epoch, s.training_seconds, s.parity_max_abs_diff
+                );
+                println!("validation:\n{}", evaluate::table(&s.validation));
+                println!("test:\n{}", evaluate::table(&s.test));
+                println!("published {} version {} at {}", s.name, s.version, s.dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { model, data, split, cache, no_cache, json } => {
+            let (e, skipped) = fit::eval(&model, &data, &split, cache_dir(cache, no_cache), progress)?;
+            for s in &skipped {
+                eprintln!("skipped {}: {}", s.path.display(), s.reason);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", evaluate::table(&e));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

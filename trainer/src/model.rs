@@ -27,11 +27,8 @@ fn sigmoid(x: f64) -> f64 {
 impl LstmClassifierWeights {
     /// Deterministic small pseudo-random weights (tests, smoke checks).
     pub fn seeded(input: usize, hidden: usize, seed: u64) -> Self {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let mut next = |scale: f32| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0) * scale
-        };
+        let mut rng = crate::rng::Rng::new(seed);
+        let mut next = |scale: f32| rng.range(-f64::from(scale), f64::from(scale)) as f32;
         let s = 1.0 / (hidden as f32).sqrt();
         Self {
             input,

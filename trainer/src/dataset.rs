@@ -1,0 +1,201 @@
+//! Datasets in the for-2sec layout: `<root>/{training,validation,testing}/{real,fake}/<files>`
+//! (any supported format and rate). Every file is decoded, cut into segments by the spec's rule
+//! and turned into features in parallel; features are cached on disk under a key of the file's
+//! content and the FeatureSpec, so a second run skips the work. Unreadable files are reported
+//! and skipped, never fatal and never silently dropped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use vericlip_core::audio::{AudioInput, AudioLimits, load_mono, segment_plan};
+use vericlip_core::registry::sha256_hex;
+use vericlip_core::{FeatureExtractor, FeatureSpec};
+
+pub const LABELS: [(&str, bool); 2] = [("real", false), ("fake", true)];
+
+/// Segments of one split: features row-major `[n][frames][n_features]`.
+#[derive(Debug, Default, Clone)]
+pub struct SplitData {
+    pub features: Vec<f32>,
+    /// true = fake.
+    pub labels: Vec<bool>,
+    /// Source of each segment (file-name prefix before `__`, or `unknown`).
+    pub sources: Vec<String>,
+    /// Index into `files` for each segment.
+    pub file_of: Vec<usize>,
+    pub files: Vec<PathBuf>,
+    pub frames: usize,
+    pub n_features: usize,
+}
+
+impl SplitData {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn segment(&self, i: usize) -> &[f32] {
+        let w = self.frames * self.n_features;
+        &self.features[i * w..(i + 1) * w]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The files of one split directory (`<dir>/{real,fake}/*`), sorted, with labels.
+pub fn list_split(dir: &Path) -> anyhow::Result<Vec<(PathBuf, bool)>> {
+    let mut out = Vec::new();
+    for (label, fake) in LABELS {
+        let d = dir.join(label);
+        if !d.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .with_context(|| format!("reading {}", d.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(|f| (f, fake)));
+    }
+    Ok(out)
+}
+
+/// `<source>__rest` -> `source`.
+pub fn source_of(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split_once("__").map(|(s, _)| s.to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Feature cache keyed by file content and spec.
+pub struct FeatureCache {
+    dir: Option<PathBuf>,
+    spec_key: String,
+}
+
+impl FeatureCache {
+    pub fn new(dir: Option<PathBuf>, spec: &FeatureSpec) -> anyhow::Result<Self> {
+        let spec_key = sha256_hex(&serde_json::to_vec(spec)?)[..16].to_string();
+        Ok(Self { dir, spec_key })
+    }
+
+    fn path(&self, content: &[u8]) -> Option<PathBuf> {
+        let key = sha256_hex(content);
+        self.dir.as_ref().map(|d| d.join(&self.spec_key).join(&key[..2]).join(format!("{key}.f32")))
+    }
+
+    fn get(&self, content: &[u8], seg_len: usize) -> Option<Vec<f32>> {
+        let bytes = std::fs::read(self.path(content)?).ok()?;
+        if bytes.is_empty() || bytes.len() % (4 * seg_len) != 0 {
+            return None;
+        }
+        Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    fn put(&self, content: &[u8], features: &[f32]) {
+        let Some(path) = self.path(content) else { return };
+        let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+        // Write-then-rename so a crash never leaves a truncated entry; failures only cost speed.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let ok = path.parent().is_some_and(|p| std::fs::create_dir_all(p).is_ok())
+            && std::fs::write(&tmp, bytes).is_ok()
+            && std::fs::rename(&tmp, &path).is_ok();
+        if !ok {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// Features of every segment of one file (non-overlapping segments, tail rule).
+pub fn file_features(ex: &FeatureExtractor, bytes: &[u8], limits: &AudioLimits) -> anyhow::Result<Vec<f32>> {
+    let spec = ex.spec();
+    let audio = load_mono(AudioInput::Encoded(bytes), spec.sample_rate, limits)?;
+    let min_tail = (spec.min_tail_seconds * f64::from(spec.sample_rate)).round() as usize;
+    let mut scratch = ex.scratch();
+    let mut out = Vec::new();
+    let mut seg = Vec::new();
+    for s in segment_plan(audio.samples.len(), spec.segment_samples, spec.segment_samples, min_tail) {
+        ex.extract_into(&s.samples(&audio.samples, spec.segment_samples), &mut scratch, &mut seg)?;
+        out.extend_from_slice(&seg);
+    }
+    Ok(out)
+}
+
+/// Loads one split: features for every segment of every readable file.
+pub fn load_split(
+    dir: &Path,
+    ex: &FeatureExtractor,
+    cache: &FeatureCache,
+    progress: bool,
+) -> anyhow::Result<(SplitData, Vec<Skipped>)> {
+    let files = list_split(dir)?;
+    let spec = ex.spec();
+    let seg_len = spec.frames_per_segment() * spec.n_features();
+    let limits = AudioLimits::default();
+    let bar = if progress { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} files ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(dir.file_name().and_then(|n| n.to_str()).unwrap_or("split").to_string());
+    let results: Vec<Result<Vec<f32>, String>> = files
+        .par_iter()
+        .map(|(path, _)| {
+            let r = std::fs::read(path).map_err(|e| e.to_string()).and_then(|bytes| match cache.get(&bytes, seg_len) {
+                Some(f) => Ok(f),
+                None => {
+                    let f = file_features(ex, &bytes, &limits).map_err(|e| format!("{e:#}"))?;
+                    cache.put(&bytes, &f);
+                    Ok(f)
+                }
+            });
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut data = SplitData { frames: spec.frames_per_segment(), n_features: spec.n_features(), ..Default::default() };
+    let mut skipped = Vec::new();
+    for ((path, fake), r) in files.into_iter().zip(results) {
+        match r {
+            Ok(f) => {
+                let idx = data.files.len();
+                let source = source_of(&path);
+                for _ in 0..f.len() / seg_len {
+                    data.labels.push(fake);
+                    data.sources.push(source.clone());
+                    data.file_of.push(idx);
+                }
+                data.features.extend_from_slice(&f);
+                data.files.push(path);
+            }
+            Err(reason) => skipped.push(Skipped { path, reason }),
+        }
+    }
+    Ok((data, skipped))
+}
+
+/// sha256 over (split, label, file name, content hash) of every file: identifies the training data.
+pub fn fingerprint(root: &Path, splits: &[&str]) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for split in splits {
+        for (path, fake) in list_split(&root.join(split))? {
+            let content = std::fs::read(&path).map(|b| sha256_hex(&b)).unwrap_or_else(|_| "unreadable".into());
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            text.push_str(&format!("{split}/{}/{name}/{content}\n", if fake { "fake" } else { "real" }));
+        }
+    }
+    Ok(sha256_hex(text.as_bytes()))
+}

@@ -1,0 +1,259 @@
+//! `vericlip-train fit`: features (parallel, cached) -> normalizer (training split only) -> LSTM
+//! training with early stopping -> ONNX export -> parity check of ONNX Runtime against the
+//! trainer's own forward pass -> threshold at the validation EER -> test metrics (per source) ->
+//! atomic publish with manifest and report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use vericlip_core::features::NormalizerFit;
+use vericlip_core::metrics::{self, Metrics};
+use vericlip_core::registry::{self, Dim, Manifest, Provenance, Published, TensorInfo};
+use vericlip_core::runtime::{self, INPUT_NAME, ModelSession, OUTPUT_NAME};
+use vericlip_core::{FeatureExtractor, FeatureSpec};
+
+use crate::dataset::{self, FeatureCache, Skipped, SplitData};
+use crate::evaluate::{self, Evaluation};
+use crate::train::{self, EpochStats, TrainConfig};
+
+/// Largest |ORT - trainer| accepted on validation segments before publishing.
+pub const PARITY_TOLERANCE: f32 = 1e-4;
+/// Validation segments used for the parity check.
+const PARITY_SEGMENTS: usize = 256;
+
+pub struct FitArgs {
+    pub data: PathBuf,
+    pub registry: PathBuf,
+    pub name: String,
+    pub cache: Option<PathBuf>,
+    pub config: TrainConfig,
+    pub progress: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SplitCounts {
+    pub files: usize,
+    pub segments: usize,
+    pub real: usize,
+    pub fake: usize,
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FitSummary {
+    pub name: String,
+    pub version: u64,
+    pub dir: PathBuf,
+    pub threshold: f64,
+    pub validation: Evaluation,
+    pub test: Evaluation,
+    pub epochs: u32,
+    pub best_epoch: u32,
+    pub training_seconds: f64,
+    pub parity_max_abs_diff: f32,
+    pub splits: BTreeMap<String, SplitCounts>,
+    pub config: TrainConfig,
+    pub history: Vec<EpochStats>,
+}
+
+fn counts(data: &SplitData, skipped: &[Skipped]) -> SplitCounts {
+    let fake = data.labels.iter().filter(|l| **l).count();
+    SplitCounts {
+        files: data.files.len(),
+        segments: data.len(),
+        real: data.len() - fake,
+        fake,
+        skipped: skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
+    }
+}
+
+pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
+    registry::validate_name(&args.name)?;
+    let spec = FeatureSpec::default();
+    let ex = FeatureExtractor::new(spec.clone())?;
+    let cache = FeatureCache::new(args.cache.clone(), &spec)?;
+    let mut splits = BTreeMap::new();
+    let mut data = BTreeMap::new();
+    for split in ["training", "validation", "testing"] {
+        let dir = args.data.join(split);
+        if !dir.is_dir() {
+            bail!(
+                "{} has no {split}/ folder (expected the for-2sec layout: training|validation|testing / real|fake / files)",
+                args.data.display()
+            );
+        }
+        let (d, skipped) = dataset::load_split(&dir, &ex, &cache, args.progress)?;
+        for s in &skipped {
+            tracing::warn!(file = %s.path.display(), reason = %s.reason, "skipped unreadable file");
+        }
+        let c = counts(&d, &skipped);
+        tracing::info!(
+            split,
+            files = c.files,
+            segments = c.segments,
+            real = c.real,
+            fake = c.fake,
+            skipped = c.skipped.len(),
+            "loaded"
+        );
+        if c.real == 0 || c.fake == 0 {
+            bail!("{split}: needs both real and fake audio (found {} real, {} fake segments)", c.real, c.fake);
+        }
+        splits.insert(split.to_string(), c);
+        data.insert(split, d);
+    }
+    let (mut train_d, mut val_d, mut test_d) = (
+        data.remove("training").unwrap_or_default(),
+        data.remove("validation").unwrap_or_default(),
+        data.remove("testing").unwrap_or_default(),
+    );
+
+    // Normalization statistics from the training split only.
+    let mut nf = NormalizerFit::new(spec.n_features());
+    nf.add(&train_d.features);
+    let normalizer = nf.finish()?;
+    for d in [&mut train_d, &mut val_d, &mut test_d] {
+        normalizer.apply(&mut d.features);
+    }
+
+    let outcome = train::train(&train_d, &val_d, &args.config, |e| {
+        tracing::info!(
+            epoch = e.epoch,
+            train_loss = e.train_loss,
+            val_loss = e.val_loss,
+            val_eer = e.val_eer,
+            seconds = e.seconds,
+            "epoch"
+        );
+    })?;
+
+    let onnx = crate::onnx::export_lstm_classifier(&outcome.weights, &[("vericlip.name", args.name.as_str())]);
+    let rt = runtime::init(None)?;
+    let mut session = ModelSession::from_bytes(rt, &onnx).context("loading the exported model in ONNX Runtime")?;
+
+    // Parity: the exported graph must compute what the trainer computed.
+    let idx: Vec<usize> = (0..val_d.len().min(PARITY_SEGMENTS)).collect();
+    let ours = train::predict(&outcome.weights, &val_d, &idx)?;
+    let sub = SplitData {
+        features: val_d.features[..idx.len() * val_d.frames * val_d.n_features].to_vec(),
+        labels: val_d.labels[..idx.len()].to_vec(),
+        ..val_d.clone()
+    };
+    let theirs = evaluate::score(&mut session, &sub)?;
+    let parity = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    tracing::info!(max_abs_diff = parity, segments = idx.len(), "ONNX Runtime vs trainer parity");
+    if parity > PARITY_TOLERANCE {
+        bail!(
+            "ONNX Runtime differs from the trainer by {parity} (> {PARITY_TOLERANCE}) on validation segments; not publishing"
+        );
+    }
+
+    let val_scores = evaluate::score(&mut session, &val_d)?;
+    let threshold = metrics::eer(&val_scores, &val_d.labels).map_or(0.5, |e| e.1).clamp(0.0, 1.0);
+    let validation = evaluate::evaluate(&val_scores, &val_d, threshold);
+    let test_scores = evaluate::score(&mut session, &test_d)?;
+    let test = evaluate::evaluate(&test_scores, &test_d, threshold);
+
+    let mut manifest_metrics: BTreeMap<String, Metrics> = BTreeMap::new();
+    manifest_metrics.insert("validation".into(), validation.overall.clone());
+    manifest_metrics.insert("test".into(), test.overall.clone());
+    for (src, m) in &test.per_source {
+        manifest_metrics.insert(format!("test/{src}"), m.clone());
+    }
+    let epochs = outcome.history.len() as u32;
+    let manifest = Manifest {
+        format: registry::MANIFEST_FORMAT,
+        name: args.name.clone(),
+        version: 0,
+        created_at: registry::rfc3339(std::time::SystemTime::now()),
+        sha256: String::new(),
+        input: TensorInfo {
+            name: INPUT_NAME.into(),
+            shape: vec![
+                Dim::Named("batch".into()),
+                Dim::Fixed(spec.frames_per_segment() as u64),
+                Dim::Fixed(spec.n_features() as u64),
+            ],
+        },
+        output: TensorInfo { name: OUTPUT_NAME.into(), shape: vec![Dim::Named("batch".into())] },
+        feature_spec: spec.clone(),
+        normalization: normalizer.clone(),
+        labels: vec!["real".into(), "fake".into()],
+        threshold,
+        metrics: manifest_metrics,
+        model: serde_json::json!({
+            "kind": "lstm_classifier",
+            "layers": 1,
+            "hidden": args.config.hidden,
+            "head": "dense(hidden -> 1) + sigmoid on the last hidden state",
+            "onnx": {"ir_version": 8, "opset": 17},
+            "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "batch": args.config.batch,
+                          "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,
+                          "augmentation": "none"},
+        }),
+        provenance: Provenance {
+            dataset_fingerprint: dataset::fingerprint(&args.data, &["training", "validation", "testing"])?,
+            seed: args.config.seed,
+            epochs,
+            trainer_version: env!("CARGO_PKG_VERSION").into(),
+            training_seconds: outcome.seconds,
+        },
+    };
+    let mut summary = FitSummary {
+        name: args.name.clone(),
+        version: 0,
+        dir: PathBuf::new(),
+        threshold,
+        validation,
+        test,
+        epochs,
+        best_epoch: outcome.best_epoch,
+        training_seconds: outcome.seconds,
+        parity_max_abs_diff: parity,
+        splits,
+        config: args.config.clone(),
+        history: outcome.history,
+    };
+    let report = vec![
+        ("metrics.json", serde_json::to_vec_pretty(&summary)?),
+        ("roc.png", crate::report::roc_png(&test_scores, &test_d.labels)?),
+        ("training.png", crate::report::training_png(&summary.history)?),
+    ];
+    let Published { version, dir, .. } = registry::publish(&args.registry, manifest, &onnx, &report)?;
+    (summary.version, summary.dir) = (version, dir);
+    Ok(summary)
+}
+
+/// Where features are cached unless `--cache` says otherwise.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .map(|c| c.join("vericlip").join("features"))
+}
+
+/// `vericlip-train eval`: a published version scored through ONNX Runtime on a dataset.
+pub fn eval(
+    model_dir: &Path,
+    data: &Path,
+    split: &str,
+    cache: Option<PathBuf>,
+    progress: bool,
+) -> anyhow::Result<(Evaluation, Vec<Skipped>)> {
+    let loaded = registry::load_version(model_dir)?;
+    let m = &loaded.manifest;
+    let ex = FeatureExtractor::new(m.feature_spec.clone())?;
+    let cache = FeatureCache::new(cache, &m.feature_spec)?;
+    let dir = if data.join(split).is_dir() { data.join(split) } else { data.to_path_buf() };
+    let (mut d, skipped) = dataset::load_split(&dir, &ex, &cache, progress)?;
+    if d.is_empty() {
+        bail!("{}: no readable audio under real/ or fake/", dir.display());
+    }
+    m.normalization.apply(&mut d.features);
+    let rt = runtime::init(None)?;
+    let mut session = ModelSession::from_bytes(rt, &loaded.model_onnx)?;
+    let scores = evaluate::score(&mut session, &d)?;
+    Ok((evaluate::evaluate(&scores, &d, m.threshold), skipped))
+}
