@@ -2,7 +2,7 @@
 # Idempotent set-up of everything Vericlip's build and tests need on a fresh Debian machine:
 #   - ONNX Runtime's shared library, from the PyPI wheel onnxruntime==1.31.1 (sha256-checked),
 #     unpacked into .vendor/onnxruntime/ (the path .cargo/config.toml's ORT_DYLIB_PATH names);
-#   - Debian packages: espeak-ng and sox (test speech, corpus), unzip;
+#   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, unzip;
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
 #     reference benchmark).
 # Usage: scripts/setup.sh            (safe to run again; does only what is missing)
@@ -33,7 +33,7 @@ find_python() {
     return 1
 }
 
-APT_PACKAGES=(espeak-ng sox unzip)
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base unzip)
 
 install_apt() {
     local missing=() p

@@ -104,7 +104,13 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                // symphonia reports every OGG stream it opens at info level.
+                .unwrap_or_else(|_| {
+                    "info,symphonia_core=warn,symphonia_format_ogg=warn,symphonia_format_riff=warn".into()
+                }),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {

@@ -1,0 +1,138 @@
+//! The trainer end to end through its binary: tiny corpus -> fit -> published version -> eval,
+//! with an unreadable file in the data, a determinism check and two concurrent publishers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use vericlip_core::registry;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vericlip-train"))
+}
+
+fn ok(out: Output, what: &str) -> Output {
+    assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vericlip-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Downloaded packages are kept between runs (the corpus itself is rebuilt every time).
+fn corpus_work() -> PathBuf {
+    std::env::var_os("VERICLIP_CORPUS_WORK").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/vericlip/corpus-work")
+    })
+}
+
+fn fit(data: &Path, registry: &Path, cache: &Path, seed: &str) -> Command {
+    let mut c = bin();
+    c.args(["fit", "--json", "--name", "tiny", "--epochs", "20", "--seed", seed])
+        .arg("--data")
+        .arg(data)
+        .arg("--registry")
+        .arg(registry)
+        .arg("--cache")
+        .arg(cache);
+    c
+}
+
+#[test]
+fn tiny_corpus_trains_evaluates_and_publishes() {
+    let root = tmp("fit");
+    let (data, reg, cache) = (root.join("corpus"), root.join("registry"), root.join("cache"));
+    let out = ok(
+        bin()
+            .args(["corpus", "--mode", "tiny", "--json", "--out"])
+            .arg(&data)
+            .arg("--work")
+            .arg(corpus_work())
+            .output()
+            .unwrap(),
+        "corpus",
+    );
+    let report = json(&out);
+    for split in ["training", "validation", "testing"] {
+        for label in ["real", "fake"] {
+            let n: u64 = report["clips"][split][label].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+            assert!(n >= 30, "{split}/{label}: only {n} clips");
+        }
+    }
+    assert!(data.join("SOURCES.md").is_file());
+    // One unreadable file: reported and skipped, not fatal.
+    std::fs::write(data.join("training/real/zz_broken.wav"), b"not audio at all").unwrap();
+
+    let s = json(&ok(fit(&data, &reg, &cache, "7").output().unwrap(), "fit"));
+    let test = &s["test"];
+    eprintln!("tiny test metrics: {test}");
+    assert!(test["accuracy"].as_f64().unwrap() >= 0.75, "test accuracy {}", test["accuracy"]);
+    assert!(test["eer"].as_f64().unwrap() <= 0.25, "test EER {}", test["eer"]);
+    assert!(test["auc"].as_f64().unwrap() >= 0.85, "test AUC {}", test["auc"]);
+    assert!(s["parity_max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    let skipped = s["splits"]["training"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].as_str().unwrap().contains("zz_broken.wav"), "{skipped:?}");
+    assert_eq!(s["version"], 1);
+
+    // The published version is complete and verifiable.
+    let dir = reg.join("tiny/1");
+    let loaded = registry::load_version(&dir).unwrap();
+    assert_eq!(loaded.manifest.threshold, s["threshold"].as_f64().unwrap());
+    assert!(loaded.manifest.metrics.contains_key("test/flite_test"), "per-source metrics in the manifest");
+    for f in ["metrics.json", "roc.png", "training.png"] {
+        let bytes = std::fs::read(dir.join("report").join(f)).unwrap();
+        assert!(bytes.len() > 100, "{f} is empty");
+        if f.ends_with(".png") {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f} is not a PNG");
+        }
+    }
+
+    // eval through ONNX Runtime reproduces fit's test metrics.
+    let e = json(&ok(
+        bin()
+            .args(["eval", "--json", "--model"])
+            .arg(&dir)
+            .arg("--data")
+            .arg(&data)
+            .arg("--cache")
+            .arg(&cache)
+            .output()
+            .unwrap(),
+        "eval",
+    ));
+    for key in ["accuracy", "precision", "recall", "f1", "eer", "auc", "threshold", "n"] {
+        assert_eq!(e[key], test[key], "eval {key}");
+    }
+    assert_eq!(e["confusion"], test["confusion"]);
+
+    // Same seed, same data: the same model, byte for byte.
+    let reg2 = root.join("registry2");
+    ok(fit(&data, &reg2, &cache, "7").output().unwrap(), "second fit");
+    assert_eq!(
+        std::fs::read(reg2.join("tiny/1/model.onnx")).unwrap(),
+        std::fs::read(dir.join("model.onnx")).unwrap(),
+        "training is not deterministic"
+    );
+
+    // Two publishers at once never clobber each other.
+    let spawn = |seed| fit(&data, &reg, &cache, seed).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (spawn("8"), spawn("9"));
+    let (a, b) = (json(&ok(a.wait_with_output().unwrap(), "fit a")), json(&ok(b.wait_with_output().unwrap(), "fit b")));
+    let mut versions = [a["version"].as_u64().unwrap(), b["version"].as_u64().unwrap()];
+    versions.sort_unstable();
+    assert_eq!(versions, [2, 3]);
+    for v in versions {
+        registry::load_version(&reg.join(format!("tiny/{v}"))).unwrap();
+    }
+    std::fs::remove_dir_all(&root).ok();
+}
