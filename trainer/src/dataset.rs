@@ -187,6 +187,66 @@ pub fn load_split(
     Ok((data, skipped))
 }
 
+/// `copies` augmented versions of every segment of every readable file of a split (not cached:
+/// each copy is new audio). File `i`, copy `c` draws from `rng.fork(i).fork(c)`.
+pub fn augmented_split(
+    dir: &Path,
+    ex: &FeatureExtractor,
+    copies: usize,
+    rng: &crate::rng::Rng,
+) -> anyhow::Result<SplitData> {
+    let spec = ex.spec();
+    let files = list_split(dir)?;
+    let limits = AudioLimits::default();
+    let min_tail = (spec.min_tail_seconds * f64::from(spec.sample_rate)).round() as usize;
+    let per_file: Vec<Option<Vec<f32>>> = files
+        .par_iter()
+        .enumerate()
+        .map(|(i, (path, _))| {
+            let bytes = std::fs::read(path).ok()?;
+            let audio = load_mono(AudioInput::Encoded(&bytes), spec.sample_rate, &limits).ok()?;
+            let (mut scratch, mut seg, mut out) = (ex.scratch(), Vec::new(), Vec::new());
+            for c in 0..copies {
+                let mut r = rng.fork(i as u64).fork(c as u64);
+                for s in segment_plan(audio.samples.len(), spec.segment_samples, spec.segment_samples, min_tail) {
+                    let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), &mut r).ok()?;
+                    ex.extract_into(&y, &mut scratch, &mut seg).ok()?;
+                    out.extend_from_slice(&seg);
+                }
+            }
+            Some(out)
+        })
+        .collect();
+    let seg_len = spec.frames_per_segment() * spec.n_features();
+    let mut data = SplitData { frames: spec.frames_per_segment(), n_features: spec.n_features(), ..Default::default() };
+    for ((path, fake), f) in files.into_iter().zip(per_file) {
+        // Unreadable files were already reported by `load_split`.
+        let Some(f) = f else { continue };
+        let idx = data.files.len();
+        let source = source_of(&path);
+        for _ in 0..f.len() / seg_len {
+            data.labels.push(fake);
+            data.sources.push(source.clone());
+            data.file_of.push(idx);
+        }
+        data.features.extend_from_slice(&f);
+        data.files.push(path);
+    }
+    Ok(data)
+}
+
+impl SplitData {
+    /// Appends another split's segments (same spec).
+    pub fn extend(&mut self, other: SplitData) {
+        let offset = self.files.len();
+        self.features.extend(other.features);
+        self.labels.extend(other.labels);
+        self.sources.extend(other.sources);
+        self.file_of.extend(other.file_of.into_iter().map(|i| i + offset));
+        self.files.extend(other.files);
+    }
+}
+
 /// sha256 over (split, label, file name, content hash) of every file: identifies the training data.
 pub fn fingerprint(root: &Path, splits: &[&str]) -> anyhow::Result<String> {
     let mut text = String::new();

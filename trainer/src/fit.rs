@@ -29,6 +29,8 @@ pub struct FitArgs {
     pub name: String,
     pub cache: Option<PathBuf>,
     pub config: TrainConfig,
+    /// Augmented copies of each training segment added to the training set (0: none).
+    pub augment: usize,
     pub progress: bool,
 }
 
@@ -55,6 +57,7 @@ pub struct FitSummary {
     pub parity_max_abs_diff: f32,
     pub splits: BTreeMap<String, SplitCounts>,
     pub config: TrainConfig,
+    pub augment: usize,
     pub history: Vec<EpochStats>,
 }
 
@@ -109,8 +112,15 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         data.remove("validation").unwrap_or_default(),
         data.remove("testing").unwrap_or_default(),
     );
+    if args.augment > 0 {
+        let rng = crate::rng::Rng::new(args.config.seed).fork(0xa06);
+        let extra = dataset::augmented_split(&args.data.join("training"), &ex, args.augment, &rng)?;
+        tracing::info!(copies = args.augment, segments = extra.len(), "augmented training segments");
+        train_d.extend(extra);
+    }
 
-    // Normalization statistics from the training split only.
+    // Normalization statistics from the training split only (augmented copies included: they are
+    // what the model is fitted to).
     let mut nf = NormalizerFit::new(spec.n_features());
     nf.add(&train_d.features);
     let normalizer = nf.finish()?;
@@ -191,7 +201,9 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
             "onnx": {"ir_version": 8, "opset": 17},
             "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "batch": args.config.batch,
                           "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,
-                          "augmentation": "none"},
+                          "augmentation": if args.augment > 0 {
+                              serde_json::json!({"copies_per_segment": args.augment, "transforms": "time shift +-0.25 s; channel: 50% wideband, 25% 8 kHz, 25% GSM; white noise 15-40 dB SNR (50%); gain -12..+6 dB"})
+                          } else { serde_json::json!("none") }},
         }),
         provenance: Provenance {
             dataset_fingerprint: dataset::fingerprint(&args.data, &["training", "validation", "testing"])?,
@@ -214,6 +226,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         parity_max_abs_diff: parity,
         splits,
         config: args.config.clone(),
+        augment: args.augment,
         history: outcome.history,
     };
     let report = vec![

@@ -1,5 +1,6 @@
 //! vericlip-train: dataset features, LSTM training, evaluation, ONNX export, registry publish.
 
+pub mod augment;
 pub mod corpus;
 pub mod dataset;
 pub mod evaluate;

@@ -63,6 +63,9 @@ enum Command {
         patience: u32,
         #[arg(long, default_value_t = TrainConfig::default().seed)]
         seed: u64,
+        /// Augmented copies of each training segment (gain, time shift, noise, 8 kHz/GSM channel).
+        #[arg(long, default_value_t = 0)]
+        augment: usize,
         /// Feature cache directory (default: ~/.cache/vericlip/features).
         #[arg(long)]
         cache: Option<PathBuf>,
@@ -153,9 +156,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Fit { data, registry, name, hidden, batch, lr, epochs, patience, seed, cache, no_cache, json } => {
+        Command::Fit {
+            data,
+            registry,
+            name,
+            hidden,
+            batch,
+            lr,
+            epochs,
+            patience,
+            seed,
+            augment,
+            cache,
+            no_cache,
+            json,
+        } => {
             let config = TrainConfig { hidden, batch, learning_rate: lr, max_epochs: epochs, patience, seed };
-            let args = FitArgs { data, registry, name, cache: cache_dir(cache, no_cache), config, progress };
+            let args = FitArgs { data, registry, name, cache: cache_dir(cache, no_cache), config, augment, progress };
             let s = fit::fit(&args)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);

@@ -125,7 +125,15 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     );
 
     // Two publishers at once never clobber each other.
-    let spawn = |seed| fit(&data, &reg, &cache, seed).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // (These two also exercise training-time augmentation.)
+    let spawn = |seed| {
+        fit(&data, &reg, &cache, seed)
+            .args(["--augment", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn("8"), spawn("9"));
     let (a, b) = (json(&ok(a.wait_with_output().unwrap(), "fit a")), json(&ok(b.wait_with_output().unwrap(), "fit b")));
     let mut versions = [a["version"].as_u64().unwrap(), b["version"].as_u64().unwrap()];
@@ -134,5 +142,7 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     for v in versions {
         registry::load_version(&reg.join(format!("tiny/{v}"))).unwrap();
     }
+    assert_eq!(a["augment"], 1);
+    assert_eq!(a["splits"]["training"]["segments"], s["splits"]["training"]["segments"]);
     std::fs::remove_dir_all(&root).ok();
 }

@@ -7,7 +7,7 @@
 //! File names carry the source (`<source>__...`) for per-source evaluation.
 
 mod debian;
-mod process;
+pub mod process;
 mod texts;
 mod tts;
 
