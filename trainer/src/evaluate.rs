@@ -32,6 +32,53 @@ pub struct Evaluation {
     #[serde(flatten)]
     pub overall: Metrics,
     pub per_source: BTreeMap<String, Metrics>,
+    /// Per-segment scores, when asked for (`eval --files`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentScore>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentScore {
+    pub file: String,
+    /// Segment index within the file (2 s each).
+    pub segment: usize,
+    pub label: &'static str,
+    pub fake_score: f32,
+    pub verdict: &'static str,
+}
+
+fn label(fake: bool) -> &'static str {
+    if fake { "fake" } else { "real" }
+}
+
+/// Every segment's score and verdict, in file order.
+pub fn segment_scores(scores: &[f32], data: &SplitData, threshold: f64) -> Vec<SegmentScore> {
+    let mut seen = vec![0usize; data.files.len()];
+    scores
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let f = data.file_of[i];
+            seen[f] += 1;
+            SegmentScore {
+                file: data.files[f].display().to_string(),
+                segment: seen[f] - 1,
+                label: label(data.labels[i]),
+                fake_score: s,
+                verdict: label(f64::from(s) >= threshold),
+            }
+        })
+        .collect()
+}
+
+/// Per-segment rows for people.
+pub fn segment_table(rows: &[SegmentScore]) -> String {
+    let mut s = format!("{:<56}{:>4}{:>7}{:>12}{:>9}\n", "file", "seg", "label", "fake_score", "verdict");
+    for r in rows {
+        let name = if r.file.len() > 55 { format!("...{}", &r.file[r.file.len() - 52..]) } else { r.file.clone() };
+        s.push_str(&format!("{name:<56}{:>4}{:>7}{:>12.4}{:>9}\n", r.segment, r.label, r.fake_score, r.verdict));
+    }
+    s
 }
 
 pub fn evaluate(scores: &[f32], data: &SplitData, threshold: f64) -> Evaluation {
@@ -44,7 +91,7 @@ pub fn evaluate(scores: &[f32], data: &SplitData, threshold: f64) -> Evaluation 
     }
     let per_source =
         groups.into_iter().map(|(k, (s, l))| (k.to_string(), metrics::metrics(&s, &l, threshold))).collect();
-    Evaluation { overall, per_source }
+    Evaluation { overall, per_source, segments: Vec::new() }
 }
 
 /// A fixed-width table for people.

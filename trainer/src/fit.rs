@@ -253,6 +253,7 @@ pub fn eval(
     data: &Path,
     split: &str,
     cache: Option<PathBuf>,
+    with_segments: bool,
     progress: bool,
 ) -> anyhow::Result<(Evaluation, Vec<Skipped>)> {
     let loaded = registry::load_version(model_dir)?;
@@ -268,5 +269,9 @@ pub fn eval(
     let rt = runtime::init(None)?;
     let mut session = ModelSession::from_bytes(rt, &loaded.model_onnx)?;
     let scores = evaluate::score(&mut session, &d)?;
-    Ok((evaluate::evaluate(&scores, &d, m.threshold), skipped))
+    let mut e = evaluate::evaluate(&scores, &d, m.threshold);
+    if with_segments {
+        e.segments = evaluate::segment_scores(&scores, &d, m.threshold);
+    }
+    Ok((e, skipped))
 }

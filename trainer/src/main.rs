@@ -90,6 +90,9 @@ enum Command {
         cache: Option<PathBuf>,
         #[arg(long)]
         no_cache: bool,
+        /// Also list every segment's score and verdict.
+        #[arg(long)]
+        files: bool,
         /// Print JSON: accuracy, precision, recall, f1, eer, auc, threshold, confusion, n, per_source.
         #[arg(long)]
         json: bool,
@@ -198,14 +201,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { model, data, split, cache, no_cache, json } => {
-            let (e, skipped) = fit::eval(&model, &data, &split, cache_dir(cache, no_cache), progress)?;
+        Command::Eval { model, data, split, cache, no_cache, files, json } => {
+            let (e, skipped) = fit::eval(&model, &data, &split, cache_dir(cache, no_cache), files, progress)?;
             for s in &skipped {
                 eprintln!("skipped {}: {}", s.path.display(), s.reason);
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
+                if files {
+                    println!("{}", evaluate::segment_table(&e.segments));
+                }
                 print!("{}", evaluate::table(&e));
             }
             Ok(ExitCode::SUCCESS)
