@@ -1,10 +1,9 @@
 //! Registry contract: atomic publish to the next free version, no clobbering between concurrent
 //! publishers, checksum-verified loading, dot-folders ignored.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use vericlip_core::registry::{self, Dim, Manifest, Provenance, RegistryError, TensorInfo};
+use vericlip_core::registry::{self, Manifest, Provenance, RegistryError};
 use vericlip_core::{FeatureSpec, Normalizer};
 
 fn tmp(tag: &str) -> PathBuf {
@@ -17,31 +16,14 @@ fn tmp(tag: &str) -> PathBuf {
 fn manifest(name: &str) -> Manifest {
     let spec = FeatureSpec::default();
     let n = spec.n_features();
-    Manifest {
-        format: 0,
-        name: name.into(),
-        version: 0,
-        created_at: registry::rfc3339(std::time::SystemTime::now()),
-        sha256: String::new(),
-        input: TensorInfo {
-            name: "features".into(),
-            shape: vec![Dim::Named("batch".into()), Dim::Fixed(126), Dim::Fixed(96)],
-        },
-        output: TensorInfo { name: "fake_prob".into(), shape: vec![Dim::Named("batch".into())] },
-        feature_spec: spec,
-        normalization: Normalizer { mean: vec![0.0; n], std: vec![1.0; n] },
-        labels: vec!["real".into(), "fake".into()],
-        threshold: 0.5,
-        metrics: BTreeMap::new(),
-        model: serde_json::json!({"kind": "test"}),
-        provenance: Provenance {
-            dataset_fingerprint: "x".into(),
-            seed: 1,
-            epochs: 1,
-            trainer_version: "t".into(),
-            training_seconds: 0.0,
-        },
-    }
+    let provenance = Provenance {
+        dataset_fingerprint: "x".into(),
+        seed: 1,
+        epochs: 1,
+        trainer_version: "t".into(),
+        training_seconds: 0.0,
+    };
+    Manifest::new(name, spec, Normalizer { mean: vec![0.0; n], std: vec![1.0; n] }, 0.5, provenance)
 }
 
 #[test]

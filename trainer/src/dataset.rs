@@ -31,6 +31,23 @@ pub struct SplitData {
 }
 
 impl SplitData {
+    pub fn empty(spec: &FeatureSpec) -> Self {
+        Self { frames: spec.frames_per_segment(), n_features: spec.n_features(), ..Default::default() }
+    }
+
+    /// Adds one file's segments (`features` holds whole segments).
+    pub fn push_file(&mut self, path: PathBuf, fake: bool, features: &[f32]) {
+        let idx = self.files.len();
+        let source = source_of(&path);
+        for _ in 0..features.len() / (self.frames * self.n_features) {
+            self.labels.push(fake);
+            self.sources.push(source.clone());
+            self.file_of.push(idx);
+        }
+        self.features.extend_from_slice(features);
+        self.files.push(path);
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -166,21 +183,11 @@ pub fn load_split(
         })
         .collect();
     bar.finish_and_clear();
-    let mut data = SplitData { frames: spec.frames_per_segment(), n_features: spec.n_features(), ..Default::default() };
+    let mut data = SplitData::empty(spec);
     let mut skipped = Vec::new();
     for ((path, fake), r) in files.into_iter().zip(results) {
         match r {
-            Ok(f) => {
-                let idx = data.files.len();
-                let source = source_of(&path);
-                for _ in 0..f.len() / seg_len {
-                    data.labels.push(fake);
-                    data.sources.push(source.clone());
-                    data.file_of.push(idx);
-                }
-                data.features.extend_from_slice(&f);
-                data.files.push(path);
-            }
+            Ok(f) => data.push_file(path, fake, &f),
             Err(reason) => skipped.push(Skipped { path, reason }),
         }
     }
@@ -217,20 +224,12 @@ pub fn augmented_split(
             Some(out)
         })
         .collect();
-    let seg_len = spec.frames_per_segment() * spec.n_features();
-    let mut data = SplitData { frames: spec.frames_per_segment(), n_features: spec.n_features(), ..Default::default() };
+    let mut data = SplitData::empty(spec);
     for ((path, fake), f) in files.into_iter().zip(per_file) {
         // Unreadable files were already reported by `load_split`.
-        let Some(f) = f else { continue };
-        let idx = data.files.len();
-        let source = source_of(&path);
-        for _ in 0..f.len() / seg_len {
-            data.labels.push(fake);
-            data.sources.push(source.clone());
-            data.file_of.push(idx);
+        if let Some(f) = f {
+            data.push_file(path, fake, &f);
         }
-        data.features.extend_from_slice(&f);
-        data.files.push(path);
     }
     Ok(data)
 }

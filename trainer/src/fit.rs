@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use vericlip_core::features::NormalizerFit;
 use vericlip_core::metrics::{self, Metrics};
-use vericlip_core::registry::{self, Dim, Manifest, Provenance, Published, TensorInfo};
-use vericlip_core::runtime::{self, INPUT_NAME, ModelSession, OUTPUT_NAME};
+use vericlip_core::registry::{self, Manifest, Provenance, Published};
+use vericlip_core::runtime::{self, ModelSession};
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 
 use crate::dataset::{self, FeatureCache, Skipped, SplitData};
@@ -173,46 +173,27 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         manifest_metrics.insert(format!("test/{src}"), m.clone());
     }
     let epochs = outcome.history.len() as u32;
-    let manifest = Manifest {
-        format: registry::MANIFEST_FORMAT,
-        name: args.name.clone(),
-        version: 0,
-        created_at: registry::rfc3339(std::time::SystemTime::now()),
-        sha256: String::new(),
-        input: TensorInfo {
-            name: INPUT_NAME.into(),
-            shape: vec![
-                Dim::Named("batch".into()),
-                Dim::Fixed(spec.frames_per_segment() as u64),
-                Dim::Fixed(spec.n_features() as u64),
-            ],
-        },
-        output: TensorInfo { name: OUTPUT_NAME.into(), shape: vec![Dim::Named("batch".into())] },
-        feature_spec: spec.clone(),
-        normalization: normalizer.clone(),
-        labels: vec!["real".into(), "fake".into()],
-        threshold,
-        metrics: manifest_metrics,
-        model: serde_json::json!({
-            "kind": "lstm_classifier",
-            "layers": 1,
-            "hidden": args.config.hidden,
-            "head": "dense(hidden -> 1) + sigmoid on the last hidden state",
-            "onnx": {"ir_version": 8, "opset": 17},
-            "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "batch": args.config.batch,
-                          "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,
-                          "augmentation": if args.augment > 0 {
-                              serde_json::json!({"copies_per_segment": args.augment, "transforms": "time shift +-0.25 s; channel: 50% wideband, 25% 8 kHz, 25% GSM; white noise 15-40 dB SNR (50%); gain -12..+6 dB"})
-                          } else { serde_json::json!("none") }},
-        }),
-        provenance: Provenance {
-            dataset_fingerprint: dataset::fingerprint(&args.data, &["training", "validation", "testing"])?,
-            seed: args.config.seed,
-            epochs,
-            trainer_version: env!("CARGO_PKG_VERSION").into(),
-            training_seconds: outcome.seconds,
-        },
+    let provenance = Provenance {
+        dataset_fingerprint: dataset::fingerprint(&args.data, &["training", "validation", "testing"])?,
+        seed: args.config.seed,
+        epochs,
+        trainer_version: env!("CARGO_PKG_VERSION").into(),
+        training_seconds: outcome.seconds,
     };
+    let mut manifest = Manifest::new(&args.name, spec.clone(), normalizer.clone(), threshold, provenance);
+    manifest.metrics = manifest_metrics;
+    manifest.model = serde_json::json!({
+        "kind": "lstm_classifier",
+        "layers": 1,
+        "hidden": args.config.hidden,
+        "head": "dense(hidden -> 1) + sigmoid on the last hidden state",
+        "onnx": {"ir_version": 8, "opset": 17},
+        "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "batch": args.config.batch,
+                      "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,
+                      "augmentation": if args.augment > 0 {
+                          serde_json::json!({"copies_per_segment": args.augment, "transforms": "time shift +-0.25 s; channel: 50% wideband, 25% 8 kHz, 25% GSM; white noise 15-40 dB SNR (50%); gain -12..+6 dB"})
+                      } else { serde_json::json!("none") }},
+    });
     let mut summary = FitSummary {
         name: args.name.clone(),
         version: 0,

@@ -2,12 +2,11 @@
 //! (seeded weights), fixed audio, the reference forward pass in f64, and the threshold set so the
 //! fixture has both right and wrong decisions.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use ndarray::Array3;
 use vericlip_core::audio::{AudioLimits, load_file, write_wav_pcm16};
-use vericlip_core::registry::{self, Dim, Manifest, Provenance, TensorInfo};
+use vericlip_core::registry::{self, Manifest, Provenance};
 use vericlip_core::{FeatureExtractor, FeatureSpec, Normalizer};
 use vericlip_train::model::LstmClassifierWeights;
 use vericlip_train::onnx::export_lstm_classifier;
@@ -57,31 +56,15 @@ fn eval_json_matches_a_hand_computed_confusion_matrix() {
         }
     }
     let n = spec.n_features();
-    let manifest = Manifest {
-        format: registry::MANIFEST_FORMAT,
-        name: "fixture".into(),
-        version: 0,
-        created_at: registry::rfc3339(std::time::SystemTime::now()),
-        sha256: String::new(),
-        input: TensorInfo {
-            name: "features".into(),
-            shape: vec![Dim::Named("batch".into()), Dim::Fixed(126), Dim::Fixed(96)],
-        },
-        output: TensorInfo { name: "fake_prob".into(), shape: vec![Dim::Named("batch".into())] },
-        feature_spec: spec,
-        normalization: Normalizer { mean: vec![0.0; n], std: vec![1.0; n] },
-        labels: vec!["real".into(), "fake".into()],
-        threshold,
-        metrics: BTreeMap::new(),
-        model: serde_json::json!({"kind": "fixture"}),
-        provenance: Provenance {
-            dataset_fingerprint: "fixture".into(),
-            seed: 3,
-            epochs: 0,
-            trainer_version: "test".into(),
-            training_seconds: 0.0,
-        },
+    let provenance = Provenance {
+        dataset_fingerprint: "fixture".into(),
+        seed: 3,
+        epochs: 0,
+        trainer_version: "test".into(),
+        training_seconds: 0.0,
     };
+    let manifest =
+        Manifest::new("fixture", spec, Normalizer { mean: vec![0.0; n], std: vec![1.0; n] }, threshold, provenance);
     let published =
         registry::publish(&root.join("registry"), manifest, &export_lstm_classifier(&weights, &[]), &[]).unwrap();
 

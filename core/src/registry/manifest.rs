@@ -60,6 +60,45 @@ pub struct Manifest {
     pub provenance: Provenance,
 }
 
+impl Manifest {
+    /// A manifest for a model that follows the runtime contract (`features [batch, frames,
+    /// n_features]` -> `fake_prob [batch]`), created now. `publish` fills in `version` and
+    /// `sha256`; `metrics` starts empty and `model` null.
+    pub fn new(
+        name: &str,
+        feature_spec: FeatureSpec,
+        normalization: Normalizer,
+        threshold: f64,
+        provenance: Provenance,
+    ) -> Self {
+        use crate::runtime::{INPUT_NAME, OUTPUT_NAME};
+        let batch = Dim::Named("batch".into());
+        Self {
+            format: MANIFEST_FORMAT,
+            name: name.into(),
+            version: 0,
+            created_at: rfc3339(std::time::SystemTime::now()),
+            sha256: String::new(),
+            input: TensorInfo {
+                name: INPUT_NAME.into(),
+                shape: vec![
+                    batch.clone(),
+                    Dim::Fixed(feature_spec.frames_per_segment() as u64),
+                    Dim::Fixed(feature_spec.n_features() as u64),
+                ],
+            },
+            output: TensorInfo { name: OUTPUT_NAME.into(), shape: vec![batch] },
+            feature_spec,
+            normalization,
+            labels: vec!["real".into(), "fake".into()],
+            threshold,
+            metrics: BTreeMap::new(),
+            model: serde_json::Value::Null,
+            provenance,
+        }
+    }
+}
+
 /// `SystemTime` as RFC 3339 UTC with seconds (`2026-11-25T19:07:26Z`).
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
