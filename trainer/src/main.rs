@@ -63,8 +63,10 @@ enum Command {
         patience: u32,
         #[arg(long, default_value_t = TrainConfig::default().seed)]
         seed: u64,
-        /// Augmented copies of each training segment (gain, time shift, noise, 8 kHz/GSM channel).
-        #[arg(long, default_value_t = 0)]
+        /// Augmented copies of each training segment (gain, time shift, noise, 8 kHz/GSM channel);
+        /// 0 turns augmentation off. On the stand-in corpus validation EER (unseen speakers,
+        /// voices and channel) was 14.7 % without, 2.2 % with two copies: see docs/MODEL_CARD.md.
+        #[arg(long, default_value_t = 2)]
         augment: usize,
         /// Feature cache directory (default: ~/.cache/vericlip/features).
         #[arg(long)]
