@@ -188,7 +188,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         "hidden": args.config.hidden,
         "head": "dense(hidden -> 1) + sigmoid on the last hidden state",
         "onnx": {"ir_version": 8, "opset": 17},
-        "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "batch": args.config.batch,
+        "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "clip_norm": args.config.clip_norm, "batch": args.config.batch,
                       "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,
                       "augmentation": if args.augment > 0 {
                           serde_json::json!({"copies_per_segment": args.augment, "transforms": "time shift +-0.25 s; channel: 50% wideband, 25% 8 kHz, 25% GSM; white noise 15-40 dB SNR (50%); gain -12..+6 dB"})

@@ -176,7 +176,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_cache,
             json,
         } => {
-            let config = TrainConfig { hidden, batch, learning_rate: lr, max_epochs: epochs, patience, seed };
+            let config = TrainConfig {
+                hidden,
+                batch,
+                learning_rate: lr,
+                max_epochs: epochs,
+                patience,
+                seed,
+                ..TrainConfig::default()
+            };
             let args = FitArgs { data, registry, name, cache: cache_dir(cache, no_cache), config, augment, progress };
             let s = fit::fit(&args)?;
             if json {
