@@ -206,29 +206,30 @@ pub fn augmented_split(
     let files = list_split(dir)?;
     let limits = AudioLimits::default();
     let min_tail = (spec.min_tail_seconds * f64::from(spec.sample_rate)).round() as usize;
-    let per_file: Vec<Option<Vec<f32>>> = files
+    let per_file: Vec<anyhow::Result<Vec<f32>>> = files
         .par_iter()
         .enumerate()
         .map(|(i, (path, _))| {
-            let bytes = std::fs::read(path).ok()?;
-            let audio = load_mono(AudioInput::Encoded(&bytes), spec.sample_rate, &limits).ok()?;
+            let bytes = std::fs::read(path)?;
+            let audio = load_mono(AudioInput::Encoded(&bytes), spec.sample_rate, &limits)?;
             let (mut scratch, mut seg, mut out) = (ex.scratch(), Vec::new(), Vec::new());
             for c in 0..copies {
                 let mut r = rng.fork(i as u64).fork(c as u64);
                 for s in segment_plan(audio.samples.len(), spec.segment_samples, spec.segment_samples, min_tail) {
-                    let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), &mut r).ok()?;
-                    ex.extract_into(&y, &mut scratch, &mut seg).ok()?;
+                    let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), &mut r)?;
+                    ex.extract_into(&y, &mut scratch, &mut seg)?;
                     out.extend_from_slice(&seg);
                 }
             }
-            Some(out)
+            Ok(out)
         })
         .collect();
     let mut data = SplitData::empty(spec);
     for ((path, fake), f) in files.into_iter().zip(per_file) {
-        // Unreadable files were already reported by `load_split`.
-        if let Some(f) = f {
-            data.push_file(path, fake, &f);
+        match f {
+            Ok(f) => data.push_file(path, fake, &f),
+            // Unreadable files were already reported by `load_split`; say which were not augmented.
+            Err(e) => tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "no augmented copies"),
         }
     }
     Ok(data)

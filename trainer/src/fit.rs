@@ -149,7 +149,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     let sub = SplitData {
         features: val_d.features[..idx.len() * val_d.frames * val_d.n_features].to_vec(),
         labels: val_d.labels[..idx.len()].to_vec(),
-        ..val_d.clone()
+        ..SplitData::empty(&spec)
     };
     let theirs = evaluate::score(&mut session, &sub)?;
     let parity = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

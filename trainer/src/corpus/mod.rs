@@ -443,6 +443,9 @@ fn generate_fakes(
 ) -> anyhow::Result<usize> {
     const BATCH: usize = 32;
     let weights: Vec<f64> = channels.iter().map(|c| c.1).collect();
+    // Each group draws from its own stream (FNV-1a of its name).
+    let group_salt =
+        group.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let mut made = 0;
     let mut next = 0usize;
     let mut failures = 0usize;
@@ -452,9 +455,7 @@ fn generate_fakes(
         let results: Vec<anyhow::Result<Vec<NamedClip>>> = batch
             .par_iter()
             .map(|&i| {
-                let mut r = rng
-                    .fork(0x1000_0000 + i as u64)
-                    .fork(group.name.len() as u64 ^ u64::from(group.name.as_bytes()[0]));
+                let mut r = rng.fork(group_salt).fork(i as u64);
                 let voice = *r.choose(group.voices);
                 let lang = *r.choose(group.langs);
                 let pool = texts
