@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use vericlip_core::audio::{AudioInput, AudioLimits, load_mono, segment_plan};
+use vericlip_core::audio::{AudioInput, AudioLimits, load_mono};
 use vericlip_core::registry::sha256_hex;
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 
@@ -139,11 +139,10 @@ impl FeatureCache {
 pub fn file_features(ex: &FeatureExtractor, bytes: &[u8], limits: &AudioLimits) -> anyhow::Result<Vec<f32>> {
     let spec = ex.spec();
     let audio = load_mono(AudioInput::Encoded(bytes), spec.sample_rate, limits)?;
-    let min_tail = (spec.min_tail_seconds * f64::from(spec.sample_rate)).round() as usize;
     let mut scratch = ex.scratch();
     let mut out = Vec::new();
     let mut seg = Vec::new();
-    for s in segment_plan(audio.samples.len(), spec.segment_samples, spec.segment_samples, min_tail) {
+    for s in spec.segments(audio.samples.len(), spec.segment_samples) {
         ex.extract_into(&s.samples(&audio.samples, spec.segment_samples), &mut scratch, &mut seg)?;
         out.extend_from_slice(&seg);
     }
@@ -205,7 +204,6 @@ pub fn augmented_split(
     let spec = ex.spec();
     let files = list_split(dir)?;
     let limits = AudioLimits::default();
-    let min_tail = (spec.min_tail_seconds * f64::from(spec.sample_rate)).round() as usize;
     let per_file: Vec<anyhow::Result<Vec<f32>>> = files
         .par_iter()
         .enumerate()
@@ -215,7 +213,7 @@ pub fn augmented_split(
             let (mut scratch, mut seg, mut out) = (ex.scratch(), Vec::new(), Vec::new());
             for c in 0..copies {
                 let mut r = rng.fork(i as u64).fork(c as u64);
-                for s in segment_plan(audio.samples.len(), spec.segment_samples, spec.segment_samples, min_tail) {
+                for s in spec.segments(audio.samples.len(), spec.segment_samples) {
                     let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), &mut r)?;
                     ex.extract_into(&y, &mut scratch, &mut seg)?;
                     out.extend_from_slice(&seg);

@@ -1,16 +1,14 @@
 //! `vericlip-train extract` through the real binary: reference-shaped JSON equal to librosa's
 //! goldens, every container format accepted, and bad files named in a non-zero exit.
 
+// The same golden-file locator as core's integration tests (one definition).
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-fn golden_dir() -> PathBuf {
-    let dir = std::env::var_os("VERICLIP_GOLDEN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/out"));
-    assert!(dir.join("goldens.json").is_file(), "goldens missing in {}: run scripts/test.sh", dir.display());
-    dir
-}
+use common::golden_dir;
 
 fn extract(args: &[&std::ffi::OsStr]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vericlip-train")).arg("extract").args(args).output().unwrap()

@@ -109,6 +109,13 @@ impl FeatureSpec {
         self.frames_for(self.segment_samples)
     }
 
+    /// The model's segments of `n_samples` of audio: windows of `segment_samples` every
+    /// `step_samples` (use `segment_samples` for non-overlapping), tail rule by `min_tail_seconds`.
+    pub fn segments(&self, n_samples: usize, step_samples: usize) -> Vec<crate::audio::Segment> {
+        let min_tail = (self.min_tail_seconds * f64::from(self.sample_rate)).round() as usize;
+        crate::audio::segment_plan(n_samples, self.segment_samples, step_samples, min_tail)
+    }
+
     /// Segment length in seconds.
     pub fn segment_seconds(&self) -> f64 {
         self.segment_samples as f64 / f64::from(self.sample_rate)
@@ -184,6 +191,15 @@ mod tests {
         assert_eq!(serde_json::from_str::<FeatureSpec>(&j).unwrap(), s);
         let extra = j.replacen('{', "{\"bogus\":1,", 1);
         assert!(serde_json::from_str::<FeatureSpec>(&extra).is_err());
+    }
+
+    #[test]
+    fn segments_apply_the_tail_rule_in_samples() {
+        let s = FeatureSpec::default();
+        // 4.25 s: two full segments, the 0.25 s tail is under 0.5 s and dropped.
+        assert_eq!(s.segments(68_000, s.segment_samples).len(), 2);
+        // 4.5 s: the 0.5 s tail is kept, zero-padded.
+        assert_eq!(s.segments(72_000, s.segment_samples).last().map(|g| g.valid), Some(8_000));
     }
 
     #[test]
