@@ -79,10 +79,7 @@ pub fn apply_channel(y: &[f32], ch: Channel) -> anyhow::Result<Vec<f32>> {
                 &["-t", "raw", "-r", &sr, "-c", "1", "-b", "16", "-e", "signed", "-", "-r", "8000", "-t", "gsm", "-"],
                 &pcm,
             )?;
-            let raw =
-                sox(&["-t", "gsm", "-r", "8000", "-c", "1", "-", "-t", "raw", "-b", "16", "-e", "signed", "-"], &gsm)?;
-            let audio = decode_pcm(&raw, PcmFormat::S16Le, 8000, 1, &AudioLimits::default())?;
-            resample(&audio.samples, 8000, SR)?
+            load_gsm(&gsm)?
         }
     })
 }
