@@ -11,7 +11,7 @@ use thiserror::Error;
 
 pub use decode::decode_container;
 pub use pcm::{PcmFormat, decode_pcm};
-pub use resample::resample;
+pub use resample::{StreamResampler, resample};
 pub use segment::{Segment, segment_plan};
 pub use wav::write_wav_pcm16;
 

@@ -95,39 +95,49 @@ fn cached_filter(from: u32, to: u32, build: impl FnOnce() -> Filter) -> Arc<Filt
     filter
 }
 
-/// Resamples mono `samples` from `from` Hz to `to` Hz; the result has `round(n * to / from)` samples.
-pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
-    if from == 0 || to == 0 {
-        return Err(AudioError::Resample { from, to, reason: "sample rates must be positive".into() });
+/// A rate pair's filter and the rational step between output and input samples.
+struct Plan {
+    filter: Arc<Filter>,
+    down: u64,
+    up: u64,
+    exact: bool,
+}
+
+impl Plan {
+    fn new(from: u32, to: u32) -> Result<Self, AudioError> {
+        if from == 0 || to == 0 {
+            return Err(AudioError::Resample { from, to, reason: "sample rates must be positive".into() });
+        }
+        let g = gcd(u64::from(from), u64::from(to));
+        let (down, up) = (u64::from(from) / g, u64::from(to) / g);
+        let rho = (f64::from(to) / f64::from(from)).min(1.0) * ROLLOFF;
+        let exact = up as usize <= MAX_PHASES;
+        let filter = cached_filter(from, to, || Filter::new(rho, if exact { up as usize } else { MAX_PHASES }));
+        Ok(Self { filter, down, up, exact })
     }
-    if from == to || samples.is_empty() {
-        return Ok(samples.to_vec());
+
+    /// Absolute input index of the first tap of output sample `k` (may be negative).
+    fn first_tap(&self, k: u64) -> i64 {
+        (k * self.down / self.up) as i64 - self.filter.half + 1
     }
-    let g = gcd(u64::from(from), u64::from(to));
-    let (down, up) = (u64::from(from) / g, u64::from(to) / g);
-    let rho = (f64::from(to) / f64::from(from)).min(1.0) * ROLLOFF;
-    let exact = up as usize <= MAX_PHASES;
-    let filter = cached_filter(from, to, || Filter::new(rho, if exact { up as usize } else { MAX_PHASES }));
-    let n = samples.len() as u64;
-    let out_len = ((n * u64::from(to) + u64::from(from) / 2) / u64::from(from)) as usize;
-    let mut out = Vec::with_capacity(out_len);
-    let mut mixed = vec![0f32; filter.taps];
-    for k in 0..out_len as u64 {
-        let pos = k * down;
-        let i0 = (pos / up) as i64;
-        let rem = pos % up;
-        let taps: &[f32] = if exact {
+
+    /// Output sample `k`; `samples[0]` is input sample `offset`, and input outside `samples` is
+    /// zero (callers keep every sample a non-edge output needs).
+    fn sample(&self, k: u64, samples: &[f32], offset: u64, mixed: &mut [f32]) -> f32 {
+        let filter = &*self.filter;
+        let rem = (k * self.down) % self.up;
+        let taps: &[f32] = if self.exact {
             filter.row(rem as usize)
         } else {
-            let x = rem as f64 * filter.phases as f64 / up as f64;
+            let x = rem as f64 * filter.phases as f64 / self.up as f64;
             let (p, w) = (x.floor() as usize, (x - x.floor()) as f32);
             for ((m, a), b) in mixed.iter_mut().zip(filter.row(p)).zip(filter.row(p + 1)) {
                 *m = a + (b - a) * w;
             }
-            &mixed
+            mixed
         };
-        let first = i0 - filter.half + 1;
-        let acc = if first >= 0 && first as usize + filter.taps <= samples.len() {
+        let first = self.first_tap(k) - offset as i64;
+        if first >= 0 && first as usize + filter.taps <= samples.len() {
             crate::kernels::dot(taps, &samples[first as usize..first as usize + filter.taps])
         } else {
             // Near the edges: samples outside the audio are zero.
@@ -135,10 +145,82 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
                 .enumerate()
                 .filter_map(|(t, h)| samples.get(usize::try_from(first + t as i64).ok()?).map(|s| h * s))
                 .sum()
-        };
-        out.push(acc);
+        }
     }
-    Ok(out)
+}
+
+/// Output length for `n` input samples: `round(n * to / from)`.
+fn output_len(n: u64, from: u32, to: u32) -> u64 {
+    (n * u64::from(to) + u64::from(from) / 2) / u64::from(from)
+}
+
+/// Resamples mono `samples` from `from` Hz to `to` Hz; the result has `round(n * to / from)` samples.
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
+    let plan = Plan::new(from, to)?;
+    if from == to || samples.is_empty() {
+        return Ok(samples.to_vec());
+    }
+    let out_len = output_len(samples.len() as u64, from, to);
+    let mut mixed = vec![0f32; plan.filter.taps];
+    Ok((0..out_len).map(|k| plan.sample(k, samples, 0, &mut mixed)).collect())
+}
+
+/// [`resample`] for audio that arrives in chunks (streaming): each output sample is produced as
+/// soon as every input sample its filter reads has arrived, and only those input samples are
+/// kept. The concatenated output of `push`es and `finish` equals `resample` of the whole input,
+/// bit for bit.
+pub struct StreamResampler {
+    plan: Plan,
+    from: u32,
+    to: u32,
+    /// Input samples from absolute index `offset` on.
+    buf: Vec<f32>,
+    offset: u64,
+    received: u64,
+    next: u64,
+    mixed: Vec<f32>,
+}
+
+impl StreamResampler {
+    pub fn new(from: u32, to: u32) -> Result<Self, AudioError> {
+        let plan = Plan::new(from, to)?;
+        let mixed = vec![0f32; plan.filter.taps];
+        Ok(Self { plan, from, to, buf: Vec::new(), offset: 0, received: 0, next: 0, mixed })
+    }
+
+    /// Takes the next input chunk and appends every output sample that is now complete to `out`.
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        if self.from == self.to {
+            out.extend_from_slice(input);
+            return;
+        }
+        self.buf.extend_from_slice(input);
+        self.received += input.len() as u64;
+        let taps = self.plan.filter.taps as i64;
+        while self.plan.first_tap(self.next) + taps <= self.received as i64 {
+            out.push(self.plan.sample(self.next, &self.buf, self.offset, &mut self.mixed));
+            self.next += 1;
+        }
+        // Forget input no later output reads; compact only when that is most of the buffer.
+        let keep_from = self.plan.first_tap(self.next).max(0) as u64;
+        let drop = (keep_from.saturating_sub(self.offset) as usize).min(self.buf.len());
+        if drop > self.buf.len() / 2 {
+            self.buf.drain(..drop);
+            self.offset += drop as u64;
+        }
+    }
+
+    /// Ends the input (zeros beyond it) and appends the remaining output samples.
+    pub fn finish(&mut self, out: &mut Vec<f32>) {
+        if self.from == self.to {
+            return;
+        }
+        let total = output_len(self.received, self.from, self.to);
+        while self.next < total {
+            out.push(self.plan.sample(self.next, &self.buf, self.offset, &mut self.mixed));
+            self.next += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +243,24 @@ mod tests {
             let max =
                 got[1600..14_400].iter().zip(&want[1600..14_400]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(max < 1e-3, "{from} Hz, {f} Hz tone: max error {max}");
+        }
+    }
+
+    #[test]
+    fn streaming_in_any_chunks_equals_resampling_the_whole() {
+        for (from, chunk) in [(44_100, 1), (44_100, 4410), (8_000, 333), (22_050, 100_000), (15_999, 777), (16_000, 50)] {
+            let input: Vec<f32> =
+                (0..from as usize / 2).map(|i| ((i as f32 * 0.37).sin() + (i as f32 * 0.011).cos()) * 0.3).collect();
+            let want = resample(&input, from, 16_000).unwrap();
+            let mut r = StreamResampler::new(from, 16_000).unwrap();
+            let mut got = Vec::new();
+            for c in input.chunks(chunk) {
+                r.push(c, &mut got);
+            }
+            r.finish(&mut got);
+            assert_eq!(got.len(), want.len(), "{from} Hz in chunks of {chunk}");
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{from} Hz in chunks of {chunk}");
+            assert!(r.buf.len() < 2 * chunk + 2 * r.plan.filter.taps + 4, "kept {} input samples", r.buf.len());
         }
     }
 
