@@ -26,6 +26,8 @@ pub enum RuntimeError {
     LoadFailed { path: PathBuf, reason: String },
     #[error("ONNX model could not be loaded: {0}")]
     Model(String),
+    #[error("execution provider unavailable: {0}")]
+    Provider(String),
     #[error("inference failed: {0}")]
     Inference(String),
 }
@@ -95,13 +97,66 @@ pub struct ModelSession {
     session: Session,
 }
 
+/// Which ONNX Runtime execution provider sessions use (config `runtime.execution_provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProvider {
+    /// CUDA when this build has it and the device and libraries work, else CPU (logged).
+    #[default]
+    Auto,
+    Cpu,
+    /// CUDA or an error: never a silent fall back to CPU.
+    Cuda,
+}
+
 impl ModelSession {
     /// Builds a CPU session with one intra-op thread and no spinning: on small boxes more
     /// threads slow an LSTM down, and parallelism comes from running several sessions.
     pub fn from_bytes(runtime: &OrtRuntime, model: &[u8]) -> Result<Self, RuntimeError> {
+        Self::build(runtime, model, &[])
+    }
+
+    /// Builds a session on the requested provider and says which one is really in use (`"cpu"`
+    /// or `"cuda"`). ONNX Runtime falls back to CPU silently when CUDA registration fails, so
+    /// CUDA is registered with `error_on_failure` and the fallback (for `Auto`) is ours, logged.
+    pub fn with_provider(
+        runtime: &OrtRuntime,
+        model: &[u8],
+        provider: ExecutionProvider,
+    ) -> Result<(Self, &'static str), RuntimeError> {
+        match provider {
+            ExecutionProvider::Cpu => Ok((Self::from_bytes(runtime, model)?, "cpu")),
+            ExecutionProvider::Cuda => Ok((Self::cuda(runtime, model)?, "cuda")),
+            ExecutionProvider::Auto => match Self::cuda(runtime, model) {
+                Ok(s) => Ok((s, "cuda")),
+                Err(e) => {
+                    tracing::info!(reason = %e, "CUDA execution provider not in use; running on CPU");
+                    Ok((Self::from_bytes(runtime, model)?, "cpu"))
+                }
+            },
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda(runtime: &OrtRuntime, model: &[u8]) -> Result<Self, RuntimeError> {
+        Self::build(runtime, model, &[ort::ep::CUDA::default().build().error_on_failure()])
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn cuda(_: &OrtRuntime, _: &[u8]) -> Result<Self, RuntimeError> {
+        Err(RuntimeError::Provider("this build has no CUDA support (build with `--features cuda`)".into()))
+    }
+
+    fn build(
+        runtime: &OrtRuntime,
+        model: &[u8],
+        providers: &[ort::ep::ExecutionProviderDispatch],
+    ) -> Result<Self, RuntimeError> {
         let err = |e: ort::Error| RuntimeError::Model(e.to_string());
         let session = Session::builder(&runtime.env)
             .map_err(err)?
+            .with_execution_providers(providers)
+            .map_err(|e| RuntimeError::Provider(e.to_string()))?
             .with_intra_threads(1)
             .map_err(|e| RuntimeError::Model(e.to_string()))?
             .with_intra_op_spinning(false)

@@ -1,33 +1,80 @@
-//! vericlip-server. The gRPC service itself is built on top of this in the service issue; for now
-//! the binary checks that this machine can run it: ONNX Runtime loads and the feature extractor
-//! builds for the default spec.
+//! vericlip-server: `serve` (the default) runs the service; `check` verifies that this machine
+//! can run it (ONNX Runtime loads, the feature pipeline builds).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 use vericlip_core::{FeatureExtractor, FeatureSpec, runtime};
+use vericlip_server::config::{LogFormat, Settings};
 
 #[derive(Parser)]
 #[command(name = "vericlip-server", version, about = "Vericlip real/synthetic speech classification service")]
 struct Cli {
+    /// TOML config file (defaults < file < VERICLIP__SECTION__KEY environment variables).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve gRPC and HTTP (the default).
+    Serve,
     /// Check that ONNX Runtime loads and the feature pipeline builds; exit non-zero if not.
     Check,
+    /// Print the effective configuration (after file and environment) and exit.
+    Config,
 }
 
 fn main() -> ExitCode {
-    let Cli { command: Command::Check } = Cli::parse();
-    match check() {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Check => check(),
+        Command::Config => Settings::load(cli.config.as_deref(), std::env::vars())
+            .map(|s| println!("{s:#?}"))
+            .map_err(Into::into),
+        Command::Serve => serve(cli.config),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings = Settings::load(config.as_deref(), std::env::vars())?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("vericlip-io").build()?;
+    rt.block_on(vericlip_server::server::run(settings, shutdown_signal()))
+}
+
+/// SIGTERM (Kubernetes) or ctrl-c.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }
 

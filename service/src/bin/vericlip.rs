@@ -1,0 +1,429 @@
+//! `vericlip`: the command-line client. `classify` files, `stream` one in real time (or faster),
+//! list `models`, check `health`, and `bench` (a load generator: clips/s and latency percentiles
+//! at several concurrencies).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tonic::transport::Channel;
+use vericlip_core::AudioLimits;
+use vericlip_core::audio::decode_container;
+use vericlip_server::api::{self, vericlip_client::VericlipClient};
+
+#[derive(Parser)]
+#[command(name = "vericlip", version, about = "Client for the Vericlip real/synthetic speech service")]
+struct Cli {
+    /// Server address.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify audio files (any supported format).
+    Classify {
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "")]
+        model: String,
+        #[arg(long, default_value_t = 0)]
+        version: u64,
+        /// Per-request deadline in milliseconds (0 = none).
+        #[arg(long, default_value_t = 0)]
+        timeout_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream one file as PCM chunks and print each window's verdict as it arrives.
+    Stream {
+        file: PathBuf,
+        /// Seconds between window starts.
+        #[arg(long, default_value_t = 1.0)]
+        step: f64,
+        /// Playback speed: 1 = real time, 0 = as fast as possible.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Chunk length in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        chunk_ms: u64,
+        #[arg(long, default_value = "")]
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List loaded models and versions.
+    Models {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the standard gRPC health service (exit 0 only when SERVING).
+    Health,
+    /// Load test: classify the files round-robin at each concurrency; report clips/s and latency.
+    Bench {
+        files: Vec<PathBuf>,
+        /// Comma-separated concurrency levels.
+        #[arg(long, default_value = "1,4,16")]
+        concurrency: String,
+        /// Seconds per level.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn verdict(v: i32) -> &'static str {
+    match api::Verdict::try_from(v) {
+        Ok(api::Verdict::Fake) => "FAKE",
+        Ok(api::Verdict::Real) => "REAL",
+        _ => "?",
+    }
+}
+
+async fn connect(addr: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(addr.to_string())
+        .context("bad --addr")?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))
+}
+
+fn client(channel: Channel) -> VericlipClient<Channel> {
+    VericlipClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+}
+
+fn status_error(file: &str, s: &tonic::Status) -> anyhow::Error {
+    let name = s.metadata().get("vericlip-error").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    anyhow::anyhow!("{file}: {:?} ({name}): {}", s.code(), s.message())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let channel = connect(&cli.addr).await?;
+    match cli.command {
+        Command::Classify { files, model, version, timeout_ms, json } => {
+            classify(channel, files, model, version, timeout_ms, json).await
+        }
+        Command::Stream { file, step, speed, chunk_ms, model, json } => {
+            stream(channel, file, step, speed, chunk_ms, model, json).await
+        }
+        Command::Models { json } => models(channel, json).await,
+        Command::Health => {
+            let mut h = tonic_health::pb::health_client::HealthClient::new(channel);
+            let r = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?.into_inner();
+            let status = tonic_health::pb::health_check_response::ServingStatus::try_from(r.status)
+                .map(|s| s.as_str_name())
+                .unwrap_or("UNKNOWN");
+            println!("{status}");
+            Ok(if status == "SERVING" { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+        }
+        Command::Bench { files, concurrency, seconds, json } => bench(channel, files, &concurrency, seconds, json).await,
+    }
+}
+
+async fn classify(
+    channel: Channel,
+    files: Vec<PathBuf>,
+    model: String,
+    version: u64,
+    timeout_ms: u64,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    if files.is_empty() {
+        bail!("no files given");
+    }
+    let mut c = client(channel);
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for f in &files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let mut req = tonic::Request::new(api::ClassifyRequest {
+            audio: Some(api::classify_request::Audio::Encoded(bytes)),
+            model: model.clone(),
+            version,
+        });
+        if timeout_ms > 0 {
+            req.set_timeout(Duration::from_millis(timeout_ms));
+        }
+        match c.classify(req).await {
+            Ok(r) => rows.push((f.display().to_string(), r.into_inner())),
+            Err(s) => {
+                failed = true;
+                eprintln!("{}", status_error(&f.display().to_string(), &s));
+            }
+        }
+    }
+    if json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(f, r)| {
+                let mut v = vericlip_server::http::response_json(r);
+                v["file"] = json!(f);
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{:<50}{:>8}{:>12}{:>10}{:>10}  model", "file", "verdict", "fake_score", "segments", "seconds");
+        for (f, r) in &rows {
+            let name = if f.len() > 49 { format!("...{}", &f[f.len() - 46..]) } else { f.clone() };
+            println!(
+                "{name:<50}{:>8}{:>12.4}{:>10}{:>10.2}  {}/{}",
+                verdict(r.verdict),
+                r.fake_score,
+                r.segments.len(),
+                r.duration_seconds,
+                r.model,
+                r.model_version
+            );
+        }
+    }
+    Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    channel: Channel,
+    file: PathBuf,
+    step: f64,
+    speed: f64,
+    chunk_ms: u64,
+    model: String,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let audio = decode_container(&bytes, &AudioLimits { max_seconds: 24.0 * 3600.0, ..AudioLimits::default() })?;
+    let rate = audio.sample_rate;
+    let chunk = ((chunk_ms.max(1) as f64 / 1000.0) * f64::from(rate)).ceil() as usize;
+    let config = api::ClassifyStreamRequest {
+        message: Some(api::classify_stream_request::Message::Config(api::StreamConfig {
+            format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
+                encoding: api::PcmEncoding::F32le as i32,
+                sample_rate: rate,
+                channels: 1,
+            })),
+            step_seconds: step,
+            model,
+            version: 0,
+        })),
+    };
+    let chunks: Vec<Vec<u8>> =
+        audio.samples.chunks(chunk).map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect()).collect();
+    let pace = if speed > 0.0 { Some(Duration::from_secs_f64(chunk as f64 / f64::from(rate) / speed)) } else { None };
+    let outbound = async_stream(config, chunks, pace);
+    let mut c = client(channel);
+    let mut inbound = c.classify_stream(outbound).await.map_err(|s| status_error("stream", &s))?.into_inner();
+    let started = Instant::now();
+    loop {
+        let msg = match inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(s) => return Err(status_error(&file.display().to_string(), &s)),
+        };
+        match msg.message {
+            Some(api::classify_stream_response::Message::Segment(s)) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"segment": s.index, "start_seconds": s.start_seconds, "end_seconds": s.end_seconds,
+                               "fake_score": s.fake_score, "verdict": verdict(s.verdict).to_lowercase(),
+                               "received_after_seconds": started.elapsed().as_secs_f64()})
+                    );
+                } else {
+                    println!(
+                        "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>4}  fake_score {:.4}",
+                        started.elapsed().as_secs_f64(),
+                        s.index,
+                        s.start_seconds,
+                        s.end_seconds,
+                        verdict(s.verdict),
+                        s.fake_score
+                    );
+                }
+            }
+            Some(api::classify_stream_response::Message::Summary(r)) => {
+                if json {
+                    println!("{}", json!({"summary": vericlip_server::http::response_json(&r)}));
+                } else {
+                    println!(
+                        "summary: {} (fake_score {:.4}, threshold {:.4}) over {} windows, {:.2} s, model {}/{}",
+                        verdict(r.verdict),
+                        r.fake_score,
+                        r.threshold,
+                        r.segments.len(),
+                        r.duration_seconds,
+                        r.model,
+                        r.model_version
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The request stream: the config, then the chunks, paced.
+fn async_stream(
+    config: api::ClassifyStreamRequest,
+    chunks: Vec<Vec<u8>>,
+    pace: Option<Duration>,
+) -> impl tokio_stream::Stream<Item = api::ClassifyStreamRequest> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        if tx.send(config).await.is_err() {
+            return;
+        }
+        let start = tokio::time::Instant::now();
+        for (i, c) in chunks.into_iter().enumerate() {
+            if let Some(p) = pace {
+                tokio::time::sleep_until(start + p * i as u32).await;
+            }
+            let msg = api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Audio(c)) };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+async fn models(channel: Channel, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    let r = client(channel).list_models(api::ListModelsRequest {}).await.map_err(|s| status_error("models", &s))?;
+    let models = r.into_inner().models;
+    if json {
+        let out: Vec<_> = models
+            .iter()
+            .map(|m| {
+                json!({"name": m.name, "version": m.version, "serving": m.serving, "created_at": m.created_at,
+                       "sha256": m.sha256, "threshold": m.threshold, "execution_provider": m.execution_provider,
+                       "test_metrics": m.test_metrics})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{:<24}{:>8}{:>9}{:>11}{:>9}{:>8}  created", "model", "version", "serving", "threshold", "test_eer", "ep");
+        for m in &models {
+            let eer = m.test_metrics.get("eer").map_or("-".to_string(), |e| format!("{:.1}%", 100.0 * e));
+            println!(
+                "{:<24}{:>8}{:>9}{:>11.4}{:>9}{:>8}  {}",
+                m.name,
+                m.version,
+                if m.serving { "yes" } else { "" },
+                m.threshold,
+                eer,
+                m.execution_provider,
+                m.created_at
+            );
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn bench(
+    channel: Channel,
+    files: Vec<PathBuf>,
+    concurrency: &str,
+    seconds: f64,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    if files.is_empty() {
+        bail!("no files given");
+    }
+    let clips: Vec<Vec<u8>> =
+        files.iter().map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display()))).collect::<Result<_, _>>()?;
+    let clips = std::sync::Arc::new(clips);
+    let levels: Vec<usize> = concurrency
+        .split(',')
+        .map(|s| s.trim().parse::<usize>().with_context(|| format!("bad concurrency `{s}`")))
+        .collect::<Result<_, _>>()?;
+    let mut report = Vec::new();
+    if !json {
+        println!("{:>11}{:>9}{:>10}{:>10}{:>10}{:>10}  errors", "concurrency", "clips", "clips/s", "p50_ms", "p99_ms", "max_ms");
+    }
+    for &level in &levels {
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..level.max(1) {
+            let (channel, clips) = (channel.clone(), std::sync::Arc::clone(&clips));
+            tasks.push(tokio::spawn(async move {
+                let mut c = client(channel);
+                let mut lat = Vec::new();
+                let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+                let mut i = worker;
+                while Instant::now() < deadline {
+                    let req = api::ClassifyRequest {
+                        audio: Some(api::classify_request::Audio::Encoded(clips[i % clips.len()].clone())),
+                        model: String::new(),
+                        version: 0,
+                    };
+                    i += 1;
+                    let t = Instant::now();
+                    match c.classify(req).await {
+                        Ok(_) => lat.push(t.elapsed().as_secs_f64() * 1e3),
+                        Err(s) => *errors.entry(format!("{:?}", s.code())).or_default() += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut lat = Vec::new();
+        let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+        for t in tasks {
+            let (l, e) = t.await?;
+            lat.extend(l);
+            for (k, v) in e {
+                *errors.entry(k).or_default() += v;
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        lat.sort_by(f64::total_cmp);
+        let row = json!({
+            "concurrency": level, "clips": lat.len(), "clips_per_second": lat.len() as f64 / wall,
+            "p50_ms": percentile(&lat, 50.0), "p99_ms": percentile(&lat, 99.0),
+            "max_ms": lat.last().copied().unwrap_or(f64::NAN), "errors": errors,
+        });
+        if !json {
+            println!(
+                "{:>11}{:>9}{:>10.1}{:>10.1}{:>10.1}{:>10.1}  {:?}",
+                level,
+                lat.len(),
+                lat.len() as f64 / wall,
+                percentile(&lat, 50.0),
+                percentile(&lat, 99.0),
+                lat.last().copied().unwrap_or(f64::NAN),
+                errors
+            );
+        }
+        report.push(row);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,203 @@
+//! Classifying one clip, shared by gRPC `Classify` and HTTP `POST /v1/classify`: admission
+//! (bounded), model resolution, features on the CPU pool, batched inference, the verdict.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vericlip_core::AudioLimits;
+use vericlip_core::audio::Segment;
+
+use crate::api;
+use crate::error::ServiceError;
+use crate::metrics::Metrics;
+use crate::models::{LoadedModel, ModelStore};
+use crate::pipeline::{Audio, FeaturePool, prepare};
+
+/// What the service shares between its API layers.
+pub struct Classifier {
+    pub store: Arc<ModelStore>,
+    pub pool: FeaturePool,
+    pub metrics: Arc<Metrics>,
+    pub limits: AudioLimits,
+    admission: Arc<Semaphore>,
+    max_queue: usize,
+    pub streams: Arc<Semaphore>,
+    pub max_streams: usize,
+    /// An encoded (not PCM) stream is decoded whole at its end; this caps what it may buffer.
+    pub max_encoded_stream_bytes: usize,
+    shutting_down: AtomicBool,
+    next_id: AtomicU64,
+}
+
+/// Holds a request's admission slot; frees it (and the queue-depth gauge) on drop.
+pub struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.metrics.queue_depth.dec();
+    }
+}
+
+pub fn verdict(score: f64, threshold: f64) -> api::Verdict {
+    if score >= threshold { api::Verdict::Fake } else { api::Verdict::Real }
+}
+
+/// Segment rows for the API.
+pub fn segment_scores(
+    first_index: usize,
+    segments: &[Segment],
+    scores: &[f32],
+    rate: u32,
+    threshold: f64,
+) -> Vec<api::SegmentScore> {
+    segments
+        .iter()
+        .zip(scores)
+        .enumerate()
+        .map(|(i, (s, &p))| api::SegmentScore {
+            index: (first_index + i) as u32,
+            start_seconds: s.start_seconds(rate),
+            end_seconds: s.end_seconds(rate),
+            fake_score: p,
+            verdict: verdict(f64::from(p), threshold) as i32,
+        })
+        .collect()
+}
+
+/// The clip-level answer from its segments: the mean score against the model's threshold.
+pub fn summary(
+    model: &LoadedModel,
+    segments: Vec<api::SegmentScore>,
+    duration_seconds: f64,
+    timings: api::StageTimings,
+    request_id: String,
+) -> api::ClassifyResponse {
+    let mean = if segments.is_empty() {
+        0.0
+    } else {
+        segments.iter().map(|s| f64::from(s.fake_score)).sum::<f64>() / segments.len() as f64
+    };
+    api::ClassifyResponse {
+        verdict: verdict(mean, model.threshold()) as i32,
+        fake_score: mean as f32,
+        threshold: model.threshold(),
+        segments,
+        model: model.name().to_string(),
+        model_version: model.version(),
+        duration_seconds,
+        timings: Some(timings),
+        request_id,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Classifier {
+    pub fn new(
+        store: Arc<ModelStore>,
+        pool: FeaturePool,
+        metrics: Arc<Metrics>,
+        limits: AudioLimits,
+        max_queue: usize,
+        max_streams: usize,
+        max_encoded_stream_bytes: usize,
+    ) -> Self {
+        Self {
+            store,
+            pool,
+            metrics,
+            limits,
+            admission: Arc::new(Semaphore::new(max_queue)),
+            max_queue,
+            streams: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
+            max_encoded_stream_bytes,
+            shutting_down: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn request_id(&self) -> String {
+        format!("{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn check_open(&self) -> Result<(), ServiceError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ServiceError::Unavailable("the server is shutting down; retry on another replica".into()));
+        }
+        Ok(())
+    }
+
+    /// A slot in the bounded queue, or RESOURCE_EXHAUSTED right away (shed load, never queue
+    /// without bound).
+    pub fn admit(&self) -> Result<Admitted, ServiceError> {
+        self.check_open()?;
+        let permit = Arc::clone(&self.admission)
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::QueueFull { limit: self.max_queue })?;
+        self.metrics.queue_depth.inc();
+        Ok(Admitted { _permit: permit, metrics: Arc::clone(&self.metrics) })
+    }
+
+    pub async fn classify(
+        &self,
+        audio: Audio,
+        model: &str,
+        version: u64,
+        deadline: Option<Instant>,
+        request_id: String,
+    ) -> Result<api::ClassifyResponse, ServiceError> {
+        let started = Instant::now();
+        let _admitted = self.admit()?;
+        let model = self.store.resolve(model, version)?;
+        let span = tracing::Span::current();
+        span.record("model", model.name());
+        span.record("version", model.version());
+        let (m, limits) = (Arc::clone(&model), self.limits);
+        let prepared = self
+            .pool
+            .run(move || {
+                let step = m.extractor.spec().segment_samples;
+                prepare(&m.extractor, &m.normalizer, &audio, &limits, step)
+            })
+            .await?;
+        span.record("segments", prepared.segments.len());
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            self.metrics.expired_in_queue.inc();
+            return Err(ServiceError::DeadlineExceeded);
+        }
+        let n = prepared.segments.len();
+        let scored = model.batcher.run(prepared.features, n, deadline).await?;
+        let rate = model.extractor.spec().sample_rate;
+        let timings = api::StageTimings {
+            decode_ms: ms(prepared.decode),
+            features_ms: ms(prepared.extract),
+            queue_ms: ms(scored.queue),
+            inference_ms: ms(scored.inference),
+            total_ms: ms(started.elapsed()),
+        };
+        for (stage, d) in [
+            ("decode", prepared.decode),
+            ("features", prepared.extract),
+            ("queue", scored.queue),
+            ("inference", scored.inference),
+            ("total", started.elapsed()),
+        ] {
+            self.metrics.stage(stage, d.as_secs_f64());
+        }
+        let segments = segment_scores(0, &prepared.segments, &scored.scores, rate, model.threshold());
+        let duration = prepared.samples as f64 / f64::from(rate);
+        Ok(summary(&model, segments, duration, timings, request_id))
+    }
+}

@@ -1,0 +1,143 @@
+//! The `vericlip.v1.Vericlip` gRPC service: request parsing and status mapping; the work itself
+//! is in `classify` (unary), `stream` (ClassifyStream) and `models` (ListModels / GetModel).
+
+mod models;
+mod stream;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+use vericlip_core::audio::PcmFormat;
+
+use crate::api;
+use crate::classify::Classifier;
+use crate::error::ServiceError;
+use crate::pipeline::Audio;
+
+pub struct VericlipService {
+    pub classifier: Arc<Classifier>,
+}
+
+/// The client's deadline from `grpc-timeout`, made a little earlier than tonic's own timer so
+/// the client hears DEADLINE_EXCEEDED from us rather than tonic's CANCELLED.
+pub fn deadline<T>(request: &Request<T>) -> Option<Instant> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout.saturating_sub(Duration::from_millis(2)))
+}
+
+pub fn pcm_format(format: Option<&api::PcmFormat>) -> Result<(PcmFormat, u32, u32), ServiceError> {
+    let f = format.ok_or_else(|| ServiceError::bad_request("missing_pcm_format", "raw PCM needs a `format`"))?;
+    let encoding = match api::PcmEncoding::try_from(f.encoding) {
+        Ok(api::PcmEncoding::S16le) => PcmFormat::S16Le,
+        Ok(api::PcmEncoding::F32le) => PcmFormat::F32Le,
+        _ => {
+            return Err(ServiceError::bad_request(
+                "invalid_pcm_encoding",
+                format!("PCM encoding {} is not supported; use PCM_ENCODING_S16LE or PCM_ENCODING_F32LE", f.encoding),
+            ));
+        }
+    };
+    Ok((encoding, f.sample_rate, f.channels))
+}
+
+fn audio_of(request: api::ClassifyRequest) -> Result<Audio, ServiceError> {
+    match request.audio {
+        Some(api::classify_request::Audio::Encoded(bytes)) => Ok(Audio::Encoded(bytes)),
+        Some(api::classify_request::Audio::Pcm(pcm)) => {
+            let (format, sample_rate, channels) = pcm_format(pcm.format.as_ref())?;
+            Ok(Audio::Pcm { data: pcm.data, format, sample_rate, channels })
+        }
+        None => Err(ServiceError::bad_request("missing_audio", "the request carries no audio (`encoded` or `pcm`)")),
+    }
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<api::ClassifyStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl api::vericlip_server::Vericlip for VericlipService {
+    async fn classify(&self, request: Request<api::ClassifyRequest>) -> Result<Response<api::ClassifyResponse>, Status> {
+        let c = &self.classifier;
+        let deadline = deadline(&request);
+        let id = c.request_id();
+        let span = tracing::info_span!(
+            "classify",
+            request_id = %id,
+            model = tracing::field::Empty,
+            version = tracing::field::Empty,
+            segments = tracing::field::Empty
+        );
+        let req = request.into_inner();
+        let (model, version) = (req.model.clone(), req.version);
+        let work = async {
+            let audio = audio_of(req)?;
+            let fut = c.classify(audio, &model, version, deadline, id);
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), fut).await.unwrap_or(Err(ServiceError::DeadlineExceeded)),
+                None => fut.await,
+            }
+        };
+        let result = work.instrument(span.clone()).await;
+        let _enter = span.enter();
+        match result {
+            Ok(r) => {
+                c.metrics.request("Classify", tonic::Code::Ok);
+                tracing::info!(verdict = r.verdict, fake_score = r.fake_score, "classified");
+                Ok(Response::new(r))
+            }
+            Err(e) => {
+                c.metrics.request("Classify", e.code());
+                tracing::info!(error = e.name(), message = %e, "classify failed");
+                Err(e.into())
+            }
+        }
+    }
+
+    type ClassifyStreamStream = ResponseStream;
+
+    async fn classify_stream(
+        &self,
+        request: Request<Streaming<api::ClassifyStreamRequest>>,
+    ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
+        match stream::start(Arc::clone(&self.classifier), request.into_inner()).await {
+            Ok(s) => Ok(Response::new(s)),
+            Err(e) => {
+                self.classifier.metrics.request("ClassifyStream", e.code());
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn list_models(
+        &self,
+        _: Request<api::ListModelsRequest>,
+    ) -> Result<Response<api::ListModelsResponse>, Status> {
+        self.classifier.metrics.request("ListModels", tonic::Code::Ok);
+        Ok(Response::new(models::list(&self.classifier.store)))
+    }
+
+    async fn get_model(&self, request: Request<api::GetModelRequest>) -> Result<Response<api::ModelInfo>, Status> {
+        let r = request.into_inner();
+        let result = self.classifier.store.resolve(&r.name, r.version).map(|m| {
+            let serving = self.classifier.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
+            models::info(&m, serving == Some(m.version()))
+        });
+        let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
+        self.classifier.metrics.request("GetModel", code);
+        result.map(Response::new).map_err(Into::into)
+    }
+}

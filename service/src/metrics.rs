@@ -1,0 +1,154 @@
+//! Prometheus metrics, served at `/metrics` on the HTTP port.
+
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub rpc: &'static str,
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub model: String,
+    pub version: String,
+    pub execution_provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RpcLabels, Counter>,
+    pub stage_seconds: Family<StageLabels, Histogram>,
+    pub batch_size: Histogram,
+    pub queue_depth: Gauge,
+    pub active_streams: Gauge,
+    pub expired_in_queue: Counter,
+    pub serving_version: Family<ModelLabels, Gauge>,
+    pub loaded: Family<VersionLabels, Gauge>,
+    pub swaps: Family<ModelLabels, Counter>,
+    pub load_failures: Family<ModelLabels, Counter>,
+    pub execution_provider: Family<ProviderLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vericlip");
+        let requests = Family::<RpcLabels, Counter>::default();
+        registry.register("requests", "Requests by RPC and status code", requests.clone());
+        let stage_seconds = Family::<StageLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        registry.register(
+            "stage_seconds",
+            "Time per request stage (decode, features, queue, inference, total)",
+            stage_seconds.clone(),
+        );
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register("batch_size", "Segments per ONNX Runtime run", batch_size.clone());
+        let queue_depth = Gauge::default();
+        registry.register("queue_depth", "Requests admitted and not yet answered", queue_depth.clone());
+        let active_streams = Gauge::default();
+        registry.register("active_streams", "Open ClassifyStream calls", active_streams.clone());
+        let expired_in_queue = Counter::default();
+        registry.register(
+            "expired_in_queue",
+            "Requests whose deadline passed while queued (answered without inference)",
+            expired_in_queue.clone(),
+        );
+        let serving_version = Family::<ModelLabels, Gauge>::default();
+        registry.register("model_serving_version", "Version served by default, per model", serving_version.clone());
+        let loaded = Family::<VersionLabels, Gauge>::default();
+        registry.register("model_loaded", "Loaded model versions (1 = loaded)", loaded.clone());
+        let swaps = Family::<ModelLabels, Counter>::default();
+        registry.register("model_swaps", "Changes of the served version", swaps.clone());
+        let load_failures = Family::<ModelLabels, Counter>::default();
+        registry.register("model_load_failures", "Model versions that failed to load and were skipped", load_failures.clone());
+        let execution_provider = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "execution_provider",
+            "Sessions on each ONNX Runtime execution provider",
+            execution_provider.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            stage_seconds,
+            batch_size,
+            queue_depth,
+            active_streams,
+            expired_in_queue,
+            serving_version,
+            loaded,
+            swaps,
+            load_failures,
+            execution_provider,
+        }
+    }
+
+    pub fn stage(&self, stage: &'static str, seconds: f64) {
+        self.stage_seconds.get_or_create(&StageLabels { stage }).observe(seconds);
+    }
+
+    pub fn request(&self, rpc: &'static str, code: tonic::Code) {
+        self.requests.get_or_create(&RpcLabels { rpc, code: code_name(code) }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// gRPC code names as the spec spells them (`OK`, `INVALID_ARGUMENT`, ...).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,93 @@
+//! What is loaded, swapped atomically: a request takes an `Arc` of the version it runs on, so a
+//! swap never disturbs it, and a retired version is freed when its last request ends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::LoadedModel;
+use crate::error::ServiceError;
+
+#[derive(Default)]
+pub struct ModelVersions {
+    pub versions: BTreeMap<u64, Arc<LoadedModel>>,
+    /// The version requests without a version get.
+    pub serving: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    pub models: BTreeMap<String, ModelVersions>,
+}
+
+impl Catalog {
+    pub fn ready(&self) -> bool {
+        self.models.values().any(|m| m.serving.is_some())
+    }
+}
+
+pub struct ModelStore {
+    catalog: ArcSwap<Catalog>,
+    default_model: String,
+    ready: watch::Sender<bool>,
+}
+
+impl ModelStore {
+    pub fn new(default_model: String) -> Self {
+        Self { catalog: ArcSwap::from_pointee(Catalog::default()), default_model, ready: watch::channel(false).0 }
+    }
+
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    pub fn replace(&self, catalog: Catalog) {
+        let ready = catalog.ready();
+        self.catalog.store(Arc::new(catalog));
+        self.ready.send_replace(ready);
+    }
+
+    /// Becomes true once some model can serve (and false if none can any more).
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// The version a request gets: `name` empty = the default model, `version` 0 = the served one.
+    pub fn resolve(&self, name: &str, version: u64) -> Result<Arc<LoadedModel>, ServiceError> {
+        let catalog = self.catalog.load();
+        if !catalog.ready() {
+            return Err(ServiceError::Unavailable("no model is loaded yet; retry shortly".into()));
+        }
+        let name = if !name.is_empty() {
+            name
+        } else if !self.default_model.is_empty() {
+            &self.default_model
+        } else if catalog.models.len() == 1 {
+            catalog.models.keys().next().map_or("", String::as_str)
+        } else {
+            let names: Vec<_> = catalog.models.keys().map(String::as_str).collect();
+            return Err(ServiceError::bad_request(
+                "model_required",
+                format!("several models are served ({}); name one in the request", names.join(", ")),
+            ));
+        };
+        let Some(entry) = catalog.models.get(name) else {
+            let names: Vec<_> = catalog.models.keys().map(String::as_str).collect();
+            return Err(ServiceError::ModelNotFound(format!(
+                "model `{name}` is not loaded (loaded: {})",
+                names.join(", ")
+            )));
+        };
+        let version = if version == 0 { entry.serving } else { Some(version) };
+        version.and_then(|v| entry.versions.get(&v)).cloned().ok_or_else(|| {
+            let have: Vec<_> = entry.versions.keys().map(u64::to_string).collect();
+            ServiceError::ModelNotFound(format!(
+                "model `{name}` has no loaded version {} (loaded: {})",
+                version.map_or("to serve".to_string(), |v| v.to_string()),
+                have.join(", ")
+            ))
+        })
+    }
+}

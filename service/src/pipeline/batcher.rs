@@ -1,0 +1,219 @@
+//! Dynamic batching: segments from every request and stream on one model version wait in one
+//! queue; each inference worker (one ONNX Runtime session, since `Session::run` takes `&mut self`)
+//! takes up to `max_batch` segments, waiting at most `max_delay` after the first one for more,
+//! runs them in one call and scatters the scores back. Jobs whose deadline has passed, or whose
+//! caller has gone, are dropped before inference.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ndarray::ArrayView3;
+use tokio::sync::oneshot;
+use vericlip_core::runtime::ModelSession;
+
+use crate::error::ServiceError;
+use crate::metrics::Metrics;
+
+/// Segments of one request, `[n][frames][features]` flattened, normalized.
+pub struct Job {
+    pub features: Vec<f32>,
+    pub n: usize,
+    pub deadline: Option<Instant>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Scored, ServiceError>>,
+}
+
+/// Scores of a job's segments and where its time went.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub scores: Vec<f32>,
+    pub queue: Duration,
+    pub inference: Duration,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    pub max_batch: usize,
+    pub max_delay: Duration,
+    pub frames: usize,
+    pub n_features: usize,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    segments: usize,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    config: BatchConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A worker that panicked mid-batch leaves a consistent queue behind (jobs are moved out
+        // before any work); keep serving rather than poisoning every later request.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The queue and inference workers of one loaded model version. Dropping it closes the queue;
+/// workers finish what is queued and exit.
+pub struct Batcher {
+    shared: Arc<Shared>,
+}
+
+impl Batcher {
+    pub fn start(sessions: Vec<ModelSession>, config: BatchConfig, metrics: Arc<Metrics>, label: &str) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue { jobs: VecDeque::new(), segments: 0, closed: false }),
+            ready: Condvar::new(),
+            config,
+            metrics,
+        });
+        for (i, session) in sessions.into_iter().enumerate() {
+            let shared = Arc::clone(&shared);
+            let spawned =
+                std::thread::Builder::new().name(format!("infer-{label}-{i}")).spawn(move || worker(&shared, session));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start an inference worker");
+            }
+        }
+        Self { shared }
+    }
+
+    /// Queues `n` segments and waits for their scores.
+    pub async fn run(&self, features: Vec<f32>, n: usize, deadline: Option<Instant>) -> Result<Scored, ServiceError> {
+        let c = &self.shared.config;
+        if n == 0 || features.len() != n * c.frames * c.n_features {
+            return Err(ServiceError::Internal(format!("batcher got {} floats for {n} segments", features.len())));
+        }
+        let (reply, rx) = oneshot::channel();
+        {
+            let mut q = self.shared.lock();
+            if q.closed {
+                return Err(ServiceError::Unavailable("the model version is being unloaded; retry".into()));
+            }
+            q.segments += n;
+            q.jobs.push_back(Job { features, n, deadline, enqueued: Instant::now(), reply });
+        }
+        self.shared.ready.notify_one();
+        rx.await.map_err(|_| ServiceError::Internal("inference worker stopped".into()))?
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+/// Takes the next batch: blocks for a first job, then gathers until `max_batch` segments or
+/// `max_delay` after that job arrived. `None` when closed and drained.
+fn next_batch(shared: &Shared, taken: &mut Vec<Job>) -> Option<()> {
+    let c = shared.config;
+    let mut q = shared.lock();
+    loop {
+        while q.jobs.is_empty() {
+            if q.closed {
+                return None;
+            }
+            q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        let flush_at = q.jobs[0].enqueued + c.max_delay;
+        while q.segments < c.max_batch && !q.closed && !q.jobs.is_empty() {
+            let now = Instant::now();
+            if now >= flush_at {
+                break;
+            }
+            q = shared.ready.wait_timeout(q, flush_at - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        // Another worker may have taken everything while this one waited.
+        let mut segments = 0;
+        while let Some(job) = q.jobs.front() {
+            if !taken.is_empty() && segments + job.n > c.max_batch {
+                break;
+            }
+            segments += job.n;
+            q.segments -= job.n;
+            taken.extend(q.jobs.pop_front());
+        }
+        if !taken.is_empty() {
+            if !q.jobs.is_empty() {
+                shared.ready.notify_one();
+            }
+            return Some(());
+        }
+    }
+}
+
+fn worker(shared: &Shared, mut session: ModelSession) {
+    let c = shared.config;
+    let seg = c.frames * c.n_features;
+    let mut taken = Vec::new();
+    let mut batch: Vec<f32> = Vec::with_capacity(c.max_batch * seg);
+    while next_batch(shared, &mut taken).is_some() {
+        let started = Instant::now();
+        let mut live = Vec::with_capacity(taken.len());
+        for job in taken.drain(..) {
+            if job.reply.is_closed() {
+                continue;
+            }
+            if job.deadline.is_some_and(|d| d <= started) {
+                shared.metrics.expired_in_queue.inc();
+                let _ = job.reply.send(Err(ServiceError::DeadlineExceeded));
+                continue;
+            }
+            live.push(job);
+        }
+        if live.is_empty() {
+            continue;
+        }
+        batch.clear();
+        for job in &live {
+            batch.extend_from_slice(&job.features);
+        }
+        let total = batch.len() / seg;
+        let mut scores = Vec::with_capacity(total);
+        let mut failure = None;
+        // A single job larger than max_batch still runs, in max_batch chunks.
+        for chunk in batch.chunks(c.max_batch * seg) {
+            let n = chunk.len() / seg;
+            shared.metrics.batch_size.observe(n as f64);
+            let result = ArrayView3::from_shape((n, c.frames, c.n_features), chunk)
+                .map_err(|e| ServiceError::Internal(e.to_string()))
+                .and_then(|view| session.run(view).map_err(|e| ServiceError::Internal(e.to_string())));
+            match result {
+                Ok(s) => scores.extend(s),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let inference = started.elapsed();
+        let mut at = 0;
+        for job in live {
+            let result = match &failure {
+                Some(e) => Err(e.clone()),
+                None => Ok(Scored {
+                    scores: scores[at..at + job.n].to_vec(),
+                    queue: started.saturating_duration_since(job.enqueued),
+                    inference,
+                    batch_size: total,
+                }),
+            };
+            at += job.n;
+            let _ = job.reply.send(result);
+        }
+        if let Some(e) = failure {
+            tracing::error!(error = %e, "inference failed");
+        }
+    }
+}
