@@ -1,0 +1,227 @@
+//! Correctness through the real server: unary scores equal an in-process reference (core features
+//! + ONNX Runtime, as the trainer scores), streaming windows equal unary/reference windows and
+//! arrive before the stream ends, HTTP equals gRPC, and model listing / selection work.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, samples, temp_registry};
+use ndarray::Array3;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use vericlip_core::audio::{load_file, resample};
+use vericlip_core::registry::load_version;
+use vericlip_core::runtime::{self, ModelSession};
+use vericlip_core::{AudioLimits, FeatureExtractor};
+use vericlip_server::api;
+
+/// Reference scores of `audio` (model-rate) windows every `step` samples.
+fn reference(registry: &std::path::Path, audio: &[f32], step: usize) -> Vec<f32> {
+    let v = load_version(&registry.join("vericlip-lstm/1")).unwrap();
+    let spec = v.manifest.feature_spec.clone();
+    let ex = FeatureExtractor::new(spec.clone()).unwrap();
+    let segs = spec.segments(audio.len(), step);
+    let (frames, nf) = (spec.frames_per_segment(), spec.n_features());
+    let mut batch = Array3::<f32>::zeros((segs.len(), frames, nf));
+    for (i, s) in segs.iter().enumerate() {
+        let mut f = ex.extract(&s.samples(audio, spec.segment_samples)).unwrap();
+        v.manifest.normalization.apply(f.as_slice_mut().unwrap());
+        batch.slice_mut(ndarray::s![i, .., ..]).assign(&f);
+    }
+    let mut session = ModelSession::from_bytes(runtime::init(None).unwrap(), &v.model_onnx).unwrap();
+    session.run(batch.view()).unwrap()
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: segment count");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-5, "{what}: segment {i}: server {g}, reference {w}");
+    }
+}
+
+fn pcm_f32(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// ~9 s of speech at 16 kHz: the bundled clips back to back.
+fn long_clip() -> Vec<f32> {
+    samples().iter().flat_map(|p| load_file(p, 16_000, &AudioLimits::default()).unwrap().samples).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_matches_the_reference_and_http_matches_grpc() {
+    let reg = temp_registry("classify-unary");
+    let server = Server::start(&reg, &[]).await;
+    let mut c = server.client().await;
+    for path in samples() {
+        let bytes = std::fs::read(&path).unwrap();
+        let r = c
+            .classify(api::ClassifyRequest {
+                audio: Some(api::classify_request::Audio::Encoded(bytes.clone())),
+                model: String::new(),
+                version: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let audio = load_file(&path, 16_000, &AudioLimits::default()).unwrap().samples;
+        let want = reference(&reg, &audio, 32_000);
+        let got: Vec<f32> = r.segments.iter().map(|s| s.fake_score).collect();
+        assert_close(&got, &want, &path.display().to_string());
+        let mean = want.iter().map(|&s| f64::from(s)).sum::<f64>() / want.len() as f64;
+        assert!((f64::from(r.fake_score) - mean).abs() < 1e-5);
+        let fake = mean >= r.threshold;
+        assert_eq!(r.verdict, if fake { api::Verdict::Fake } else { api::Verdict::Real } as i32);
+        assert_eq!((r.model.as_str(), r.model_version), ("vericlip-lstm", 1));
+        assert!((r.duration_seconds - audio.len() as f64 / 16_000.0).abs() < 1e-9);
+        let t = r.timings.unwrap();
+        assert!(t.total_ms > 0.0 && t.inference_ms > 0.0 && t.total_ms >= t.inference_ms);
+
+        let (status, head, body) = server.http("POST", "/v1/classify", "audio/wav", &bytes);
+        assert_eq!(status, 200, "{head}");
+        let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!((j["fake_score"].as_f64().unwrap() - f64::from(r.fake_score)).abs() < 1e-6);
+        assert_eq!(j["verdict"], if fake { "fake" } else { "real" });
+        assert_eq!(j["segments"].as_array().unwrap().len(), r.segments.len());
+
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let body = serde_json::json!({"audio_base64": b64, "model": "vericlip-lstm", "version": 1}).to_string();
+        let (status, head, body) = server.http("POST", "/v1/classify", "application/json", body.as_bytes());
+        assert_eq!(status, 200, "{head}");
+        let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!((j["fake_score"].as_f64().unwrap() - f64::from(r.fake_score)).abs() < 1e-6);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_windows_arrive_early_and_match_unary_and_reference() {
+    let reg = temp_registry("classify-stream");
+    let server = Server::start(&reg, &[]).await;
+    let mut c = server.client().await;
+    let audio = long_clip();
+    assert!(audio.len() > 8 * 16_000);
+
+    // Unary over raw PCM: non-overlapping windows.
+    let unary = c
+        .classify(api::ClassifyRequest {
+            audio: Some(api::classify_request::Audio::Pcm(api::RawPcm {
+                data: pcm_f32(&audio),
+                format: Some(api::PcmFormat { encoding: api::PcmEncoding::F32le as i32, sample_rate: 16_000, channels: 1 }),
+            })),
+            model: String::new(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The same audio streamed in uneven chunks with a 2 s step gives the same windows.
+    let stream = |rate: u32, encoding: api::PcmEncoding, step: f64, chunks: Vec<Vec<u8>>| {
+        let mut c = c.clone();
+        async move {
+            let (tx, rx) = mpsc::channel(4);
+            let config = api::StreamConfig {
+                format: Some(api::stream_config::Format::Pcm(api::PcmFormat { encoding: encoding as i32, sample_rate: rate, channels: 1 })),
+                step_seconds: step,
+                model: String::new(),
+                version: 0,
+            };
+            tx.send(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(config)) })
+                .await
+                .unwrap();
+            let mut inbound = c.classify_stream(ReceiverStream::new(rx)).await.unwrap().into_inner();
+            // The first window's verdict comes back while the client still holds the rest.
+            let mut sent = 0;
+            let mut first = None;
+            for chunk in &chunks {
+                tx.send(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Audio(chunk.clone())) })
+                    .await
+                    .unwrap();
+                sent += 1;
+                if first.is_none() {
+                    if let Ok(m) = tokio::time::timeout(Duration::from_millis(20), inbound.message()).await {
+                        first = Some((sent, m.unwrap().unwrap()));
+                    }
+                }
+            }
+            if first.is_none() {
+                first = Some((sent, inbound.message().await.unwrap().unwrap()));
+            }
+            drop(tx);
+            let (sent_before_first, first) = first.unwrap();
+            let mut segments = vec![first];
+            while let Some(m) = inbound.message().await.unwrap() {
+                segments.push(m);
+            }
+            let mut windows = Vec::new();
+            let mut summary = None;
+            for m in segments {
+                match m.message.unwrap() {
+                    api::classify_stream_response::Message::Segment(s) => windows.push(s),
+                    api::classify_stream_response::Message::Summary(s) => summary = Some(s),
+                }
+            }
+            (sent_before_first, chunks.len(), windows, summary.expect("a summary after half-close"))
+        }
+    };
+    let chunks: Vec<Vec<u8>> = audio.chunks(7_919).map(pcm_f32).collect();
+    let (early, total, windows, summary) = stream(16_000, api::PcmEncoding::F32le, 2.0, chunks).await;
+    assert!(early < total, "first verdict only after all {total} chunks were sent");
+    let got: Vec<f32> = windows.iter().map(|s| s.fake_score).collect();
+    let want: Vec<f32> = unary.segments.iter().map(|s| s.fake_score).collect();
+    assert_close(&got, &want, "stream (step 2 s) vs unary");
+    for (i, (w, u)) in windows.iter().zip(&unary.segments).enumerate() {
+        assert_eq!((w.index as usize, w.start_seconds, w.end_seconds, w.verdict), (i, u.start_seconds, u.end_seconds, u.verdict));
+    }
+    assert!((summary.fake_score - unary.fake_score).abs() < 1e-5);
+    assert_eq!(summary.verdict, unary.verdict);
+
+    // Sliding 1 s windows over 8 kHz s16le audio: the server resamples as chunks arrive; the
+    // windows equal the reference over the whole clip resampled at once.
+    let at8k = resample(&audio, 16_000, 8_000).unwrap();
+    let s16: Vec<u8> = at8k.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+    let back: Vec<f32> = s16.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    let want = reference(&reg, &resample(&back, 8_000, 16_000).unwrap(), 16_000);
+    let chunks: Vec<Vec<u8>> = s16.chunks(1_234).map(<[u8]>::to_vec).collect();
+    let (_, _, windows, summary) = stream(8_000, api::PcmEncoding::S16le, 1.0, chunks).await;
+    let got: Vec<f32> = windows.iter().map(|s| s.fake_score).collect();
+    assert_close(&got, &want, "stream (8 kHz, step 1 s) vs reference");
+    assert_eq!(summary.segments.len(), windows.len());
+    assert!(windows.windows(2).all(|p| (p[1].start_seconds - p[0].start_seconds - 1.0).abs() < 1e-9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_listed_and_selected_by_name_and_version() {
+    let reg = temp_registry("classify-models");
+    let server = Server::start(&reg, &[]).await;
+    let mut c = server.client().await;
+    let list = c.list_models(api::ListModelsRequest {}).await.unwrap().into_inner();
+    assert_eq!(list.models.len(), 1);
+    let m = &list.models[0];
+    assert_eq!((m.name.as_str(), m.version, m.serving), ("vericlip-lstm", 1, true));
+    assert_eq!(m.execution_provider, "cpu");
+    assert_eq!((m.frames, m.features, m.sample_rate), (126, 96, 16_000));
+    assert!(m.test_metrics.contains_key("eer") && m.sha256.len() == 64);
+    let got = c.get_model(api::GetModelRequest { name: "vericlip-lstm".into(), version: 0 }).await.unwrap().into_inner();
+    assert_eq!(got.version, 1);
+    for (name, version) in [("vericlip-lstm", 7), ("no-such-model", 0)] {
+        let e = c.get_model(api::GetModelRequest { name: name.into(), version }).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{name}/{version}: {e:?}");
+        assert!(e.message().contains(name), "{}", e.message());
+        let bytes = std::fs::read(&samples()[0]).unwrap();
+        let e = c
+            .classify(api::ClassifyRequest {
+                audio: Some(api::classify_request::Audio::Encoded(bytes)),
+                model: name.into(),
+                version,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        assert_eq!(e.metadata().get("vericlip-error").unwrap(), "model_not_found");
+    }
+    assert!(server.metric("vericlip_model_loaded{model=\"vericlip-lstm\",version=\"1\",execution_provider=\"cpu\"}") == 1.0);
+    assert!(server.metric("vericlip_execution_provider{provider=\"cpu\"}") == 1.0);
+}

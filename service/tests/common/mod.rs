@@ -1,0 +1,189 @@
+//! Runs the real `vericlip-server` binary on ephemeral ports over a temporary registry, and
+//! talks to it over real sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use vericlip_server::api::vericlip_client::VericlipClient;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn samples() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for label in ["real", "fake"] {
+        let dir = repo().join("models/samples").join(label);
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.retain(|p| p.extension().is_some_and(|e| e == "wav"));
+        files.sort();
+        out.extend(files);
+    }
+    assert!(out.len() >= 4, "bundled sample clips missing");
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A fresh registry holding a copy of the bundled model as version 1.
+pub fn temp_registry(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vericlip-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&repo().join("models/vericlip-lstm/1"), &dir.join("vericlip-lstm/1"));
+    dir
+}
+
+pub struct Server {
+    pub child: Child,
+    pub grpc: String,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server and waits until it listens and a model serves.
+    pub async fn start(registry: &Path, env: &[(&str, &str)]) -> Server {
+        let log = registry.with_extension("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vericlip-server"));
+        cmd.env("VERICLIP__GRPC__ADDR", "127.0.0.1:0")
+            .env("VERICLIP__HTTP__ADDR", "127.0.0.1:0")
+            .env("VERICLIP__REGISTRY__PATH", registry)
+            .env("VERICLIP__REGISTRY__POLL_SECONDS", "0.5")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("vericlip-server starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if line.starts_with("vericlip-server listening") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
+        let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_string();
+        let server = Server { child, grpc: format!("http://{}", field("grpc=")), http: field("http="), log };
+        server.wait_ready().await;
+        server
+    }
+
+    pub async fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(ch) = Channel::from_shared(self.grpc.clone()).unwrap().connect().await {
+                let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
+                if let Ok(r) = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await
+                    && r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                {
+                    return;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "server never became ready; log:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.grpc.clone()).unwrap().connect().await.unwrap()
+    }
+
+    pub async fn client(&self) -> VericlipClient<Channel> {
+        VericlipClient::new(self.channel().await).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)
+    }
+
+    /// A plain HTTP/1.1 request; returns (status, headers+body text).
+    pub fn http(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+        let mut s = std::net::TcpStream::connect(&self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, head, raw[split + 4..].to_vec())
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, _, body) = self.http("GET", "/metrics", "text/plain", b"");
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    }
+
+    /// The value of one metric line (exact name with labels), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or(0.0)
+    }
+
+    pub fn terminate(&mut self) -> ExitStatus {
+        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the server process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WAV file's bytes (16-bit PCM, mono).
+pub fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    for s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    cursor.into_inner()
+}
