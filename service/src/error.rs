@@ -16,6 +16,8 @@ pub enum ServiceError {
     ModelNotFound(String),
     #[error("server is at capacity ({limit} requests in progress); retry with backoff")]
     QueueFull { limit: usize },
+    #[error("{0}")]
+    MessageTooLarge(String),
     #[error("too many concurrent streams (limit {limit}); retry with backoff")]
     TooManyStreams { limit: usize },
     #[error("the request's deadline passed while it was queued; inference was not run")]
@@ -39,6 +41,7 @@ impl ServiceError {
             Self::ModelNotFound(_) => "model_not_found",
             Self::QueueFull { .. } => "queue_full",
             Self::TooManyStreams { .. } => "too_many_streams",
+            Self::MessageTooLarge(_) => "message_too_large",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -51,7 +54,7 @@ impl ServiceError {
             Self::Audio(AudioError::Io(_)) | Self::Internal(_) => Code::Internal,
             Self::Audio(_) | Self::BadRequest { .. } => Code::InvalidArgument,
             Self::ModelNotFound(_) => Code::NotFound,
-            Self::QueueFull { .. } | Self::TooManyStreams { .. } => Code::ResourceExhausted,
+            Self::QueueFull { .. } | Self::TooManyStreams { .. } | Self::MessageTooLarge(_) => Code::ResourceExhausted,
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
         }
@@ -78,4 +81,21 @@ impl From<ServiceError> for tonic::Status {
         }
         status
     }
+}
+
+/// tonic rejects a request message over `max_decoding_message_size` with OUT_OF_RANGE before
+/// the service sees it; gRPC's convention (grpc-core, grpc-go) is RESOURCE_EXHAUSTED. This
+/// response mapper (a tower layer on the server) rewrites that one case and adds the error name.
+pub fn oversized_message_status<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
+    let too_large = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.contains("too large") || m.contains("too%20large"));
+    if out_of_range && too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert(ERROR_NAME_KEY, http::HeaderValue::from_static("message_too_large"));
+    }
+    response
 }

@@ -110,6 +110,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     };
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(crate::error::oversized_message_status::<tonic::body::Body>))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -231,6 +231,7 @@ async fn next_chunk(inbound: &mut Streaming<api::ClassifyStreamRequest>) -> Resu
             }
             Ok(Some(_)) => continue,
             Ok(None) => return Ok(None),
+            Err(s) if s.code() == tonic::Code::OutOfRange => return Err(ServiceError::MessageTooLarge(s.message().into())),
             Err(s) => return Err(ServiceError::bad_request("stream_error", format!("reading the stream failed: {}", s.message()))),
         }
     }
