@@ -87,7 +87,11 @@ impl api::vericlip_server::Vericlip for VericlipService {
             let audio = audio_of(req)?;
             let fut = c.classify(audio, &model, version, deadline, id);
             match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), fut).await.unwrap_or(Err(ServiceError::DeadlineExceeded)),
+                Some(d) => tokio::time::timeout_at(d.into(), fut).await.unwrap_or_else(|_| {
+                    // Dropping the future drops the queued job's reply: the batcher skips it.
+                    c.metrics.expired_in_queue.inc();
+                    Err(ServiceError::DeadlineExceeded)
+                }),
                 None => fut.await,
             }
         };
