@@ -152,6 +152,11 @@ impl Server {
     pub fn terminate(&mut self) -> ExitStatus {
         let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
         assert!(ok.success());
+        self.terminate_wait()
+    }
+
+    /// Waits for the process to exit (after a signal sent elsewhere).
+    pub fn terminate_wait(&mut self) -> ExitStatus {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
