@@ -62,16 +62,20 @@ install_ort() {
 }
 
 install_venv() {
-    local req=$root/tests/golden/requirements.txt stamp=$root/.venv/.requirements.sha256
-    local want; want=$(sha256sum "$req" | cut -d' ' -f1)
+    # The librosa reference stack (goldens) and the Python gRPC client test, one venv.
+    local reqs=("$root/tests/golden/requirements.txt" "$root/tests/clients/python/requirements.txt")
+    local stamp=$root/.venv/.requirements.sha256
+    local want; want=$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)
     if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         log "Python venv: present"; return
     fi
-    local py; py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
-    log "creating .venv with $py"
-    "$py" -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -r "$req"
+    if [ ! -x .venv/bin/python ]; then
+        local py; py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
+        log "creating .venv with $py"
+        "$py" -m venv .venv
+        .venv/bin/python -m pip install -q --upgrade pip
+    fi
+    local r; for r in "${reqs[@]}"; do .venv/bin/python -m pip install -q -r "$r"; done
     echo "$want" > "$stamp"
 }
 
