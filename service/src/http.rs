@@ -45,7 +45,10 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.classifier.metrics.encode())
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.classifier.metrics.encode(),
+    )
 }
 
 /// Query string of `POST /v1/classify` (and the JSON body's fields).
@@ -66,7 +69,8 @@ struct ClassifyParams {
 
 fn error_response(e: &ServiceError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({"error": {"name": e.name(), "code": crate::metrics::code_name(e.code()), "message": e.to_string()}});
+    let body =
+        json!({"error": {"name": e.name(), "code": crate::metrics::code_name(e.code()), "message": e.to_string()}});
     (status, [(ERROR_NAME_KEY, e.name())], axum::Json(body)).into_response()
 }
 
@@ -82,9 +86,8 @@ fn audio_of(p: &ClassifyParams, bytes: Vec<u8>) -> Result<Audio, ServiceError> {
             ));
         }
     };
-    let sample_rate = p
-        .sample_rate
-        .ok_or_else(|| ServiceError::bad_request("missing_pcm_format", "raw PCM needs `sample_rate`"))?;
+    let sample_rate =
+        p.sample_rate.ok_or_else(|| ServiceError::bad_request("missing_pcm_format", "raw PCM needs `sample_rate`"))?;
     Ok(Audio::Pcm { data: bytes, format, sample_rate, channels: p.channels.unwrap_or(1) })
 }
 
@@ -102,8 +105,9 @@ async fn classify(
         .is_some_and(|v| v.starts_with("application/json"));
     let parsed = (|| {
         if is_json {
-            let p: ClassifyParams = serde_json::from_slice(&body)
-                .map_err(|e| ServiceError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))?;
+            let p: ClassifyParams = serde_json::from_slice(&body).map_err(|e| {
+                ServiceError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+            })?;
             let b64 = p.audio_base64.as_deref().ok_or_else(|| {
                 ServiceError::bad_request("missing_audio", "JSON requests carry the audio in `audio_base64`")
             })?;

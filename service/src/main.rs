@@ -33,9 +33,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(),
-        Command::Config => Settings::load(cli.config.as_deref(), std::env::vars())
-            .map(|s| println!("{s:#?}"))
-            .map_err(Into::into),
+        Command::Config => {
+            Settings::load(cli.config.as_deref(), std::env::vars()).map(|s| println!("{s:#?}")).map_err(Into::into)
+        }
         Command::Serve => serve(cli.config),
     };
     match result {

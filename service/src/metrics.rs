@@ -1,6 +1,5 @@
 //! Prometheus metrics, served at `/metrics` on the HTTP port.
 
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -89,7 +88,11 @@ impl Metrics {
         let swaps = Family::<ModelLabels, Counter>::default();
         registry.register("model_swaps", "Changes of the served version", swaps.clone());
         let load_failures = Family::<ModelLabels, Counter>::default();
-        registry.register("model_load_failures", "Model versions that failed to load and were skipped", load_failures.clone());
+        registry.register(
+            "model_load_failures",
+            "Model versions that failed to load and were skipped",
+            load_failures.clone(),
+        );
         let execution_provider = Family::<ProviderLabels, Gauge>::default();
         registry.register(
             "execution_provider",

@@ -26,7 +26,8 @@ pub const SERVICE_NAME: &str = "vericlip.v1.Vericlip";
 
 /// Runs until `shutdown` resolves (SIGTERM / ctrl-c in the binary), then drains and returns.
 pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let ort_path = (!settings.runtime.ort_library.is_empty()).then(|| std::path::Path::new(&settings.runtime.ort_library));
+    let ort_path =
+        (!settings.runtime.ort_library.is_empty()).then(|| std::path::Path::new(&settings.runtime.ort_library));
     let rt = runtime::init(ort_path)?;
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(ModelStore::new(settings.registry.default_model.clone()));
@@ -67,7 +68,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         let health = health.clone();
         tokio::spawn(async move {
             loop {
-                let status = if *ready.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
+                let status =
+                    if *ready.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
                 health.set_service_status("", status).await;
                 health.set_service_status(SERVICE_NAME, status).await;
                 if ready.changed().await.is_err() {

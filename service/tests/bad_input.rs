@@ -57,17 +57,83 @@ async fn every_bad_input_gets_the_right_status_and_the_server_keeps_serving() {
         ("no audio", api::ClassifyRequest::default(), Code::InvalidArgument, "missing_audio", "no audio"),
         ("random bytes", encoded(noise), Code::InvalidArgument, "undecodable_audio", "decoded"),
         ("truncated WAV", encoded(good[..44].to_vec()), Code::InvalidArgument, "", ""),
-        ("NaN PCM", pcm(nan, api::PcmEncoding::F32le, 16_000, 1), Code::InvalidArgument, "non_finite_samples", "frame 777"),
-        ("Inf PCM", pcm(inf, api::PcmEncoding::F32le, 16_000, 1), Code::InvalidArgument, "non_finite_samples", "frame 5"),
-        ("sample rate 0", pcm(vec![0; 640], api::PcmEncoding::S16le, 0, 1), Code::InvalidArgument, "invalid_sample_rate", "0 Hz"),
-        ("1e9 channels", pcm(vec![0; 640], api::PcmEncoding::S16le, 16_000, 1_000_000_000), Code::InvalidArgument, "invalid_channels", "1000000000"),
-        ("65535-channel WAV", encoded(wav_header(65_535, 16_000, 16, 1 << 20, &[0; 256])), Code::InvalidArgument, "", ""),
-        ("no PCM encoding", pcm(vec![0; 640], api::PcmEncoding::Unspecified, 16_000, 1), Code::InvalidArgument, "invalid_pcm_encoding", "S16LE"),
-        ("ragged PCM", pcm(vec![0; 641], api::PcmEncoding::S16le, 16_000, 1), Code::InvalidArgument, "ragged_pcm", "641"),
-        ("6-hour header", encoded(wav_header(1, 16_000, 16, six_hours, &[0; 4096])), Code::InvalidArgument, "audio_too_long", "limit"),
-        ("over the size limit", encoded(wav_bytes(&vec![0.1; 1_100_000], 16_000)), Code::ResourceExhausted, "message_too_large", "too large"),
-        ("unknown version", api::ClassifyRequest { version: 42, ..encoded(good.clone()) }, Code::NotFound, "model_not_found", "42"),
-        ("unknown model", api::ClassifyRequest { model: "nope".into(), ..encoded(good.clone()) }, Code::NotFound, "model_not_found", "nope"),
+        (
+            "NaN PCM",
+            pcm(nan, api::PcmEncoding::F32le, 16_000, 1),
+            Code::InvalidArgument,
+            "non_finite_samples",
+            "frame 777",
+        ),
+        (
+            "Inf PCM",
+            pcm(inf, api::PcmEncoding::F32le, 16_000, 1),
+            Code::InvalidArgument,
+            "non_finite_samples",
+            "frame 5",
+        ),
+        (
+            "sample rate 0",
+            pcm(vec![0; 640], api::PcmEncoding::S16le, 0, 1),
+            Code::InvalidArgument,
+            "invalid_sample_rate",
+            "0 Hz",
+        ),
+        (
+            "1e9 channels",
+            pcm(vec![0; 640], api::PcmEncoding::S16le, 16_000, 1_000_000_000),
+            Code::InvalidArgument,
+            "invalid_channels",
+            "1000000000",
+        ),
+        (
+            "65535-channel WAV",
+            encoded(wav_header(65_535, 16_000, 16, 1 << 20, &[0; 256])),
+            Code::InvalidArgument,
+            "",
+            "",
+        ),
+        (
+            "no PCM encoding",
+            pcm(vec![0; 640], api::PcmEncoding::Unspecified, 16_000, 1),
+            Code::InvalidArgument,
+            "invalid_pcm_encoding",
+            "S16LE",
+        ),
+        (
+            "ragged PCM",
+            pcm(vec![0; 641], api::PcmEncoding::S16le, 16_000, 1),
+            Code::InvalidArgument,
+            "ragged_pcm",
+            "641",
+        ),
+        (
+            "6-hour header",
+            encoded(wav_header(1, 16_000, 16, six_hours, &[0; 4096])),
+            Code::InvalidArgument,
+            "audio_too_long",
+            "limit",
+        ),
+        (
+            "over the size limit",
+            encoded(wav_bytes(&vec![0.1; 1_100_000], 16_000)),
+            Code::ResourceExhausted,
+            "message_too_large",
+            "too large",
+        ),
+        (
+            "unknown version",
+            api::ClassifyRequest { version: 42, ..encoded(good.clone()) },
+            Code::NotFound,
+            "model_not_found",
+            "42",
+        ),
+        (
+            "unknown model",
+            api::ClassifyRequest { model: "nope".into(), ..encoded(good.clone()) },
+            Code::NotFound,
+            "model_not_found",
+            "nope",
+        ),
     ];
     for (what, req, code, name, says) in cases {
         let e = c.classify(req).await.expect_err(what);
@@ -102,7 +168,10 @@ async fn every_bad_input_gets_the_right_status_and_the_server_keeps_serving() {
         })
     };
     let e = c.classify_stream(mk(vec![M::Audio(vec![0; 8])])).await.unwrap_err();
-    assert_eq!((e.code(), e.metadata().get("vericlip-error").unwrap().to_str().unwrap()), (Code::InvalidArgument, "missing_stream_config"));
+    assert_eq!(
+        (e.code(), e.metadata().get("vericlip-error").unwrap().to_str().unwrap()),
+        (Code::InvalidArgument, "missing_stream_config")
+    );
     let e = c.classify_stream(mk(vec![config(7.0)])).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("step_seconds"), "{}", e.message());
@@ -130,7 +199,8 @@ async fn every_bad_input_gets_the_right_status_and_the_server_keeps_serving() {
     assert_eq!(status, 400, "{head}");
     let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(j["error"]["name"], "undecodable_audio");
-    let (status, _, body) = server.http("POST", "/v1/classify?format=s16le&sample_rate=0", "application/octet-stream", &[0; 64]);
+    let (status, _, body) =
+        server.http("POST", "/v1/classify?format=s16le&sample_rate=0", "application/octet-stream", &[0; 64]);
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("invalid_sample_rate"));
     let (status, _, _) = server.http("POST", "/v1/classify?version=9", "audio/wav", &good);

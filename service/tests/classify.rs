@@ -1,5 +1,5 @@
 //! Correctness through the real server: unary scores equal an in-process reference (core features
-//! + ONNX Runtime, as the trainer scores), streaming windows equal unary/reference windows and
+//! and ONNX Runtime, as the trainer scores), streaming windows equal unary/reference windows and
 //! arrive before the stream ends, HTTP equals gRPC, and model listing / selection work.
 
 mod common;
@@ -108,7 +108,11 @@ async fn streaming_windows_arrive_early_and_match_unary_and_reference() {
         .classify(api::ClassifyRequest {
             audio: Some(api::classify_request::Audio::Pcm(api::RawPcm {
                 data: pcm_f32(&audio),
-                format: Some(api::PcmFormat { encoding: api::PcmEncoding::F32le as i32, sample_rate: 16_000, channels: 1 }),
+                format: Some(api::PcmFormat {
+                    encoding: api::PcmEncoding::F32le as i32,
+                    sample_rate: 16_000,
+                    channels: 1,
+                }),
             })),
             model: String::new(),
             version: 0,
@@ -123,27 +127,35 @@ async fn streaming_windows_arrive_early_and_match_unary_and_reference() {
         async move {
             let (tx, rx) = mpsc::channel(4);
             let config = api::StreamConfig {
-                format: Some(api::stream_config::Format::Pcm(api::PcmFormat { encoding: encoding as i32, sample_rate: rate, channels: 1 })),
+                format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
+                    encoding: encoding as i32,
+                    sample_rate: rate,
+                    channels: 1,
+                })),
                 step_seconds: step,
                 model: String::new(),
                 version: 0,
             };
-            tx.send(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(config)) })
-                .await
-                .unwrap();
+            tx.send(api::ClassifyStreamRequest {
+                message: Some(api::classify_stream_request::Message::Config(config)),
+            })
+            .await
+            .unwrap();
             let mut inbound = c.classify_stream(ReceiverStream::new(rx)).await.unwrap().into_inner();
             // The first window's verdict comes back while the client still holds the rest.
             let mut sent = 0;
             let mut first = None;
             for chunk in &chunks {
-                tx.send(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Audio(chunk.clone())) })
-                    .await
-                    .unwrap();
+                tx.send(api::ClassifyStreamRequest {
+                    message: Some(api::classify_stream_request::Message::Audio(chunk.clone())),
+                })
+                .await
+                .unwrap();
                 sent += 1;
-                if first.is_none() {
-                    if let Ok(m) = tokio::time::timeout(Duration::from_millis(20), inbound.message()).await {
-                        first = Some((sent, m.unwrap().unwrap()));
-                    }
+                if first.is_none()
+                    && let Ok(m) = tokio::time::timeout(Duration::from_millis(20), inbound.message()).await
+                {
+                    first = Some((sent, m.unwrap().unwrap()));
                 }
             }
             if first.is_none() {
@@ -173,7 +185,10 @@ async fn streaming_windows_arrive_early_and_match_unary_and_reference() {
     let want: Vec<f32> = unary.segments.iter().map(|s| s.fake_score).collect();
     assert_close(&got, &want, "stream (step 2 s) vs unary");
     for (i, (w, u)) in windows.iter().zip(&unary.segments).enumerate() {
-        assert_eq!((w.index as usize, w.start_seconds, w.end_seconds, w.verdict), (i, u.start_seconds, u.end_seconds, u.verdict));
+        assert_eq!(
+            (w.index as usize, w.start_seconds, w.end_seconds, w.verdict),
+            (i, u.start_seconds, u.end_seconds, u.verdict)
+        );
     }
     assert!((summary.fake_score - unary.fake_score).abs() < 1e-5);
     assert_eq!(summary.verdict, unary.verdict);
@@ -204,7 +219,8 @@ async fn models_are_listed_and_selected_by_name_and_version() {
     assert_eq!(m.execution_provider, "cpu");
     assert_eq!((m.frames, m.features, m.sample_rate), (126, 96, 16_000));
     assert!(m.test_metrics.contains_key("eer") && m.sha256.len() == 64);
-    let got = c.get_model(api::GetModelRequest { name: "vericlip-lstm".into(), version: 0 }).await.unwrap().into_inner();
+    let got =
+        c.get_model(api::GetModelRequest { name: "vericlip-lstm".into(), version: 0 }).await.unwrap().into_inner();
     assert_eq!(got.version, 1);
     for (name, version) in [("vericlip-lstm", 7), ("no-such-model", 0)] {
         let e = c.get_model(api::GetModelRequest { name: name.into(), version }).await.unwrap_err();
@@ -222,6 +238,8 @@ async fn models_are_listed_and_selected_by_name_and_version() {
         assert_eq!(e.code(), tonic::Code::NotFound);
         assert_eq!(e.metadata().get("vericlip-error").unwrap(), "model_not_found");
     }
-    assert!(server.metric("vericlip_model_loaded{model=\"vericlip-lstm\",version=\"1\",execution_provider=\"cpu\"}") == 1.0);
+    assert!(
+        server.metric("vericlip_model_loaded{model=\"vericlip-lstm\",version=\"1\",execution_provider=\"cpu\"}") == 1.0
+    );
     assert!(server.metric("vericlip_execution_provider{provider=\"cpu\"}") == 1.0);
 }

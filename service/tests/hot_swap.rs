@@ -25,11 +25,18 @@ fn place_version(reg: &std::path::Path, version: u64, manifest_sha: &str, model:
     std::fs::rename(&staging, reg.join(format!("vericlip-lstm/{version}"))).unwrap();
 }
 
-async fn wait_for_version(c: &mut api::vericlip_client::VericlipClient<tonic::transport::Channel>, clip: &[u8], want: u64) {
+async fn wait_for_version(
+    c: &mut api::vericlip_client::VericlipClient<tonic::transport::Channel>,
+    clip: &[u8],
+    want: u64,
+) {
     let started = Instant::now();
     loop {
         let r = c
-            .classify(api::ClassifyRequest { audio: Some(api::classify_request::Audio::Encoded(clip.to_vec())), ..Default::default() })
+            .classify(api::ClassifyRequest {
+                audio: Some(api::classify_request::Audio::Encoded(clip.to_vec())),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();

@@ -78,7 +78,9 @@ async fn overload_sheds_with_resource_exhausted_and_recovers() {
 async fn a_deadline_that_passes_in_the_queue_skips_inference() {
     let reg = temp_registry("deadline");
     // The batcher holds a batch open for 400 ms waiting for more segments.
-    let server = Server::start(&reg, &[("VERICLIP__RUNTIME__MAX_DELAY_MS", "400"), ("VERICLIP__RUNTIME__MAX_BATCH", "1000")]).await;
+    let server =
+        Server::start(&reg, &[("VERICLIP__RUNTIME__MAX_DELAY_MS", "400"), ("VERICLIP__RUNTIME__MAX_BATCH", "1000")])
+            .await;
     let mut c = server.client().await;
     let clip = std::fs::read(&samples()[0]).unwrap();
     let runs_before = server.metric("vericlip_batch_size_count");

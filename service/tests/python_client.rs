@@ -10,7 +10,11 @@ use vericlip_server::api;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client_classifies_and_sees_health_and_reflection() {
     let python = repo().join(".venv/bin/python");
-    assert!(python.is_file(), "{} missing: run scripts/setup.sh (it installs tests/clients/python/requirements.txt)", python.display());
+    assert!(
+        python.is_file(),
+        "{} missing: run scripts/setup.sh (it installs tests/clients/python/requirements.txt)",
+        python.display()
+    );
     let reg = temp_registry("python");
     let server = Server::start(&reg, &[]).await;
     // Expected scores from the Rust client, for the Python client to match.

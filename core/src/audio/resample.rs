@@ -248,7 +248,8 @@ mod tests {
 
     #[test]
     fn streaming_in_any_chunks_equals_resampling_the_whole() {
-        for (from, chunk) in [(44_100, 1), (44_100, 4410), (8_000, 333), (22_050, 100_000), (15_999, 777), (16_000, 50)] {
+        for (from, chunk) in [(44_100, 1), (44_100, 4410), (8_000, 333), (22_050, 100_000), (15_999, 777), (16_000, 50)]
+        {
             let input: Vec<f32> =
                 (0..from as usize / 2).map(|i| ((i as f32 * 0.37).sin() + (i as f32 * 0.011).cos()) * 0.3).collect();
             let want = resample(&input, from, 16_000).unwrap();

@@ -133,7 +133,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{status}");
             Ok(if status == "SERVING" { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
-        Command::Bench { files, concurrency, seconds, json } => bench(channel, files, &concurrency, seconds, json).await,
+        Command::Bench { files, concurrency, seconds, json } => {
+            bench(channel, files, &concurrency, seconds, json).await
+        }
     }
 }
 
@@ -318,7 +320,10 @@ async fn models(channel: Channel, json: bool) -> anyhow::Result<std::process::Ex
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{:<24}{:>8}{:>9}{:>11}{:>9}{:>8}  created", "model", "version", "serving", "threshold", "test_eer", "ep");
+        println!(
+            "{:<24}{:>8}{:>9}{:>11}{:>9}{:>8}  created",
+            "model", "version", "serving", "threshold", "test_eer", "ep"
+        );
         for m in &models {
             let eer = m.test_metrics.get("eer").map_or("-".to_string(), |e| format!("{:.1}%", 100.0 * e));
             println!(
@@ -354,8 +359,10 @@ async fn bench(
     if files.is_empty() {
         bail!("no files given");
     }
-    let clips: Vec<Vec<u8>> =
-        files.iter().map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display()))).collect::<Result<_, _>>()?;
+    let clips: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())))
+        .collect::<Result<_, _>>()?;
     let clips = std::sync::Arc::new(clips);
     let levels: Vec<usize> = concurrency
         .split(',')
@@ -363,7 +370,10 @@ async fn bench(
         .collect::<Result<_, _>>()?;
     let mut report = Vec::new();
     if !json {
-        println!("{:>11}{:>9}{:>10}{:>10}{:>10}{:>10}  errors", "concurrency", "clips", "clips/s", "p50_ms", "p99_ms", "max_ms");
+        println!(
+            "{:>11}{:>9}{:>10}{:>10}{:>10}{:>10}  errors",
+            "concurrency", "clips", "clips/s", "p50_ms", "p99_ms", "max_ms"
+        );
     }
     for &level in &levels {
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);

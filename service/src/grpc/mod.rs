@@ -70,7 +70,10 @@ type ResponseStream = Pin<Box<dyn Stream<Item = Result<api::ClassifyStreamRespon
 
 #[tonic::async_trait]
 impl api::vericlip_server::Vericlip for VericlipService {
-    async fn classify(&self, request: Request<api::ClassifyRequest>) -> Result<Response<api::ClassifyResponse>, Status> {
+    async fn classify(
+        &self,
+        request: Request<api::ClassifyRequest>,
+    ) -> Result<Response<api::ClassifyResponse>, Status> {
         let c = &self.classifier;
         let deadline = deadline(&request);
         let id = c.request_id();

@@ -71,14 +71,17 @@ pub async fn start(
     let step = (step_seconds * f64::from(model.extractor.spec().sample_rate)).round() as usize;
     let (tx, rx) = mpsc::channel(16);
     let id = c.request_id();
-    let span = tracing::info_span!("classify_stream", request_id = %id, model = %model.name(), version = model.version());
+    let span =
+        tracing::info_span!("classify_stream", request_id = %id, model = %model.name(), version = model.version());
     tokio::spawn(run(c, model, input, step, inbound, tx, permit, id).instrument(span));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
 fn check_format(limits: &AudioLimits, rate: u32, channels: u32) -> Result<(), ServiceError> {
     if !(limits.min_sample_rate..=limits.max_sample_rate).contains(&rate) {
-        return Err(AudioError::InvalidSampleRate { rate, min: limits.min_sample_rate, max: limits.max_sample_rate }.into());
+        return Err(
+            AudioError::InvalidSampleRate { rate, min: limits.min_sample_rate, max: limits.max_sample_rate }.into()
+        );
     }
     if channels == 0 || channels > limits.max_channels {
         return Err(AudioError::InvalidChannels { channels, max: limits.max_channels }.into());
@@ -122,8 +125,9 @@ impl Windows {
         let rate = self.model.extractor.spec().sample_rate;
         let rows = segment_scores(self.emitted.len(), &segments, &scored.scores, rate, self.model.threshold());
         for row in rows {
-            self.emitted.push(row.clone());
-            let msg = api::ClassifyStreamResponse { message: Some(api::classify_stream_response::Message::Segment(row)) };
+            self.emitted.push(row);
+            let msg =
+                api::ClassifyStreamResponse { message: Some(api::classify_stream_response::Message::Segment(row)) };
             out.send(Ok(msg)).await.map_err(|_| ServiceError::Unavailable("client went away".into()))?;
         }
         Ok(())
@@ -202,7 +206,12 @@ async fn run(
             let duration = w.total as f64 / f64::from(rate);
             let segments = std::mem::take(&mut w.emitted);
             let s = summary(&w.model, segments, duration, w.timings, id);
-            tracing::info!(verdict = s.verdict, fake_score = s.fake_score, segments = s.segments.len(), "stream classified");
+            tracing::info!(
+                verdict = s.verdict,
+                fake_score = s.fake_score,
+                segments = s.segments.len(),
+                "stream classified"
+            );
             let msg = api::ClassifyStreamResponse { message: Some(api::classify_stream_response::Message::Summary(s)) };
             out.send(Ok(msg)).await.map_err(|_| ServiceError::Unavailable("client went away".into()))
         }
@@ -226,13 +235,25 @@ async fn next_chunk(inbound: &mut Streaming<api::ClassifyStreamRequest>) -> Resu
             Ok(Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Audio(b)) })) => {
                 return Ok(Some(b));
             }
-            Ok(Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(_)) })) => {
-                return Err(ServiceError::bad_request("repeated_stream_config", "only the first message may be a StreamConfig"));
+            Ok(Some(api::ClassifyStreamRequest {
+                message: Some(api::classify_stream_request::Message::Config(_)),
+            })) => {
+                return Err(ServiceError::bad_request(
+                    "repeated_stream_config",
+                    "only the first message may be a StreamConfig",
+                ));
             }
             Ok(Some(_)) => continue,
             Ok(None) => return Ok(None),
-            Err(s) if s.code() == tonic::Code::OutOfRange => return Err(ServiceError::MessageTooLarge(s.message().into())),
-            Err(s) => return Err(ServiceError::bad_request("stream_error", format!("reading the stream failed: {}", s.message()))),
+            Err(s) if s.code() == tonic::Code::OutOfRange => {
+                return Err(ServiceError::MessageTooLarge(s.message().into()));
+            }
+            Err(s) => {
+                return Err(ServiceError::bad_request(
+                    "stream_error",
+                    format!("reading the stream failed: {}", s.message()),
+                ));
+            }
         }
     }
 }
@@ -295,7 +316,8 @@ async fn encoded(
         bytes.extend_from_slice(&chunk);
     }
     let (m, limits, step) = (Arc::clone(&w.model), c.limits, w.step);
-    let prepared = c.pool.run(move || prepare(&m.extractor, &m.normalizer, &Audio::Encoded(bytes), &limits, step)).await?;
+    let prepared =
+        c.pool.run(move || prepare(&m.extractor, &m.normalizer, &Audio::Encoded(bytes), &limits, step)).await?;
     w.timings.decode_ms += prepared.decode.as_secs_f64() * 1e3;
     w.timings.features_ms += prepared.extract.as_secs_f64() * 1e3;
     w.total = prepared.samples;
@@ -305,7 +327,7 @@ async fn encoded(
     w.timings.inference_ms += scored.inference.as_secs_f64() * 1e3;
     let rate = w.model.extractor.spec().sample_rate;
     for row in segment_scores(0, &prepared.segments, &scored.scores, rate, w.model.threshold()) {
-        w.emitted.push(row.clone());
+        w.emitted.push(row);
         let msg = api::ClassifyStreamResponse { message: Some(api::classify_stream_response::Message::Segment(row)) };
         out.send(Ok(msg)).await.map_err(|_| ServiceError::Unavailable("client went away".into()))?;
     }

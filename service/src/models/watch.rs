@@ -136,7 +136,10 @@ impl RegistryWatcher {
                                 execution_provider: m.provider.to_string(),
                             })
                             .set(1);
-                        self.metrics.execution_provider.get_or_create(&crate::metrics::ProviderLabels { provider: m.provider }).set(1);
+                        self.metrics
+                            .execution_provider
+                            .get_or_create(&crate::metrics::ProviderLabels { provider: m.provider })
+                            .set(1);
                         entry.versions.insert(v, Arc::new(m));
                         changed = true;
                     }

@@ -100,7 +100,11 @@ impl Server {
                     return;
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "server never became ready; log:\n{}", self.log_text());
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "server never became ready; log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -114,7 +118,9 @@ impl Server {
     }
 
     pub async fn client(&self) -> VericlipClient<Channel> {
-        VericlipClient::new(self.channel().await).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)
+        VericlipClient::new(self.channel().await)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
     }
 
     /// A plain HTTP/1.1 request; returns (status, headers+body text).
@@ -170,7 +176,15 @@ impl Server {
     /// Resident memory of the server process, KiB.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap()
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
     }
 }
 
@@ -184,7 +198,8 @@ impl Drop for Server {
 /// A WAV file's bytes (16-bit PCM, mono).
 pub fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
     let mut cursor = std::io::Cursor::new(Vec::new());
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
     for s in samples {
         w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
