@@ -6,6 +6,7 @@
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
 #     reference benchmark).
 # Usage: scripts/setup.sh            (safe to run again; does only what is missing)
+#        scripts/setup.sh ort        (ONNX Runtime only: what a container image build needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -79,7 +80,9 @@ install_venv() {
     echo "$want" > "$stamp"
 }
 
-install_apt
-install_ort
-install_venv
+case "${1:-all}" in
+    ort) install_ort ;;
+    all) install_apt; install_ort; install_venv ;;
+    *) log "usage: scripts/setup.sh [all|ort]"; exit 2 ;;
+esac
 log "done"

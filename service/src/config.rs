@@ -276,6 +276,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_files_load_and_deploy_lists_the_defaults() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let vars = env(&[("VERICLIP__REGISTRY__PATH", &registry())]);
+        let full = Settings::load(Some(&root.join("deploy/config.toml")), vars.clone()).unwrap();
+        let defaults = Settings::load(None, vars.clone()).unwrap();
+        // deploy/config.toml documents every key at its default value.
+        assert_eq!(format!("{full:?}"), format!("{defaults:?}"));
+        let k8s = Settings::load(Some(&root.join("k8s/base/config.toml")), vars).unwrap();
+        assert_eq!(k8s.log.format, LogFormat::Json);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let reg = registry();
         let cases: &[(&[(&str, &str)], &str)] = &[
