@@ -20,15 +20,24 @@ pub struct Classifier {
     pub store: Arc<ModelStore>,
     pub pool: FeaturePool,
     pub metrics: Arc<Metrics>,
-    pub limits: AudioLimits,
+    pub limits: Limits,
     admission: Arc<Semaphore>,
-    max_queue: usize,
     pub streams: Arc<Semaphore>,
+    shutting_down: AtomicBool,
+    next_id: AtomicU64,
+}
+
+/// Bounds on what requests and streams may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub audio: AudioLimits,
+    /// Requests admitted at once (decoding, queued or running).
+    pub max_queue: usize,
     pub max_streams: usize,
     /// An encoded (not PCM) stream is decoded whole at its end; this caps what it may buffer.
     pub max_encoded_stream_bytes: usize,
-    shutting_down: AtomicBool,
-    next_id: AtomicU64,
+    /// A stream that neither sends audio nor takes its verdicts for this long is closed.
+    pub stream_idle: Duration,
 }
 
 /// Holds a request's admission slot; frees it (and the queue-depth gauge) on drop.
@@ -100,25 +109,14 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Classifier {
-    pub fn new(
-        store: Arc<ModelStore>,
-        pool: FeaturePool,
-        metrics: Arc<Metrics>,
-        limits: AudioLimits,
-        max_queue: usize,
-        max_streams: usize,
-        max_encoded_stream_bytes: usize,
-    ) -> Self {
+    pub fn new(store: Arc<ModelStore>, pool: FeaturePool, metrics: Arc<Metrics>, limits: Limits) -> Self {
         Self {
             store,
             pool,
             metrics,
             limits,
-            admission: Arc::new(Semaphore::new(max_queue)),
-            max_queue,
-            streams: Arc::new(Semaphore::new(max_streams)),
-            max_streams,
-            max_encoded_stream_bytes,
+            admission: Arc::new(Semaphore::new(limits.max_queue)),
+            streams: Arc::new(Semaphore::new(limits.max_streams)),
             shutting_down: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
         }
@@ -145,7 +143,7 @@ impl Classifier {
         self.check_open()?;
         let permit = Arc::clone(&self.admission)
             .try_acquire_owned()
-            .map_err(|_| ServiceError::QueueFull { limit: self.max_queue })?;
+            .map_err(|_| ServiceError::QueueFull { limit: self.limits.max_queue })?;
         self.metrics.queue_depth.inc();
         Ok(Admitted { _permit: permit, metrics: Arc::clone(&self.metrics) })
     }
@@ -164,7 +162,7 @@ impl Classifier {
         let span = tracing::Span::current();
         span.record("model", model.name());
         span.record("version", model.version());
-        let (m, limits) = (Arc::clone(&model), self.limits);
+        let (m, limits) = (Arc::clone(&model), self.limits.audio);
         let prepared = self
             .pool
             .run(move || {

@@ -111,11 +111,13 @@ pub struct Limits {
     /// Longest audio per request (and per stream), seconds.
     pub max_audio_seconds: f64,
     pub max_streams: usize,
+    /// A stream that sends no audio (or takes no verdicts) for this long is closed.
+    pub stream_idle_seconds: f64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_audio_seconds: 600.0, max_streams: 64 }
+        Self { max_audio_seconds: 600.0, max_streams: 64, stream_idle_seconds: 30.0 }
     }
 }
 
@@ -209,6 +211,13 @@ impl Settings {
             }
         }
         let r = &self.runtime;
+        if r.execution_provider == ExecutionProvider::Cuda && !cfg!(feature = "cuda") {
+            return invalid(
+                "runtime.execution_provider",
+                "`cuda` needs a build with the `cuda` cargo feature; this one has CPU only (use `auto` or `cpu`)"
+                    .into(),
+            );
+        }
         if !(1..=64).contains(&r.sessions) {
             return invalid("runtime.sessions", "must be within 1..=64".into());
         }
@@ -226,6 +235,9 @@ impl Settings {
         }
         if !(self.limits.max_audio_seconds.is_finite() && self.limits.max_audio_seconds >= 2.0) {
             return invalid("limits.max_audio_seconds", "must be at least 2".into());
+        }
+        if !(self.limits.stream_idle_seconds.is_finite() && self.limits.stream_idle_seconds >= 0.1) {
+            return invalid("limits.stream_idle_seconds", "must be at least 0.1".into());
         }
         if self.limits.max_streams == 0 {
             return invalid("limits.max_streams", "must be at least 1".into());
@@ -297,6 +309,8 @@ mod tests {
             (&[("VERICLIP__RUNTIME__EXECUTION_PROVIDER", "tpu")], "tpu"),
             (&[("VERICLIP__GRPC__PORT", "1")], "port"),
             (&[("VERICLIP__REGISTRY__PATH", "/no/such/dir")], "registry.path"),
+            #[cfg(not(feature = "cuda"))]
+            (&[("VERICLIP__RUNTIME__EXECUTION_PROVIDER", "cuda")], "runtime.execution_provider"),
         ];
         for (vars, key) in cases {
             let mut vars = env(vars);

@@ -22,6 +22,8 @@ pub enum ServiceError {
     TooManyStreams { limit: usize },
     #[error("the request's deadline passed while it was queued; inference was not run")]
     DeadlineExceeded,
+    #[error("the stream was idle for {seconds} s (no audio sent or no verdicts read); closed")]
+    StreamIdle { seconds: f64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -43,6 +45,7 @@ impl ServiceError {
             Self::TooManyStreams { .. } => "too_many_streams",
             Self::MessageTooLarge(_) => "message_too_large",
             Self::DeadlineExceeded => "deadline_exceeded",
+            Self::StreamIdle { .. } => "stream_idle",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -55,7 +58,7 @@ impl ServiceError {
             Self::Audio(_) | Self::BadRequest { .. } => Code::InvalidArgument,
             Self::ModelNotFound(_) => Code::NotFound,
             Self::QueueFull { .. } | Self::TooManyStreams { .. } | Self::MessageTooLarge(_) => Code::ResourceExhausted,
-            Self::DeadlineExceeded => Code::DeadlineExceeded,
+            Self::DeadlineExceeded | Self::StreamIdle { .. } => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
         }
     }

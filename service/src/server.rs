@@ -13,7 +13,7 @@ use vericlip_core::AudioLimits;
 use vericlip_core::runtime;
 
 use crate::api;
-use crate::classify::Classifier;
+use crate::classify::{Classifier, Limits};
 use crate::config::Settings;
 use crate::grpc::VericlipService;
 use crate::metrics::Metrics;
@@ -49,15 +49,18 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     .spawn(Duration::from_secs_f64(settings.registry.poll_seconds), Arc::clone(&stop_watching))
     .context("starting the registry watcher")?;
 
-    let limits = AudioLimits { max_seconds: settings.limits.max_audio_seconds, ..AudioLimits::default() };
+    let limits = Limits {
+        audio: AudioLimits { max_seconds: settings.limits.max_audio_seconds, ..AudioLimits::default() },
+        max_queue: settings.runtime.max_queue,
+        max_streams: settings.limits.max_streams,
+        max_encoded_stream_bytes: settings.grpc.max_message_bytes.saturating_mul(4),
+        stream_idle: Duration::from_secs_f64(settings.limits.stream_idle_seconds),
+    };
     let classifier = Arc::new(Classifier::new(
         Arc::clone(&store),
         FeaturePool::new(settings.runtime.feature_workers)?,
         Arc::clone(&metrics),
         limits,
-        settings.runtime.max_queue,
-        settings.limits.max_streams,
-        settings.grpc.max_message_bytes.saturating_mul(4),
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();

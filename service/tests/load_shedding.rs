@@ -96,3 +96,67 @@ async fn a_deadline_that_passes_in_the_queue_skips_inference() {
     assert!(c.classify(request(&clip)).await.is_ok());
     assert!(server.metric("vericlip_batch_size_count") > runs_before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_capped_and_vanished_or_idle_clients_free_their_stream() {
+    let reg = temp_registry("streams");
+    let server =
+        Server::start(&reg, &[("VERICLIP__LIMITS__MAX_STREAMS", "1"), ("VERICLIP__LIMITS__STREAM_IDLE_SECONDS", "1")])
+            .await;
+    let wait_freed = |what: &'static str| {
+        let server = &server;
+        async move {
+            let started = std::time::Instant::now();
+            while server.metric("vericlip_active_streams") != 0.0 {
+                assert!(started.elapsed() < Duration::from_secs(10), "{what}: stream never freed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // A client process streams in real time and is killed mid-stream: no half-close, the
+    // connection just dies.
+    let long = reg.with_extension("long.wav");
+    std::fs::write(&long, long_wav()).unwrap();
+    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_vericlip"))
+        .args(["--addr", &server.grpc, "stream", "--speed", "1"])
+        .arg(&long)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while server.metric("vericlip_active_streams") != 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the client's stream never opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The limit is one stream: a second is refused while the first is open.
+    let c = server.client().await;
+    let config = api::ClassifyStreamRequest {
+        message: Some(api::classify_stream_request::Message::Config(api::StreamConfig {
+            format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
+                encoding: api::PcmEncoding::S16le as i32,
+                sample_rate: 16_000,
+                channels: 1,
+            })),
+            ..Default::default()
+        })),
+    };
+    let e = c.clone().classify_stream(tokio_stream::iter(vec![config.clone()])).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert_eq!(e.metadata().get("vericlip-error").unwrap(), "too_many_streams");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    wait_freed("killed client").await;
+
+    // A client that opens a stream and then goes quiet (sender open, nothing sent) is closed
+    // after the idle limit.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(config).await.unwrap();
+    let mut inbound =
+        c.clone().classify_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let e = inbound.message().await.expect_err("an idle stream is closed");
+    assert_eq!(e.code(), Code::DeadlineExceeded);
+    assert_eq!(e.metadata().get("vericlip-error").unwrap(), "stream_idle");
+    wait_freed("idle client").await;
+    drop(tx);
+}

@@ -31,6 +31,33 @@ enum Input {
     Encoded,
 }
 
+/// The client's end of a stream. Both directions have the idle limit: a client that stops
+/// sending (without half-closing) or stops reading its verdicts cannot hold a stream slot forever.
+struct Link {
+    inbound: Streaming<api::ClassifyStreamRequest>,
+    out: Out,
+    idle: Duration,
+}
+
+impl Link {
+    /// The next audio chunk; `None` on half-close.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
+        let seconds = self.idle.as_secs_f64();
+        tokio::time::timeout(self.idle, next_chunk(&mut self.inbound))
+            .await
+            .unwrap_or(Err(ServiceError::StreamIdle { seconds }))
+    }
+
+    async fn send(&self, message: api::classify_stream_response::Message) -> Result<(), ServiceError> {
+        let msg = api::ClassifyStreamResponse { message: Some(message) };
+        match tokio::time::timeout(self.idle, self.out.send(Ok(msg))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ServiceError::Unavailable("the client went away".into())),
+            Err(_) => Err(ServiceError::StreamIdle { seconds: self.idle.as_secs_f64() }),
+        }
+    }
+}
+
 /// Reads and checks the StreamConfig, then scores the rest of the stream on a task of its own.
 pub async fn start(
     c: Arc<Classifier>,
@@ -39,8 +66,12 @@ pub async fn start(
     c.check_open()?;
     let permit = Arc::clone(&c.streams)
         .try_acquire_owned()
-        .map_err(|_| ServiceError::TooManyStreams { limit: c.max_streams })?;
-    let first = inbound.message().await.map_err(|s| ServiceError::bad_request("stream_error", s.message()))?;
+        .map_err(|_| ServiceError::TooManyStreams { limit: c.limits.max_streams })?;
+    let idle = c.limits.stream_idle;
+    let first = tokio::time::timeout(idle, inbound.message())
+        .await
+        .map_err(|_| ServiceError::StreamIdle { seconds: idle.as_secs_f64() })?
+        .map_err(|s| ServiceError::bad_request("stream_error", s.message()))?;
     let Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(config)) }) =
         first
     else {
@@ -57,7 +88,7 @@ pub async fn start(
     let input = match config.format {
         Some(api::stream_config::Format::Pcm(f)) => {
             let (format, sample_rate, channels) = super::pcm_format(Some(&f))?;
-            check_format(&c.limits, sample_rate, channels)?;
+            check_format(&c.limits.audio, sample_rate, channels)?;
             Input::Pcm { format, sample_rate, channels }
         }
         Some(api::stream_config::Format::Encoded(true)) => Input::Encoded,
@@ -73,7 +104,8 @@ pub async fn start(
     let id = c.request_id();
     let span =
         tracing::info_span!("classify_stream", request_id = %id, model = %model.name(), version = model.version());
-    tokio::spawn(run(c, model, input, step, inbound, tx, permit, id).instrument(span));
+    let link = Link { inbound, out: tx, idle: c.limits.stream_idle };
+    tokio::spawn(run(c, model, input, step, link, permit, id).instrument(span));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
@@ -107,7 +139,7 @@ impl Windows {
     }
 
     /// Scores `segments` (absolute positions, all inside `buf`) and sends them in order.
-    async fn score(&mut self, c: &Classifier, segments: Vec<Segment>, out: &Out) -> Result<(), ServiceError> {
+    async fn score(&mut self, c: &Classifier, segments: Vec<Segment>, link: &Link) -> Result<(), ServiceError> {
         if segments.is_empty() {
             return Ok(());
         }
@@ -126,22 +158,20 @@ impl Windows {
         let rows = segment_scores(self.emitted.len(), &segments, &scored.scores, rate, self.model.threshold());
         for row in rows {
             self.emitted.push(row);
-            let msg =
-                api::ClassifyStreamResponse { message: Some(api::classify_stream_response::Message::Segment(row)) };
-            out.send(Ok(msg)).await.map_err(|_| ServiceError::Unavailable("client went away".into()))?;
+            link.send(api::classify_stream_response::Message::Segment(row)).await?;
         }
         Ok(())
     }
 
     /// Appends model-rate audio and scores every window that is now complete.
-    async fn push(&mut self, c: &Classifier, samples: &[f32], out: &Out) -> Result<(), ServiceError> {
+    async fn push(&mut self, c: &Classifier, samples: &[f32], link: &Link) -> Result<(), ServiceError> {
         self.buf.extend_from_slice(samples);
         self.total += samples.len();
         let spec = self.model.extractor.spec();
-        let max = (c.limits.max_seconds * f64::from(spec.sample_rate)) as usize;
+        let max = (c.limits.audio.max_seconds * f64::from(spec.sample_rate)) as usize;
         if self.total > max {
             let seconds = self.total as f64 / f64::from(spec.sample_rate);
-            return Err(AudioError::TooLong { seconds, limit: c.limits.max_seconds }.into());
+            return Err(AudioError::TooLong { seconds, limit: c.limits.audio.max_seconds }.into());
         }
         let len = spec.segment_samples;
         let mut ready = Vec::new();
@@ -150,7 +180,7 @@ impl Windows {
             ready.push(Segment { start: next, valid: len });
             next += self.step;
         }
-        self.score(c, ready, out).await?;
+        self.score(c, ready, link).await?;
         // Keep audio from the next window's start on.
         let keep_from = (self.emitted.len() * self.step).min(self.total);
         if keep_from > self.start {
@@ -161,13 +191,13 @@ impl Windows {
     }
 
     /// The tail windows (DESIGN.md's rule, as in Classify) once the stream has ended.
-    async fn finish(&mut self, c: &Classifier, out: &Out) -> Result<(), ServiceError> {
+    async fn finish(&mut self, c: &Classifier, link: &Link) -> Result<(), ServiceError> {
         if self.total == 0 {
             return Err(AudioError::Empty.into());
         }
         let plan = self.model.extractor.spec().segments(self.total, self.step);
         let rest = plan.get(self.emitted.len()..).map(<[Segment]>::to_vec).unwrap_or_default();
-        self.score(c, rest, out).await
+        self.score(c, rest, link).await
     }
 }
 
@@ -177,8 +207,7 @@ async fn run(
     model: Arc<LoadedModel>,
     input: Input,
     step: usize,
-    mut inbound: Streaming<api::ClassifyStreamRequest>,
-    out: Out,
+    mut link: Link,
     _permit: OwnedSemaphorePermit,
     id: String,
 ) {
@@ -194,10 +223,8 @@ async fn run(
         timings: api::StageTimings::default(),
     };
     let result = match input {
-        Input::Pcm { format, sample_rate, channels } => {
-            pcm(&c, &mut w, &mut inbound, &out, format, sample_rate, channels).await
-        }
-        Input::Encoded => encoded(&c, &mut w, &mut inbound, &out).await,
+        Input::Pcm { format, sample_rate, channels } => pcm(&c, &mut w, &mut link, format, sample_rate, channels).await,
+        Input::Encoded => encoded(&c, &mut w, &mut link).await,
     };
     let result = match result {
         Ok(()) => {
@@ -212,8 +239,7 @@ async fn run(
                 segments = s.segments.len(),
                 "stream classified"
             );
-            let msg = api::ClassifyStreamResponse { message: Some(api::classify_stream_response::Message::Summary(s)) };
-            out.send(Ok(msg)).await.map_err(|_| ServiceError::Unavailable("client went away".into()))
+            link.send(api::classify_stream_response::Message::Summary(s)).await
         }
         Err(e) => Err(e),
     };
@@ -222,7 +248,8 @@ async fn run(
         Err(e) => {
             tracing::info!(error = e.name(), message = %e, "stream failed");
             c.metrics.request("ClassifyStream", e.code());
-            let _ = out.send(Err(e.into())).await;
+            // Best effort: the client may be gone, or not reading.
+            let _ = tokio::time::timeout(link.idle, link.out.send(Err(e.into()))).await;
         }
     }
     c.metrics.active_streams.dec();
@@ -261,8 +288,7 @@ async fn next_chunk(inbound: &mut Streaming<api::ClassifyStreamRequest>) -> Resu
 async fn pcm(
     c: &Classifier,
     w: &mut Windows,
-    inbound: &mut Streaming<api::ClassifyStreamRequest>,
-    out: &Out,
+    link: &mut Link,
     format: PcmFormat,
     sample_rate: u32,
     channels: u32,
@@ -271,10 +297,10 @@ async fn pcm(
     let mut resampler = StreamResampler::new(sample_rate, rate)?;
     let frame_bytes = format.bytes_per_sample() * channels as usize;
     // Per-chunk decoding: the stream's total length is checked in `Windows::push`.
-    let limits = AudioLimits { max_seconds: f64::INFINITY, ..c.limits };
+    let limits = AudioLimits { max_seconds: f64::INFINITY, ..c.limits.audio };
     let mut pending: Vec<u8> = Vec::new();
     let mut resampled = Vec::new();
-    while let Some(chunk) = next_chunk(inbound).await? {
+    while let Some(chunk) = link.next_chunk().await? {
         pending.extend_from_slice(&chunk);
         let whole = pending.len() - pending.len() % frame_bytes;
         if whole == 0 {
@@ -286,27 +312,22 @@ async fn pcm(
         resampled.clear();
         resampler.push(&mono.samples, &mut resampled);
         w.timings.decode_ms += t.elapsed().as_secs_f64() * 1e3;
-        w.push(c, &resampled, out).await?;
+        w.push(c, &resampled, link).await?;
     }
     if !pending.is_empty() {
         return Err(AudioError::RaggedPcm { len: pending.len(), frame_bytes }.into());
     }
     resampled.clear();
     resampler.finish(&mut resampled);
-    w.push(c, &resampled, out).await?;
-    w.finish(c, out).await
+    w.push(c, &resampled, link).await?;
+    w.finish(c, link).await
 }
 
-async fn encoded(
-    c: &Classifier,
-    w: &mut Windows,
-    inbound: &mut Streaming<api::ClassifyStreamRequest>,
-    out: &Out,
-) -> Result<(), ServiceError> {
+async fn encoded(c: &Classifier, w: &mut Windows, link: &mut Link) -> Result<(), ServiceError> {
     // An encoded file is decoded whole, so it must fit one message's worth of bytes times 4.
-    let cap = c.max_encoded_stream_bytes;
+    let cap = c.limits.max_encoded_stream_bytes;
     let mut bytes = Vec::new();
-    while let Some(chunk) = next_chunk(inbound).await? {
+    while let Some(chunk) = link.next_chunk().await? {
         if bytes.len() + chunk.len() > cap {
             return Err(ServiceError::bad_request(
                 "stream_too_large",
@@ -315,7 +336,7 @@ async fn encoded(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let (m, limits, step) = (Arc::clone(&w.model), c.limits, w.step);
+    let (m, limits, step) = (Arc::clone(&w.model), c.limits.audio, w.step);
     let prepared =
         c.pool.run(move || prepare(&m.extractor, &m.normalizer, &Audio::Encoded(bytes), &limits, step)).await?;
     w.timings.decode_ms += prepared.decode.as_secs_f64() * 1e3;
@@ -328,8 +349,7 @@ async fn encoded(
     let rate = w.model.extractor.spec().sample_rate;
     for row in segment_scores(0, &prepared.segments, &scored.scores, rate, w.model.threshold()) {
         w.emitted.push(row);
-        let msg = api::ClassifyStreamResponse { message: Some(api::classify_stream_response::Message::Segment(row)) };
-        out.send(Ok(msg)).await.map_err(|_| ServiceError::Unavailable("client went away".into()))?;
+        link.send(api::classify_stream_response::Message::Segment(row)).await?;
     }
     Ok(())
 }
