@@ -187,6 +187,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         "layers": 1,
         "hidden": args.config.hidden,
         "head": "dense(hidden -> 1) + sigmoid on the last hidden state",
+        "input_norm": if args.config.segment_mean_norm { "per-segment mean frame subtracted (CMN)" } else { "none" },
         "onnx": {"ir_version": 8, "opset": 17},
         "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "clip_norm": args.config.clip_norm, "batch": args.config.batch,
                       "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,

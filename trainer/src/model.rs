@@ -18,6 +18,9 @@ pub struct LstmClassifierWeights {
     /// `[H]`.
     pub dense_w: Vec<f32>,
     pub dense_b: f32,
+    /// Subtract each segment's mean frame (over time, per feature) before the LSTM: cepstral
+    /// mean normalization, which removes stationary channel coloration (microphone, codec, line).
+    pub segment_mean_norm: bool,
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -38,6 +41,7 @@ impl LstmClassifierWeights {
             b: (0..8 * hidden).map(|_| next(s)).collect(),
             dense_w: (0..hidden).map(|_| next(s)).collect(),
             dense_b: next(0.1),
+            segment_mean_norm: false,
         }
     }
 
@@ -48,9 +52,19 @@ impl LstmClassifierWeights {
         let mut gates = vec![0f64; 4 * hn];
         for seq in x.outer_iter() {
             let (mut h, mut c) = (vec![0f64; hn], vec![0f64; hn]);
+            let frames = seq.shape()[0].max(1) as f64;
+            let mean: Vec<f64> = (0..f)
+                .map(|k| {
+                    if self.segment_mean_norm {
+                        seq.column(k).iter().map(|&v| f64::from(v)).sum::<f64>() / frames
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
             for frame in seq.outer_iter() {
                 for (g, gate) in gates.iter_mut().enumerate() {
-                    let wx: f64 = (0..f).map(|k| f64::from(self.w[g * f + k]) * f64::from(frame[k])).sum();
+                    let wx: f64 = (0..f).map(|k| f64::from(self.w[g * f + k]) * (f64::from(frame[k]) - mean[k])).sum();
                     let rh: f64 = (0..hn).map(|k| f64::from(self.r[g * hn + k]) * h[k]).sum();
                     *gate = wx + rh + f64::from(self.b[g]) + f64::from(self.b[4 * hn + g]);
                 }

@@ -28,13 +28,24 @@ pub struct TrainConfig {
     /// Epochs without a better validation loss before stopping.
     pub patience: u32,
     pub seed: u64,
+    /// Per-segment mean normalization of the input (see `LstmClassifierWeights`).
+    pub segment_mean_norm: bool,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         // Chosen on the stand-in corpus's validation split (docs/MODEL_CARD.md): lr 1e-3 made
         // validation loss jump between epochs; 5e-4 with patience 8 found a clearly better minimum.
-        Self { hidden: 64, clip_norm: 1.0, batch: 32, learning_rate: 5e-4, max_epochs: 30, patience: 8, seed: 1 }
+        Self {
+            hidden: 64,
+            clip_norm: 1.0,
+            batch: 32,
+            learning_rate: 5e-4,
+            max_epochs: 30,
+            patience: 8,
+            seed: 1,
+            segment_mean_norm: false,
+        }
     }
 }
 
@@ -57,6 +68,7 @@ pub struct TrainOutcome {
 struct Net {
     hidden: usize,
     input: usize,
+    segment_mean_norm: bool,
     /// `[F, 4H]`: input -> gates (i, o, f, c).
     w: Var,
     /// `[H, 4H]`: hidden -> gates.
@@ -70,7 +82,8 @@ struct Net {
 }
 
 impl Net {
-    fn init(input: usize, hidden: usize, rng: &mut Rng, dev: &Device) -> candle_core::Result<Self> {
+    fn init(input: usize, cfg: &TrainConfig, rng: &mut Rng, dev: &Device) -> candle_core::Result<Self> {
+        let hidden = cfg.hidden;
         let s = 1.0 / (hidden as f64).sqrt();
         let mut uniform = |n: usize| (0..n).map(|_| rng.range(-s, s) as f32).collect::<Vec<f32>>();
         let mut b = vec![0f32; 4 * hidden];
@@ -79,6 +92,7 @@ impl Net {
         Ok(Self {
             hidden,
             input,
+            segment_mean_norm: cfg.segment_mean_norm,
             w: Var::from_vec(uniform(input * 4 * hidden), (input, 4 * hidden), dev)?,
             r: Var::from_vec(uniform(hidden * 4 * hidden), (hidden, 4 * hidden), dev)?,
             b: Var::from_vec(b, 4 * hidden, dev)?,
@@ -94,6 +108,13 @@ impl Net {
     /// Logits `[B]` for `x` `[B, T, F]`.
     fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t, f) = x.dims3()?;
+        let centered;
+        let x = if self.segment_mean_norm {
+            centered = x.broadcast_sub(&x.mean_keepdim(1)?)?;
+            &centered
+        } else {
+            x
+        };
         let h4 = 4 * self.hidden;
         let xw = x.reshape((b * t, f))?.matmul(self.w.as_tensor())?.broadcast_add(self.b.as_tensor())?;
         let xw = xw.reshape((b, t, h4))?.transpose(0, 1)?.contiguous()?; // [T, B, 4H]
@@ -125,6 +146,7 @@ impl Net {
             b,
             dense_w: self.dw.as_tensor().flatten_all()?.to_vec1()?,
             dense_b: self.db.as_tensor().to_vec1::<f32>()?[0],
+            segment_mean_norm: self.segment_mean_norm,
         })
     }
 
@@ -198,6 +220,7 @@ pub fn predict(weights: &LstmClassifierWeights, data: &SplitData, idx: &[usize])
     let net = Net {
         hidden: weights.hidden,
         input: weights.input,
+        segment_mean_norm: weights.segment_mean_norm,
         w: Var::from_vec(
             transpose(&weights.w, 4 * weights.hidden, weights.input),
             (weights.input, 4 * weights.hidden),
@@ -235,7 +258,7 @@ pub fn train(
     let started = Instant::now();
     let dev = Device::Cpu;
     let rng = Rng::new(cfg.seed);
-    let net = Net::init(train.n_features, cfg.hidden, &mut rng.fork(1), &dev)?;
+    let net = Net::init(train.n_features, cfg, &mut rng.fork(1), &dev)?;
     let vars = net.vars();
     let mut opt =
         AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.learning_rate, weight_decay: 0.0, ..Default::default() })?;

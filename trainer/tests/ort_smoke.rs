@@ -16,18 +16,28 @@ fn input(batch: usize, frames: usize, features: usize, seed: u32) -> Array3<f32>
 #[test]
 fn exported_lstm_runs_in_onnx_runtime_and_matches_the_reference() {
     let rt = runtime::init(None).expect("ONNX Runtime (run scripts/setup.sh)");
-    let weights = LstmClassifierWeights::seeded(96, 16, 7);
-    let model = export_lstm_classifier(&weights, &[("vericlip.test", "smoke")]);
-    let mut session = ModelSession::from_bytes(rt, &model).unwrap();
-    for (batch, seed) in [(1, 1), (4, 2), (9, 3)] {
-        let x = input(batch, 126, 96, seed);
-        let got = session.run(x.view()).unwrap();
-        let want = weights.forward(x.view());
-        assert_eq!(got.len(), batch);
-        let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(max <= 1e-5, "batch {batch}: ORT vs reference max diff {max}");
-        assert!(got.iter().all(|p| (0.0..=1.0).contains(p)));
+    for segment_mean_norm in [false, true] {
+        let weights = LstmClassifierWeights { segment_mean_norm, ..LstmClassifierWeights::seeded(96, 16, 7) };
+        let model = export_lstm_classifier(&weights, &[("vericlip.test", "smoke")]);
+        let mut session = ModelSession::from_bytes(rt, &model).unwrap();
+        for (batch, seed) in [(1, 1), (4, 2), (9, 3)] {
+            // An offset per feature: segment mean normalization must remove it exactly.
+            let x = input(batch, 126, 96, seed) + &Array3::from_shape_fn((1, 1, 96), |(_, _, f)| f as f32 * 0.05);
+            let got = session.run(x.view()).unwrap();
+            let want = weights.forward(x.view());
+            assert_eq!(got.len(), batch);
+            let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(max <= 1e-5, "batch {batch}, mean norm {segment_mean_norm}: ORT vs reference max diff {max}");
+            assert!(got.iter().all(|p| (0.0..=1.0).contains(p)));
+            if segment_mean_norm {
+                let plain = session.run(input(batch, 126, 96, seed).view()).unwrap();
+                let diff = got.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(diff <= 1e-5, "a constant offset changed the output by {diff}");
+            }
+        }
     }
+    let weights = LstmClassifierWeights::seeded(96, 16, 7);
+    let mut session = ModelSession::from_bytes(rt, &export_lstm_classifier(&weights, &[])).unwrap();
     // Features of the wrong width are an error, not a crash.
     let e = session.run(input(2, 126, 95, 4).view()).unwrap_err();
     assert!(matches!(e, RuntimeError::Inference(_)), "{e}");

@@ -1,6 +1,7 @@
 //! ONNX export of the LSTM classifier: a standard graph any ONNX runtime can execute.
 //!
-//! `features [batch, frames, F]` -> Transpose(1,0,2) -> LSTM (time-major, layout 0: ORT's CPU
+//! `features [batch, frames, F]` -> [ReduceMean over frames + Sub, when the model normalizes
+//! each segment's mean] -> Transpose(1,0,2) -> LSTM (time-major, layout 0: ORT's CPU
 //! LSTM rejects layout 1; gates i,o,f,c) -> Squeeze(Y_h) -> Gemm(transB) -> Sigmoid ->
 //! Squeeze -> `fake_prob [batch]`. IR 8, opset 17.
 
@@ -68,21 +69,35 @@ fn value_info(name: &str, dims: &[DimValue]) -> ValueInfoProto {
 /// Serializes the classifier as an ONNX model; `metadata` lands in the model's metadata_props.
 pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str)]) -> Vec<u8> {
     let (h, f) = (w.hidden as i64, w.input as i64);
+    let mut nodes = Vec::new();
+    let lstm_input = if w.segment_mean_norm {
+        nodes.push(node(
+            "ReduceMean",
+            &[INPUT_NAME],
+            &["segment_mean"],
+            vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)],
+        ));
+        nodes.push(node("Sub", &[INPUT_NAME, "segment_mean"], &["x_centered"], vec![]));
+        "x_centered"
+    } else {
+        INPUT_NAME
+    };
+    nodes.extend([
+        node("Transpose", &[lstm_input], &["x_time_major"], vec![attr_ints("perm", &[1, 0, 2])]),
+        node(
+            "LSTM",
+            &["x_time_major", "lstm_W", "lstm_R", "lstm_B"],
+            &["lstm_Y", "lstm_Y_h"],
+            vec![attr_int("hidden_size", h), attr_int("layout", 0)],
+        ),
+        node("Squeeze", &["lstm_Y_h", "axes_0"], &["last_hidden"], vec![]),
+        node("Gemm", &["last_hidden", "dense_W", "dense_B"], &["logit"], vec![attr_int("transB", 1)]),
+        node("Sigmoid", &["logit"], &["prob_column"], vec![]),
+        node("Squeeze", &["prob_column", "axes_1"], &[OUTPUT_NAME], vec![]),
+    ]);
     let graph = GraphProto {
         name: "vericlip_lstm".into(),
-        node: vec![
-            node("Transpose", &[INPUT_NAME], &["x_time_major"], vec![attr_ints("perm", &[1, 0, 2])]),
-            node(
-                "LSTM",
-                &["x_time_major", "lstm_W", "lstm_R", "lstm_B"],
-                &["lstm_Y", "lstm_Y_h"],
-                vec![attr_int("hidden_size", h), attr_int("layout", 0)],
-            ),
-            node("Squeeze", &["lstm_Y_h", "axes_0"], &["last_hidden"], vec![]),
-            node("Gemm", &["last_hidden", "dense_W", "dense_B"], &["logit"], vec![attr_int("transB", 1)]),
-            node("Sigmoid", &["logit"], &["prob_column"], vec![]),
-            node("Squeeze", &["prob_column", "axes_1"], &[OUTPUT_NAME], vec![]),
-        ],
+        node: nodes,
         initializer: vec![
             tensor_f32("lstm_W", &[1, 4 * h, f], &w.w),
             tensor_f32("lstm_R", &[1, 4 * h, h], &w.r),
