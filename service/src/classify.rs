@@ -24,6 +24,8 @@ pub struct Classifier {
     admission: Arc<Semaphore>,
     pub streams: Arc<Semaphore>,
     shutting_down: AtomicBool,
+    /// Request ids: a per-process prefix (so ids from different pods differ) and a counter.
+    id_prefix: u32,
     next_id: AtomicU64,
 }
 
@@ -104,6 +106,19 @@ pub fn summary(
     }
 }
 
+/// The span of one classification, whichever API it came through; `Classifier::classify` fills in
+/// model, version and segment count.
+pub fn request_span(api: &'static str, request_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "classify",
+        api,
+        request_id = %request_id,
+        model = tracing::field::Empty,
+        version = tracing::field::Empty,
+        segments = tracing::field::Empty
+    )
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -118,12 +133,16 @@ impl Classifier {
             admission: Arc::new(Semaphore::new(limits.max_queue)),
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             shutting_down: AtomicBool::new(false),
+            id_prefix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32)
+                ^ std::process::id().rotate_left(16),
             next_id: AtomicU64::new(1),
         }
     }
 
     pub fn request_id(&self) -> String {
-        format!("{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed))
+        format!("{:08x}-{:08x}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn begin_shutdown(&self) {
@@ -146,6 +165,26 @@ impl Classifier {
             .map_err(|_| ServiceError::QueueFull { limit: self.limits.max_queue })?;
         self.metrics.queue_depth.inc();
         Ok(Admitted { _permit: permit, metrics: Arc::clone(&self.metrics) })
+    }
+
+    /// Counts and logs a finished classification (inside its span).
+    pub fn record(
+        &self,
+        rpc: &'static str,
+        span: &tracing::Span,
+        result: &Result<api::ClassifyResponse, ServiceError>,
+    ) {
+        let _enter = span.enter();
+        match result {
+            Ok(r) => {
+                self.metrics.request(rpc, tonic::Code::Ok);
+                tracing::info!(verdict = r.verdict, fake_score = r.fake_score, "classified");
+            }
+            Err(e) => {
+                self.metrics.request(rpc, e.code());
+                tracing::info!(error = e.name(), message = %e, "classify failed");
+            }
+        }
     }
 
     pub async fn classify(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api;
-use crate::classify::Classifier;
+use crate::classify::{Classifier, request_span};
 use crate::error::{ERROR_NAME_KEY, ServiceError};
 use crate::pipeline::Audio;
 
@@ -121,29 +121,18 @@ async fn classify(
             Ok((audio_of(&p, body.to_vec())?, p))
         }
     })();
-    let span = tracing::info_span!(
-        "http_classify",
-        request_id = %id,
-        model = tracing::field::Empty,
-        version = tracing::field::Empty,
-        segments = tracing::field::Empty
-    );
+    let span = request_span("http", &id);
     let result = match parsed {
         Ok((audio, p)) => {
             use tracing::Instrument;
-            c.classify(audio, &p.model, p.version, None, id).instrument(span).await
+            c.classify(audio, &p.model, p.version, None, id).instrument(span.clone()).await
         }
         Err(e) => Err(e),
     };
+    c.record("HttpClassify", &span, &result);
     match result {
-        Ok(r) => {
-            c.metrics.request("HttpClassify", tonic::Code::Ok);
-            axum::Json(response_json(&r)).into_response()
-        }
-        Err(e) => {
-            c.metrics.request("HttpClassify", e.code());
-            error_response(&e)
-        }
+        Ok(r) => axum::Json(response_json(&r)).into_response(),
+        Err(e) => error_response(&e),
     }
 }
 

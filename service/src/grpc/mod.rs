@@ -14,7 +14,7 @@ use tracing::Instrument;
 use vericlip_core::audio::PcmFormat;
 
 use crate::api;
-use crate::classify::Classifier;
+use crate::classify::{Classifier, request_span};
 use crate::error::ServiceError;
 use crate::pipeline::Audio;
 
@@ -77,13 +77,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
         let c = &self.classifier;
         let deadline = deadline(&request);
         let id = c.request_id();
-        let span = tracing::info_span!(
-            "classify",
-            request_id = %id,
-            model = tracing::field::Empty,
-            version = tracing::field::Empty,
-            segments = tracing::field::Empty
-        );
+        let span = request_span("grpc", &id);
         let req = request.into_inner();
         let (model, version) = (req.model.clone(), req.version);
         let work = async {
@@ -99,19 +93,8 @@ impl api::vericlip_server::Vericlip for VericlipService {
             }
         };
         let result = work.instrument(span.clone()).await;
-        let _enter = span.enter();
-        match result {
-            Ok(r) => {
-                c.metrics.request("Classify", tonic::Code::Ok);
-                tracing::info!(verdict = r.verdict, fake_score = r.fake_score, "classified");
-                Ok(Response::new(r))
-            }
-            Err(e) => {
-                c.metrics.request("Classify", e.code());
-                tracing::info!(error = e.name(), message = %e, "classify failed");
-                Err(e.into())
-            }
-        }
+        c.record("Classify", &span, &result);
+        result.map(Response::new).map_err(Into::into)
     }
 
     type ClassifyStreamStream = ResponseStream;

@@ -174,6 +174,9 @@ impl RegistryWatcher {
             }
         }
         for (name, m) in &old.models {
+            if !catalog.models.contains_key(name) {
+                self.metrics.serving_version.get_or_create(&ModelLabels { model: name.clone() }).set(0);
+            }
             for (v, loaded) in &m.versions {
                 if !catalog.models.get(name).is_some_and(|n| n.versions.contains_key(v)) {
                     tracing::info!(model = %name, version = v, "model version removed from the registry; retired");
