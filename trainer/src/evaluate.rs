@@ -75,7 +75,10 @@ pub fn segment_scores(scores: &[f32], data: &SplitData, threshold: f64) -> Vec<S
 pub fn segment_table(rows: &[SegmentScore]) -> String {
     let mut s = format!("{:<56}{:>4}{:>7}{:>12}{:>9}\n", "file", "seg", "label", "fake_score", "verdict");
     for r in rows {
-        let name = if r.file.len() > 55 { format!("...{}", &r.file[r.file.len() - 52..]) } else { r.file.clone() };
+        // Characters, not bytes: a byte slice could split a multi-byte character in a file name.
+        let n = r.file.chars().count();
+        let name =
+            if n > 55 { format!("...{}", r.file.chars().skip(n - 52).collect::<String>()) } else { r.file.clone() };
         s.push_str(&format!("{name:<56}{:>4}{:>7}{:>12.4}{:>9}\n", r.segment, r.label, r.fake_score, r.verdict));
     }
     s

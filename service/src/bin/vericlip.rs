@@ -184,7 +184,9 @@ async fn classify(
     } else {
         println!("{:<50}{:>8}{:>12}{:>10}{:>10}  model", "file", "verdict", "fake_score", "segments", "seconds");
         for (f, r) in &rows {
-            let name = if f.len() > 49 { format!("...{}", &f[f.len() - 46..]) } else { f.clone() };
+            // Characters, not bytes: a byte slice could split a multi-byte character.
+            let n = f.chars().count();
+            let name = if n > 49 { format!("...{}", f.chars().skip(n - 46).collect::<String>()) } else { f.clone() };
             println!(
                 "{name:<50}{:>8}{:>12.4}{:>10}{:>10.2}  {}/{}",
                 verdict(r.verdict),
