@@ -11,15 +11,22 @@ fn repo() -> PathBuf {
 }
 
 #[test]
-fn bundled_model_scores_the_bundled_samples() {
-    let model = repo().join("models/vericlip-lstm/1");
-    let loaded =
-        registry::load_version(&model).expect("models/vericlip-lstm/1 must be a valid, checksum-verified version");
+fn every_bundled_version_scores_the_bundled_samples() {
+    let versions = registry::versions(&repo().join("models/vericlip-lstm")).unwrap();
+    assert!(versions.len() >= 2, "versions {versions:?}");
+    for v in versions {
+        check_version(&repo().join(format!("models/vericlip-lstm/{v}")));
+    }
+}
+
+fn check_version(model: &std::path::Path) {
+    let loaded = registry::load_version(model)
+        .unwrap_or_else(|e| panic!("{} must be a valid, checksum-verified version: {e}", model.display()));
     assert_eq!(loaded.manifest.name, "vericlip-lstm");
     assert!(loaded.manifest.metrics.contains_key("test"));
     let out = Command::new(env!("CARGO_BIN_EXE_vericlip-train"))
         .args(["eval", "--json", "--files", "--no-cache", "--model"])
-        .arg(&model)
+        .arg(model)
         .arg("--data")
         .arg(repo().join("models/samples"))
         .output()
