@@ -115,6 +115,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(tower::util::MapResponseLayer::new(crate::error::oversized_message_status::<tonic::body::Body>))
+            .layer(tower::util::MapRequestLayer::new(crate::grpc::stamp_arrival::<tonic::body::Body>))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -87,11 +87,22 @@ async fn a_deadline_that_passes_in_the_queue_skips_inference() {
     let mut req = tonic::Request::new(request(&clip));
     req.set_timeout(Duration::from_millis(150));
     let e = c.classify(req).await.unwrap_err();
-    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    // The server answers DEADLINE_EXCEEDED; tonic's client also enforces the deadline itself and,
+    // when its timer wins the race (a loaded machine), reports CANCELLED "Timeout expired".
+    let client_timer = e.code() == Code::Cancelled && e.message().contains("Timeout expired");
+    assert!(e.code() == Code::DeadlineExceeded || client_timer, "{e:?}");
     // Wait past the batch window: the expired job must not have been run.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(server.metric("vericlip_batch_size_count"), runs_before, "inference ran for an expired request");
-    assert!(server.metric("vericlip_expired_in_queue_total") >= 1.0);
+    // The server either answered DEADLINE_EXCEEDED (and counted the expiry) or, when the client
+    // gave up first, saw the call cancelled; either way it was counted.
+    let answered = server.metric("vericlip_requests_total{rpc=\"Classify\",code=\"DEADLINE_EXCEEDED\"}");
+    let cancelled = server.metric("vericlip_requests_total{rpc=\"Classify\",code=\"CANCELLED\"}");
+    assert_eq!(answered + cancelled, 1.0, "answered {answered}, cancelled {cancelled}");
+    if e.code() == Code::DeadlineExceeded {
+        assert_eq!(answered, 1.0);
+        assert!(server.metric("vericlip_expired_in_queue_total") >= 1.0);
+    }
     // Without a deadline the same request is served (after the batch window).
     assert!(c.classify(request(&clip)).await.is_ok());
     assert!(server.metric("vericlip_batch_size_count") > runs_before);

@@ -22,8 +22,21 @@ pub struct VericlipService {
     pub classifier: Arc<Classifier>,
 }
 
-/// The client's deadline from `grpc-timeout`, made a little earlier than tonic's own timer so
-/// the client hears DEADLINE_EXCEEDED from us rather than tonic's CANCELLED.
+/// When a request reached the service stack (see `stamp_arrival`).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub Instant);
+
+/// A tower request mapper on the gRPC server: tonic starts its own `grpc-timeout` timer just
+/// after handing the request to our stack and answers CANCELLED when it fires. Stamping the
+/// arrival here lets the handler's deadline start no later than tonic's, so the client hears
+/// DEADLINE_EXCEEDED from us (with the error name) even on a loaded machine.
+pub fn stamp_arrival<B>(mut request: http::Request<B>) -> http::Request<B> {
+    request.extensions_mut().insert(Arrival(Instant::now()));
+    request
+}
+
+/// The client's deadline from `grpc-timeout`, counted from the request's arrival and a
+/// millisecond early, so that it fires before tonic's timer.
 pub fn deadline<T>(request: &Request<T>) -> Option<Instant> {
     let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
@@ -37,7 +50,8 @@ pub fn deadline<T>(request: &Request<T>) -> Option<Instant> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    Instant::now().checked_add(timeout.saturating_sub(Duration::from_millis(2)))
+    let arrived = request.extensions().get::<Arrival>().map_or_else(Instant::now, |a| a.0);
+    arrived.checked_add(timeout.saturating_sub(Duration::from_millis(1)))
 }
 
 pub fn pcm_format(format: Option<&api::PcmFormat>) -> Result<(PcmFormat, u32, u32), ServiceError> {
@@ -63,6 +77,20 @@ fn audio_of(request: api::ClassifyRequest) -> Result<Audio, ServiceError> {
             Ok(Audio::Pcm { data: pcm.data, format, sample_rate, channels })
         }
         None => Err(ServiceError::bad_request("missing_audio", "the request carries no audio (`encoded` or `pcm`)")),
+    }
+}
+
+/// Counts a unary request whose handler was dropped before it answered.
+struct Unanswered<'a> {
+    classifier: &'a Classifier,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.classifier.metrics.request("Classify", tonic::Code::Cancelled);
+        }
     }
 }
 
@@ -92,7 +120,11 @@ impl api::vericlip_server::Vericlip for VericlipService {
                 None => fut.await,
             }
         };
+        // If the client cancels (or its own deadline fires first), tonic drops this future:
+        // the guard still counts the request, as CANCELLED.
+        let mut unanswered = Unanswered { classifier: c, armed: true };
         let result = work.instrument(span.clone()).await;
+        unanswered.armed = false;
         c.record("Classify", &span, &result);
         result.map(Response::new).map_err(Into::into)
     }
