@@ -2,9 +2,10 @@
 # Idempotent set-up of everything Vericlip's build and tests need on a fresh Debian machine:
 #   - ONNX Runtime's shared library, from the PyPI wheel onnxruntime==1.31.1 (sha256-checked),
 #     unpacked into .vendor/onnxruntime/ (the path .cargo/config.toml's ORT_DYLIB_PATH names);
-#   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, unzip;
+#   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, unzip,
+#     curl (scripts/demo.sh calls the HTTP endpoint with it);
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
-#     reference benchmark).
+#     reference benchmark) and grpcio (the cross-language client test).
 # Usage: scripts/setup.sh            (safe to run again; does only what is missing)
 #        scripts/setup.sh ort        (ONNX Runtime only: what a container image build needs)
 set -euo pipefail
@@ -34,7 +35,7 @@ find_python() {
     return 1
 }
 
-APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base unzip)
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base unzip curl)
 
 install_apt() {
     local missing=() p
