@@ -52,7 +52,8 @@ impl Default for AudioLimits {
 }
 
 impl AudioLimits {
-    pub(crate) fn check_format(&self, sample_rate: u32, channels: u32) -> Result<(), AudioError> {
+    /// Rejects a sample rate or channel count outside the limits (before any decoding).
+    pub fn check_format(&self, sample_rate: u32, channels: u32) -> Result<(), AudioError> {
         if !(self.min_sample_rate..=self.max_sample_rate).contains(&sample_rate) {
             return Err(AudioError::InvalidSampleRate {
                 rate: sample_rate,

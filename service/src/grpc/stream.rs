@@ -88,7 +88,7 @@ pub async fn start(
     let input = match config.format {
         Some(api::stream_config::Format::Pcm(f)) => {
             let (format, sample_rate, channels) = super::pcm_format(Some(&f))?;
-            check_format(&c.limits.audio, sample_rate, channels)?;
+            c.limits.audio.check_format(sample_rate, channels)?;
             Input::Pcm { format, sample_rate, channels }
         }
         Some(api::stream_config::Format::Encoded(true)) => Input::Encoded,
@@ -107,18 +107,6 @@ pub async fn start(
     let link = Link { inbound, out: tx, idle: c.limits.stream_idle };
     tokio::spawn(run(c, model, input, step, link, permit, id).instrument(span));
     Ok(Box::pin(ReceiverStream::new(rx)))
-}
-
-fn check_format(limits: &AudioLimits, rate: u32, channels: u32) -> Result<(), ServiceError> {
-    if !(limits.min_sample_rate..=limits.max_sample_rate).contains(&rate) {
-        return Err(
-            AudioError::InvalidSampleRate { rate, min: limits.min_sample_rate, max: limits.max_sample_rate }.into()
-        );
-    }
-    if channels == 0 || channels > limits.max_channels {
-        return Err(AudioError::InvalidChannels { channels, max: limits.max_channels }.into());
-    }
-    Ok(())
 }
 
 /// Scores windows of model-rate audio as it grows.
