@@ -119,7 +119,8 @@ pub fn request_span(api: &'static str, request_id: &str) -> tracing::Span {
     )
 }
 
-fn ms(d: Duration) -> f64 {
+/// Milliseconds, as the API's stage timings report them.
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -202,13 +203,7 @@ impl Classifier {
         span.record("model", model.name());
         span.record("version", model.version());
         let (m, limits) = (Arc::clone(&model), self.limits.audio);
-        let prepared = self
-            .pool
-            .run(move || {
-                let step = m.extractor.spec().segment_samples;
-                prepare(&m.extractor, &m.normalizer, &audio, &limits, step)
-            })
-            .await?;
+        let prepared = self.pool.run(move || prepare(&m.extractor, &m.normalizer, &audio, &limits)).await?;
         span.record("segments", prepared.segments.len());
         if deadline.is_some_and(|d| Instant::now() >= d) {
             self.metrics.expired_in_queue.inc();
@@ -217,19 +212,21 @@ impl Classifier {
         let n = prepared.segments.len();
         let scored = model.batcher.run(prepared.features, n, deadline).await?;
         let rate = model.extractor.spec().sample_rate;
+        // One reading of the clock, so the response and the metrics agree on the total.
+        let total = started.elapsed();
         let timings = api::StageTimings {
             decode_ms: ms(prepared.decode),
             features_ms: ms(prepared.extract),
             queue_ms: ms(scored.queue),
             inference_ms: ms(scored.inference),
-            total_ms: ms(started.elapsed()),
+            total_ms: ms(total),
         };
         for (stage, d) in [
             ("decode", prepared.decode),
             ("features", prepared.extract),
             ("queue", scored.queue),
             ("inference", scored.inference),
-            ("total", started.elapsed()),
+            ("total", total),
         ] {
             self.metrics.stage(stage, d.as_secs_f64());
         }

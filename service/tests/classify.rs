@@ -205,6 +205,33 @@ async fn streaming_windows_arrive_early_and_match_unary_and_reference() {
     assert_close(&got, &want, "stream (8 kHz, step 1 s) vs reference");
     assert_eq!(summary.segments.len(), windows.len());
     assert!(windows.windows(2).all(|p| (p[1].start_seconds - p[0].start_seconds - 1.0).abs() < 1e-9));
+
+    // An encoded file split into arbitrary chunks: decoded at half-close, same windows.
+    let path = samples().into_iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let want = reference(&reg, &load_file(&path, 16_000, &AudioLimits::default()).unwrap().samples, 16_000);
+    use api::classify_stream_request::Message as M;
+    let config = M::Config(api::StreamConfig {
+        format: Some(api::stream_config::Format::Encoded(true)),
+        step_seconds: 1.0,
+        ..Default::default()
+    });
+    let msgs: Vec<_> = std::iter::once(config)
+        .chain(bytes.chunks(5_000).map(|b| M::Audio(b.to_vec())))
+        .map(|m| api::ClassifyStreamRequest { message: Some(m) })
+        .collect();
+    let mut inbound = c.classify_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    let mut summary = None;
+    while let Some(m) = inbound.message().await.unwrap() {
+        match m.message.unwrap() {
+            api::classify_stream_response::Message::Segment(s) => got.push(s.fake_score),
+            api::classify_stream_response::Message::Summary(s) => summary = Some(s),
+        }
+    }
+    assert!(want.len() >= 2, "{} windows", want.len());
+    assert_close(&got, &want, "encoded stream (step 1 s) vs reference");
+    assert_eq!(summary.expect("summary").segments.len(), want.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,8 @@
 //! and resampled incrementally (`StreamResampler`, bit-identical to whole-clip resampling), and
 //! only the audio from the next window's start on is kept, so per-stream memory is bounded by
 //! one window plus one chunk; chunks are read one at a time, so HTTP/2 flow control pushes back
-//! on a client that sends faster than windows are scored. A stream keeps the model version it
+//! on a client that sends faster than windows are scored. An encoded file is decoded whole at
+//! half-close and then windowed the same way. A stream keeps the model version it
 //! started with. When the client goes away, the task ends and frees everything.
 
 use std::pin::Pin;
@@ -14,14 +15,14 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use tracing::Instrument;
-use vericlip_core::audio::{PcmFormat, Segment, StreamResampler, decode_pcm};
+use vericlip_core::audio::{AudioInput, PcmFormat, Segment, StreamResampler, decode_pcm, load_mono};
 use vericlip_core::{AudioError, AudioLimits};
 
 use crate::api;
-use crate::classify::{Classifier, segment_scores, summary};
+use crate::classify::{Classifier, ms, segment_scores, summary};
 use crate::error::ServiceError;
 use crate::models::LoadedModel;
-use crate::pipeline::{Audio, prepare, segment_features};
+use crate::pipeline::segment_features;
 
 type Out = mpsc::Sender<Result<api::ClassifyStreamResponse, Status>>;
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<api::ClassifyStreamResponse, Status>> + Send>>;
@@ -122,10 +123,6 @@ struct Windows {
 }
 
 impl Windows {
-    fn ms(d: Duration) -> f64 {
-        d.as_secs_f64() * 1e3
-    }
-
     /// Scores `segments` (absolute positions, all inside `buf`) and sends them in order.
     async fn score(&mut self, c: &Classifier, segments: Vec<Segment>, link: &Link) -> Result<(), ServiceError> {
         if segments.is_empty() {
@@ -138,10 +135,10 @@ impl Windows {
         let m = Arc::clone(&self.model);
         let t = Instant::now();
         let features = c.pool.run(move || segment_features(&m.extractor, &m.normalizer, &samples, &local)).await?;
-        self.timings.features_ms += Self::ms(t.elapsed());
+        self.timings.features_ms += ms(t.elapsed());
         let scored = self.model.batcher.run(features, segments.len(), None).await?;
-        self.timings.queue_ms += Self::ms(scored.queue);
-        self.timings.inference_ms += Self::ms(scored.inference);
+        self.timings.queue_ms += ms(scored.queue);
+        self.timings.inference_ms += ms(scored.inference);
         let rate = self.model.extractor.spec().sample_rate;
         let rows = segment_scores(self.emitted.len(), &segments, &scored.scores, rate, self.model.threshold());
         for row in rows {
@@ -216,7 +213,7 @@ async fn run(
     };
     let result = match result {
         Ok(()) => {
-            w.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
+            w.timings.total_ms = ms(started.elapsed());
             let rate = w.model.extractor.spec().sample_rate;
             let duration = w.total as f64 / f64::from(rate);
             let segments = std::mem::take(&mut w.emitted);
@@ -299,7 +296,7 @@ async fn pcm(
         pending.drain(..whole);
         resampled.clear();
         resampler.push(&mono.samples, &mut resampled);
-        w.timings.decode_ms += t.elapsed().as_secs_f64() * 1e3;
+        w.timings.decode_ms += ms(t.elapsed());
         w.push(c, &resampled, link).await?;
     }
     if !pending.is_empty() {
@@ -324,20 +321,11 @@ async fn encoded(c: &Classifier, w: &mut Windows, link: &mut Link) -> Result<(),
         }
         bytes.extend_from_slice(&chunk);
     }
-    let (m, limits, step) = (Arc::clone(&w.model), c.limits.audio, w.step);
-    let prepared =
-        c.pool.run(move || prepare(&m.extractor, &m.normalizer, &Audio::Encoded(bytes), &limits, step)).await?;
-    w.timings.decode_ms += prepared.decode.as_secs_f64() * 1e3;
-    w.timings.features_ms += prepared.extract.as_secs_f64() * 1e3;
-    w.total = prepared.samples;
-    let n = prepared.segments.len();
-    let scored = w.model.batcher.run(prepared.features, n, None).await?;
-    w.timings.queue_ms += scored.queue.as_secs_f64() * 1e3;
-    w.timings.inference_ms += scored.inference.as_secs_f64() * 1e3;
-    let rate = w.model.extractor.spec().sample_rate;
-    for row in segment_scores(0, &prepared.segments, &scored.scores, rate, w.model.threshold()) {
-        w.emitted.push(row);
-        link.send(api::classify_stream_response::Message::Segment(row)).await?;
-    }
-    Ok(())
+    let (rate, limits) = (w.model.extractor.spec().sample_rate, c.limits.audio);
+    let t = Instant::now();
+    let mono = c.pool.run(move || Ok(load_mono(AudioInput::Encoded(&bytes), rate, &limits)?)).await?;
+    w.timings.decode_ms += ms(t.elapsed());
+    // From here on, the same windows as PCM: all complete ones, then the tail.
+    w.push(c, &mono.samples, link).await?;
+    w.finish(c, link).await
 }

@@ -58,21 +58,20 @@ pub fn segment_features(
     Ok(out)
 }
 
-/// Decodes a clip and computes its segments' features (non-overlapping segments when `step`
-/// equals the segment length, DESIGN.md's tail rule).
+/// Decodes a clip and computes its segments' features (non-overlapping segments, DESIGN.md's
+/// tail rule).
 pub fn prepare(
     extractor: &FeatureExtractor,
     normalizer: &Normalizer,
     audio: &Audio,
     limits: &AudioLimits,
-    step: usize,
 ) -> Result<Prepared, ServiceError> {
     let spec = extractor.spec();
     let t0 = Instant::now();
     let mono = load_mono(audio.as_input(), spec.sample_rate, limits)?;
     let decode = t0.elapsed();
     let t1 = Instant::now();
-    let segments = spec.segments(mono.samples.len(), step);
+    let segments = spec.segments(mono.samples.len(), spec.segment_samples);
     let features = segment_features(extractor, normalizer, &mono.samples, &segments)?;
     Ok(Prepared { features, segments, samples: mono.samples.len(), decode, extract: t1.elapsed() })
 }
