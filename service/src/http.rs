@@ -136,7 +136,8 @@ async fn classify(
     }
 }
 
-fn verdict_name(v: i32) -> &'static str {
+/// `real` / `fake` (`unspecified` for an unknown value): the JSON and CLI spelling of a verdict.
+pub fn verdict_name(v: i32) -> &'static str {
     match api::Verdict::try_from(v) {
         Ok(api::Verdict::Fake) => "fake",
         Ok(api::Verdict::Real) => "real",

@@ -77,12 +77,9 @@ enum Command {
     },
 }
 
-fn verdict(v: i32) -> &'static str {
-    match api::Verdict::try_from(v) {
-        Ok(api::Verdict::Fake) => "FAKE",
-        Ok(api::Verdict::Real) => "REAL",
-        _ => "?",
-    }
+/// Upper-case verdicts for the tables.
+fn verdict(v: i32) -> String {
+    vericlip_server::http::verdict_name(v).to_uppercase()
 }
 
 async fn connect(addr: &str) -> anyhow::Result<Channel> {
@@ -246,7 +243,7 @@ async fn stream(
                     println!(
                         "{}",
                         json!({"segment": s.index, "start_seconds": s.start_seconds, "end_seconds": s.end_seconds,
-                               "fake_score": s.fake_score, "verdict": verdict(s.verdict).to_lowercase(),
+                               "fake_score": s.fake_score, "verdict": vericlip_server::http::verdict_name(s.verdict),
                                "received_after_seconds": started.elapsed().as_secs_f64()})
                     );
                 } else {

@@ -195,15 +195,13 @@ impl Drop for Server {
     }
 }
 
-/// A WAV file's bytes (16-bit PCM, mono).
+/// A WAV file's bytes (16-bit PCM, mono), written by core's own WAV writer.
 pub fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
-    for s in samples {
-        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-    cursor.into_inner()
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("vericlip-wav-{}-{n}.wav", std::process::id()));
+    vericlip_core::audio::write_wav_pcm16(&path, samples, rate).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    bytes
 }
