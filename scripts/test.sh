@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Vericlip's full test suite from a fresh Debian machine: installs what it needs (scripts/setup.sh),
-# regenerates the librosa goldens, then format, lint and every test of the workspace.
+# regenerates the librosa goldens, runs the static checks of the Kubernetes manifests and container
+# images (tests/k8s/static_checks.sh), then format, lint and every test of the workspace (the pod
+# contract test, service/tests/pod_contract.rs, among them).
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,9 @@ bash scripts/setup.sh
 
 echo "[test] generating librosa 1.0 goldens"
 .venv/bin/python tests/golden/make_goldens.py tests/golden/out
+
+echo "[test] k8s and image static checks"
+bash tests/k8s/static_checks.sh
 
 echo "[test] cargo fmt --check"
 cargo fmt --all -- --check

@@ -262,7 +262,7 @@ def main():
                     stale.append(f"{tool_name} {e['id']} {res or ''}: accepted but no longer found (remove it)")
     report("skips.yaml: no stale entries", stale)
 
-    print(f"[k8s] static checks: {results['pass']} passed, {results['fail']} failed")
+    print(f"[k8s] static checks: {results['pass']} ok, {results['fail']} failing")
     return 1 if results["fail"] else 0
 
 
