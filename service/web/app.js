@@ -570,6 +570,12 @@ class ResultCard {
         : 'No sign of synthesis found by this model.' }),
     );
     this.showScore(r.fake_score, r.threshold, 'Fake score');
+    this.root.querySelector('.note')?.remove();
+    if (Number.isFinite(r.duration_seconds) && r.duration_seconds < 2) {
+      this.scoreText.after(el('p', { class: 'note', role: 'note', text:
+        `Only ${r.duration_seconds.toFixed(2)} s of audio: the model looks at 2-second windows, so this one was padded ` +
+        'with silence and the verdict is less reliable. A few seconds of speech give a better answer.' }));
+    }
     if (Array.isArray(r.segments) && (r.segments.length || !this.live)) {
       this.segments = r.segments;
       this.tbody.replaceChildren(...r.segments.map((s) => this.row(s)));
@@ -578,9 +584,9 @@ class ResultCard {
     const t = r.timings || {};
     const total = t.total_ms ?? t.total ?? null;
     this.details.textContent = [
-      `${segs} ${this.live && !r.segments?.length ? 'window' : 'segment'}${segs === 1 ? '' : 's'}`,
+      `${segs} ${this.live ? 'window' : 'segment'}${segs === 1 ? '' : 's'}`,
       Number.isFinite(r.duration_seconds) ? `${r.duration_seconds.toFixed(2)} s of audio` : null,
-      total != null ? `answered in ${Number(total).toFixed(0)} ms` : null,
+      total != null && !this.live ? `answered in ${Number(total).toFixed(0)} ms` : null,
       r.request_id ? `request ${r.request_id}` : null,
     ].filter(Boolean).join(' · ');
     this.redraw();
