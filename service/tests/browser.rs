@@ -1,5 +1,6 @@
 //! The web page in a real browser: tests/browser/test_page.py drives Debian's headless Chromium
-//! (Playwright) against the real server on a registry holding both bundled versions. Needs the
+//! (Playwright) against the real server on a registry holding both bundled versions, and a
+//! second server with API keys. Needs the
 //! venv with tests/browser/requirements.txt and the `chromium` package (scripts/setup.sh);
 //! without them the test fails and says so (it never skips). Screenshots are kept in
 //! `$CARGO_TARGET_TMPDIR/browser-artifacts`.
@@ -43,6 +44,11 @@ async fn web_page_in_headless_chromium() {
     let reg = temp_registry("browser");
     copy_dir(&repo().join("models/vericlip-lstm/2"), &reg.join("vericlip-lstm/2"));
     let server = Server::start(&reg, &[]).await;
+    // A second server with API keys (v1 only), for the key field and the WebSocket's api_key.
+    let keyed_reg = temp_registry("browser-keyed");
+    let keys = keyed_reg.join("api-keys");
+    std::fs::write(&keys, "browser-test-key-42\n").unwrap();
+    let keyed = Server::start(&keyed_reg, &[("VERICLIP__AUTH__API_KEY_FILE", keys.to_str().unwrap())]).await;
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
     let _ = std::fs::remove_dir_all(&artifacts);
 
@@ -52,6 +58,10 @@ async fn web_page_in_headless_chromium() {
         .arg(format!("http://{}", server.http))
         .arg("--artifacts")
         .arg(&artifacts)
+        .arg("--keyed-base-url")
+        .arg(format!("http://{}", keyed.http))
+        .arg("--api-key")
+        .arg("browser-test-key-42")
         .arg("--chromium")
         .arg(&chromium)
         .kill_on_drop(true)
@@ -62,9 +72,10 @@ async fn web_page_in_headless_chromium() {
     println!("{text}");
     assert!(
         out.status.success(),
-        "browser tests failed (screenshots in {}):\n{text}\nserver log:\n{}",
+        "browser tests failed (screenshots in {}):\n{text}\nserver log:\n{}\nkeyed server log:\n{}",
         artifacts.display(),
-        server.log_text()
+        server.log_text(),
+        keyed.log_text()
     );
     assert!(text.contains("browser tests: all checks passed"), "{text}");
 }

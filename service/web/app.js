@@ -62,8 +62,11 @@ function setStatus(text, kind = '') {
   ui.status.className = `status ${kind}`;
 }
 
+/** The API key as typed (a pasted "Bearer " prefix is dropped). */
+const apiKey = () => ui.key.value.trim().replace(/^Bearer\s+/i, '');
+
 function authHeaders() {
-  const k = ui.key.value.trim();
+  const k = apiKey();
   return k ? { authorization: `Bearer ${k}` } : {};
 }
 
@@ -785,7 +788,7 @@ async function startRecording() {
   card.redraw();
 
   const q = new URLSearchParams();
-  const key = ui.key.value.trim();
+  const key = apiKey();
   if (key) q.set('api_key', key);
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const ws = new WebSocket(`${proto}//${location.host}/v1/stream${q.toString() ? `?${q}` : ''}`);

@@ -8,10 +8,13 @@ Debian's Chromium (headless, driven by Playwright) against a running server:
      shows window verdicts while audio is still being sent, then a summary after Stop;
   4. choosing version 1 or 2 changes the version the result reports, and "compare" runs the
      same clip on the other version;
+  5. (with --keyed-base-url) a server with API keys: the page asks for the key and then lists,
+     classifies (Bearer header) and streams (api_key query) with it;
 plus the static assets' content types, the model card dialog, a phone-sized layout without
 horizontal scrolling and no script errors. Screenshots go to --artifacts.
 
-Usage: test_page.py --base-url http://127.0.0.1:8080 --artifacts DIR [--screenshot PNG]
+Usage: test_page.py --base-url http://127.0.0.1:8080 --artifacts DIR
+                    [--keyed-base-url URL --api-key KEY] [--screenshot PNG]
 Prints "browser tests: all checks passed" last when every check passes.
 """
 
@@ -128,11 +131,44 @@ def compare_card(loc, expect, what):
     check(f"v{expect['model_version']}" in loc.locator(".badge").inner_text(), f"{what}: version badge")
 
 
+def keyed_checks(browser, base, key, clip, art, errors):
+    """A server with API keys: the page asks for the key, then lists, classifies and streams
+    with it (header for HTTP, `api_key` query for the WebSocket)."""
+    status, _, _ = http(base, "GET", "/v1/models")
+    check(status == 401, f"keyed server: /v1/models without a key gave {status}")
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("pageerror", lambda e: errors.append(f"page error (keyed): {e}"))
+    page.goto(base + "/")
+    page.wait_for_selector('#model-info .error[data-error-name="unauthenticated"]')
+    check(page.locator("#key-details").evaluate("d => d.open"), "the API key field did not open")
+    check(page.evaluate("() => document.activeElement.id") == "api-key", "the API key field is not focused")
+    page.screenshot(path=str(art / "10-needs-key.png"), full_page=True)
+    page.keyboard.type(key)
+    page.wait_for_selector('#model-select option[value*="|"]', state="attached")
+    log("ok: keyed server: the page asks for the key, then lists the models with it")
+    page.set_input_files("#file", str(clip))
+    done = page.locator('.result[data-live="false"]')
+    check(wait_state(page, done, ["done", "error"]) == "done", f"keyed upload failed: {done.inner_text()!r}")
+    page.click("#record")
+    page.wait_for_function(
+        "() => { const c = document.querySelector('.result[data-live=\"true\"]');"
+        " return c && c.dataset.state === 'recording' && c.querySelectorAll('tr.seg-row').length >= 1; }")
+    page.click("#record")
+    live = page.locator('.result[data-live="true"]')
+    check(wait_state(page, live, ["done", "error"]) == "done", f"keyed live recording failed: {live.inner_text()!r}")
+    ctx.close()
+    log("ok: keyed server: upload (Bearer header) and live recording (api_key query) work with the key")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-url", required=True)
     ap.add_argument("--artifacts", required=True)
     ap.add_argument("--chromium", default=os.environ.get("VERICLIP_CHROMIUM", "/usr/bin/chromium"))
+    ap.add_argument("--keyed-base-url", help="a second server started with API keys")
+    ap.add_argument("--api-key", help="a key that server accepts")
     ap.add_argument("--screenshot", help="also save the desktop upload result here (for the README)")
     args = ap.parse_args()
     base = args.base_url.rstrip("/")
@@ -344,6 +380,9 @@ def main():
         m.screenshot(path=str(art / "09-phone.png"), full_page=True)
         phone.close()
         log(f"ok: 375 px screen: result shown, no horizontal scrolling ({width} px)")
+
+        if args.keyed_base_url:
+            keyed_checks(browser, args.keyed_base_url.rstrip("/"), args.api_key, fake_clip, art, errors)
 
         browser.close()
 
