@@ -59,6 +59,9 @@ IMAGE_DOCKERFILES = {
     "ghcr.io/vericlip/vericlip-server": "deploy/Dockerfile",
     "ghcr.io/vericlip/vericlip-server-cuda": "deploy/Dockerfile.cuda",
 }
+# The image each overlay must run (a kustomize `images:` entry that no longer matches the name the
+# base gave would silently keep the CPU image).
+OVERLAY_DOCKERFILES = {"cpu": "deploy/Dockerfile", "gpu": "deploy/Dockerfile.cuda"}
 ORT_LIB = "libonnxruntime.so.1.31.1"
 GRACE_MARGIN_S = 5  # terminationGracePeriodSeconds must exceed preStop + drain by at least this
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -402,7 +405,7 @@ def check_static(overlay, objs):
 # ---------------------------------------------------------------- running the pod
 
 
-def run_pod(overlay, objs, server_bin, work, registry_seeded=True, override_env=None, check_metrics=None):
+def run_pod(overlay, objs, server_bin, work, exported, registry_seeded=True, override_env=None):
     """Runs the server pod of the rendered overlay; returns nothing, records checks."""
     dep = find(objs, "Deployment", "vericlip-server")
     pod = dep["spec"]["template"]
@@ -410,14 +413,17 @@ def run_pod(overlay, objs, server_bin, work, registry_seeded=True, override_env=
     server = next(c for c in spec["containers"] if c["name"] == "server")
     image_name = server["image"].rsplit(":", 1)[0].split("@")[0]
     dockerfile = IMAGE_DOCKERFILES.get(image_name)
-    if not check(dockerfile is not None, f"{overlay}: image {server['image']} is built by a Dockerfile of deploy/"):
+    if not check(
+        dockerfile is not None and dockerfile == OVERLAY_DOCKERFILES.get(overlay, dockerfile),
+        f"{overlay}: image {server['image']} is built by {dockerfile} (want {OVERLAY_DOCKERFILES.get(overlay)})",
+    ):
         return
     image = Image(dockerfile)
     psc = spec.get("securityContext") or {}
     uid, gid = psc.get("runAsUser", 10001), psc.get("runAsGroup", 10001)
     fs_group = psc.get("fsGroup", gid)
     prefix = user_prefix(uid, gid, fs_group)
-    tag = f"{overlay}{'' if registry_seeded else ' (empty registry)'}"
+    tag = f"{overlay}{'' if registry_seeded else ' (no loadable model)'}"
 
     tmp = Path(tempfile.mkdtemp(prefix=f"vericlip-pod-{overlay}-", dir=work))
     fs = PodFs(tmp, image, server_bin, uid, gid)
@@ -467,10 +473,20 @@ def run_pod(overlay, objs, server_bin, work, registry_seeded=True, override_env=
                 snapshots.append(sorted((str(p.relative_to(registry)), p.stat().st_mtime_ns) for p in registry.rglob("*")))
             check(snapshots[0] == snapshots[1], f"{tag}: a second seeding run (pod restart) changes nothing")
             check(not [p for p in registry.rglob(".*")], f"{tag}: no staging dot-folders left in the registry")
+            if prefix:
+                owners = {p.stat().st_uid for p in registry.rglob("*")}
+                check(owners == {uid}, f"{tag}: the init container ran as uid {uid} (registry files owned by {sorted(owners)})")
         bundled = fs.host("/opt/vericlip/models")  # the image's bundled registry
         want = sorted(str(p.relative_to(bundled)) for p in Path(bundled).glob("*/*") if p.is_dir())
         have = sorted(str(p.relative_to(registry)) for p in registry.glob("*/*") if p.is_dir())
         check(want and want == have, f"{tag}: registry seeded with the bundled versions {want} (has {have})")
+    else:
+        # No init container, and the only version in the registry is broken (its model.onnx
+        # does not match the manifest's sha256): nothing can serve.
+        broken = registry / "vericlip-lstm" / "1"
+        shutil.copytree(fs.host("/opt/vericlip/models") + "/vericlip-lstm/1", broken)
+        (broken / "model.onnx").write_bytes(b"not an onnx model")
+        make_readable(registry / "vericlip-lstm")
     # The server's mount is readOnly: nothing (not even the fsGroup) may write it.
     ro = any(m.get("readOnly") for m in server.get("volumeMounts") or [] if m["name"] == registry_volume)
     check(ro, f"{tag}: the server mounts the registry read-only")
@@ -507,7 +523,7 @@ def run_pod(overlay, objs, server_bin, work, registry_seeded=True, override_env=
     c = Container(argv, env, prefix, tmp / "server.log").start()
     try:
         headroom = int(pod["metadata"].get("annotations", {}).get("vericlip.io/memory-headroom-mib", "0"))
-        drive_probes(tag, spec, server, ports, c, registry_seeded, check_metrics, headroom)
+        drive_probes(tag, spec, server, ports, c, registry_seeded, exported, headroom)
     finally:
         c.stop()
         if failures:
@@ -528,7 +544,19 @@ def static_memory(tag, pod, server, cfg):
         check(mib(requests["memory"]) <= limit, f"{tag}: memory request <= limit")
 
 
-def drive_probes(tag, spec, server, ports, c, registry_seeded, check_metrics, headroom):
+def exported_metrics(ports):
+    """Sample names in /metrics (families appear once they have a sample)."""
+    status, body = http_get(f"http://127.0.0.1:{ports['http']}/metrics", 5)
+    exported = set()
+    for line in body.decode().splitlines() if status == 200 else []:
+        m = re.match(r"# TYPE (\S+) (\S+)", line)
+        if m:
+            name, kind = m.groups()
+            exported |= {f"{name}_total"} if kind == "counter" else {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return exported
+
+
+def drive_probes(tag, spec, server, ports, c, registry_seeded, exported, headroom):
     ok, msg = run_startup_probe(server["startupProbe"], ports, c.proc)
     if not check(ok, f"{tag}: {msg}"):
         return
@@ -550,6 +578,7 @@ def drive_probes(tag, spec, server, ports, c, registry_seeded, check_metrics, he
             time.sleep(ready.get("periodSeconds", 10) / 2)
         check(statuses == {503}, f"{tag}: readiness stays 503 without a model (saw {sorted(map(str, statuses))})")
         check(probe_ok(lstatus) and c.proc.poll() is None, f"{tag}: liveness stays 200 without a model (no restart loop)")
+        exported |= exported_metrics(ports)
     else:
         t0, deadline = time.monotonic(), time.monotonic() + 120
         status = None
@@ -570,16 +599,7 @@ def drive_probes(tag, spec, server, ports, c, registry_seeded, check_metrics, he
             rss is not None and rss < headroom,
             f"{tag}: server VmRSS after ready + one request = {rss:.0f} MiB, inside the {headroom} MiB headroom",
         )
-        if check_metrics:
-            status, body = http_get(f"http://127.0.0.1:{ports['http']}/metrics", 5)
-            exported = set()
-            for line in body.decode().splitlines():
-                m = re.match(r"# TYPE (\S+) (\S+)", line)
-                if m:
-                    name, kind = m.groups()
-                    exported |= {f"{name}_total"} if kind == "counter" else {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-            missing = sorted(set(check_metrics) - exported)
-            check(not missing, f"{tag}: /metrics exports every metric the PrometheusRule uses (missing: {missing})")
+        exported |= exported_metrics(ports)
 
     # ------------------------------------------------ termination, as the kubelet does it
     pre_stop = server.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
@@ -650,6 +670,7 @@ def main():
                 for r in g["rules"]:
                     rule_metrics |= set(re.findall(r"\bvericlip_[a-z_]+", r["expr"]))
 
+    exported = set()  # metric samples seen in /metrics over all runs
     try:
         for i, overlay in enumerate(args.overlays.split(",")):
             _, objs = render(ROOT / "k8s/overlays" / overlay)
@@ -662,15 +683,17 @@ def main():
                 check(ep == "cuda", f"gpu: the overlay selects the CUDA execution provider ({ep})")
                 print("[pod] gpu: running the CPU binary with VERICLIP__RUNTIME__EXECUTION_PROVIDER=auto (no GPU here)")
                 override["VERICLIP__RUNTIME__EXECUTION_PROVIDER"] = "auto"
-            steps = [lambda: run_pod(overlay, objs, server_bin, work, True, override, rule_metrics if i == 0 else None)]
+            steps = [lambda: run_pod(overlay, objs, server_bin, work, exported, True, override)]
             if i == 0:
-                steps.append(lambda: run_pod(overlay, objs, server_bin, work, registry_seeded=False, override_env=override))
+                steps.append(lambda: run_pod(overlay, objs, server_bin, work, exported, False, override))
                 steps.append(lambda: negative_double_config(objs, server_bin, work))
             for step in steps:
                 try:
                     step()
                 except Exception as e:  # a broken step is a failed check, and the others still run
                     check(False, f"{overlay}: {type(e).__name__}: {e}")
+        missing = sorted(rule_metrics - exported)
+        check(not missing, f"/metrics of the runs exports every metric the PrometheusRule uses {sorted(rule_metrics)} (missing: {missing})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
