@@ -101,6 +101,8 @@ const FRIENDLY = {
   unavailable: 'The server is not ready or is shutting down',
   stream_idle: 'The live connection went quiet and was closed',
   deadline_exceeded: 'The server took too long to answer',
+  connection_failed: 'Could not start the live connection',
+  connection_closed: 'The live connection ended early',
 };
 function friendly(err) {
   if (FRIENDLY[err.name]) return FRIENDLY[err.name];
@@ -297,7 +299,9 @@ async function handleFile(file) {
   setPlayable(file);
   const { name, version } = selected();
   // Draw from the browser's own decode (drawing only; the verdict is the server's).
+  ui.clip.dataset.decoded = 'pending';
   decodeForDrawing(file).then(() => {
+    if (state.clip && state.clip.blob === file) ui.clip.dataset.decoded = state.clip.samples ? 'true' : 'false';
     renderClipMeta();
     for (const c of state.cards.values()) c.redraw();
   });
@@ -799,6 +803,7 @@ async function startRecording() {
   setStatus('Recording: speak now. Window verdicts appear every second after the first two seconds.');
 
   ws.onopen = () => {
+    rec.opened = true;
     ws.send(JSON.stringify({ format: 'f32le', sample_rate: ctx.sampleRate, channels: 1, step_seconds: 1.0, model: name, version }));
     for (const b of rec.queue) ws.send(b);
     rec.queue = [];
@@ -809,8 +814,11 @@ async function startRecording() {
     if (!rec.done) {
       rec.done = true;
       if (rec.card.root.dataset.state !== 'error') {
-        rec.card.error({ name: 'connection_closed', code: String(e.code),
-          message: e.reason || 'The live connection closed before a summary arrived.' });
+        const never = !rec.opened;
+        rec.card.error({ name: never ? 'connection_failed' : 'connection_closed', code: String(e.code),
+          message: e.reason || (never
+            ? 'The live connection to /v1/stream could not be opened (is an API key needed?).'
+            : 'The live connection closed before a summary arrived.') });
         setStatus('The live connection closed early.', 'bad');
       }
       finishRecording(rec);

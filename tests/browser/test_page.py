@@ -2,7 +2,8 @@
 
 Debian's Chromium (headless, driven by Playwright) against a running server:
   1. an uploaded bundled sample shows the same verdict and scores as the server's own
-     POST /v1/classify for that file (compared through the page's data-* attributes);
+     POST /v1/classify for that file (compared through the page's data-* attributes), by file
+     picker and by drag and drop, as WAV and as FLAC and OGG Vorbis made with sox;
   2. a file of random bytes shows the server's error name and message;
   3. a live recording (Chromium's fake microphone playing a WAV made from the bundled samples)
      shows window verdicts while audio is still being sent, then a summary after Stop;
@@ -19,11 +20,12 @@ Prints "browser tests: all checks passed" last when every check passes.
 """
 
 import argparse
+import base64
 import json
 import math
 import os
 import random
-import struct
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -274,6 +276,38 @@ def main():
             page.screenshot(path=args.screenshot, full_page=True)
         log(f"ok: {real_clip.name} on v2 ({expect[('real', 2)]['verdict']}) and 'Compare with v1' "
             f"({expect[('real', 1)]['verdict']}) match the server")
+
+        # Drag and drop onto the drop zone.
+        page.evaluate(
+            """([b64, name]) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], name, { type: 'audio/wav' }));
+                const zone = document.querySelector('#drop');
+                for (const type of ['dragenter', 'dragover', 'drop'])
+                    zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+            }""",
+            [base64.b64encode(fake_bytes).decode(), fake_clip.name],
+        )
+        wait_state(page, card(page, 2), ["done", "error"])
+        compare_card(card(page, 2), expect[("fake", 2)], "dropped file on v2")
+        check(page.locator("#clip-heading").inner_text() == fake_clip.name, "dropped file's name not shown")
+        log("ok: a file dropped on the drop zone is classified (matches the server)")
+
+        # FLAC and OGG Vorbis (made with sox from the same clip): the server's numbers, and the
+        # browser's own decode draws the waveform.
+        for ext in ("flac", "ogg"):
+            coded = art / f"{fake_clip.stem}.{ext}"
+            r = subprocess.run(["sox", str(fake_clip), str(coded)], capture_output=True, text=True)
+            check(r.returncode == 0, f"sox {ext} (apt-get install sox libsox-fmt-base): {r.stderr}")
+            status, want = classify(base, coded.read_bytes(), 2)
+            check(status == 200, f"POST /v1/classify {ext}: {status} {want}")
+            page.set_input_files("#file", str(coded))
+            wait_state(page, card(page, 2), ["done", "error"])
+            compare_card(card(page, 2), want, f"{ext} upload on v2")
+            page.wait_for_function("() => ['true', 'false'].includes(document.querySelector('#clip').dataset.decoded)")
+            check(page.locator("#clip").get_attribute("data-decoded") == "true", f"the browser did not decode the {ext}")
+            log(f"ok: {ext.upper()} upload matches the server ({want['verdict']}, {want['fake_score']:.6f}); waveform decoded in the browser")
 
         # 2: random bytes show the server's error name and message.
         page.set_input_files("#file", str(bad))
