@@ -829,6 +829,7 @@ async function startRecording() {
     const m = e.data;
     if (m.type === 'pcm') {
       appendSamples(clip, m.pcm);
+      ui.recTime.textContent = clockTime(clip.length / clip.rate);
       ui.level.style.width = `${Math.min(100, Math.sqrt(m.peak) * 100)}%`;
       if (rec.ended) return;
       if (ws.readyState === WebSocket.OPEN) ws.send(m.pcm.buffer);
@@ -837,10 +838,7 @@ async function startRecording() {
       rec.onFlushed();
     }
   };
-  rec.timer = setInterval(() => {
-    ui.recTime.textContent = clockTime(clip.length / clip.rate);
-    card.redraw();
-  }, 250);
+  rec.timer = setInterval(() => card.redraw(), 250);
 }
 
 function appendSamples(clip, pcm) {
