@@ -99,3 +99,27 @@ fn bad_names_and_manifests_are_refused() {
     assert!(e.contains("threshold 7"), "{e}");
     std::fs::remove_dir_all(&reg).ok();
 }
+
+#[test]
+fn seed_copies_missing_versions_and_never_rewrites_published_ones() {
+    let (from, to) = (tmp("seed-from"), tmp("seed-to"));
+    registry::publish(&from, manifest("m"), b"one", &[("metrics.json", b"{}".to_vec())]).unwrap();
+    registry::publish(&from, manifest("m"), b"two", &[]).unwrap();
+    // The target already holds its own version 2 (published there by a trainer).
+    let own = registry::publish(&to, manifest("m"), b"theirs-1", &[]).unwrap();
+    let own2 = registry::publish(&to, manifest("m"), b"theirs-2", &[]).unwrap();
+    std::fs::remove_dir_all(&own.dir).unwrap();
+    let done = registry::seed(&from, &to).unwrap();
+    let copied: Vec<_> = done.iter().map(|s| (s.version, s.copied)).collect();
+    assert_eq!(copied, vec![(1, true), (2, false)]);
+    assert_eq!(registry::load_version(&to.join("m/1")).unwrap().model_onnx, b"one");
+    assert!(to.join("m/1/report/metrics.json").is_file());
+    assert_eq!(registry::load_version(&own2.dir).unwrap().model_onnx, b"theirs-2");
+    // Seeding again changes nothing and leaves no staging folders.
+    let again = registry::seed(&from, &to).unwrap();
+    assert!(again.iter().all(|s| !s.copied));
+    let leftovers: Vec<_> = std::fs::read_dir(to.join("m")).unwrap().filter_map(|e| e.ok()).collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    std::fs::remove_dir_all(&from).ok();
+    std::fs::remove_dir_all(&to).ok();
+}

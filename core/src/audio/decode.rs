@@ -12,7 +12,7 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
-use super::{AudioError, AudioLimits, MonoAudio, downmix_into};
+use super::{AudioError, AudioLimits, MonoAudio, SampleBudget, downmix_into, unbudgeted};
 
 /// Consecutive undecodable packets after which a stream is declared broken.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -22,11 +22,21 @@ const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
 /// symphonia is defensive but not panic-free on every malformed stream; a panic inside it is
 /// caught here and reported as undecodable input, so no request can take a worker down.
 pub fn decode_container(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
+    decode_container_budgeted(bytes, limits, &mut unbudgeted)
+}
+
+/// [`decode_container`] that asks `budget` for a declared length before decoding and for every
+/// packet's growth while decoding (formats without a declared length stop at the budget).
+pub(crate) fn decode_container_budgeted(
+    bytes: &[u8],
+    limits: &AudioLimits,
+    budget: SampleBudget<'_>,
+) -> Result<MonoAudio, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
     precheck_wav_format(bytes, limits)?;
-    catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits)))
+    catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits, budget)))
         .unwrap_or_else(|_| Err(AudioError::Undecodable("the decoder failed on malformed data".into())))
 }
 
@@ -54,7 +64,7 @@ fn precheck_wav_format(bytes: &[u8], limits: &AudioLimits) -> Result<(), AudioEr
     Ok(())
 }
 
-fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
+fn decode_inner(bytes: &[u8], limits: &AudioLimits, budget: SampleBudget<'_>) -> Result<MonoAudio, AudioError> {
     let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(&Hint::new(), mss, FormatOptions::default(), MetadataOptions::default())
@@ -81,6 +91,8 @@ fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioEr
     if let Some(n) = track.num_frames {
         // Reject a header that declares hours of audio before decoding any of it.
         limits.check_frames(n, sample_rate)?;
+        // ... and one whose length does not fit the budget.
+        budget(usize::try_from(n).unwrap_or(usize::MAX))?;
     }
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
@@ -117,7 +129,10 @@ fn decode_inner(bytes: &[u8], limits: &AudioLimits) -> Result<MonoAudio, AudioEr
                 let rate = buf.spec().rate();
                 limits.check_format(rate, channels as u32)?;
                 sample_rate = rate;
+                budget(mono.len() + buf.frames() + buf.frames() * channels)?;
                 buf.copy_to_vec_interleaved(&mut interleaved);
+                mono.reserve(buf.frames());
+                budget(mono.capacity() + interleaved.capacity())?;
                 downmix_into(&interleaved, channels, &mut mono)?;
                 limits.check_frames(mono.len() as u64, sample_rate)?;
             }

@@ -98,6 +98,12 @@ pub enum AudioError {
     Io(String),
     #[error("resampling from {from} Hz to {to} Hz failed: {reason}")]
     Resample { from: u32, to: u32, reason: String },
+    #[error(
+        "the server's memory budget cannot hold this audio now ({needed_bytes} bytes needed, {free_bytes} free of {budget_bytes}); retry later or send shorter audio"
+    )]
+    OverBudget { needed_bytes: u64, free_bytes: u64, budget_bytes: u64 },
+    #[error("the request was cancelled (its caller went away or its deadline passed)")]
+    Cancelled,
 }
 
 impl AudioError {
@@ -114,6 +120,8 @@ impl AudioError {
             AudioError::RaggedPcm { .. } => "ragged_pcm",
             AudioError::Io(_) => "audio_io",
             AudioError::Resample { .. } => "resample_failed",
+            AudioError::OverBudget { .. } => "memory_budget_exhausted",
+            AudioError::Cancelled => "cancelled",
         }
     }
 }
@@ -133,13 +141,33 @@ pub(crate) fn downmix_into(interleaved: &[f32], channels: usize, mono: &mut Vec<
     Ok(())
 }
 
+/// Told, before and while audio is decoded and resampled, how many f32 samples the work is
+/// about to hold at most (a declared length counts before any decoding); it may refuse with
+/// an error, which stops the work: the service's memory budget and cancellation use this.
+pub type SampleBudget<'a> = &'a mut dyn FnMut(usize) -> Result<(), AudioError>;
+
+/// A budget that never refuses.
+pub fn unbudgeted(_: usize) -> Result<(), AudioError> {
+    Ok(())
+}
+
 /// Decodes `input`, downmixes to mono and resamples to `target_rate`: the one entry point that
 /// both the trainer and the service use to turn bytes into model-rate audio.
 pub fn load_mono(input: AudioInput<'_>, target_rate: u32, limits: &AudioLimits) -> Result<MonoAudio, AudioError> {
+    load_mono_budgeted(input, target_rate, limits, &mut unbudgeted)
+}
+
+/// [`load_mono`] that asks `budget` before holding more samples (see [`SampleBudget`]).
+pub fn load_mono_budgeted(
+    input: AudioInput<'_>,
+    target_rate: u32,
+    limits: &AudioLimits,
+    budget: SampleBudget<'_>,
+) -> Result<MonoAudio, AudioError> {
     let audio = match input {
-        AudioInput::Encoded(bytes) => decode_container(bytes, limits)?,
+        AudioInput::Encoded(bytes) => decode::decode_container_budgeted(bytes, limits, budget)?,
         AudioInput::Pcm { bytes, format, sample_rate, channels } => {
-            decode_pcm(bytes, format, sample_rate, channels, limits)?
+            pcm::decode_pcm_budgeted(bytes, format, sample_rate, channels, limits, budget)?
         }
     };
     if audio.samples.is_empty() {
@@ -148,6 +176,8 @@ pub fn load_mono(input: AudioInput<'_>, target_rate: u32, limits: &AudioLimits) 
     if audio.sample_rate == target_rate {
         return Ok(audio);
     }
+    let out_len = resample::output_len(audio.samples.len() as u64, audio.sample_rate, target_rate);
+    budget(audio.samples.len().saturating_add(usize::try_from(out_len).unwrap_or(usize::MAX)))?;
     let samples = resample(&audio.samples, audio.sample_rate, target_rate)?;
     Ok(MonoAudio { samples, sample_rate: target_rate })
 }

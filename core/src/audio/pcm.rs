@@ -1,6 +1,6 @@
 //! Headerless PCM (`s16le`, `f32le`) with a caller-given rate and channel count.
 
-use super::{AudioError, AudioLimits, MonoAudio, downmix_into};
+use super::{AudioError, AudioLimits, MonoAudio, SampleBudget, unbudgeted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PcmFormat {
@@ -24,6 +24,19 @@ pub fn decode_pcm(
     channels: u32,
     limits: &AudioLimits,
 ) -> Result<MonoAudio, AudioError> {
+    decode_pcm_budgeted(bytes, format, sample_rate, channels, limits, &mut unbudgeted)
+}
+
+/// Converts straight from bytes into the mono buffer (no interleaved intermediate), averaging
+/// channels; the budget hears the mono length before anything is allocated.
+pub(crate) fn decode_pcm_budgeted(
+    bytes: &[u8],
+    format: PcmFormat,
+    sample_rate: u32,
+    channels: u32,
+    limits: &AudioLimits,
+    budget: SampleBudget<'_>,
+) -> Result<MonoAudio, AudioError> {
     limits.check_format(sample_rate, channels)?;
     if bytes.is_empty() {
         return Err(AudioError::Empty);
@@ -32,15 +45,31 @@ pub fn decode_pcm(
     if !bytes.len().is_multiple_of(frame_bytes) {
         return Err(AudioError::RaggedPcm { len: bytes.len(), frame_bytes });
     }
-    limits.check_frames((bytes.len() / frame_bytes) as u64, sample_rate)?;
-    let interleaved: Vec<f32> = match format {
-        PcmFormat::S16Le => {
-            bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect()
+    let frames = bytes.len() / frame_bytes;
+    limits.check_frames(frames as u64, sample_rate)?;
+    budget(frames)?;
+    let channels = channels as usize;
+    let scale = 1.0 / channels as f32;
+    let mut samples = Vec::with_capacity(frames);
+    match format {
+        PcmFormat::S16Le => samples.extend(bytes.chunks_exact(frame_bytes).map(|f| {
+            let sum: f32 = f.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]]))).sum();
+            sum * (scale / 32768.0)
+        })),
+        PcmFormat::F32Le => {
+            for (i, f) in bytes.chunks_exact(frame_bytes).enumerate() {
+                let mut sum = 0f32;
+                for b in f.chunks_exact(4) {
+                    let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if !x.is_finite() {
+                        return Err(AudioError::NonFinite { frame: i });
+                    }
+                    sum += x;
+                }
+                samples.push(if channels == 1 { sum } else { sum * scale });
+            }
         }
-        PcmFormat::F32Le => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-    };
-    let mut samples = Vec::with_capacity(interleaved.len() / channels as usize);
-    downmix_into(&interleaved, channels as usize, &mut samples)?;
+    }
     Ok(MonoAudio { samples, sample_rate })
 }
 

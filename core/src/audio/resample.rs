@@ -150,7 +150,7 @@ impl Plan {
 }
 
 /// Output length for `n` input samples: `round(n * to / from)`.
-fn output_len(n: u64, from: u32, to: u32) -> u64 {
+pub(crate) fn output_len(n: u64, from: u32, to: u32) -> u64 {
     (n * u64::from(to) + u64::from(from) / 2) / u64::from(from)
 }
 

@@ -218,3 +218,59 @@ pub fn model_names(registry: &Path) -> Result<Vec<String>, RegistryError> {
     out.sort();
     Ok(out)
 }
+
+/// What `seed` did with one version of the source registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeded {
+    pub name: String,
+    pub version: u64,
+    /// False when the target already had this version (it is never touched then).
+    pub copied: bool,
+}
+
+/// Copies every published version of `from` that `to` lacks, each one atomically (a staging
+/// dot-folder, fsynced, then renamed to its version number): how a first install fills an empty
+/// registry volume from the bundled models. A version that exists in `to` is never rewritten,
+/// whatever its content, so seeding is safe to run on every pod start.
+pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, RegistryError> {
+    let mut out = Vec::new();
+    for name in model_names(from)? {
+        let model_dir = to.join(&name);
+        fs::create_dir_all(&model_dir).map_err(io(&model_dir))?;
+        for version in versions(&from.join(&name))? {
+            let source = from.join(&name).join(version.to_string());
+            // Only versions that verify are worth seeding.
+            load_version(&source)?;
+            let target = model_dir.join(version.to_string());
+            if target.exists() {
+                out.push(Seeded { name: name.clone(), version, copied: false });
+                continue;
+            }
+            let staging = model_dir.join(format!(".staging-seed-{}-{version}", std::process::id()));
+            let result = copy_tree_synced(&source, &staging).and_then(|()| match fs::rename(&staging, &target) {
+                Ok(()) => sync_dir(&model_dir).map(|()| true),
+                // Another pod seeded it first: theirs stands.
+                Err(_) if target.exists() => Ok(false),
+                Err(e) => Err(io(&target)(e)),
+            });
+            let _ = fs::remove_dir_all(&staging);
+            out.push(Seeded { name: name.clone(), version, copied: result? });
+        }
+    }
+    Ok(out)
+}
+
+fn copy_tree_synced(from: &Path, to: &Path) -> Result<(), RegistryError> {
+    fs::create_dir(to).map_err(io(to))?;
+    for entry in fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io(&src))?.is_dir() {
+            copy_tree_synced(&src, &dst)?;
+        } else {
+            let bytes = fs::read(&src).map_err(io(&src))?;
+            write_synced(&dst, &bytes)?;
+        }
+    }
+    sync_dir(to)
+}
