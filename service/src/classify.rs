@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use vericlip_core::AudioLimits;
 use vericlip_core::audio::Segment;
 
-use crate::api;
+use crate::budget::MemoryBudget;
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
 use crate::models::{LoadedModel, ModelStore};
-use crate::pipeline::{Audio, FeaturePool, prepare};
+use crate::pipeline::{Audio, ClipResult, FeaturePool, SegmentResult, StageTimings, Verdict, prepare};
 
 /// What the service shares between its API layers.
 pub struct Classifier {
@@ -21,6 +22,7 @@ pub struct Classifier {
     pub pool: FeaturePool,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    pub budget: Arc<MemoryBudget>,
     admission: Arc<Semaphore>,
     pub streams: Arc<Semaphore>,
     shutting_down: AtomicBool,
@@ -42,40 +44,44 @@ pub struct Limits {
     pub stream_idle: Duration,
 }
 
-/// Holds a request's admission slot; frees it (and the queue-depth gauge) on drop.
+/// Holds an admission slot, a request's or a stream's (whatever its transport); frees it, and
+/// its gauge (`queue_depth` or `active_streams`), on drop.
 pub struct Admitted {
     _permit: OwnedSemaphorePermit,
-    metrics: Arc<Metrics>,
+    gauge: Gauge,
+}
+
+impl Admitted {
+    fn new(permit: OwnedSemaphorePermit, gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self { _permit: permit, gauge: gauge.clone() }
+    }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.metrics.queue_depth.dec();
+        self.gauge.dec();
     }
 }
 
-pub fn verdict(score: f64, threshold: f64) -> api::Verdict {
-    if score >= threshold { api::Verdict::Fake } else { api::Verdict::Real }
-}
-
-/// Segment rows for the API.
-pub fn segment_scores(
+/// Segment results of `segments` (positions in model-rate samples) and their scores.
+pub fn segment_results(
     first_index: usize,
     segments: &[Segment],
     scores: &[f32],
     rate: u32,
     threshold: f64,
-) -> Vec<api::SegmentScore> {
+) -> Vec<SegmentResult> {
     segments
         .iter()
         .zip(scores)
         .enumerate()
-        .map(|(i, (s, &p))| api::SegmentScore {
+        .map(|(i, (s, &p))| SegmentResult {
             index: (first_index + i) as u32,
             start_seconds: s.start_seconds(rate),
             end_seconds: s.end_seconds(rate),
             fake_score: p,
-            verdict: verdict(f64::from(p), threshold) as i32,
+            verdict: Verdict::of(f64::from(p), threshold),
         })
         .collect()
 }
@@ -83,25 +89,25 @@ pub fn segment_scores(
 /// The clip-level answer from its segments: the mean score against the model's threshold.
 pub fn summary(
     model: &LoadedModel,
-    segments: Vec<api::SegmentScore>,
+    segments: Vec<SegmentResult>,
     duration_seconds: f64,
-    timings: api::StageTimings,
+    timings: StageTimings,
     request_id: String,
-) -> api::ClassifyResponse {
+) -> ClipResult {
     let mean = if segments.is_empty() {
         0.0
     } else {
         segments.iter().map(|s| f64::from(s.fake_score)).sum::<f64>() / segments.len() as f64
     };
-    api::ClassifyResponse {
-        verdict: verdict(mean, model.threshold()) as i32,
+    ClipResult {
+        verdict: Verdict::of(mean, model.threshold()),
         fake_score: mean as f32,
         threshold: model.threshold(),
         segments,
         model: model.name().to_string(),
         model_version: model.version(),
         duration_seconds,
-        timings: Some(timings),
+        timings,
         request_id,
     }
 }
@@ -125,12 +131,19 @@ pub fn ms(d: Duration) -> f64 {
 }
 
 impl Classifier {
-    pub fn new(store: Arc<ModelStore>, pool: FeaturePool, metrics: Arc<Metrics>, limits: Limits) -> Self {
+    pub fn new(
+        store: Arc<ModelStore>,
+        pool: FeaturePool,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+        budget: Arc<MemoryBudget>,
+    ) -> Self {
         Self {
             store,
             pool,
             metrics,
             limits,
+            budget,
             admission: Arc::new(Semaphore::new(limits.max_queue)),
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             shutting_down: AtomicBool::new(false),
@@ -164,26 +177,29 @@ impl Classifier {
         let permit = Arc::clone(&self.admission)
             .try_acquire_owned()
             .map_err(|_| ServiceError::QueueFull { limit: self.limits.max_queue })?;
-        self.metrics.queue_depth.inc();
-        Ok(Admitted { _permit: permit, metrics: Arc::clone(&self.metrics) })
+        Ok(Admitted::new(permit, &self.metrics.queue_depth))
+    }
+
+    /// A stream slot (gRPC or WebSocket), or RESOURCE_EXHAUSTED right away.
+    pub fn admit_stream(&self) -> Result<Admitted, ServiceError> {
+        self.check_open()?;
+        let permit = Arc::clone(&self.streams)
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::TooManyStreams { limit: self.limits.max_streams })?;
+        Ok(Admitted::new(permit, &self.metrics.active_streams))
     }
 
     /// Counts and logs a finished classification (inside its span).
-    pub fn record(
-        &self,
-        rpc: &'static str,
-        span: &tracing::Span,
-        result: &Result<api::ClassifyResponse, ServiceError>,
-    ) {
+    pub fn record(&self, rpc: &'static str, span: &tracing::Span, result: &Result<ClipResult, ServiceError>) {
         let _enter = span.enter();
         match result {
             Ok(r) => {
                 self.metrics.request(rpc, tonic::Code::Ok);
-                tracing::info!(verdict = r.verdict, fake_score = r.fake_score, "classified");
+                tracing::info!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
             }
             Err(e) => {
                 self.metrics.request(rpc, e.code());
-                tracing::info!(error = e.name(), message = %e, "classify failed");
+                tracing::info!(error = e.name(), message = %e.public_message(), "classify failed");
             }
         }
     }
@@ -195,15 +211,24 @@ impl Classifier {
         version: u64,
         deadline: Option<Instant>,
         request_id: String,
-    ) -> Result<api::ClassifyResponse, ServiceError> {
+    ) -> Result<ClipResult, ServiceError> {
         let started = Instant::now();
         let _admitted = self.admit()?;
         let model = self.store.resolve(model, version)?;
         let span = tracing::Span::current();
         span.record("model", model.name());
         span.record("version", model.version());
+        // The received bytes are held already; decoding asks for more as it goes.
+        let mut reservation = self.budget.reservation();
+        reservation.ensure(audio.byte_len() as u64)?;
         let (m, limits) = (Arc::clone(&model), self.limits.audio);
-        let prepared = self.pool.run(move || prepare(&m.extractor, &m.normalizer, &audio, &limits)).await?;
+        let (prepared, _reservation) = self
+            .pool
+            .run_with((audio, reservation), move |(audio, mut r), cancel| {
+                let p = prepare(&m.extractor, &m.normalizer, audio, &limits, &mut r, cancel)?;
+                Ok((p, r))
+            })
+            .await?;
         span.record("segments", prepared.segments.len());
         if deadline.is_some_and(|d| Instant::now() >= d) {
             self.metrics.expired_in_queue.inc();
@@ -214,7 +239,7 @@ impl Classifier {
         let rate = model.extractor.spec().sample_rate;
         // One reading of the clock, so the response and the metrics agree on the total.
         let total = started.elapsed();
-        let timings = api::StageTimings {
+        let timings = StageTimings {
             decode_ms: ms(prepared.decode),
             features_ms: ms(prepared.extract),
             queue_ms: ms(scored.queue),
@@ -230,7 +255,7 @@ impl Classifier {
         ] {
             self.metrics.stage(stage, d.as_secs_f64());
         }
-        let segments = segment_scores(0, &prepared.segments, &scored.scores, rate, model.threshold());
+        let segments = segment_results(0, &prepared.segments, &scored.scores, rate, model.threshold());
         let duration = prepared.samples as f64 / f64::from(rate);
         Ok(summary(&model, segments, duration, timings, request_id))
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use vericlip_core::AudioLimits;
 use vericlip_core::runtime::ExecutionProvider;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub struct Settings {
     pub registry: Registry,
     pub runtime: Runtime,
     pub limits: Limits,
+    pub tls: Tls,
+    pub auth: Auth,
     pub log: Log,
     pub shutdown: Shutdown,
 }
@@ -35,11 +38,30 @@ pub struct Grpc {
     pub addr: String,
     /// Largest request message accepted (bytes); larger ones get RESOURCE_EXHAUSTED from tonic.
     pub max_message_bytes: usize,
+    /// Close each connection (GOAWAY, in-flight calls finish) after this long, so that
+    /// long-lived HTTP/2 clients re-resolve and spread over new replicas; 0 = never.
+    pub max_connection_age_seconds: f64,
+    /// After `max_connection_age`, how long in-flight calls get before the connection is cut.
+    pub max_connection_age_grace_seconds: f64,
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 keepalive: a PING this often, and the connection is closed when its ACK does
+    /// not arrive within the timeout (dead peers, half-open connections).
+    pub keepalive_interval_seconds: f64,
+    pub keepalive_timeout_seconds: f64,
 }
 
 impl Default for Grpc {
     fn default() -> Self {
-        Self { addr: "0.0.0.0:50051".into(), max_message_bytes: 32 << 20 }
+        Self {
+            addr: "0.0.0.0:50051".into(),
+            max_message_bytes: 32 << 20,
+            max_connection_age_seconds: 0.0,
+            max_connection_age_grace_seconds: 30.0,
+            max_concurrent_streams: 128,
+            keepalive_interval_seconds: 30.0,
+            keepalive_timeout_seconds: 10.0,
+        }
     }
 }
 
@@ -47,11 +69,13 @@ impl Default for Grpc {
 #[serde(default, deny_unknown_fields)]
 pub struct Http {
     pub addr: String,
+    /// An HTTP/1 request's headers (and a TLS handshake) must arrive within this long.
+    pub header_read_timeout_seconds: f64,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Self { addr: "0.0.0.0:8080".into() }
+        Self { addr: "0.0.0.0:8080".into(), header_read_timeout_seconds: 10.0 }
     }
 }
 
@@ -114,14 +138,65 @@ pub struct Limits {
     /// Longest audio per request (and per stream), seconds.
     pub max_audio_seconds: f64,
     pub max_streams: usize,
-    /// A stream that sends no audio (or takes no verdicts) for this long is closed.
+    /// A stream that sends no audio (or takes no verdicts) for this long is closed; so is a
+    /// request body that stalls for this long.
     pub stream_idle_seconds: f64,
+    /// Memory that request audio may occupy at once (bodies as they arrive, decoded and
+    /// resampled samples, features), in MiB; work beyond it gets RESOURCE_EXHAUSTED before it
+    /// is buffered or decoded. 0 = derived: half the memory this process may use (its cgroup
+    /// limit, else physical memory).
+    pub memory_budget_mb: u64,
+    /// Open connections per port. At the limit, the oldest connection that has not sent its
+    /// first request is closed to make room (so idle floods cannot lock out probes); when all
+    /// are busy, new connections are closed at once.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub connection_idle_seconds: f64,
+    /// Highest input sample rate (Hz) and channel count accepted.
+    pub max_sample_rate: u32,
+    pub max_channels: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_audio_seconds: 600.0, max_streams: 64, stream_idle_seconds: 30.0 }
+        Self {
+            max_audio_seconds: 600.0,
+            max_streams: 64,
+            stream_idle_seconds: 30.0,
+            memory_budget_mb: 0,
+            max_connections: 1024,
+            connection_idle_seconds: 300.0,
+            max_sample_rate: 192_000,
+            max_channels: 8,
+        }
     }
+}
+
+/// TLS for both ports from PEM files; all empty = plaintext.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// Certificate chain (PEM).
+    pub cert_file: String,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// CA bundle (PEM): when set, clients must present a certificate it signed (mutual TLS).
+    pub client_ca_file: String,
+}
+
+impl Tls {
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty()
+    }
+}
+
+/// API keys: when `api_key_file` is set, every API call needs `authorization: Bearer KEY`
+/// (gRPC metadata or HTTP header). gRPC health, `/healthz`, `/readyz` and `/metrics` stay open.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// A file of keys, one per line (blank lines and `#` comments ignored).
+    pub api_key_file: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -183,6 +258,15 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The memory budget in bytes: `limits.memory_budget_mb`, or half of what this process may
+    /// use (its cgroup's memory limit, else physical memory) when that is 0.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        if self.limits.memory_budget_mb > 0 {
+            return self.limits.memory_budget_mb << 20;
+        }
+        available_memory_bytes().map_or(1 << 30, |m| m / 2)
+    }
+
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc.addr.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 50051)))
     }
@@ -201,6 +285,26 @@ impl Settings {
         }
         if self.grpc.max_message_bytes < 1024 {
             return invalid("grpc.max_message_bytes", "must be at least 1024".into());
+        }
+        let seconds: [(&'static str, f64, f64); 7] = [
+            ("grpc.max_connection_age_seconds", self.grpc.max_connection_age_seconds, 0.0),
+            ("grpc.max_connection_age_grace_seconds", self.grpc.max_connection_age_grace_seconds, 0.0),
+            ("grpc.keepalive_interval_seconds", self.grpc.keepalive_interval_seconds, 0.0),
+            ("grpc.keepalive_timeout_seconds", self.grpc.keepalive_timeout_seconds, 0.1),
+            ("http.header_read_timeout_seconds", self.http.header_read_timeout_seconds, 0.1),
+            ("limits.connection_idle_seconds", self.limits.connection_idle_seconds, 1.0),
+            ("shutdown.drain_seconds", self.shutdown.drain_seconds, 0.0),
+        ];
+        for (key, value, min) in seconds {
+            if !(value.is_finite() && value >= min && value <= 86_400.0 * 365.0) {
+                return invalid(
+                    key,
+                    format!("must be a number of seconds within {min}..=31536000 (0 = off where documented)"),
+                );
+            }
+        }
+        if self.grpc.max_concurrent_streams == 0 {
+            return invalid("grpc.max_concurrent_streams", "must be at least 1".into());
         }
         if !self.registry.path.is_dir() {
             return invalid("registry.path", format!("{} is not a directory", self.registry.path.display()));
@@ -245,13 +349,57 @@ impl Settings {
         if self.limits.max_streams == 0 {
             return invalid("limits.max_streams", "must be at least 1".into());
         }
-        if !(self.shutdown.drain_seconds.is_finite() && self.shutdown.drain_seconds >= 0.0) {
-            return invalid("shutdown.drain_seconds", "must be a non-negative number".into());
+        if self.limits.memory_budget_mb != 0 && !(64..=1 << 24).contains(&self.limits.memory_budget_mb) {
+            return invalid("limits.memory_budget_mb", "must be 0 (derived) or within 64..=16777216 MiB".into());
+        }
+        if self.limits.max_connections < 4 {
+            return invalid("limits.max_connections", "must be at least 4".into());
+        }
+        let audio = AudioLimits::default();
+        if !(8_000..=audio.max_sample_rate).contains(&self.limits.max_sample_rate) {
+            return invalid("limits.max_sample_rate", format!("must be within 8000..={}", audio.max_sample_rate));
+        }
+        if !(1..=audio.max_channels).contains(&self.limits.max_channels) {
+            return invalid("limits.max_channels", format!("must be within 1..={}", audio.max_channels));
+        }
+        let tls = &self.tls;
+        if tls.cert_file.is_empty() != tls.key_file.is_empty() {
+            return invalid("tls.key_file", "tls.cert_file and tls.key_file are set together".into());
+        }
+        if !tls.client_ca_file.is_empty() && tls.cert_file.is_empty() {
+            return invalid("tls.client_ca_file", "mutual TLS needs tls.cert_file and tls.key_file too".into());
+        }
+        for (key, path) in [
+            ("tls.cert_file", &tls.cert_file),
+            ("tls.key_file", &tls.key_file),
+            ("tls.client_ca_file", &tls.client_ca_file),
+            ("auth.api_key_file", &self.auth.api_key_file),
+        ] {
+            if !path.is_empty() && !Path::new(path).is_file() {
+                return invalid(key, format!("{path} is not a readable file"));
+            }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", format!("`{}` is not a tracing filter: {e}", self.log.level));
         }
         Ok(())
+    }
+}
+
+/// The memory this process may use: the cgroup v2 (or v1) limit when there is one, else the
+/// machine's physical memory.
+pub fn available_memory_bytes() -> Option<u64> {
+    let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let physical = {
+        // SAFETY: sysconf has no preconditions; a negative answer means unknown.
+        let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGE_SIZE)) };
+        (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
+    };
+    // "max" (no limit) does not parse; v1 reports "no limit" as a huge number.
+    let cgroup = read("/sys/fs/cgroup/memory.max").or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
+    match (cgroup, physical) {
+        (Some(c), Some(p)) => Some(c.min(p)),
+        (c, p) => c.or(p),
     }
 }
 

@@ -24,6 +24,13 @@ pub enum ServiceError {
     DeadlineExceeded,
     #[error("the stream was idle for {seconds} s (no audio sent or no verdicts read); closed")]
     StreamIdle { seconds: f64 },
+    #[error("the request body stalled: nothing arrived for {seconds} s")]
+    BodyStalled { seconds: f64 },
+    /// A request body refused on its way in (`net::body`), as tonic relayed its status.
+    #[error("{message}")]
+    Relayed { name: &'static str, code: tonic::Code, message: String },
+    #[error("missing or wrong API key: send `authorization: Bearer <key>`")]
+    Unauthenticated,
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -46,19 +53,49 @@ impl ServiceError {
             Self::MessageTooLarge(_) => "message_too_large",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::StreamIdle { .. } => "stream_idle",
+            Self::BodyStalled { .. } => "body_stalled",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Relayed { name, .. } => name,
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
+    }
+
+    /// The error behind a status that a refused request body produced, if it is one.
+    pub fn relayed(status: &tonic::Status) -> Option<Self> {
+        let name = status.metadata().get(ERROR_NAME_KEY)?.to_str().ok()?;
+        let name = ["memory_budget_exhausted", "body_stalled"].into_iter().find(|n| *n == name)?;
+        Some(Self::Relayed { name, code: status.code(), message: status.message().to_string() })
+    }
+
+    /// The message as clients and logs see it: at most 1,024 characters, control characters
+    /// escaped (a request-controlled string can neither bloat an answer nor forge a log line).
+    pub fn public_message(&self) -> String {
+        const MAX: usize = 1024;
+        let text = self.to_string();
+        let mut out: String = text
+            .chars()
+            .take(MAX)
+            .flat_map(|c| if c.is_control() { c.escape_debug().collect::<Vec<_>>() } else { vec![c] })
+            .collect();
+        if text.chars().nth(MAX).is_some() {
+            out.push_str("...");
+        }
+        out
     }
 
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
         match self {
             Self::Audio(AudioError::Io(_)) | Self::Internal(_) => Code::Internal,
+            Self::Audio(AudioError::OverBudget { .. }) => Code::ResourceExhausted,
+            Self::Audio(AudioError::Cancelled) => Code::Cancelled,
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::Relayed { code, .. } => *code,
             Self::Audio(_) | Self::BadRequest { .. } => Code::InvalidArgument,
             Self::ModelNotFound(_) => Code::NotFound,
             Self::QueueFull { .. } | Self::TooManyStreams { .. } | Self::MessageTooLarge(_) => Code::ResourceExhausted,
-            Self::DeadlineExceeded | Self::StreamIdle { .. } => Code::DeadlineExceeded,
+            Self::DeadlineExceeded | Self::StreamIdle { .. } | Self::BodyStalled { .. } => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
         }
     }
@@ -67,6 +104,8 @@ impl ServiceError {
         use tonic::Code;
         match self.code() {
             Code::InvalidArgument => 400,
+            Code::Unauthenticated => 401,
+            Code::Cancelled => 499,
             Code::NotFound => 404,
             Code::ResourceExhausted => 429,
             Code::DeadlineExceeded => 504,
@@ -78,12 +117,23 @@ impl ServiceError {
 
 impl From<ServiceError> for tonic::Status {
     fn from(e: ServiceError) -> Self {
-        let mut status = tonic::Status::new(e.code(), e.to_string());
+        let mut status = tonic::Status::new(e.code(), e.public_message());
         if let Ok(v) = e.name().parse() {
             status.metadata_mut().insert(ERROR_NAME_KEY, v);
         }
         status
     }
+}
+
+/// A request-controlled string for an error message or log line: at most 64 characters, control
+/// characters escaped, marked when cut.
+pub fn quote_bounded(s: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push_str("...");
+    }
+    format!("\"{out}\"")
 }
 
 /// tonic rejects a request message over `max_decoding_message_size` with OUT_OF_RANGE before

@@ -10,6 +10,7 @@ pub mod api {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vericlip_descriptor");
 }
 
+pub mod budget;
 pub mod classify;
 pub mod config;
 pub mod error;
@@ -17,5 +18,6 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod models;
+pub mod net;
 pub mod pipeline;
 pub mod server;

@@ -13,7 +13,7 @@ use vericlip_server::config::{LogFormat, Settings};
 #[command(name = "vericlip-server", version, about = "Vericlip real/synthetic speech classification service")]
 struct Cli {
     /// TOML config file (defaults < file < VERICLIP__SECTION__KEY environment variables).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "VERICLIP_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -27,6 +27,14 @@ enum Command {
     Check,
     /// Print the effective configuration (after file and environment) and exit.
     Config,
+    /// Copy the model versions of `--from` that `--registry` lacks (atomically; never rewrites a
+    /// published version): fills an empty registry volume from the image's bundled models.
+    Seed {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        registry: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +45,7 @@ fn main() -> ExitCode {
             Settings::load(cli.config.as_deref(), std::env::vars()).map(|s| println!("{s:#?}")).map_err(Into::into)
         }
         Command::Serve => serve(cli.config),
+        Command::Seed { from, registry } => seed(&from, &registry),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,6 +58,13 @@ fn main() -> ExitCode {
 
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let settings = Settings::load(config.as_deref(), std::env::vars())?;
+    // Request audio lives in large buffers. A fixed mmap threshold makes each one its own
+    // mapping, returned to the system when freed; glibc's default dynamic threshold moves them
+    // into the heap after the first few frees, where RSS stays up after a burst.
+    // SAFETY: mallopt only tunes the allocator, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -79,6 +95,14 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+fn seed(from: &std::path::Path, registry: &std::path::Path) -> anyhow::Result<()> {
+    for s in vericlip_core::registry::seed(from, registry)? {
+        let what = if s.copied { "seeded" } else { "present, left as is" };
+        println!("{}/{}: {what}", s.name, s.version);
+    }
+    Ok(())
 }
 
 fn check() -> anyhow::Result<()> {

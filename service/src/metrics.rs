@@ -31,6 +31,11 @@ pub struct VersionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    pub port: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
     pub provider: &'static str,
 }
@@ -48,6 +53,13 @@ pub struct Metrics {
     pub swaps: Family<ModelLabels, Counter>,
     pub load_failures: Family<ModelLabels, Counter>,
     pub execution_provider: Family<ProviderLabels, Gauge>,
+    pub memory_budget_bytes: Gauge,
+    pub memory_budget_used: Gauge,
+    pub budget_refusals: Counter,
+    pub cancelled_jobs: Counter,
+    pub connections: Family<PortLabels, Gauge>,
+    pub refused_connections: Family<PortLabels, Counter>,
+    pub accepted_connections: Family<PortLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -74,7 +86,7 @@ impl Metrics {
         let queue_depth = Gauge::default();
         registry.register("queue_depth", "Requests admitted and not yet answered", queue_depth.clone());
         let active_streams = Gauge::default();
-        registry.register("active_streams", "Open ClassifyStream calls", active_streams.clone());
+        registry.register("active_streams", "Open streams (gRPC ClassifyStream and WebSocket)", active_streams.clone());
         let expired_in_queue = Counter::default();
         registry.register(
             "expired_in_queue",
@@ -99,6 +111,40 @@ impl Metrics {
             "Sessions on each ONNX Runtime execution provider",
             execution_provider.clone(),
         );
+        let memory_budget_bytes = Gauge::default();
+        registry.register(
+            "memory_budget_bytes",
+            "Bytes of request audio the server may hold at once (limits.memory_budget_mb)",
+            memory_budget_bytes.clone(),
+        );
+        let memory_budget_used = Gauge::default();
+        registry.register(
+            "memory_budget_used_bytes",
+            "Bytes of the memory budget held by requests and streams now",
+            memory_budget_used.clone(),
+        );
+        let budget_refusals = Counter::default();
+        registry.register(
+            "memory_budget_refusals",
+            "Work refused because the memory budget could not hold it",
+            budget_refusals.clone(),
+        );
+        let cancelled_jobs = Counter::default();
+        registry.register(
+            "cancelled_jobs",
+            "Decode/feature jobs dropped or stopped because their caller went away",
+            cancelled_jobs.clone(),
+        );
+        let connections = Family::<PortLabels, Gauge>::default();
+        registry.register("open_connections", "Open TCP connections per port", connections.clone());
+        let refused_connections = Family::<PortLabels, Counter>::default();
+        registry.register(
+            "refused_connections",
+            "Connections closed at once because the port was at twice limits.max_connections",
+            refused_connections.clone(),
+        );
+        let accepted_connections = Family::<PortLabels, Counter>::default();
+        registry.register("accepted_connections", "TCP connections accepted per port", accepted_connections.clone());
         Self {
             registry,
             requests,
@@ -112,7 +158,26 @@ impl Metrics {
             swaps,
             load_failures,
             execution_provider,
+            memory_budget_bytes,
+            memory_budget_used,
+            budget_refusals,
+            cancelled_jobs,
+            connections,
+            refused_connections,
+            accepted_connections,
         }
+    }
+
+    pub fn open_connections(&self, port: &'static str) -> Gauge {
+        self.connections.get_or_create(&PortLabels { port }).clone()
+    }
+
+    pub fn accepted_connection(&self, port: &'static str) {
+        self.accepted_connections.get_or_create(&PortLabels { port }).inc();
+    }
+
+    pub fn refused_connection(&self, port: &'static str) {
+        self.refused_connections.get_or_create(&PortLabels { port }).inc();
     }
 
     pub fn stage(&self, stage: &'static str, seconds: f64) {

@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 use vericlip_core::AudioLimits;
 use vericlip_core::audio::decode_container;
 use vericlip_server::api::{self, vericlip_client::VericlipClient};
+use vericlip_server::pipeline::{ClipResult, SegmentResult};
 
 #[derive(Parser)]
 #[command(name = "vericlip", version, about = "Client for the Vericlip real/synthetic speech service")]
@@ -78,8 +79,12 @@ enum Command {
 }
 
 /// Upper-case verdicts for the tables.
-fn verdict(v: i32) -> String {
-    vericlip_server::http::verdict_name(v).to_uppercase()
+fn verdict(v: i32) -> &'static str {
+    match api::Verdict::try_from(v) {
+        Ok(api::Verdict::Fake) => "FAKE",
+        Ok(api::Verdict::Real) => "REAL",
+        _ => "UNSPECIFIED",
+    }
 }
 
 async fn connect(addr: &str) -> anyhow::Result<Channel> {
@@ -172,7 +177,7 @@ async fn classify(
         let out: Vec<_> = rows
             .iter()
             .map(|(f, r)| {
-                let mut v = vericlip_server::http::response_json(r);
+                let mut v = json!(ClipResult::from(r));
                 v["file"] = json!(f);
                 v
             })
@@ -240,12 +245,10 @@ async fn stream(
         match msg.message {
             Some(api::classify_stream_response::Message::Segment(s)) => {
                 if json {
-                    println!(
-                        "{}",
-                        json!({"segment": s.index, "start_seconds": s.start_seconds, "end_seconds": s.end_seconds,
-                               "fake_score": s.fake_score, "verdict": vericlip_server::http::verdict_name(s.verdict),
-                               "received_after_seconds": started.elapsed().as_secs_f64()})
-                    );
+                    // The wire verdict is always set by the server; the threshold only matters if not.
+                    let mut v = json!(SegmentResult::from_wire(&s, f64::NAN));
+                    v["received_after_seconds"] = json!(started.elapsed().as_secs_f64());
+                    println!("{}", json!({ "segment": v }));
                 } else {
                     println!(
                         "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>4}  fake_score {:.4}",
@@ -260,7 +263,7 @@ async fn stream(
             }
             Some(api::classify_stream_response::Message::Summary(r)) => {
                 if json {
-                    println!("{}", json!({"summary": vericlip_server::http::response_json(&r)}));
+                    println!("{}", json!({"summary": ClipResult::from(&r)}));
                 } else {
                     println!(
                         "summary: {} (fake_score {:.4}, threshold {:.4}) over {} windows, {:.2} s, model {}/{}",

@@ -1,7 +1,7 @@
 //! The `vericlip.v1.Vericlip` gRPC service: request parsing and status mapping; the work itself
 //! is in `classify` (unary), `stream` (ClassifyStream) and `models` (ListModels / GetModel).
 
-mod models;
+pub mod models;
 mod stream;
 
 use std::pin::Pin;
@@ -126,7 +126,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
         let result = work.instrument(span.clone()).await;
         unanswered.armed = false;
         c.record("Classify", &span, &result);
-        result.map(Response::new).map_err(Into::into)
+        result.map(|r| Response::new(r.into())).map_err(Into::into)
     }
 
     type ClassifyStreamStream = ResponseStream;

@@ -1,37 +1,140 @@
 //! The HTTP port: `/healthz` (alive), `/readyz` (a model serves and we are not draining),
-//! `/metrics` (Prometheus) and `POST /v1/classify` (JSON answers; audio as the raw body, or JSON
-//! with base64 audio).
+//! `/metrics` (Prometheus), `POST /v1/classify` (JSON answers; audio as the raw body, or JSON
+//! with base64 audio), `GET /v1/models`, `GET /v1/stream` (WebSocket streaming, `ws`) and the
+//! page for people at `/` (`web`).
+
+mod web;
+mod ws;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::api;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{mpsc, watch};
+
 use crate::classify::{Classifier, request_span};
 use crate::error::{ERROR_NAME_KEY, ServiceError};
+use crate::net::auth::ApiKeys;
+use crate::net::body::{BodyRefused, Budgeted};
+use crate::net::conn::Conn;
 use crate::pipeline::Audio;
+
+/// How much of a refused (unauthenticated) upload is read before answering.
+const REFUSED_BODY_DRAIN: usize = 1 << 20;
 
 #[derive(Clone)]
 struct AppState {
     classifier: Arc<Classifier>,
+    max_body_bytes: usize,
 }
 
-pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize) -> Router {
+/// The HTTP routes. With API keys, `/v1/*` needs `authorization: Bearer KEY`; the probes and
+/// `/metrics` stay open.
+pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<Arc<ApiKeys>>) -> Router<()> {
+    let api = Router::new()
+        .route("/v1/classify", post(classify))
+        .route("/v1/models", get(web::list_models))
+        .route("/v1/stream", get(stream))
+        .layer(middleware::from_fn(move |request: Request, next: middleware::Next| {
+            let keys = keys.clone();
+            async move {
+                match keys {
+                    Some(k) if !k.allows(api_key(&request).as_ref()) => {
+                        // Read a small upload before refusing it, so the client sees the 401
+                        // rather than a reset connection; larger ones are cut off.
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(2),
+                            axum::body::to_bytes(request.into_body(), REFUSED_BODY_DRAIN),
+                        )
+                        .await;
+                        error_response(&ServiceError::Unauthenticated)
+                    }
+                    _ => next.run(request).await,
+                }
+            }
+        }));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/v1/classify", post(classify))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(AppState { classifier })
+        .route("/", get(web::index))
+        .route("/app.js", get(web::app_js))
+        .route("/style.css", get(web::style))
+        .route("/pcm-worklet.js", get(web::worklet))
+        .route("/model-card", get(web::model_card))
+        .merge(api)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(AppState { classifier, max_body_bytes })
+}
+
+/// The request's API key: the `authorization` header, or (for browsers' WebSockets, which
+/// cannot set headers) the `api_key` query parameter.
+fn api_key(request: &Request) -> Option<http::HeaderValue> {
+    if let Some(h) = request.headers().get(header::AUTHORIZATION) {
+        return Some(h.clone());
+    }
+    #[derive(Deserialize)]
+    struct KeyParam {
+        api_key: String,
+    }
+    let Query(p) = Query::<KeyParam>::try_from_uri(request.uri()).ok()?;
+    http::HeaderValue::from_str(&format!("Bearer {}", p.api_key)).ok()
+}
+
+async fn stream(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let c = Arc::clone(&s.classifier);
+    upgrade.max_message_size(s.max_body_bytes).on_upgrade(move |socket| ws::session(c, socket))
+}
+
+/// Serves the HTTP port's connections (from `net::conn::accept_loop`) with hyper: HTTP/1.1
+/// with a header read timeout (slow clients are cut off), or HTTP/2. Stops taking connections
+/// when `stop` turns true and gives open ones a moment to finish.
+pub async fn serve(
+    mut conns: mpsc::Receiver<std::io::Result<Conn>>,
+    router: Router,
+    header_read_timeout: Duration,
+    max_concurrent_streams: u32,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(max_concurrent_streams);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let conn = tokio::select! {
+            c = conns.recv() => c,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Some(conn) = conn else { break };
+        let Ok(conn) = conn else { continue };
+        let service = TowerToHyperService::new(router.clone());
+        let connection =
+            graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(conn), service).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(conns);
+    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
 }
 
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
@@ -67,25 +170,40 @@ struct ClassifyParams {
     audio_base64: Option<String>,
 }
 
+/// An error as HTTP JSON bodies and WebSocket messages carry it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody {
+    pub name: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn of(e: &ServiceError) -> Self {
+        Self { name: e.name(), code: crate::metrics::code_name(e.code()), message: e.public_message() }
+    }
+}
+
 fn error_response(e: &ServiceError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body =
-        json!({"error": {"name": e.name(), "code": crate::metrics::code_name(e.code()), "message": e.to_string()}});
-    (status, [(ERROR_NAME_KEY, e.name())], axum::Json(body)).into_response()
+    (status, [(ERROR_NAME_KEY, e.name())], axum::Json(json!({ "error": ErrorBody::of(e) }))).into_response()
+}
+
+/// `s16le` / `f32le`, as the HTTP and WebSocket APIs spell PCM formats.
+fn pcm_format_named(name: &str) -> Result<vericlip_core::audio::PcmFormat, ServiceError> {
+    match name {
+        "s16le" => Ok(vericlip_core::audio::PcmFormat::S16Le),
+        "f32le" => Ok(vericlip_core::audio::PcmFormat::F32Le),
+        other => Err(ServiceError::bad_request(
+            "invalid_pcm_encoding",
+            format!("format {} is not supported; use s16le or f32le", crate::error::quote_bounded(other)),
+        )),
+    }
 }
 
 fn audio_of(p: &ClassifyParams, bytes: Vec<u8>) -> Result<Audio, ServiceError> {
     let Some(format) = &p.format else { return Ok(Audio::Encoded(bytes)) };
-    let format = match format.as_str() {
-        "s16le" => vericlip_core::audio::PcmFormat::S16Le,
-        "f32le" => vericlip_core::audio::PcmFormat::F32Le,
-        other => {
-            return Err(ServiceError::bad_request(
-                "invalid_pcm_encoding",
-                format!("format `{other}` is not supported; use s16le or f32le"),
-            ));
-        }
-    };
+    let format = pcm_format_named(format)?;
     let sample_rate =
         p.sample_rate.ok_or_else(|| ServiceError::bad_request("missing_pcm_format", "raw PCM needs `sample_rate`"))?;
     Ok(Audio::Pcm { data: bytes, format, sample_rate, channels: p.channels.unwrap_or(1) })
@@ -95,10 +213,18 @@ async fn classify(
     State(s): State<AppState>,
     query: Result<Query<ClassifyParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let c = &s.classifier;
     let id = c.request_id();
+    let body = match read_body(c, body, s.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            let span = request_span("http", &id);
+            c.record("HttpClassify", &span, &Err(e.clone()));
+            return error_response(&e);
+        }
+    };
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -131,41 +257,25 @@ async fn classify(
     };
     c.record("HttpClassify", &span, &result);
     match result {
-        Ok(r) => axum::Json(response_json(&r)).into_response(),
+        Ok(r) => axum::Json(r).into_response(),
         Err(e) => error_response(&e),
     }
 }
 
-/// `real` / `fake` (`unspecified` for an unknown value): the JSON and CLI spelling of a verdict.
-pub fn verdict_name(v: i32) -> &'static str {
-    match api::Verdict::try_from(v) {
-        Ok(api::Verdict::Fake) => "fake",
-        Ok(api::Verdict::Real) => "real",
-        _ => "unspecified",
+/// Reads a request body of at most `max` bytes, counted against the memory budget as it arrives
+/// and cut off when it stalls.
+async fn read_body(c: &Classifier, body: Body, max: usize) -> Result<Bytes, ServiceError> {
+    let budgeted = Budgeted::whole(body, &c.budget, c.limits.stream_idle);
+    match http_body_util::Limited::new(budgeted, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return Err(ServiceError::MessageTooLarge(format!("the request body is over {max} bytes")));
+            }
+            match e.downcast::<BodyRefused>() {
+                Ok(refused) => Err(refused.error),
+                Err(other) => Err(ServiceError::bad_request("body_error", format!("reading the body failed: {other}"))),
+            }
+        }
     }
-}
-
-/// The JSON shape of a ClassifyResponse (field names as in the proto, verdicts lower-case).
-pub fn response_json(r: &api::ClassifyResponse) -> Value {
-    let t = r.timings.unwrap_or_default();
-    json!({
-        "verdict": verdict_name(r.verdict),
-        "fake_score": r.fake_score,
-        "threshold": r.threshold,
-        "model": r.model,
-        "model_version": r.model_version,
-        "duration_seconds": r.duration_seconds,
-        "request_id": r.request_id,
-        "segments": r.segments.iter().map(|s| json!({
-            "index": s.index,
-            "start_seconds": s.start_seconds,
-            "end_seconds": s.end_seconds,
-            "fake_score": s.fake_score,
-            "verdict": verdict_name(s.verdict),
-        })).collect::<Vec<_>>(),
-        "timings": {
-            "decode_ms": t.decode_ms, "features_ms": t.features_ms, "queue_ms": t.queue_ms,
-            "inference_ms": t.inference_ms, "total_ms": t.total_ms,
-        },
-    })
 }

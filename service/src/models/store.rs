@@ -56,6 +56,16 @@ impl ModelStore {
 
     /// The version a request gets: `name` empty = the default model, `version` 0 = the served one.
     pub fn resolve(&self, name: &str, version: u64) -> Result<Arc<LoadedModel>, ServiceError> {
+        // Request-controlled: never echo an unbounded or control-character name back.
+        if !name.is_empty() && vericlip_core::registry::validate_name(name).is_err() {
+            return Err(ServiceError::bad_request(
+                "invalid_model_name",
+                format!(
+                    "model name {} is not valid: at most 128 letters, digits, '-', '_' or '.', not starting with '.'",
+                    crate::error::quote_bounded(name)
+                ),
+            ));
+        }
         let catalog = self.catalog.load();
         if !catalog.ready() {
             return Err(ServiceError::Unavailable("no model is loaded yet; retry shortly".into()));

@@ -217,3 +217,72 @@ fn worker(shared: &Shared, mut session: ModelSession) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(max_batch: usize) -> Shared {
+        Shared {
+            queue: Mutex::new(Queue { jobs: VecDeque::new(), segments: 0, closed: false }),
+            ready: Condvar::new(),
+            config: BatchConfig { max_batch, max_delay: Duration::ZERO, frames: 1, n_features: 1 },
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    fn push(s: &Shared, n: usize) -> oneshot::Receiver<Result<Scored, ServiceError>> {
+        let (reply, rx) = oneshot::channel();
+        let mut q = s.lock();
+        q.segments += n;
+        q.jobs.push_back(Job { features: vec![0.0; n], n, deadline: None, enqueued: Instant::now(), reply });
+        rx
+    }
+
+    #[test]
+    fn batches_gather_whole_jobs_up_to_max_batch() {
+        let s = shared(4);
+        let _rx: Vec<_> = [1, 2, 3, 6].iter().map(|&n| push(&s, n)).collect();
+        let mut taken = Vec::new();
+        // 1 + 2 fit; the 3-segment job would make 6.
+        next_batch(&s, &mut taken).unwrap();
+        assert_eq!(taken.iter().map(|j| j.n).collect::<Vec<_>>(), vec![1, 2]);
+        taken.clear();
+        next_batch(&s, &mut taken).unwrap();
+        assert_eq!(taken.iter().map(|j| j.n).collect::<Vec<_>>(), vec![3]);
+        taken.clear();
+        // A job larger than max_batch still runs, alone (the worker splits it into chunks).
+        next_batch(&s, &mut taken).unwrap();
+        assert_eq!(taken.iter().map(|j| j.n).collect::<Vec<_>>(), vec![6]);
+        assert_eq!(s.lock().segments, 0);
+        taken.clear();
+        s.lock().closed = true;
+        assert!(next_batch(&s, &mut taken).is_none(), "closed and drained");
+    }
+
+    /// Real ONNX Runtime on the bundled model, no server: expired and abandoned jobs are dropped
+    /// before inference; live ones get their own scores back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_jobs_are_answered_without_inference() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/vericlip-lstm/2");
+        let v = vericlip_core::registry::load_version(&dir).unwrap();
+        let rt = vericlip_core::runtime::init(None).unwrap();
+        let session = ModelSession::from_bytes(rt, &v.model_onnx).unwrap();
+        let spec = &v.manifest.feature_spec;
+        let (frames, nf) = (spec.frames_per_segment(), spec.n_features());
+        let config = BatchConfig { max_batch: 8, max_delay: Duration::from_millis(20), frames, n_features: nf };
+        let metrics = Arc::new(Metrics::new());
+        let batcher = Batcher::start(vec![session], config, Arc::clone(&metrics), "test");
+        let past = Instant::now().checked_sub(Duration::from_millis(1));
+        let expired = batcher.run(vec![0.1; frames * nf], 1, past);
+        let live = batcher.run(vec![0.1; 2 * frames * nf], 2, None);
+        let (expired, live) = tokio::join!(expired, live);
+        assert!(matches!(expired, Err(ServiceError::DeadlineExceeded)), "{expired:?}");
+        let live = live.unwrap();
+        assert_eq!(live.scores.len(), 2);
+        assert!(live.scores.iter().all(|p| (0.0..=1.0).contains(p)));
+        assert_eq!(metrics.expired_in_queue.get(), 1);
+        // The wrong amount of features is refused before it is queued.
+        assert!(matches!(batcher.run(vec![0.0; 3], 1, None).await, Err(ServiceError::Internal(_))));
+    }
+}

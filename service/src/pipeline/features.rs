@@ -1,13 +1,16 @@
 //! Decoding and feature extraction on a bounded pool of CPU threads, off the async reactor.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use vericlip_core::audio::{AudioInput, PcmFormat, Segment, load_mono};
-use vericlip_core::{AudioLimits, FeatureExtractor, Normalizer};
+use vericlip_core::audio::{AudioInput, MonoAudio, PcmFormat, Segment, load_mono_budgeted};
+use vericlip_core::{AudioError, AudioLimits, FeatureExtractor, Normalizer};
 
+use crate::budget::Reservation;
 use crate::error::ServiceError;
+use crate::metrics::Metrics;
 
 /// Audio as a request carries it.
 #[derive(Debug, Clone)]
@@ -17,6 +20,14 @@ pub enum Audio {
 }
 
 impl Audio {
+    /// Bytes the request's audio occupies as received.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Audio::Encoded(b) => b.len(),
+            Audio::Pcm { data, .. } => data.len(),
+        }
+    }
+
     pub fn as_input(&self) -> AudioInput<'_> {
         match self {
             Audio::Encoded(b) => AudioInput::Encoded(b),
@@ -59,36 +70,106 @@ pub fn segment_features(
 }
 
 /// Decodes a clip and computes its segments' features (non-overlapping segments, DESIGN.md's
-/// tail rule).
+/// tail rule). `reservation` holds the request's share of the memory budget: it grows before
+/// each buffer does (decoded samples, resampled samples, features) and shrinks as buffers are
+/// freed; `cancel` stops the work at the next packet or stage.
 pub fn prepare(
     extractor: &FeatureExtractor,
     normalizer: &Normalizer,
-    audio: &Audio,
+    audio: Audio,
     limits: &AudioLimits,
+    reservation: &mut Reservation,
+    cancel: &Cancel,
 ) -> Result<Prepared, ServiceError> {
     let spec = extractor.spec();
     let t0 = Instant::now();
-    let mono = load_mono(audio.as_input(), spec.sample_rate, limits)?;
+    let mono = decode(audio, spec.sample_rate, limits, reservation, cancel)?;
     let decode = t0.elapsed();
+    cancel.check()?;
     let t1 = Instant::now();
     let segments = spec.segments(mono.samples.len(), spec.segment_samples);
+    let feature_bytes = (segments.len() * spec.frames_per_segment() * spec.n_features()) as u64 * F32;
+    reservation.set(mono.samples.len() as u64 * F32 + feature_bytes)?;
     let features = segment_features(extractor, normalizer, &mono.samples, &segments)?;
-    Ok(Prepared { features, segments, samples: mono.samples.len(), decode, extract: t1.elapsed() })
+    let samples = mono.samples.len();
+    drop(mono);
+    reservation.set(feature_bytes)?;
+    Ok(Prepared { features, segments, samples, decode, extract: t1.elapsed() })
+}
+
+const F32: u64 = 4;
+
+/// Decodes `audio` to mono at `rate` within the memory budget: `reservation` grows before each
+/// buffer does and, on return, holds just the result; `cancel` stops at the next packet.
+pub fn decode(
+    audio: Audio,
+    rate: u32,
+    limits: &AudioLimits,
+    reservation: &mut Reservation,
+    cancel: &Cancel,
+) -> Result<MonoAudio, ServiceError> {
+    // symphonia reads an encoded file from its own copy of the bytes.
+    let copies = if matches!(audio, Audio::Encoded(_)) { 2 } else { 1 };
+    let input_bytes = audio.byte_len() as u64 * copies;
+    let mono = {
+        let mut budget = |samples: usize| {
+            cancel.check()?;
+            reservation.ensure(input_bytes + samples as u64 * F32)
+        };
+        load_mono_budgeted(audio.as_input(), rate, limits, &mut budget)?
+    };
+    drop(audio);
+    reservation.set(mono.samples.len() as u64 * F32)?;
+    Ok(mono)
+}
+
+/// Set when a job's caller has gone (deadline passed, client disconnected): a queued job is then
+/// skipped, and a running one stops at its next chunk boundary.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn check(&self) -> Result<(), AudioError> {
+        if self.is_cancelled() { Err(AudioError::Cancelled) } else { Ok(()) }
+    }
+}
+
+/// Cancels a job and drops its input if the waiting side goes away before the job finishes.
+struct Abandon<T> {
+    cancel: Cancel,
+    input: Arc<Mutex<Option<T>>>,
+    armed: bool,
+}
+
+impl<T> Drop for Abandon<T> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cancel.0.store(true, Ordering::Release);
+            // The job may sit in the pool's queue for a while: free its audio now.
+            drop(self.input.lock().map(|mut i| i.take()));
+        }
+    }
 }
 
 /// A fixed set of CPU threads for decoding and features. Its queue is bounded by admission
-/// control upstream (`runtime.max_queue` requests, `limits.max_streams` streams).
+/// control upstream (`runtime.max_queue` requests, `limits.max_streams` streams) and by the
+/// memory budget; work whose caller has gone is skipped or stopped (`Cancel`).
 #[derive(Clone)]
 pub struct FeaturePool {
     pool: Arc<rayon::ThreadPool>,
+    metrics: Arc<Metrics>,
 }
 
 impl FeaturePool {
-    pub fn new(threads: usize) -> anyhow::Result<Self> {
+    pub fn new(threads: usize, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let threads = if threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { threads };
         let pool =
             rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("features-{i}")).build()?;
-        Ok(Self { pool: Arc::new(pool) })
+        Ok(Self { pool: Arc::new(pool), metrics })
     }
 
     /// Runs `work` on the pool and waits for it without blocking the reactor.
@@ -96,13 +177,38 @@ impl FeaturePool {
         &self,
         work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, ServiceError> {
+        self.run_with((), move |(), _| work()).await
+    }
+
+    /// Runs `work(input, cancel)` on the pool. If this future is dropped first (the caller's
+    /// deadline passed or its client went away), `input` is dropped at once, a job still queued
+    /// never runs, and `cancel` tells a running one to stop.
+    pub async fn run_with<I: Send + 'static, T: Send + 'static>(
+        &self,
+        input: I,
+        work: impl FnOnce(I, &Cancel) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let (tx, rx) = oneshot::channel();
+        let cancel = Cancel::default();
+        let slot = Arc::new(Mutex::new(Some(input)));
+        let mut abandon = Abandon { cancel: cancel.clone(), input: Arc::clone(&slot), armed: true };
+        let metrics = Arc::clone(&self.metrics);
         self.pool.spawn(move || {
+            let input = slot.lock().ok().and_then(|mut i| i.take());
+            let Some(input) = input.filter(|_| !cancel.is_cancelled()) else {
+                metrics.cancelled_jobs.inc();
+                return;
+            };
             // A panic in decoding must cost one request, not a pool thread.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(input, &cancel)))
                 .unwrap_or_else(|_| Err(ServiceError::Internal("feature worker panicked".into())));
+            if matches!(result, Err(ServiceError::Audio(AudioError::Cancelled))) {
+                metrics.cancelled_jobs.inc();
+            }
             let _ = tx.send(result);
         });
-        rx.await.map_err(|_| ServiceError::Internal("feature worker stopped".into()))?
+        let result = rx.await.map_err(|_| ServiceError::Internal("feature worker stopped".into()));
+        abandon.armed = false;
+        result?
     }
 }

@@ -3,6 +3,9 @@
 
 pub mod batcher;
 pub mod features;
+pub mod result;
+pub mod stream;
 
 pub use batcher::{BatchConfig, Batcher, Scored};
-pub use features::{Audio, FeaturePool, Prepared, prepare, segment_features};
+pub use features::{Audio, Cancel, FeaturePool, Prepared, decode, prepare, segment_features};
+pub use result::{ClipResult, SegmentResult, StageTimings, Verdict};

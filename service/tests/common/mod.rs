@@ -57,6 +57,13 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits until it listens and a model serves.
     pub async fn start(registry: &Path, env: &[(&str, &str)]) -> Server {
+        let server = Self::spawn(registry, env);
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts the server and waits until it listens (not until a model serves).
+    pub fn spawn(registry: &Path, env: &[(&str, &str)]) -> Server {
         let log = registry.with_extension("log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vericlip-server"));
         cmd.env("VERICLIP__GRPC__ADDR", "127.0.0.1:0")
@@ -84,9 +91,7 @@ impl Server {
             panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
         let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_string();
-        let server = Server { child, grpc: format!("http://{}", field("grpc=")), http: field("http="), log };
-        server.wait_ready().await;
-        server
+        Server { child, grpc: format!("http://{}", field("grpc=")), http: field("http="), log }
     }
 
     pub async fn wait_ready(&self) {

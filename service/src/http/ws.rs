@@ -1,0 +1,169 @@
+//! `GET /v1/stream`: ClassifyStream over a WebSocket, for browsers (the page's live microphone)
+//! and anything else that cannot speak gRPC. Same pipeline (`pipeline::stream`), limits, idle
+//! timeout, admission and error names as gRPC.
+//!
+//! Client -> server: a text message with the JSON `WsConfig`; binary messages of audio (PCM in
+//! the configured format, or an encoded file's bytes); the text `{"type":"end"}` to finish.
+//! Server -> client: text JSON `{"type":"segment", ...}` per window as soon as its audio is in,
+//! then `{"type":"summary", ...}` (the classify JSON), or `{"type":"error","error":{...}}`; then
+//! the server closes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use super::ErrorBody;
+use crate::classify::Classifier;
+use crate::error::ServiceError;
+use crate::pipeline::stream::{StreamInput, StreamLink, classify_stream, step_samples};
+use crate::pipeline::{ClipResult, SegmentResult};
+
+/// The first message of a WebSocket stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsConfig {
+    /// `s16le` or `f32le` for raw PCM, `encoded` for a file's bytes.
+    pub format: String,
+    #[serde(default)]
+    pub sample_rate: u32,
+    #[serde(default = "one")]
+    pub channels: u32,
+    #[serde(default)]
+    pub step_seconds: f64,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub version: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum WsMessage {
+    Segment(SegmentResult),
+    Summary(ClipResult),
+    Error { error: ErrorBody },
+}
+
+struct WsLink {
+    socket: WebSocket,
+    idle: Duration,
+}
+
+impl WsLink {
+    async fn send(&mut self, message: &WsMessage) -> Result<(), ServiceError> {
+        let text = serde_json::to_string(message).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        match tokio::time::timeout(self.idle, self.socket.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ServiceError::Unavailable("the client went away".into())),
+            Err(_) => Err(ServiceError::StreamIdle { seconds: self.idle.as_secs_f64() }),
+        }
+    }
+
+    /// The next text or binary message (pings are answered by axum).
+    async fn recv(&mut self) -> Result<Option<Message>, ServiceError> {
+        match tokio::time::timeout(self.idle, self.socket.recv()).await {
+            Err(_) => Err(ServiceError::StreamIdle { seconds: self.idle.as_secs_f64() }),
+            Ok(None) => Ok(None),
+            Ok(Some(Err(e))) => {
+                Err(ServiceError::bad_request("stream_error", format!("reading the WebSocket failed: {e}")))
+            }
+            Ok(Some(Ok(m))) => Ok(Some(m)),
+        }
+    }
+}
+
+impl StreamLink for WsLink {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
+        loop {
+            match self.recv().await? {
+                Some(Message::Binary(b)) => return Ok(Some(b.to_vec())),
+                Some(Message::Text(t)) => {
+                    #[derive(Deserialize)]
+                    struct Control {
+                        r#type: String,
+                    }
+                    match serde_json::from_str::<Control>(&t) {
+                        Ok(c) if c.r#type == "end" => return Ok(None),
+                        _ => {
+                            return Err(ServiceError::bad_request(
+                                "invalid_stream_message",
+                                "after the config, send binary audio and then the text {\"type\":\"end\"}",
+                            ));
+                        }
+                    }
+                }
+                Some(Message::Close(_)) | None => {
+                    return Err(ServiceError::Unavailable(
+                        "the client closed the stream before {\"type\":\"end\"}".into(),
+                    ));
+                }
+                Some(_) => continue,
+            }
+        }
+    }
+
+    async fn send_segment(&mut self, segment: SegmentResult) -> Result<(), ServiceError> {
+        self.send(&WsMessage::Segment(segment)).await
+    }
+}
+
+/// One WebSocket stream, from its config to its summary or error.
+pub async fn session(c: Arc<Classifier>, socket: WebSocket) {
+    let mut link = WsLink { socket, idle: c.limits.stream_idle };
+    let result = run(&c, &mut link).await;
+    let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
+    c.metrics.request("WebSocketStream", code);
+    let message = match result {
+        Ok(summary) => {
+            tracing::info!(
+                verdict = summary.verdict.as_str(),
+                segments = summary.segments.len(),
+                "websocket stream classified"
+            );
+            WsMessage::Summary(summary)
+        }
+        Err(e) => {
+            tracing::info!(error = e.name(), message = %e.public_message(), "websocket stream failed");
+            WsMessage::Error { error: ErrorBody::of(&e) }
+        }
+    };
+    let _ = link.send(&message).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), link.socket.send(Message::Close(None))).await;
+}
+
+async fn run(c: &Classifier, link: &mut WsLink) -> Result<ClipResult, ServiceError> {
+    let _admitted = c.admit_stream()?;
+    let config = match link.recv().await? {
+        Some(Message::Text(t)) => serde_json::from_str::<WsConfig>(&t).map_err(|e| {
+            ServiceError::bad_request("invalid_stream_config", format!("the first message is not a stream config: {e}"))
+        })?,
+        _ => {
+            return Err(ServiceError::bad_request(
+                "missing_stream_config",
+                "the first message must be a text JSON config, e.g. {\"format\":\"f32le\",\"sample_rate\":48000}",
+            ));
+        }
+    };
+    let model = c.store.resolve(&config.model, config.version)?;
+    let step = step_samples(config.step_seconds, model.extractor.spec().sample_rate)?;
+    let input = match config.format.as_str() {
+        "encoded" => StreamInput::Encoded,
+        f => {
+            let format = super::pcm_format_named(f)?;
+            c.limits.audio.check_format(config.sample_rate, config.channels)?;
+            StreamInput::Pcm { format, sample_rate: config.sample_rate, channels: config.channels }
+        }
+    };
+    let id = c.request_id();
+    let span =
+        tracing::info_span!("websocket_stream", request_id = %id, model = %model.name(), version = model.version());
+    classify_stream(c, model, input, step, link, id).instrument(span).await
+}
