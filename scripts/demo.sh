@@ -3,16 +3,28 @@
 # (models/), waits until it is ready, classifies the bundled sample clips with the `vericlip`
 # client (unary), streams one clip (verdicts per window as they arrive), lists the models, and
 # stops the server with SIGTERM. Run scripts/setup.sh first (ONNX Runtime).
+# Usage: scripts/demo.sh            the demo, then stop
+#        scripts/demo.sh --serve    the demo, then keep the server up for the web page (Ctrl-C stops)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+serve=false
+case "${1:-}" in
+    --serve) serve=true ;;
+    "") ;;
+    *) echo "usage: scripts/demo.sh [--serve]" >&2; exit 2 ;;
+esac
 
-cargo build -q -p vericlip-server --bins
+# The first build takes several minutes on a small machine: show its progress.
+echo "building vericlip-server (the first build takes a few minutes)..."
+cargo build -p vericlip-server --bins
 bin=${CARGO_TARGET_DIR:-$root/target}/debug
 log=$(mktemp -t vericlip-server.XXXXXX.log)
 out=$(mktemp -t vericlip-server.XXXXXX.out)
 
-VERICLIP__GRPC__ADDR=${VERICLIP__GRPC__ADDR:-127.0.0.1:0} VERICLIP__HTTP__ADDR=${VERICLIP__HTTP__ADDR:-127.0.0.1:0} \
+# A person opening the page wants a port to type: 8080 with --serve, else any free one.
+default_http=127.0.0.1:0; $serve && default_http=127.0.0.1:8080
+VERICLIP__GRPC__ADDR=${VERICLIP__GRPC__ADDR:-127.0.0.1:0} VERICLIP__HTTP__ADDR=${VERICLIP__HTTP__ADDR:-$default_http} \
     "$bin/vericlip-server" >"$out" 2>"$log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true' EXIT
@@ -40,6 +52,16 @@ echo; echo "== vericlip stream (4x real time, 1 s step): models/samples/fake/esp
 echo; echo "== curl -X POST --data-binary @clip.wav http://$http/v1/classify"
 curl -sS -X POST --data-binary @models/samples/real/fillets_cs_other__00000_0.wav "http://$http/v1/classify"
 echo
+
+if $serve; then
+    echo
+    echo "== the web page: open http://$http/ in a browser (drop a clip or record); Ctrl-C stops the server"
+    trap 'kill -TERM $server 2>/dev/null || true' INT TERM
+    wait $server || true
+    trap - EXIT
+    echo "server stopped"
+    exit 0
+fi
 
 kill -TERM $server
 wait $server
