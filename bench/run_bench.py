@@ -173,11 +173,13 @@ def run_server(kind, args, clips, tmp):
     else:
         addr = f"127.0.0.1:{free_port()}"
         srv = Server("python", [args.python, os.path.join(ROOT, "bench/python_server/server.py"), "--addr", addr,
-                                "--workers", str(args.workers), "--threads", str(args.threads)], env,
+                                "--workers", str(args.workers), "--threads", str(args.threads),
+                                *([] if args.cache_filterbanks else ["--no-cache-filterbanks"])], env,
                      r"^ready pids=(\S+)", tmp)
         m = srv.wait_ready(300)
         pids = [srv.proc.pid] + [int(p) for p in m.group(1).split(",")]
-        desc = f"bench/python_server/server.py ({args.workers} processes x {args.threads} threads, so_reuseport)"
+        desc = (f"bench/python_server/server.py ({args.workers} processes x {args.threads} threads, so_reuseport, "
+                f"filter banks {'cached' if args.cache_filterbanks else 'rebuilt per call'})")
     log(f"{kind}: serving on {addr} (pids {pids})")
     result = {"server": desc, "addr": addr, "pids": pids}
     try:
@@ -221,6 +223,8 @@ def main():
     ap.add_argument("--threads", type=int, default=4, help="Python server threads per process")
     ap.add_argument("--clients", type=int, default=1,
                     help="load-generator processes per level (each its own HTTP/2 connection)")
+    ap.add_argument("--no-cache-filterbanks", dest="cache_filterbanks", action="store_false",
+                    help="Python server: rebuild librosa's filter banks per call, as the reference does")
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--only", choices=["rust", "python"], help="run one server only")
     ap.add_argument("--out", help="write the results as JSON here")
