@@ -174,6 +174,7 @@ def run_server(kind, args, clips, tmp):
         addr = f"127.0.0.1:{free_port()}"
         srv = Server("python", [args.python, os.path.join(ROOT, "bench/python_server/server.py"), "--addr", addr,
                                 "--workers", str(args.workers), "--threads", str(args.threads),
+                                "--tail-rule", args.tail_rule,
                                 *([] if args.cache_filterbanks else ["--no-cache-filterbanks"])], env,
                      r"^ready pids=(\S+)", tmp)
         m = srv.wait_ready(300)
@@ -225,6 +226,8 @@ def main():
                     help="load-generator processes per level (each its own HTTP/2 connection)")
     ap.add_argument("--no-cache-filterbanks", dest="cache_filterbanks", action="store_false",
                     help="Python server: rebuild librosa's filter banks per call, as the reference does")
+    ap.add_argument("--tail-rule", choices=["end-aligned", "padded"], default="end-aligned",
+                    help="Python server: which of the Rust tail rules to mirror (see server.py)")
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--only", choices=["rust", "python"], help="run one server only")
     ap.add_argument("--out", help="write the results as JSON here")

@@ -9,7 +9,7 @@
 #
 # Usage: scripts/bench_vs_python.sh [--out FILE.json] [--concurrency 1,4,16] [--seconds 10]
 #                                   [--workers 2] [--threads 4] [--clients 1] [--only rust|python]
-#                                   [--no-cache-filterbanks]
+#                                   [--no-cache-filterbanks] [--tail-rule end-aligned|padded]
 #   --clients K runs K load-generator processes per level (concurrency split between them), so
 #   the Python workers, which the kernel hands whole connections, can all get traffic.
 #   --no-cache-filterbanks: the Python server rebuilds librosa's mel/chroma filter banks per call,

@@ -11,7 +11,9 @@ scripts/bench_vs_python.sh: what a competent Python team would deploy for the sa
   12 chroma, 64 log-mel per frame), then the manifest's mean/std. librosa's mel and chroma filter
   banks are memoized (it rebuilds them on every call; --no-cache-filterbanks turns that off).
 - Segments: 2 s windows with the Rust server's tail rule (core/src/audio/segment.rs
-  `segment_plan`, core/src/features/spec.rs `FeatureSpec::segments`).
+  `segment_plan`, core/src/features/spec.rs `FeatureSpec::segments`/`check_duration`): a tail of
+  >= min_tail_seconds is scored by a window aligned to the end of the audio, audio under
+  min_audio_seconds is refused; `--tail-rule padded` mirrors the earlier zero-padded tail rule.
 - Model: the same model.onnx on onnxruntime (CPU, intra_op_num_threads=1), all of a clip's
   segments in one batch [segments, frames, features]; the graph does its own per-segment mean
   subtraction, as in the Rust server.
@@ -20,7 +22,8 @@ scripts/bench_vs_python.sh: what a competent Python team would deploy for the sa
 Only Classify is implemented (ListModels/GetModel/ClassifyStream answer UNIMPLEMENTED).
 
 usage: server.py --addr 127.0.0.1:PORT [--workers N] [--threads T] [--registry models]
-                 [--model vericlip-lstm] [--version 0] [--no-cache-filterbanks]
+                 [--model vericlip-lstm] [--version 0] [--tail-rule end-aligned|padded]
+                 [--no-cache-filterbanks]
 Prints `ready pids=P1,P2,...` on stdout once every worker is serving; SIGTERM/SIGINT stop all.
 """
 
@@ -71,16 +74,28 @@ def generate_stubs(proto_dir: str, out_dir: str):
     return pb2, pb2_grpc
 
 
-def segment_plan(n: int, length: int, step: int, min_tail: int):
-    """core/src/audio/segment.rs `segment_plan`: (start, valid) windows over n samples."""
+def segment_plan(n: int, length: int, step: int, min_tail: int, tail_rule: str = "end-aligned"):
+    """core/src/audio/segment.rs `segment_plan`: (start, valid) windows over n samples.
+
+    Full windows every `step`; audio left after the last full window (the tail) is scored when
+    at least `min_tail` samples long. tail_rule "end-aligned" (the current rule): by one more
+    full window ending with the audio (overlapping the previous one, no padding); "padded" (the
+    rule before it): by a window at the next step, zero-padded. Audio shorter than one window is
+    one zero-padded window under both."""
     length, step = max(length, 1), max(step, 1)
     out = []
     start = 0
     while start + length <= n:
         out.append((start, length))
         start += step
-    if start < n:
-        covered = out[-1][0] + out[-1][1] if out else 0
+    covered = out[-1][0] + out[-1][1] if out else 0
+    if tail_rule == "end-aligned":
+        if not out:
+            if n > 0:
+                out.append((0, n))
+        elif n > covered and n - covered >= min_tail:
+            out.append((n - length, length))
+    elif start < n:
         uncovered = n - covered
         if not out or (uncovered > 0 and uncovered >= min_tail):
             out.append((start, n - start))
@@ -120,6 +135,9 @@ class Model:
         self.segment_samples = int(self.spec["segment_samples"])
         # FeatureSpec::segments: min_tail_seconds * rate, rounded.
         self.min_tail = int(round(float(self.spec["min_tail_seconds"]) * self.rate))
+        # FeatureSpec::check_duration: shorter audio is `audio_too_short` (manifests without the
+        # field read it as 1.0 s).
+        self.min_audio_seconds = float(self.spec.get("min_audio_seconds", 1.0))
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
@@ -157,7 +175,7 @@ def cache_filterbanks():
 
 
 class Servicer:
-    def __init__(self, pb2, model: Model, max_seconds: float):
+    def __init__(self, pb2, model: Model, max_seconds: float, tail_rule: str):
         import numpy as np
         import soundfile as sf
 
@@ -168,6 +186,7 @@ class Servicer:
         self.pb2 = pb2
         self.model = model
         self.max_seconds = max_seconds
+        self.tail_rule = tail_rule
         # The reference's spec must be the model's (same rate, segment, STFT, bands).
         for k, v in reference_features.SPEC.items():
             if k in model.spec and model.spec[k] != v:
@@ -225,7 +244,10 @@ class Servicer:
         except Exception as e:  # soundfile raises its own types for undecodable bytes
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode audio: {e}")
         t1 = time.perf_counter()
-        plan = segment_plan(y.size, m.segment_samples, m.segment_samples, m.min_tail)
+        if self.tail_rule == "end-aligned" and y.size / m.rate < m.min_audio_seconds:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"audio is {y.size / m.rate:.2f} s long; at least {m.min_audio_seconds:.2f} s is needed for a verdict")
+        plan = segment_plan(y.size, m.segment_samples, m.segment_samples, m.min_tail, self.tail_rule)
         feats = []
         for start, valid in plan:
             seg = y[start:start + valid]
@@ -266,7 +288,7 @@ def worker(args, ready, stop_event):
         if args.cache_filterbanks:
             cache_filterbanks()
         model = Model(resolve_model_dir(args.registry, args.model, args.version))
-        servicer = Servicer(pb2, model, args.max_seconds)
+        servicer = Servicer(pb2, model, args.max_seconds, args.tail_rule)
         # Warm up (numba/librosa first calls, ORT's first run) before taking traffic.
         import numpy as np
 
@@ -304,6 +326,8 @@ def main():
     ap.add_argument("--model", default="vericlip-lstm")
     ap.add_argument("--version", type=int, default=0, help="0 = the highest version (what the Rust server serves)")
     ap.add_argument("--max-seconds", type=float, default=600.0)
+    ap.add_argument("--tail-rule", choices=["end-aligned", "padded"], default="end-aligned",
+                    help="the Rust server's tail rule: end-aligned (current; with min_audio_seconds) or padded (before)")
     ap.add_argument("--no-cache-filterbanks", dest="cache_filterbanks", action="store_false",
                     help="rebuild librosa's mel and chroma filter banks on every call, as the reference does")
     args = ap.parse_args()
