@@ -153,6 +153,37 @@ def bench_level(client, addr, clips, level, seconds, n_clients, pids):
     }
 
 
+def profile(args, kind, addr, clips, pids):
+    """An extra, unmeasured level at the highest concurrency with `perf record` on the server
+    processes; writes perf's report by shared object and by symbol into --profile DIR."""
+    os.makedirs(args.profile, exist_ok=True)
+    data = os.path.join(args.profile, f"{kind}.perf.data")
+    level = max(args.levels)
+    rec = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", data, "-p", ",".join(map(str, pids))],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    try:
+        bench_level(args.client_bin, addr, clips, level, min(args.seconds, 5.0), min(args.clients, level), pids)
+    finally:
+        rec.send_signal(signal.SIGINT)
+        _, err = rec.communicate(timeout=60)
+    if rec.returncode not in (0, -signal.SIGINT):
+        log(f"{kind}: perf record failed ({rec.returncode}): {err.strip()[-500:]}")
+        return None
+    reports = {}
+    for sort in ("dso", "symbol"):
+        out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "-g", "none",
+                              "--percent-limit", "1", "--sort", sort], capture_output=True, text=True).stdout
+        path = os.path.join(args.profile, f"{kind}.by-{sort}.txt")
+        with open(path, "w") as f:
+            f.write(out)
+        lines = [re.sub(r"\s+", " ", re.sub(r"(\s+-)+\s*$", "", ln)).strip() for ln in out.splitlines()
+                 if ln.strip() and not ln.startswith("#")]
+        reports[sort] = lines[:15]
+        log(f"{kind}: perf by {sort} (top):\n  " + "\n  ".join(reports[sort][:10]))
+    return reports
+
+
 def run_server(kind, args, clips, tmp):
     env = dict(os.environ)
     if kind == "rust":
@@ -194,6 +225,8 @@ def run_server(kind, args, clips, tmp):
                 f"p99 {row['p99_ms']:.1f} ms, {row['server_cpu_us_per_clip']:.0f} us CPU/clip (per pid: {shares})")
             row["server_cpu_ticks"] = {str(k): v for k, v in row["server_cpu_ticks"].items()}
             result["levels"].append(row)
+        if args.profile:
+            result["profile"] = profile(args, kind, addr, clips, pids)
     finally:
         result["exit_code"] = srv.stop()
         log(f"{kind}: stopped (exit {result['exit_code']})")
@@ -231,6 +264,8 @@ def main():
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--only", choices=["rust", "python"], help="run one server only")
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="after the measured levels, one more at the highest concurrency under `perf record`; reports into DIR")
     args = ap.parse_args()
     # A SIGTERM (e.g. from `timeout`) unwinds like an error, so the servers are still stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

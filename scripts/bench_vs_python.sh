@@ -9,12 +9,14 @@
 #
 # Usage: scripts/bench_vs_python.sh [--out FILE.json] [--concurrency 1,4,16] [--seconds 10]
 #                                   [--workers 2] [--threads 4] [--clients 1] [--only rust|python]
-#                                   [--no-cache-filterbanks] [--tail-rule end-aligned|padded]
+#                                   [--no-cache-filterbanks] [--tail-rule end-aligned|padded] [--profile DIR]
 #   --clients K runs K load-generator processes per level (concurrency split between them), so
 #   the Python workers, which the kernel hands whole connections, can all get traffic.
 #   --no-cache-filterbanks: the Python server rebuilds librosa's mel/chroma filter banks per call,
 #   as tests/golden/reference_features.py does (by default it memoizes them, as a competent
 #   deployment would; the features are bit-identical either way).
+#   --profile DIR: one more (unmeasured) level at the highest concurrency under `perf record`
+#   (if installed); perf reports by shared object and symbol go into DIR.
 # Needs the release build (`cargo build --release -p vericlip-server --bins`, built here when
 # missing) and scripts/setup.sh's ONNX Runtime; installs the Python side's pinned packages
 # (bench/requirements.txt) into .vendor/bench-venv when missing.
