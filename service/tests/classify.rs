@@ -270,3 +270,66 @@ async fn models_are_listed_and_selected_by_name_and_version() {
     );
     assert!(server.metric("vericlip_execution_provider{provider=\"cpu\"}") == 1.0);
 }
+
+/// Honest clip scores: a tail is scored by a window of real audio ending with the clip (never a
+/// zero-padded one that drags the clip's score towards "real"), and audio too short for a
+/// verdict is refused with `audio_too_short`, over gRPC, HTTP and streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tails_are_scored_on_real_audio_and_short_audio_is_refused() {
+    let reg = temp_registry("classify-tail");
+    let server = Server::start(&reg, &[]).await;
+    let mut c = server.client().await;
+    let pcm = |samples: &[f32]| api::ClassifyRequest {
+        audio: Some(api::classify_request::Audio::Pcm(api::RawPcm {
+            data: pcm_f32(samples),
+            format: Some(api::PcmFormat { encoding: api::PcmEncoding::F32le as i32, sample_rate: 16_000, channels: 1 }),
+        })),
+        ..Default::default()
+    };
+    // 2.6 s of speech: windows 0..2 s and 0.6..2.6 s.
+    let audio = long_clip();
+    let clip = &audio[..41_600];
+    let r = c.classify(pcm(clip)).await.unwrap().into_inner();
+    let spans: Vec<(f64, f64)> = r.segments.iter().map(|s| (s.start_seconds, s.end_seconds)).collect();
+    assert_eq!(spans, vec![(0.0, 2.0), (0.6, 2.6)]);
+    // The tail window is exactly the last 2 s of the clip, scored like a clip of its own.
+    let last = c.classify(pcm(&clip[9_600..])).await.unwrap().into_inner();
+    assert!((r.segments[1].fake_score - last.segments[0].fake_score).abs() <= 1e-5);
+    let mean = (f64::from(r.segments[0].fake_score) + f64::from(r.segments[1].fake_score)) / 2.0;
+    assert!((f64::from(r.fake_score) - mean).abs() <= 1e-6);
+
+    // Too short: one sample, half a second; over HTTP too, and as a stream.
+    for n in [1usize, 8_000, 15_999] {
+        let e = c.classify(pcm(&audio[..n])).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{n} samples: {e:?}");
+        assert_eq!(e.metadata().get("vericlip-error").unwrap(), "audio_too_short");
+        assert!(e.message().contains("at least 1.00 s"), "{}", e.message());
+    }
+    let (status, _, body) = server.http(
+        "POST",
+        "/v1/classify?format=f32le&sample_rate=16000",
+        "application/octet-stream",
+        &pcm_f32(&audio[..8_000]),
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("audio_too_short"));
+    // One second is enough: a single window, padded.
+    let r = c.classify(pcm(&audio[..16_000])).await.unwrap().into_inner();
+    assert_eq!(r.segments.len(), 1);
+    use api::classify_stream_request::Message as M;
+    let config = M::Config(api::StreamConfig {
+        format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
+            encoding: api::PcmEncoding::F32le as i32,
+            sample_rate: 16_000,
+            channels: 1,
+        })),
+        ..Default::default()
+    });
+    let msgs: Vec<_> = [config, M::Audio(pcm_f32(&audio[..8_000]))]
+        .into_iter()
+        .map(|m| api::ClassifyStreamRequest { message: Some(m) })
+        .collect();
+    let mut inbound = c.classify_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
+    let e = inbound.message().await.unwrap_err();
+    assert_eq!(e.metadata().get("vericlip-error").unwrap(), "audio_too_short");
+}

@@ -139,6 +139,8 @@ impl FeatureCache {
 pub fn file_features(ex: &FeatureExtractor, bytes: &[u8], limits: &AudioLimits) -> anyhow::Result<Vec<f32>> {
     let spec = ex.spec();
     let audio = load_mono(AudioInput::Encoded(bytes), spec.sample_rate, limits)?;
+    // Too short for a verdict is too short to learn from: the file is skipped, with the reason.
+    spec.check_duration(audio.samples.len())?;
     let mut scratch = ex.scratch();
     let mut out = Vec::new();
     let mut seg = Vec::new();

@@ -92,6 +92,8 @@ pub enum AudioError {
     InvalidChannels { channels: u32, max: u32 },
     #[error("audio is {seconds:.1} s long, over the limit of {limit:.1} s")]
     TooLong { seconds: f64, limit: f64 },
+    #[error("audio is {seconds:.2} s long; at least {min:.2} s is needed for a verdict")]
+    TooShort { seconds: f64, min: f64 },
     #[error("raw PCM is {len} bytes, not a whole number of {frame_bytes}-byte frames")]
     RaggedPcm { len: usize, frame_bytes: usize },
     #[error("audio I/O failed: {0}")]
@@ -117,6 +119,7 @@ impl AudioError {
             AudioError::InvalidSampleRate { .. } => "invalid_sample_rate",
             AudioError::InvalidChannels { .. } => "invalid_channels",
             AudioError::TooLong { .. } => "audio_too_long",
+            AudioError::TooShort { .. } => "audio_too_short",
             AudioError::RaggedPcm { .. } => "ragged_pcm",
             AudioError::Io(_) => "audio_io",
             AudioError::Resample { .. } => "resample_failed",

@@ -1,9 +1,12 @@
 //! Cutting mono audio into fixed-length model segments.
 //!
-//! Windows start every `step` samples. A window that runs past the end of the audio (the tail)
-//! is zero-padded and kept when the audio it adds beyond the last full window is at least
-//! `min_tail` samples long, or when it is the only window; otherwise it is dropped.
-//! With `step == len` this is DESIGN.md's non-overlapping rule; smaller steps slide (streaming).
+//! Windows start every `step` samples. Audio left after the last full window (the tail) is
+//! scored when it is at least `min_tail` samples long, by one more window aligned to the end of
+//! the audio: it overlaps the previous window and holds only real audio, so a clip's score is
+//! never diluted by padding (a 0.5 s tail padded with 75 % zeros used to weigh as much as a full
+//! segment). Audio shorter than one window is one zero-padded window (callers refuse audio
+//! under the spec's minimum first). With `step == len` this is DESIGN.md's non-overlapping
+//! rule; smaller steps slide (streaming).
 
 use std::borrow::Cow;
 
@@ -47,12 +50,13 @@ pub fn segment_plan(n: usize, len: usize, step: usize, min_tail: usize) -> Vec<S
         out.push(Segment { start, valid: len });
         start += step;
     }
-    if start < n {
-        let covered = out.last().map_or(0, |s| s.start + s.valid);
-        let uncovered = n - covered;
-        if out.is_empty() || (uncovered > 0 && uncovered >= min_tail) {
-            out.push(Segment { start, valid: n - start });
+    let covered = out.last().map_or(0, |s| s.start + s.valid);
+    if out.is_empty() {
+        if n > 0 {
+            out.push(Segment { start: 0, valid: n });
         }
+    } else if n > covered && n - covered >= min_tail {
+        out.push(Segment { start: n - len, valid: len });
     }
     out
 }
@@ -67,10 +71,10 @@ mod tests {
     #[test]
     fn non_overlapping_with_tail_rule() {
         assert_eq!(segment_plan(64_000, L, L, TAIL).len(), 2);
-        // 0.49 s tail dropped, 0.5 s tail kept and padded.
+        // 0.49 s tail not scored again; a 0.5 s tail is scored by a window ending with the audio.
         assert_eq!(segment_plan(64_000 + 7_999, L, L, TAIL).len(), 2);
         let p = segment_plan(64_000 + 8_000, L, L, TAIL);
-        assert_eq!(p[2], Segment { start: 64_000, valid: 8_000 });
+        assert_eq!(p[2], Segment { start: 40_000, valid: L });
         // Short audio is the only window: kept, however short.
         assert_eq!(segment_plan(100, L, L, TAIL), vec![Segment { start: 0, valid: 100 }]);
         assert!(segment_plan(0, L, L, TAIL).is_empty());
@@ -86,8 +90,9 @@ mod tests {
         // 5.3 s with 1 s steps: full windows at 0,1,2,3 s; 0.3 s uncovered -> no tail.
         let p = segment_plan(84_800, L, 16_000, TAIL);
         assert_eq!(p.iter().map(|s| s.start).collect::<Vec<_>>(), vec![0, 16_000, 32_000, 48_000]);
-        // 5.6 s: 0.6 s uncovered -> a padded tail window at 4 s.
+        // 5.6 s: 0.6 s uncovered -> a tail window ending with the audio (3.6..5.6 s).
         let p = segment_plan(89_600, L, 16_000, TAIL);
-        assert_eq!(p.last(), Some(&Segment { start: 64_000, valid: 25_600 }));
+        assert_eq!(p.last(), Some(&Segment { start: 57_600, valid: L }));
+        assert!(p.iter().all(|s| s.valid == L && s.start + s.valid <= 89_600));
     }
 }

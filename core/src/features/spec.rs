@@ -33,6 +33,10 @@ pub enum ChromaNorm {
     Inf,
 }
 
+fn default_min_audio_seconds() -> f64 {
+    1.0
+}
+
 /// Everything that determines the features a model sees. Defaults are DESIGN.md's spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,9 +44,15 @@ pub struct FeatureSpec {
     pub sample_rate: u32,
     /// Samples per segment (2.0 s at 16 kHz).
     pub segment_samples: usize,
-    /// A trailing partial segment at least this long is zero-padded and kept; shorter ones are
-    /// dropped unless they are the only audio.
+    /// Audio left after the last full window is scored when it is at least this long, by one
+    /// more window aligned to the end of the audio (overlapping the previous one: real audio
+    /// only, never zero padding that would dilute the clip's score).
     pub min_tail_seconds: f64,
+    /// Shorter audio is an `audio_too_short` error rather than a verdict; audio between this and
+    /// one segment is scored as one zero-padded window. Manifests written before this field
+    /// existed read it as the default (1.0 s).
+    #[serde(default = "default_min_audio_seconds")]
+    pub min_audio_seconds: f64,
     pub n_fft: usize,
     pub hop_length: usize,
     pub win_length: usize,
@@ -70,6 +80,7 @@ impl Default for FeatureSpec {
             sample_rate: 16_000,
             segment_samples: 32_000,
             min_tail_seconds: 0.5,
+            min_audio_seconds: default_min_audio_seconds(),
             n_fft: 512,
             hop_length: 256,
             win_length: 512,
@@ -110,10 +121,24 @@ impl FeatureSpec {
     }
 
     /// The model's segments of `n_samples` of audio: windows of `segment_samples` every
-    /// `step_samples` (use `segment_samples` for non-overlapping), tail rule by `min_tail_seconds`.
+    /// `step_samples` (use `segment_samples` for non-overlapping), the tail by
+    /// `min_tail_seconds`; none for audio under `min_audio_seconds` (see `check_duration`).
     pub fn segments(&self, n_samples: usize, step_samples: usize) -> Vec<crate::audio::Segment> {
+        if self.check_duration(n_samples).is_err() {
+            return Vec::new();
+        }
         let min_tail = (self.min_tail_seconds * f64::from(self.sample_rate)).round() as usize;
         crate::audio::segment_plan(n_samples, self.segment_samples, step_samples, min_tail)
+    }
+
+    /// `audio_too_short` for audio under `min_audio_seconds`: the one rule that trainer,
+    /// evaluation and server apply before segmenting.
+    pub fn check_duration(&self, n_samples: usize) -> Result<(), crate::AudioError> {
+        let seconds = n_samples as f64 / f64::from(self.sample_rate);
+        if seconds < self.min_audio_seconds {
+            return Err(crate::AudioError::TooShort { seconds, min: self.min_audio_seconds });
+        }
+        Ok(())
     }
 
     /// Segment length in seconds.
@@ -145,6 +170,9 @@ impl FeatureSpec {
         }
         if !(self.min_tail_seconds >= 0.0 && self.min_tail_seconds <= self.segment_seconds()) {
             return bad("min_tail_seconds", format!("{} must be within 0..=segment length", self.min_tail_seconds));
+        }
+        if !(self.min_audio_seconds > 0.0 && self.min_audio_seconds <= self.segment_seconds()) {
+            return bad("min_audio_seconds", format!("{} must be within (0, segment length]", self.min_audio_seconds));
         }
         if self.n_mels == 0 || self.n_mels > 512 {
             return bad("n_mels", format!("{} must be within 1..=512", self.n_mels));
@@ -196,10 +224,21 @@ mod tests {
     #[test]
     fn segments_apply_the_tail_rule_in_samples() {
         let s = FeatureSpec::default();
-        // 4.25 s: two full segments, the 0.25 s tail is under 0.5 s and dropped.
+        // 4.25 s: two full segments, the 0.25 s tail is under 0.5 s and not scored again.
         assert_eq!(s.segments(68_000, s.segment_samples).len(), 2);
-        // 4.5 s: the 0.5 s tail is kept, zero-padded.
-        assert_eq!(s.segments(72_000, s.segment_samples).last().map(|g| g.valid), Some(8_000));
+        // 4.5 s: the tail is scored by a full window aligned to the end (2.5..4.5 s).
+        let last = s.segments(72_000, s.segment_samples).last().copied().unwrap();
+        assert_eq!((last.start, last.valid), (40_000, 32_000));
+        // Under a second: too short to judge; 1.5 s: one padded window.
+        assert!(s.segments(15_999, s.segment_samples).is_empty());
+        let e = s.check_duration(1).unwrap_err();
+        assert_eq!(e.name(), "audio_too_short");
+        assert_eq!(s.segments(24_000, s.segment_samples), vec![crate::audio::Segment { start: 0, valid: 24_000 }]);
+        // Manifests from before `min_audio_seconds` read it as the default.
+        let mut old = serde_json::to_value(&s).unwrap();
+        old.as_object_mut().unwrap().remove("min_audio_seconds");
+        let back: FeatureSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub fn prepare(
     let decode = t0.elapsed();
     cancel.check()?;
     let t1 = Instant::now();
+    spec.check_duration(mono.samples.len())?;
     let segments = spec.segments(mono.samples.len(), spec.segment_samples);
     let feature_bytes = (segments.len() * spec.frames_per_segment() * spec.n_features()) as u64 * F32;
     reservation.set(mono.samples.len() as u64 * F32 + feature_bytes)?;

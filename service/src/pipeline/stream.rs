@@ -155,6 +155,7 @@ impl Windows {
         if self.total == 0 {
             return Err(AudioError::Empty.into());
         }
+        self.model.extractor.spec().check_duration(self.total)?;
         let rest = Self::tail(&self.model.extractor.spec().segments(self.total, self.step), self.emitted.len());
         self.score(c, rest, link).await
     }
@@ -284,7 +285,8 @@ mod tests {
         let plan = spec.segments(total, step);
         let tail = Windows::tail(&plan, seen.len());
         assert_eq!(seen.len() + tail.len(), plan.len());
-        assert!(tail.iter().all(|s| s.start + len > total || s.valid < len), "{tail:?}");
+        // ... a window that ends with the audio, never past it.
+        assert!(tail.iter().all(|s| s.start + s.valid == total && s.valid == len), "{tail:?}");
     }
 
     #[test]
