@@ -47,6 +47,13 @@ def proc_cpu_ticks(pid: int) -> int:
     return sum(int(x) for x in fields[11:15])
 
 
+def machine_busy_ticks() -> int:
+    """All CPUs' non-idle time (/proc/stat `cpu` line, without idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:8]) - v[3] - v[4]
+
+
 def cpu_ticks(pids):
     return {pid: proc_cpu_ticks(pid) for pid in pids}
 
@@ -114,6 +121,7 @@ def bench_level(client, addr, clips, level, seconds, n_clients, pids):
     per = [c for c in per if c > 0]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     before = cpu_ticks(pids)
+    busy0 = machine_busy_ticks()
     t0 = time.monotonic()
     procs = [subprocess.Popen([client, "--addr", f"http://{addr}", "bench", *clips, "--concurrency", str(c),
                                "--seconds", str(seconds), "--json"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -121,6 +129,7 @@ def bench_level(client, addr, clips, level, seconds, n_clients, pids):
     outs = [p.communicate(timeout=seconds + 120) for p in procs]
     wall = time.monotonic() - t0
     after = cpu_ticks(pids)
+    busy1 = machine_busy_ticks()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = []
     for p, (o, e) in zip(procs, outs):
@@ -150,6 +159,8 @@ def bench_level(client, addr, clips, level, seconds, n_clients, pids):
         "server_cpu_seconds": sum(cpu.values()) / CLK_TCK,
         "server_cpu_us_per_clip": sum(cpu.values()) / CLK_TCK * 1e6 / max(served, 1),
         "client_cpu_us_per_clip": client_cpu * 1e6 / max(served, 1),
+        # Everything else the machine ran meanwhile (other users' jobs): 0 on a quiet machine.
+        "other_cpu_seconds": max((busy1 - busy0 - sum(cpu.values())) / CLK_TCK - client_cpu, 0.0),
     }
 
 
@@ -222,7 +233,8 @@ def run_server(kind, args, clips, tmp):
             row = bench_level(args.client_bin, addr, clips, level, args.seconds, min(args.clients, level), pids)
             shares = "/".join(f"{t / max(sum(row['server_cpu_ticks'].values()), 1):.0%}" for t in row["server_cpu_ticks"].values())
             log(f"{kind}: c={level}: {row['clips_per_second']:.0f} clips/s, p50 {row['p50_ms']:.1f} ms, "
-                f"p99 {row['p99_ms']:.1f} ms, {row['server_cpu_us_per_clip']:.0f} us CPU/clip (per pid: {shares})")
+                f"p99 {row['p99_ms']:.1f} ms, {row['server_cpu_us_per_clip']:.0f} us CPU/clip (per pid: {shares}); "
+                f"client {row['client_cpu_us_per_clip']:.0f} us CPU/clip; other load {row['other_cpu_seconds']:.1f} CPU-s")
             row["server_cpu_ticks"] = {str(k): v for k, v in row["server_cpu_ticks"].items()}
             result["levels"].append(row)
         if args.profile:
@@ -275,6 +287,8 @@ def main():
     if not clips:
         raise SystemExit("no clips under models/samples/")
 
+    global LOADAVG_AT_START
+    LOADAVG_AT_START = os.getloadavg()[0]
     started = time.time()
     results = {}
     with tempfile.TemporaryDirectory(prefix="vericlip-bench-") as tmp:
@@ -299,7 +313,7 @@ def main():
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "clk_tck": CLK_TCK,
-                    "kernel": platform.release()},
+                    "kernel": platform.release(), "loadavg_at_start": LOADAVG_AT_START},
         "clips": clips,
         "seconds_per_level": args.seconds,
         "clients_per_level": args.clients,
@@ -337,6 +351,9 @@ def main():
             "throughput_ratio_rust_over_python": tx,
             "cpu_per_clip_ratio_python_over_rust": cx,
         })
+    other = {k: round(sum(r["other_cpu_seconds"] for r in v.get("levels", [])), 1) for k, v in results.items()}
+    print(f"other processes' CPU during the measured levels (0 on a quiet machine): {other} CPU-s; "
+          f"load average at start {LOADAVG_AT_START:.2f}")
     errs = {k: sum(sum(r["errors"].values()) for r in v.get("levels", [])) for k, v in results.items()}
     print(f"errors: {errs}; server exit codes: { {k: v['exit_code'] for k, v in results.items()} }")
     if args.out:
@@ -347,6 +364,7 @@ def main():
 
 
 CLK_TCK = 100
+LOADAVG_AT_START = 0.0
 
 if __name__ == "__main__":
     main()
