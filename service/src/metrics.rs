@@ -70,7 +70,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("vericlip");
+        // The standard process metrics (unprefixed, as every Prometheus client names them) and
+        // the service's own under `vericlip_`.
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("vericlip");
         let requests = Family::<RpcLabels, Counter>::default();
         registry.register("requests", "Requests by RPC and status code", requests.clone());
         let stage_seconds = Family::<StageLabels, Histogram>::new_with_constructor(|| {
@@ -146,7 +150,7 @@ impl Metrics {
         let accepted_connections = Family::<PortLabels, Counter>::default();
         registry.register("accepted_connections", "TCP connections accepted per port", accepted_connections.clone());
         Self {
-            registry,
+            registry: root,
             requests,
             stage_seconds,
             batch_size,
@@ -197,6 +201,54 @@ impl Metrics {
     }
 }
 
+/// `process_*` metrics from /proc/self on each scrape: CPU seconds, resident memory, open file
+/// descriptors, page faults and threads (what a benchmark needs to compute CPU per request).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl ProcessCollector {
+    /// (cpu seconds, resident bytes, minor faults, major faults, threads) from /proc/self/stat.
+    fn stat() -> Option<(f64, i64, u64, u64, i64)> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the parenthesised command name, which may itself hold spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+        // SAFETY: sysconf has no preconditions.
+        let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let cpu = (field(14)? + field(15)?) as f64 / ticks.max(1) as f64;
+        let rss = i64::try_from(field(24)?).ok()?.saturating_mul(page as i64);
+        Some((cpu, rss, field(10)?, field(12)?, i64::try_from(field(20)?).ok()?))
+    }
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Some((cpu, rss, minflt, majflt, threads)) = Self::stat() else { return Ok(()) };
+        let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64);
+        let counters: [(&str, &str, ConstCounter<f64>); 3] = [
+            ("process_cpu_seconds", "Total user and system CPU time spent in seconds", ConstCounter::new(cpu)),
+            ("process_minor_page_faults", "Minor page faults", ConstCounter::new(minflt as f64)),
+            ("process_major_page_faults", "Major page faults", ConstCounter::new(majflt as f64)),
+        ];
+        for (name, help, c) in counters {
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        let gauges: [(&str, &str, ConstGauge<i64>); 3] = [
+            ("process_resident_memory_bytes", "Resident memory size in bytes", ConstGauge::new(rss)),
+            ("process_open_fds", "Number of open file descriptors", ConstGauge::new(fds)),
+            ("process_threads", "Number of OS threads", ConstGauge::new(threads)),
+        ];
+        for (name, help, g) in gauges {
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 /// gRPC code names as the spec spells them (`OK`, `INVALID_ARGUMENT`, ...).
 pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
@@ -218,5 +270,22 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         Unavailable => "UNAVAILABLE",
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn process_metrics_are_exported_unprefixed() {
+        let text = super::Metrics::new().encode();
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_minor_page_faults_total ",
+        ] {
+            assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing:\n{text}");
+        }
+        assert!(text.contains("vericlip_queue_depth"));
     }
 }
