@@ -217,7 +217,7 @@ impl ProcessCollector {
         // SAFETY: sysconf has no preconditions.
         let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
         let cpu = (field(14)? + field(15)?) as f64 / ticks.max(1) as f64;
-        let rss = i64::try_from(field(24)?).ok()?.saturating_mul(page as i64);
+        let rss = i64::try_from(field(24)?).ok()?.saturating_mul(page);
         Some((cpu, rss, field(10)?, field(12)?, i64::try_from(field(20)?).ok()?))
     }
 }
