@@ -297,6 +297,33 @@ async fn tails_are_scored_on_real_audio_and_short_audio_is_refused() {
     assert!((r.segments[1].fake_score - last.segments[0].fake_score).abs() <= 1e-5);
     let mean = (f64::from(r.segments[0].fake_score) + f64::from(r.segments[1].fake_score)) / 2.0;
     assert!((f64::from(r.fake_score) - mean).abs() <= 1e-6);
+    // Streamed in chunks (step 1 s, and step 2 s), the tail window is the same one.
+    for step in [1.0, 2.0] {
+        use api::classify_stream_request::Message as M;
+        let config = M::Config(api::StreamConfig {
+            format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
+                encoding: api::PcmEncoding::F32le as i32,
+                sample_rate: 16_000,
+                channels: 1,
+            })),
+            step_seconds: step,
+            ..Default::default()
+        });
+        let msgs: Vec<_> = std::iter::once(config)
+            .chain(clip.chunks(3_000).map(|b| M::Audio(pcm_f32(b))))
+            .map(|m| api::ClassifyStreamRequest { message: Some(m) })
+            .collect();
+        let mut inbound = c.classify_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
+        let mut windows = Vec::new();
+        while let Some(m) = inbound.message().await.unwrap() {
+            if let Some(api::classify_stream_response::Message::Segment(s)) = m.message {
+                windows.push(s);
+            }
+        }
+        let tail = windows.last().unwrap();
+        assert_eq!((tail.start_seconds, tail.end_seconds), (0.6, 2.6), "step {step}");
+        assert!((tail.fake_score - r.segments[1].fake_score).abs() <= 1e-5, "step {step}");
+    }
 
     // Too short: one sample, half a second; over HTTP too, and as a stream.
     for n in [1usize, 8_000, 15_999] {

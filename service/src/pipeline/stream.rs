@@ -111,8 +111,14 @@ impl Windows {
         }
         let from = self.start;
         let last = segments.iter().map(|s| s.start + s.valid).max().unwrap_or(from);
-        let samples = self.buf[..last - from].to_vec();
-        let local: Vec<Segment> = segments.iter().map(|s| Segment { start: s.start - from, valid: s.valid }).collect();
+        // Every window must lie in the kept audio (`keep_from` guarantees it); say so rather
+        // than panic if that ever breaks.
+        let local: Option<Vec<Segment>> =
+            segments.iter().map(|s| Some(Segment { start: s.start.checked_sub(from)?, valid: s.valid })).collect();
+        let (Some(local), Some(kept)) = (local, last.checked_sub(from).and_then(|n| self.buf.get(..n))) else {
+            return Err(ServiceError::Internal(format!("stream window outside the kept audio (from {from})")));
+        };
+        let samples = kept.to_vec();
         let m = Arc::clone(&self.model);
         let t = Instant::now();
         let features = c.pool.run(move || segment_features(&m.extractor, &m.normalizer, &samples, &local)).await?;
@@ -141,8 +147,10 @@ impl Windows {
         }
         let ready = Self::complete(self.emitted.len(), self.step, spec.segment_samples, self.total);
         self.score(c, ready, link).await?;
-        // Keep audio from the next window's start on.
-        let keep_from = (self.emitted.len() * self.step).min(self.total);
+        // Keep audio from the next window's start on, and the last full window's worth: the
+        // tail window ends with the audio and may start before the next step.
+        let len = self.model.extractor.spec().segment_samples;
+        let keep_from = (self.emitted.len() * self.step).min(self.total.saturating_sub(len));
         if keep_from > self.start {
             self.buf.drain(..keep_from - self.start);
             self.start = keep_from;
