@@ -36,6 +36,18 @@ pub(crate) fn decode_container_budgeted(
         return Err(AudioError::Empty);
     }
     precheck_wav_format(bytes, limits)?;
+    if let Some(result) = super::wav::decode_simple_wav(bytes, limits, budget) {
+        return result;
+    }
+    decode_with_symphonia(bytes, limits, budget)
+}
+
+/// Every supported container through symphonia (the direct WAV path's fallback).
+pub(crate) fn decode_with_symphonia(
+    bytes: &[u8],
+    limits: &AudioLimits,
+    budget: SampleBudget<'_>,
+) -> Result<MonoAudio, AudioError> {
     catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits, budget)))
         .unwrap_or_else(|_| Err(AudioError::Undecodable("the decoder failed on malformed data".into())))
 }
