@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod evaluate;
 pub mod extract;
 pub mod fit;
+pub mod import;
 pub mod model;
 pub mod onnx;
 pub mod report;

@@ -11,6 +11,7 @@ use vericlip_train::corpus::{self, Mode};
 use vericlip_train::evaluate;
 use vericlip_train::extract::{ExtractJson, extract_file};
 use vericlip_train::fit::{self, FitArgs};
+use vericlip_train::import::{self, ImportArgs};
 use vericlip_train::train::TrainConfig;
 
 #[derive(Parser)]
@@ -73,6 +74,58 @@ enum Command {
         /// EER 0.97 % without, 0.48 % with, docs/MODEL_CARD.md).
         #[arg(long)]
         no_segment_mean_norm: bool,
+        /// Feature cache directory (default: ~/.cache/vericlip/features).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Do not read or write the feature cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish an ONNX model trained elsewhere (bring your own model).
+    ///
+    /// The model must follow the serving contract: one input `features`, float32
+    /// [batch, frames, features] with the feature spec's frames and features (126 x 96 by
+    /// default: 20 MFCC, 12 chroma, 64 log-mel per frame, normalized per feature) and a dynamic
+    /// batch axis; an output `fake_prob`, float32 [batch] or [batch, 1], the probability that
+    /// each 2 s segment is synthetic (0..1: end the graph in a Sigmoid; labels real = 0, fake = 1).
+    /// Any opset and IR version ONNX Runtime 1.31 runs; weights inside the file. Names come from
+    /// the export, e.g. torch.onnx.export(..., input_names=["features"],
+    /// output_names=["fake_prob"], dynamic_axes={"features": {0: "batch"}, "fake_prob": {0: "batch"}}).
+    ///
+    /// Checks, before anything is published: the declared input/output (the error names the
+    /// shape that does not fit), then ONNX Runtime runs the server's warm-up and a probe batch
+    /// (one probability per segment; batched scores equal one-at-a-time scores). The dataset
+    /// (for-2sec layout) is featurized by Vericlip's own pipeline; normalization comes from
+    /// --normalization or is fitted on the training split as `fit` does. Validation and test
+    /// are scored through ONNX Runtime as `eval` does; every score must be in 0..1 and the
+    /// validation AUC at least 0.5. The threshold is the validation EER point; test metrics
+    /// (overall and per source) go into the manifest, and report/metrics.json and roc.png next
+    /// to it. The ONNX file is published unchanged as the next version (model.kind "imported",
+    /// its file name and sha256 in the manifest), ready for vericlip-server.
+    Import {
+        /// The ONNX model file.
+        #[arg(long)]
+        onnx: PathBuf,
+        /// Dataset root: training|validation|testing / real|fake / audio files (training is
+        /// only read when --normalization is not given).
+        #[arg(long)]
+        data: PathBuf,
+        /// Model registry directory to publish into.
+        #[arg(long)]
+        registry: PathBuf,
+        /// Model name in the registry.
+        #[arg(long)]
+        name: String,
+        /// JSON {"mean": [...], "std": [...]} (one entry per feature) the model was trained
+        /// with; without it, mean/std are fitted on the training split.
+        #[arg(long)]
+        normalization: Option<PathBuf>,
+        /// JSON feature spec (every field, as a manifest's feature_spec); default: the standard spec.
+        #[arg(long)]
+        spec: Option<PathBuf>,
         /// Feature cache directory (default: ~/.cache/vericlip/features).
         #[arg(long)]
         cache: Option<PathBuf>,
@@ -215,6 +268,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("validation:\n{}", evaluate::table(&s.validation));
                 println!("test:\n{}", evaluate::table(&s.test));
                 println!("published {} version {} at {}", s.name, s.version, s.dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { onnx, data, registry, name, normalization, spec, cache, no_cache, json } => {
+            let args = ImportArgs {
+                onnx,
+                data,
+                registry,
+                name,
+                normalization,
+                spec,
+                cache: cache_dir(cache, no_cache),
+                progress,
+            };
+            let s = import::import(&args)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", import::text(&s));
             }
             Ok(ExitCode::SUCCESS)
         }
