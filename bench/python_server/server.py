@@ -53,25 +53,11 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def generate_stubs(proto_dir: str, out_dir: str):
-    """protoc into out_dir, as tests/clients/python/test_client.py's `generate`."""
-    import grpc_tools
-    from grpc_tools import protoc
+    """Stubs generated from proto/ at start, by the Python client test's own `generate`."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "clients", "python"))
+    from test_client import generate
 
-    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main([
-        "protoc",
-        f"-I{proto_dir}",
-        f"-I{include}",
-        f"--python_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        os.path.join(proto_dir, "vericlip/v1/vericlip.proto"),
-    ])
-    if rc != 0:
-        sys.exit(f"protoc failed with {rc}")
-    sys.path.insert(0, out_dir)
-    pb2 = importlib.import_module("vericlip.v1.vericlip_pb2")
-    pb2_grpc = importlib.import_module("vericlip.v1.vericlip_pb2_grpc")
-    return pb2, pb2_grpc
+    return generate(proto_dir, out_dir)
 
 
 def segment_plan(n: int, length: int, step: int, min_tail: int, tail_rule: str = "end-aligned"):
