@@ -32,9 +32,27 @@ pub struct Evaluation {
     #[serde(flatten)]
     pub overall: Metrics,
     pub per_source: BTreeMap<String, Metrics>,
+    /// Per fake engine family (`loeo::family_of`): that family's fakes against every real
+    /// segment of the split, at the same threshold. The detector's number for an engine is this
+    /// EER when the engine was left out of training (`vericlip-train loeo`).
+    pub per_family: BTreeMap<String, FamilyMetrics>,
     /// Per-segment scores, when asked for (`eval --files`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentScore>,
+}
+
+/// One fake engine family against all reals of the split.
+#[derive(Debug, Clone, Serialize)]
+pub struct FamilyMetrics {
+    /// On the family's fake segments plus every real segment (`n = fakes + reals`).
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    /// The family's fake segments.
+    pub fakes: u64,
+    /// Real segments of the split (the same for every family).
+    pub reals: u64,
+    /// Share of the family's fakes called fake at the threshold (= recall).
+    pub detection_rate: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +112,33 @@ pub fn evaluate(scores: &[f32], data: &SplitData, threshold: f64) -> Evaluation 
     }
     let per_source =
         groups.into_iter().map(|(k, (s, l))| (k.to_string(), metrics::metrics(&s, &l, threshold))).collect();
-    Evaluation { overall, per_source, segments: Vec::new() }
+    Evaluation { overall, per_source, per_family: per_family(scores, data, threshold), segments: Vec::new() }
+}
+
+/// Metrics per fake engine family, each against all real segments.
+pub fn per_family(scores: &[f32], data: &SplitData, threshold: f64) -> BTreeMap<String, FamilyMetrics> {
+    let families = crate::loeo::file_families(data);
+    let reals: Vec<f32> = scores.iter().zip(&data.labels).filter(|(_, l)| !**l).map(|(s, _)| *s).collect();
+    let mut fakes: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
+    for (i, (s, l)) in scores.iter().zip(&data.labels).enumerate() {
+        if *l {
+            fakes.entry(families[data.file_of[i]].as_str()).or_default().push(*s);
+        }
+    }
+    fakes
+        .into_iter()
+        .map(|(family, f)| {
+            let labels: Vec<bool> = f.iter().map(|_| true).chain(reals.iter().map(|_| false)).collect();
+            let all: Vec<f32> = f.iter().chain(&reals).copied().collect();
+            let metrics = metrics::metrics(&all, &labels, threshold);
+            let c = metrics.confusion;
+            let detection_rate = if f.is_empty() { 0.0 } else { c.tp as f64 / f.len() as f64 };
+            (
+                family.to_string(),
+                FamilyMetrics { metrics, fakes: f.len() as u64, reals: reals.len() as u64, detection_rate },
+            )
+        })
+        .collect()
 }
 
 /// A fixed-width table for people.
@@ -123,6 +167,24 @@ pub fn table(e: &Evaluation) -> String {
     s.push_str(&row("all", &e.overall));
     for (k, m) in &e.per_source {
         s.push_str(&row(k, m));
+    }
+    if !e.per_family.is_empty() {
+        s.push_str(&format!(
+            "\n{:<28}{:>6}{:>6}{:>8}{:>8}{:>7}{:>7}   (each fake family vs all reals; %)\n",
+            "fake family", "fakes", "reals", "acc", "detect", "eer", "auc"
+        ));
+        for (k, f) in &e.per_family {
+            let opt = |v: Option<f64>| v.map_or("    -".to_string(), |v| format!("{:5.1}", 100.0 * v));
+            s.push_str(&format!(
+                "{k:<28}{:>6}{:>6}{:>8.1}{:>8.1}{:>7}{:>7}\n",
+                f.fakes,
+                f.reals,
+                100.0 * f.metrics.accuracy,
+                100.0 * f.detection_rate,
+                opt(f.metrics.eer),
+                opt(f.metrics.auc)
+            ));
+        }
     }
     s
 }

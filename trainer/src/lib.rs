@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod extract;
 pub mod fit;
 pub mod import;
+pub mod loeo;
 pub mod model;
 pub mod onnx;
 pub mod report;
