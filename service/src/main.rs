@@ -60,10 +60,13 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let settings = Settings::load(config.as_deref(), std::env::vars())?;
     // Request audio lives in large buffers. A fixed mmap threshold makes each one its own
     // mapping, returned to the system when freed; glibc's default dynamic threshold moves them
-    // into the heap after the first few frees, where RSS stays up after a burst.
+    // into the heap after the first few frees, where RSS stays up after a burst. Fixing it also
+    // fixes the trim threshold at its 128 KiB default, which would hand the small per-request
+    // buffers' heap back and fault it in again on every request: raise that one.
     // SAFETY: mallopt only tunes the allocator, before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
     let builder = tracing_subscriber::fmt()
