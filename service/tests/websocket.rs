@@ -162,3 +162,41 @@ async fn websocket_errors_carry_the_error_names() {
             .await;
     assert_eq!(messages.last().unwrap()["type"], "summary");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_are_admitted_before_the_upgrade() {
+    let reg = temp_registry("websocket-cap");
+    let server = Server::start(&reg, &[("VERICLIP__LIMITS__MAX_STREAMS", "1")]).await;
+    let url = format!("ws://{}/v1/stream", server.http);
+    let (held, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    // The second is refused at the handshake (429, too_many_streams): nothing is buffered for it.
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers().get("vericlip-error").unwrap(), "too_many_streams");
+        }
+        other => panic!("a second stream over the limit was not refused: {other:?}"),
+    }
+    // A message over 1 MiB closes the stream instead of being buffered.
+    let mut held = held;
+    held.send(Message::text(json!({"format": "f32le", "sample_rate": 16000}).to_string())).await.unwrap();
+    let _ = held.send(Message::binary(vec![0u8; (1 << 20) + 4])).await;
+    let mut closed = false;
+    while let Ok(Some(m)) = tokio::time::timeout(std::time::Duration::from_secs(10), held.next()).await {
+        if matches!(m, Err(_) | Ok(Message::Close(_))) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "an oversized message did not end the stream");
+    // Once it ends, the slot is free again.
+    let mut ok = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(&url).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the stream slot was not freed");
+}

@@ -57,13 +57,19 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
             async move {
                 match keys {
                     Some(k) if !k.allows(api_key(&request).as_ref()) => {
-                        // Read a small upload before refusing it, so the client sees the 401
-                        // rather than a reset connection; larger ones are cut off.
-                        let _ = tokio::time::timeout(
-                            Duration::from_secs(2),
-                            axum::body::to_bytes(request.into_body(), REFUSED_BODY_DRAIN),
-                        )
-                        .await;
+                        // Read (and drop, frame by frame) a small upload before refusing it, so
+                        // the client sees the 401 rather than a reset connection; larger ones
+                        // are cut off.
+                        let mut body = request.into_body();
+                        let drain = async {
+                            let mut read = 0;
+                            while read <= REFUSED_BODY_DRAIN
+                                && let Some(Ok(frame)) = body.frame().await
+                            {
+                                read += frame.data_ref().map_or(0, |d| d.len());
+                            }
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
                         error_response(&ServiceError::Unauthenticated)
                     }
                     _ => next.run(request).await,
@@ -98,9 +104,27 @@ fn api_key(request: &Request) -> Option<http::HeaderValue> {
     http::HeaderValue::from_str(&format!("Bearer {}", p.api_key)).ok()
 }
 
+/// `GET /v1/stream`: admitted (stream slot, and the memory budget for one message in flight)
+/// before the upgrade, so a flood of WebSockets is refused with 429 rather than buffered.
 async fn stream(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let c = Arc::clone(&s.classifier);
-    upgrade.max_message_size(s.max_body_bytes).on_upgrade(move |socket| ws::session(c, socket))
+    let admitted = match c.admit_stream() {
+        Ok(a) => a,
+        Err(e) => {
+            c.metrics.request("WebSocketStream", e.code());
+            return error_response(&e);
+        }
+    };
+    let mut reservation = c.budget.reservation();
+    if let Err(e) = reservation.ensure(ws::MAX_MESSAGE_BYTES as u64) {
+        let e = ServiceError::from(e);
+        c.metrics.request("WebSocketStream", e.code());
+        return error_response(&e);
+    }
+    upgrade
+        .max_message_size(ws::MAX_MESSAGE_BYTES)
+        .max_frame_size(ws::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| ws::session(c, socket, admitted, reservation))
 }
 
 /// Serves the HTTP port's connections (from `net::conn::accept_loop`) with hyper: HTTP/1.1

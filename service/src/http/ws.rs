@@ -16,10 +16,15 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use super::ErrorBody;
-use crate::classify::Classifier;
+use crate::budget::Reservation;
+use crate::classify::{Admitted, Classifier};
 use crate::error::ServiceError;
 use crate::pipeline::stream::{StreamInput, StreamLink, classify_stream, step_samples};
 use crate::pipeline::{ClipResult, SegmentResult};
+
+/// Largest WebSocket message (a config or an audio chunk): browsers send ~100 ms chunks; an
+/// encoded file goes in as many messages as it needs. Held against the memory budget per stream.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// The first message of a WebSocket stream.
 #[derive(Debug, Deserialize)]
@@ -116,7 +121,7 @@ impl StreamLink for WsLink {
 }
 
 /// One WebSocket stream, from its config to its summary or error.
-pub async fn session(c: Arc<Classifier>, socket: WebSocket) {
+pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, reservation: Reservation) {
     let mut link = WsLink { socket, idle: c.limits.stream_idle };
     let result = run(&c, &mut link).await;
     let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
@@ -137,10 +142,10 @@ pub async fn session(c: Arc<Classifier>, socket: WebSocket) {
     };
     let _ = link.send(&message).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), link.socket.send(Message::Close(None))).await;
+    drop((admitted, reservation));
 }
 
 async fn run(c: &Classifier, link: &mut WsLink) -> Result<ClipResult, ServiceError> {
-    let _admitted = c.admit_stream()?;
     let config = match link.recv().await? {
         Some(Message::Text(t)) => serde_json::from_str::<WsConfig>(&t).map_err(|e| {
             ServiceError::bad_request("invalid_stream_config", format!("the first message is not a stream config: {e}"))
