@@ -48,6 +48,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let grpc_tls = tls::acceptor(&settings.tls, &[b"h2"])?;
     let http_tls = tls::acceptor(&settings.tls, &[b"h2", b"http/1.1"])?;
     let keys = ApiKeys::load(&settings.auth.api_key_file)?;
+    let (grpc_addr, http_addr) = (grpc_listener.local_addr()?, http_listener.local_addr()?);
 
     let metrics = Arc::new(Metrics::new());
     let budget = MemoryBudget::new(settings.memory_budget_bytes(), Arc::clone(&metrics));
@@ -122,7 +123,6 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let service = api::vericlip_server::VericlipServer::new(VericlipService { classifier: Arc::clone(&classifier) })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let (grpc_addr, http_addr) = (grpc_listener.local_addr()?, http_listener.local_addr()?);
     tracing::info!(
         grpc = %grpc_addr,
         http = %http_addr,
