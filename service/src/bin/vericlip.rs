@@ -232,10 +232,13 @@ async fn stream(
     let chunks: Vec<Vec<u8>> =
         audio.samples.chunks(chunk).map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect()).collect();
     let pace = if speed > 0.0 { Some(Duration::from_secs_f64(chunk as f64 / f64::from(rate) / speed)) } else { None };
-    let outbound = async_stream(config, chunks, pace);
+    // When each chunk went out: a window's latency is from its last audio chunk to its verdict.
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(vec![None; chunks.len()]));
+    let outbound = async_stream(config, chunks, pace, std::sync::Arc::clone(&sent));
     let mut c = client(channel);
     let mut inbound = c.classify_stream(outbound).await.map_err(|s| status_error("stream", &s))?.into_inner();
     let started = Instant::now();
+    let mut latencies = Vec::new();
     loop {
         let msg = match inbound.message().await {
             Ok(Some(m)) => m,
@@ -244,20 +247,26 @@ async fn stream(
         };
         match msg.message {
             Some(api::classify_stream_response::Message::Segment(s)) => {
+                let last_chunk = ((s.end_seconds * f64::from(rate)).round() as usize).div_ceil(chunk).saturating_sub(1);
+                let sent_at = sent.lock().ok().and_then(|v| v.get(last_chunk).copied().flatten());
+                let latency_ms = sent_at.map(|t| t.elapsed().as_secs_f64() * 1e3);
+                latencies.extend(latency_ms);
                 if json {
                     // The wire verdict is always set by the server; the threshold only matters if not.
                     let mut v = json!(SegmentResult::from_wire(&s, f64::NAN));
                     v["received_after_seconds"] = json!(started.elapsed().as_secs_f64());
+                    v["latency_ms"] = json!(latency_ms);
                     println!("{}", json!({ "segment": v }));
                 } else {
                     println!(
-                        "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>4}  fake_score {:.4}",
+                        "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>4}  fake_score {:.4}  {}",
                         started.elapsed().as_secs_f64(),
                         s.index,
                         s.start_seconds,
                         s.end_seconds,
                         verdict(s.verdict),
-                        s.fake_score
+                        s.fake_score,
+                        latency_ms.map_or(String::new(), |l| format!("{l:.1} ms after its audio"))
                     );
                 }
             }
@@ -280,14 +289,31 @@ async fn stream(
             None => {}
         }
     }
+    if !latencies.is_empty() {
+        latencies.sort_by(f64::total_cmp);
+        let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        let (p50, p99, max) = (q(0.5), q(0.99), latencies[latencies.len() - 1]);
+        if json {
+            println!(
+                "{}",
+                json!({"window_latency_ms": {"windows": latencies.len(), "p50": p50, "p99": p99, "max": max}})
+            );
+        } else {
+            println!(
+                "window verdicts after their last audio chunk: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} windows)",
+                latencies.len()
+            );
+        }
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// The request stream: the config, then the chunks, paced.
+/// The request stream: the config, then the chunks, paced; `sent` records when each chunk went.
 fn async_stream(
     config: api::ClassifyStreamRequest,
     chunks: Vec<Vec<u8>>,
     pace: Option<Duration>,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<Option<Instant>>>>,
 ) -> impl tokio_stream::Stream<Item = api::ClassifyStreamRequest> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
@@ -302,6 +328,11 @@ fn async_stream(
             let msg = api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Audio(c)) };
             if tx.send(msg).await.is_err() {
                 return;
+            }
+            if let Ok(mut v) = sent.lock()
+                && let Some(slot) = v.get_mut(i)
+            {
+                *slot = Some(Instant::now());
             }
         }
     });
