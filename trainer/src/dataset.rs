@@ -259,3 +259,67 @@ pub fn fingerprint(root: &Path, splits: &[&str]) -> anyhow::Result<String> {
     }
     Ok(sha256_hex(text.as_bytes()))
 }
+
+/// How many files and segments a loaded split has, and which files were skipped (and why).
+#[derive(Debug, serde::Serialize)]
+pub struct SplitCounts {
+    pub files: usize,
+    pub segments: usize,
+    pub real: usize,
+    pub fake: usize,
+    pub skipped: Vec<String>,
+}
+
+impl SplitCounts {
+    pub fn of(data: &SplitData, skipped: &[Skipped]) -> Self {
+        let fake = data.labels.iter().filter(|l| **l).count();
+        SplitCounts {
+            files: data.files.len(),
+            segments: data.len(),
+            real: data.len() - fake,
+            fake,
+            skipped: skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
+        }
+    }
+}
+
+/// Loads the named splits of a for-2sec dataset (`<data>/<split>/{real,fake}/...`), logging what
+/// each holds and each skipped file: the one loader of `fit`, `import` and `loeo`. A missing
+/// split folder, or a split without both real and fake audio, is an error that says so.
+pub fn load_splits(
+    data: &Path,
+    names: &[&'static str],
+    ex: &FeatureExtractor,
+    cache: &FeatureCache,
+    progress: bool,
+) -> anyhow::Result<std::collections::BTreeMap<&'static str, (SplitData, SplitCounts)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for &split in names {
+        let dir = data.join(split);
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "{} has no {split}/ folder (expected the for-2sec layout: training|validation|testing / real|fake / files)",
+                data.display()
+            );
+        }
+        let (d, skipped) = load_split(&dir, ex, cache, progress)?;
+        for s in &skipped {
+            tracing::warn!(file = %s.path.display(), reason = %s.reason, "skipped unreadable file");
+        }
+        let c = SplitCounts::of(&d, &skipped);
+        tracing::info!(
+            split,
+            files = c.files,
+            segments = c.segments,
+            real = c.real,
+            fake = c.fake,
+            skipped = c.skipped.len(),
+            "loaded"
+        );
+        if c.real == 0 || c.fake == 0 {
+            anyhow::bail!("{split}: needs both real and fake audio (found {} real, {} fake segments)", c.real, c.fake);
+        }
+        out.insert(split, (d, c));
+    }
+    Ok(out)
+}

@@ -14,7 +14,7 @@ use vericlip_core::registry::{self, Manifest, Provenance, Published};
 use vericlip_core::runtime::{self, ModelSession};
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 
-use crate::dataset::{self, FeatureCache, Skipped, SplitData};
+use crate::dataset::{self, FeatureCache, Skipped, SplitCounts, SplitData};
 use crate::evaluate::{self, Evaluation};
 use crate::train::{self, EpochStats, TrainConfig};
 
@@ -35,15 +35,6 @@ pub struct FitArgs {
 }
 
 #[derive(Debug, Serialize)]
-pub struct SplitCounts {
-    pub files: usize,
-    pub segments: usize,
-    pub real: usize,
-    pub fake: usize,
-    pub skipped: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
 pub struct FitSummary {
     pub name: String,
     pub version: u64,
@@ -61,17 +52,6 @@ pub struct FitSummary {
     pub history: Vec<EpochStats>,
 }
 
-fn counts(data: &SplitData, skipped: &[Skipped]) -> SplitCounts {
-    let fake = data.labels.iter().filter(|l| **l).count();
-    SplitCounts {
-        files: data.files.len(),
-        segments: data.len(),
-        real: data.len() - fake,
-        fake,
-        skipped: skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
-    }
-}
-
 pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     registry::validate_name(&args.name)?;
     let spec = FeatureSpec::default();
@@ -79,31 +59,9 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     let cache = FeatureCache::new(args.cache.clone(), &spec)?;
     let mut splits = BTreeMap::new();
     let mut data = BTreeMap::new();
-    for split in ["training", "validation", "testing"] {
-        let dir = args.data.join(split);
-        if !dir.is_dir() {
-            bail!(
-                "{} has no {split}/ folder (expected the for-2sec layout: training|validation|testing / real|fake / files)",
-                args.data.display()
-            );
-        }
-        let (d, skipped) = dataset::load_split(&dir, &ex, &cache, args.progress)?;
-        for s in &skipped {
-            tracing::warn!(file = %s.path.display(), reason = %s.reason, "skipped unreadable file");
-        }
-        let c = counts(&d, &skipped);
-        tracing::info!(
-            split,
-            files = c.files,
-            segments = c.segments,
-            real = c.real,
-            fake = c.fake,
-            skipped = c.skipped.len(),
-            "loaded"
-        );
-        if c.real == 0 || c.fake == 0 {
-            bail!("{split}: needs both real and fake audio (found {} real, {} fake segments)", c.real, c.fake);
-        }
+    for (split, (d, c)) in
+        dataset::load_splits(&args.data, &["training", "validation", "testing"], &ex, &cache, args.progress)?
+    {
         splits.insert(split.to_string(), c);
         data.insert(split, d);
     }

@@ -29,9 +29,8 @@ use vericlip_core::registry::{self, Dim, Manifest, Provenance, Published};
 use vericlip_core::runtime::{self, INPUT_NAME, ModelSession, ORT_VERSION, OUTPUT_NAME};
 use vericlip_core::{FeatureExtractor, FeatureSpec, Normalizer};
 
-use crate::dataset::{self, FeatureCache, Skipped, SplitData};
+use crate::dataset::{self, FeatureCache, SplitCounts, SplitData};
 use crate::evaluate::{self, Evaluation};
-use crate::fit::SplitCounts;
 use crate::onnx::proto::{DimValue, ModelProto, ValueInfoProto};
 
 /// Largest |batched - one at a time| accepted on the probe batch.
@@ -301,17 +300,6 @@ pub fn probe(session: &mut ModelSession, spec: &FeatureSpec) -> anyhow::Result<f
     Ok(diff)
 }
 
-fn counts(data: &SplitData, skipped: &[Skipped]) -> SplitCounts {
-    let fake = data.labels.iter().filter(|l| **l).count();
-    SplitCounts {
-        files: data.files.len(),
-        segments: data.len(),
-        real: data.len() - fake,
-        fake,
-        skipped: skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
-    }
-}
-
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{what} {}", path.display()))
@@ -361,23 +349,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<ImportSummary> {
         if normalization.is_some() { &["validation", "testing"] } else { &["training", "validation", "testing"] };
     let mut splits = BTreeMap::new();
     let mut data = BTreeMap::new();
-    for &split in needed {
-        let dir = args.data.join(split);
-        if !dir.is_dir() {
-            bail!(
-                "{} has no {split}/ folder (expected the for-2sec layout: training|validation|testing / real|fake / files)",
-                args.data.display()
-            );
-        }
-        let (d, skipped) = dataset::load_split(&dir, &ex, &cache, args.progress)?;
-        for s in &skipped {
-            tracing::warn!(file = %s.path.display(), reason = %s.reason, "skipped unreadable file");
-        }
-        let c = counts(&d, &skipped);
-        tracing::info!(split, files = c.files, segments = c.segments, real = c.real, fake = c.fake, "loaded");
-        if c.real == 0 || c.fake == 0 {
-            bail!("{split}: needs both real and fake audio (found {} real, {} fake segments)", c.real, c.fake);
-        }
+    for (split, (d, c)) in dataset::load_splits(&args.data, needed, &ex, &cache, args.progress)? {
         splits.insert(split.to_string(), c);
         data.insert(split, d);
     }

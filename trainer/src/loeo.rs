@@ -225,21 +225,11 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
     let spec = FeatureSpec::default();
     let ex = FeatureExtractor::new(spec.clone())?;
     let cache = FeatureCache::new(args.cache.clone(), &spec)?;
-    let mut splits = BTreeMap::new();
-    for split in ["training", "validation", "testing"] {
-        let dir = args.data.join(split);
-        if !dir.is_dir() {
-            bail!(
-                "{} has no {split}/ folder (expected the for-2sec layout: training|validation|testing / real|fake / files)",
-                args.data.display()
-            );
-        }
-        let (d, skipped) = dataset::load_split(&dir, &ex, &cache, args.progress)?;
-        for s in &skipped {
-            tracing::warn!(file = %s.path.display(), reason = %s.reason, "skipped unreadable file");
-        }
-        splits.insert(split, d);
-    }
+    let splits: BTreeMap<&str, SplitData> =
+        dataset::load_splits(&args.data, &["training", "validation", "testing"], &ex, &cache, args.progress)?
+            .into_iter()
+            .map(|(split, (d, _))| (split, d))
+            .collect();
     let (train_d, val_d, test_d) = (&splits["training"], &splits["validation"], &splits["testing"]);
     let training_families = composition(train_d).fake_families;
     let families: Vec<String> = if args.families.is_empty() {
