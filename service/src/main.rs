@@ -78,26 +78,22 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         LogFormat::Text => builder.init(),
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("vericlip-io").build()?;
-    rt.block_on(vericlip_server::server::run(settings, shutdown_signal()))
+    rt.block_on(async { vericlip_server::server::run(settings, shutdown_signal()?).await })
 }
 
-/// SIGTERM (Kubernetes) or ctrl-c.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM (Kubernetes) or ctrl-c. The handlers are installed here, before the server binds
+/// and says it listens: a SIGTERM that arrives while models are still loading must start the
+/// drain (exit 0), not kill the process with the default action.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }
 
 fn seed(from: &std::path::Path, registry: &std::path::Path) -> anyhow::Result<()> {
