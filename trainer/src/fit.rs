@@ -52,6 +52,10 @@ pub struct FitSummary {
     pub history: Vec<EpochStats>,
 }
 
+/// The random stream augmentation draws from (a fork of the training seed), shared with `loeo`
+/// so a fold's augmented copies are the ones `fit` would make.
+pub const AUGMENT_STREAM: u64 = 0xa06;
+
 pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     registry::validate_name(&args.name)?;
     let spec = FeatureSpec::default();
@@ -71,7 +75,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         data.remove("testing").unwrap_or_default(),
     );
     if args.augment > 0 {
-        let rng = crate::rng::Rng::new(args.config.seed).fork(0xa06);
+        let rng = crate::rng::Rng::new(args.config.seed).fork(AUGMENT_STREAM);
         let extra = dataset::augmented_split(&args.data.join("training"), &ex, args.augment, &rng)?;
         tracing::info!(copies = args.augment, segments = extra.len(), "augmented training segments");
         train_d.extend(extra);

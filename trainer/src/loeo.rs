@@ -250,7 +250,7 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
     }
     // Augmented copies as `fit` draws them (same stream), made once and filtered per fold.
     let augmented = if args.augment > 0 {
-        let rng = crate::rng::Rng::new(args.config.seed).fork(0xa06);
+        let rng = crate::rng::Rng::new(args.config.seed).fork(crate::fit::AUGMENT_STREAM);
         Some(dataset::augmented_split(&args.data.join("training"), &ex, args.augment, &rng)?)
     } else {
         None
