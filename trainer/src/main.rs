@@ -52,35 +52,8 @@ enum Command {
         /// Model name in the registry.
         #[arg(long, default_value = "vericlip-lstm")]
         name: String,
-        #[arg(long, default_value_t = TrainConfig::default().hidden)]
-        hidden: usize,
-        #[arg(long, default_value_t = TrainConfig::default().batch)]
-        batch: usize,
-        #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
-        lr: f64,
-        /// Most epochs; training stops earlier when validation loss stops improving.
-        #[arg(long, default_value_t = TrainConfig::default().max_epochs)]
-        epochs: u32,
-        #[arg(long, default_value_t = TrainConfig::default().patience)]
-        patience: u32,
-        #[arg(long, default_value_t = TrainConfig::default().seed)]
-        seed: u64,
-        /// Augmented copies of each training segment (gain, time shift, noise, 8 kHz/GSM channel);
-        /// 0 turns augmentation off. On the stand-in corpus validation EER (unseen speakers,
-        /// voices and channel) was 14.7 % without, 2.2 % with two copies: see docs/MODEL_CARD.md.
-        #[arg(long, default_value_t = 2)]
-        augment: usize,
-        /// Do not subtract each segment's mean frame before the LSTM (cepstral mean
-        /// normalization, on by default: it removes stationary channel coloration; validation
-        /// EER 0.97 % without, 0.48 % with, docs/MODEL_CARD.md).
-        #[arg(long)]
-        no_segment_mean_norm: bool,
-        /// Feature cache directory (default: ~/.cache/vericlip/features).
-        #[arg(long)]
-        cache: Option<PathBuf>,
-        /// Do not read or write the feature cache.
-        #[arg(long)]
-        no_cache: bool,
+        #[command(flatten)]
+        training: TrainingOptions,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -174,28 +147,9 @@ enum Command {
         /// Families to leave out, comma-separated (default: every fake family of the training split).
         #[arg(long, value_delimiter = ',')]
         families: Vec<String>,
-        #[arg(long, default_value_t = TrainConfig::default().hidden)]
-        hidden: usize,
-        #[arg(long, default_value_t = TrainConfig::default().batch)]
-        batch: usize,
-        #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
-        lr: f64,
-        /// Most epochs per fold; each stops earlier when validation loss stops improving.
-        #[arg(long, default_value_t = TrainConfig::default().max_epochs)]
-        epochs: u32,
-        #[arg(long, default_value_t = TrainConfig::default().patience)]
-        patience: u32,
-        #[arg(long, default_value_t = TrainConfig::default().seed)]
-        seed: u64,
-        /// Augmented copies of each training segment, as `fit --augment`.
-        #[arg(long, default_value_t = 2)]
-        augment: usize,
-        #[arg(long)]
-        no_segment_mean_norm: bool,
-        #[arg(long)]
-        cache: Option<PathBuf>,
-        #[arg(long)]
-        no_cache: bool,
+        /// Training options, as `fit`'s (each fold trains with them).
+        #[command(flatten)]
+        training: TrainingOptions,
         /// Also write the JSON summary to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -234,6 +188,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// How a model is trained: shared by `fit` and `loeo` (whose folds train as `fit` does).
+#[derive(clap::Args)]
+struct TrainingOptions {
+    #[arg(long, default_value_t = TrainConfig::default().hidden)]
+    hidden: usize,
+    #[arg(long, default_value_t = TrainConfig::default().batch)]
+    batch: usize,
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    lr: f64,
+    /// Most epochs; training stops earlier when validation loss stops improving.
+    #[arg(long, default_value_t = TrainConfig::default().max_epochs)]
+    epochs: u32,
+    #[arg(long, default_value_t = TrainConfig::default().patience)]
+    patience: u32,
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    seed: u64,
+    /// Augmented copies of each training segment (gain, time shift, noise, 8 kHz/GSM channel);
+    /// 0 turns augmentation off. On the stand-in corpus validation EER (unseen speakers,
+    /// voices and channel) was 14.7 % without, 2.2 % with two copies: see docs/MODEL_CARD.md.
+    #[arg(long, default_value_t = 2)]
+    augment: usize,
+    /// Do not subtract each segment's mean frame before the LSTM (cepstral mean
+    /// normalization, on by default: it removes stationary channel coloration; validation
+    /// EER 0.97 % without, 0.48 % with, docs/MODEL_CARD.md).
+    #[arg(long)]
+    no_segment_mean_norm: bool,
+    /// Feature cache directory (default: ~/.cache/vericlip/features).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Do not read or write the feature cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl TrainingOptions {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            segment_mean_norm: !self.no_segment_mean_norm,
+            hidden: self.hidden,
+            batch: self.batch,
+            learning_rate: self.lr,
+            max_epochs: self.epochs,
+            patience: self.patience,
+            seed: self.seed,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn cache(&self) -> Option<PathBuf> {
+        cache_dir(self.cache.clone(), self.no_cache)
+    }
+}
+
 fn cache_dir(cache: Option<PathBuf>, no_cache: bool) -> Option<PathBuf> {
     if no_cache { None } else { cache.or_else(fit::default_cache_dir) }
 }
@@ -265,33 +272,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Fit {
-            data,
-            registry,
-            name,
-            hidden,
-            batch,
-            lr,
-            epochs,
-            patience,
-            seed,
-            augment,
-            no_segment_mean_norm,
-            cache,
-            no_cache,
-            json,
-        } => {
-            let config = TrainConfig {
-                segment_mean_norm: !no_segment_mean_norm,
-                hidden,
-                batch,
-                learning_rate: lr,
-                max_epochs: epochs,
-                patience,
-                seed,
-                ..TrainConfig::default()
+        Command::Fit { data, registry, name, training, json } => {
+            let args = FitArgs {
+                data,
+                registry,
+                name,
+                cache: training.cache(),
+                config: training.config(),
+                augment: training.augment,
+                progress,
             };
-            let args = FitArgs { data, registry, name, cache: cache_dir(cache, no_cache), config, augment, progress };
             let s = fit::fit(&args)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
@@ -336,33 +326,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Loeo {
-            data,
-            families,
-            hidden,
-            batch,
-            lr,
-            epochs,
-            patience,
-            seed,
-            augment,
-            no_segment_mean_norm,
-            cache,
-            no_cache,
-            out,
-            json,
-        } => {
-            let config = TrainConfig {
-                segment_mean_norm: !no_segment_mean_norm,
-                hidden,
-                batch,
-                learning_rate: lr,
-                max_epochs: epochs,
-                patience,
-                seed,
-                ..TrainConfig::default()
+        Command::Loeo { data, families, training, out, json } => {
+            let args = LoeoArgs {
+                data,
+                families,
+                cache: training.cache(),
+                config: training.config(),
+                augment: training.augment,
+                progress,
             };
-            let args = LoeoArgs { data, families, cache: cache_dir(cache, no_cache), config, augment, progress };
             let s = loeo::run(&args)?;
             let text = serde_json::to_string_pretty(&s)?;
             if let Some(out) = out {
