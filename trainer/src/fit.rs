@@ -173,11 +173,13 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         augment: args.augment,
         history: outcome.history,
     };
-    let report = vec![
-        ("metrics.json", serde_json::to_vec_pretty(&summary)?),
-        ("roc.png", crate::report::roc_png(&test_scores, &test_d.labels)?),
-        ("training.png", crate::report::training_png(&summary.history)?),
+    let mut report = vec![
+        ("metrics.json".to_string(), serde_json::to_vec_pretty(&summary)?),
+        ("roc.png".to_string(), crate::report::roc_png(&test_scores, &test_d.labels)?),
+        ("training.png".to_string(), crate::report::training_png(&summary.history)?),
     ];
+    report.extend(crate::report::family_roc_pngs(&test_scores, &test_d)?);
+    let report: Vec<(&str, Vec<u8>)> = report.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let Published { version, dir, .. } = registry::publish(&args.registry, manifest, &onnx, &report)?;
     (summary.version, summary.dir) = (version, dir);
     Ok(summary)

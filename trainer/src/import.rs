@@ -426,10 +426,12 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<ImportSummary> {
         test,
         splits,
     };
-    let report = vec![
-        ("metrics.json", serde_json::to_vec_pretty(&summary)?),
-        ("roc.png", crate::report::roc_png(&test_scores, &test_d.labels)?),
+    let mut report = vec![
+        ("metrics.json".to_string(), serde_json::to_vec_pretty(&summary)?),
+        ("roc.png".to_string(), crate::report::roc_png(&test_scores, &test_d.labels)?),
     ];
+    report.extend(crate::report::family_roc_pngs(&test_scores, &test_d)?);
+    let report: Vec<(&str, Vec<u8>)> = report.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let Published { version, dir, .. } = registry::publish(&args.registry, manifest, &onnx, &report)?;
     (summary.version, summary.dir) = (version, dir);
     Ok(summary)

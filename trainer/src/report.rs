@@ -1,4 +1,4 @@
-//! Report plots as PNG (ROC curve, training curves): axes, a 0.1 grid and coloured lines, drawn
+//! Report plots as PNG (ROC curves, training curves): axes, a 0.1 grid and coloured lines, drawn
 //! directly into an RGB buffer. The numbers behind them are in `metrics.json`.
 
 const SIZE: usize = 480;
@@ -84,4 +84,37 @@ pub fn training_png(history: &[crate::train::EpochStats]) -> anyhow::Result<Vec<
     c.polyline(&series(&|h| h.val_loss / top), [200, 30, 30]);
     c.polyline(&series(&|h| h.val_eer.unwrap_or(0.0)), [30, 150, 30]);
     c.png()
+}
+
+/// One ROC curve per fake engine family of a split, each family's fakes against every real
+/// segment: `(file name, PNG)` pairs named `roc-<family>.png` for the report, so the operating
+/// point on each engine (the number that differs most between engines) can be seen, not only the
+/// pooled curve. The per-family numbers are in `metrics.json` (`per_family`).
+pub fn family_roc_pngs(scores: &[f32], data: &crate::dataset::SplitData) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut families: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+    let mut reals = Vec::new();
+    for (i, &fake) in data.labels.iter().enumerate() {
+        if !fake {
+            reals.push(i);
+        } else if let Some(path) = data.file_of.get(i).and_then(|&f| data.files.get(f)) {
+            families.entry(crate::loeo::family_of(path, true)).or_default().push(i);
+        }
+    }
+    let mut out = Vec::new();
+    if reals.is_empty() {
+        return Ok(out);
+    }
+    for (family, fakes) in families {
+        let idx: Vec<usize> = fakes.iter().chain(&reals).copied().collect();
+        let sub_scores: Vec<f32> = idx.iter().filter_map(|&i| scores.get(i).copied()).collect();
+        let sub_labels: Vec<bool> = idx.iter().map(|&i| data.labels[i]).collect();
+        if sub_scores.len() != sub_labels.len() {
+            anyhow::bail!("{} scores for {} segments", scores.len(), data.labels.len());
+        }
+        // Report file names: letters, digits, '-' and '_' only (`other:<stem>` families too).
+        let name: String =
+            family.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        out.push((format!("roc-{name}.png"), roc_png(&sub_scores, &sub_labels)?));
+    }
+    Ok(out)
 }
