@@ -34,7 +34,6 @@ const FAMILIES: &[(&str, &str)] = &[
     ("mimic3", "mimic3"),
     ("mimic", "mimic"),
     ("kokoro", "kokoro"),
-    ("piper", "piper"),
     ("vits", "vits"),
     ("xtts", "xtts"),
     ("coqui", "coqui"),
