@@ -283,6 +283,23 @@ impl SplitCounts {
     }
 }
 
+/// `N files, N segments (N real, N fake), N skipped`, then one `  skipped <file>: <why>` line
+/// per skipped file: how `fit` and `import` print a split.
+impl std::fmt::Display for SplitCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} files, {} segments ({} real, {} fake), {} skipped",
+            self.files,
+            self.segments,
+            self.real,
+            self.fake,
+            self.skipped.len()
+        )?;
+        self.skipped.iter().try_for_each(|k| write!(f, "\n  skipped {k}"))
+    }
+}
+
 /// Loads the named splits of a for-2sec dataset (`<data>/<split>/{real,fake}/...`), logging what
 /// each holds and each skipped file: the one loader of `fit`, `import` and `loeo`. A missing
 /// split folder, or a split without both real and fake audio, is an error that says so.

@@ -450,18 +450,7 @@ pub fn text(s: &ImportSummary) -> String {
     let _ = writeln!(out, "  probe batch vs one at a time: {:.1e}", s.probe_batch_max_abs_diff);
     let _ = writeln!(out, "normalization: {}", s.normalization);
     for (split, c) in &s.splits {
-        let _ = writeln!(
-            out,
-            "{split:<11} {} files, {} segments ({} real, {} fake), {} skipped",
-            c.files,
-            c.segments,
-            c.real,
-            c.fake,
-            c.skipped.len()
-        );
-        c.skipped.iter().for_each(|k| {
-            let _ = writeln!(out, "  skipped {k}");
-        });
+        let _ = writeln!(out, "{split:<11} {c}");
     }
     let _ = writeln!(out, "validation:\n{}", evaluate::table(&s.validation));
     let _ = writeln!(out, "test:\n{}", evaluate::table(&s.test));

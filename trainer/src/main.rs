@@ -287,15 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 for (split, c) in &s.splits {
-                    println!(
-                        "{split:<11} {} files, {} segments ({} real, {} fake), {} skipped",
-                        c.files,
-                        c.segments,
-                        c.real,
-                        c.fake,
-                        c.skipped.len()
-                    );
-                    c.skipped.iter().for_each(|k| println!("  skipped {k}"));
+                    println!("{split:<11} {c}");
                 }
                 println!(
                     "trained {} epochs (best {}), {:.1} s; ONNX parity {:.1e}",
