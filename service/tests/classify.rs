@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, samples, temp_registry};
+use common::{Server, f32_16k, long_clip, pcm_f32, pcm_request, samples, temp_registry};
 use ndarray::Array3;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -38,15 +38,6 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= 1e-5, "{what}: segment {i}: server {g}, reference {w}");
     }
-}
-
-fn pcm_f32(samples: &[f32]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-/// ~9 s of speech at 16 kHz: the bundled clips back to back.
-fn long_clip() -> Vec<f32> {
-    samples().iter().flat_map(|p| load_file(p, 16_000, &AudioLimits::default()).unwrap().samples).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,22 +95,7 @@ async fn streaming_windows_arrive_early_and_match_unary_and_reference() {
     assert!(audio.len() > 8 * 16_000);
 
     // Unary over raw PCM: non-overlapping windows.
-    let unary = c
-        .classify(api::ClassifyRequest {
-            audio: Some(api::classify_request::Audio::Pcm(api::RawPcm {
-                data: pcm_f32(&audio),
-                format: Some(api::PcmFormat {
-                    encoding: api::PcmEncoding::F32le as i32,
-                    sample_rate: 16_000,
-                    channels: 1,
-                }),
-            })),
-            model: String::new(),
-            version: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let unary = c.classify(pcm_request(&audio)).await.unwrap().into_inner();
 
     // The same audio streamed in uneven chunks with a 2 s step gives the same windows.
     let stream = |rate: u32, encoding: api::PcmEncoding, step: f64, chunks: Vec<Vec<u8>>| {
@@ -279,13 +255,7 @@ async fn tails_are_scored_on_real_audio_and_short_audio_is_refused() {
     let reg = temp_registry("classify-tail");
     let server = Server::start(&reg, &[]).await;
     let mut c = server.client().await;
-    let pcm = |samples: &[f32]| api::ClassifyRequest {
-        audio: Some(api::classify_request::Audio::Pcm(api::RawPcm {
-            data: pcm_f32(samples),
-            format: Some(api::PcmFormat { encoding: api::PcmEncoding::F32le as i32, sample_rate: 16_000, channels: 1 }),
-        })),
-        ..Default::default()
-    };
+    let pcm = pcm_request;
     // 2.6 s of speech: windows 0..2 s and 0.6..2.6 s.
     let audio = long_clip();
     let clip = &audio[..41_600];
@@ -301,11 +271,7 @@ async fn tails_are_scored_on_real_audio_and_short_audio_is_refused() {
     for step in [1.0, 2.0] {
         use api::classify_stream_request::Message as M;
         let config = M::Config(api::StreamConfig {
-            format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
-                encoding: api::PcmEncoding::F32le as i32,
-                sample_rate: 16_000,
-                channels: 1,
-            })),
+            format: Some(api::stream_config::Format::Pcm(f32_16k())),
             step_seconds: step,
             ..Default::default()
         });
@@ -344,14 +310,8 @@ async fn tails_are_scored_on_real_audio_and_short_audio_is_refused() {
     let r = c.classify(pcm(&audio[..16_000])).await.unwrap().into_inner();
     assert_eq!(r.segments.len(), 1);
     use api::classify_stream_request::Message as M;
-    let config = M::Config(api::StreamConfig {
-        format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
-            encoding: api::PcmEncoding::F32le as i32,
-            sample_rate: 16_000,
-            channels: 1,
-        })),
-        ..Default::default()
-    });
+    let config =
+        M::Config(api::StreamConfig { format: Some(api::stream_config::Format::Pcm(f32_16k())), ..Default::default() });
     let msgs: Vec<_> = [config, M::Audio(pcm_f32(&audio[..8_000]))]
         .into_iter()
         .map(|m| api::ClassifyStreamRequest { message: Some(m) })

@@ -4,22 +4,11 @@
 
 mod common;
 
-use common::{Server, samples, temp_registry};
+use common::{Server, f32_16k, long_clip, pcm_f32, pcm_request, temp_registry};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use vericlip_core::AudioLimits;
-use vericlip_core::audio::load_file;
 use vericlip_server::api;
-
-/// ~9 s of speech at 16 kHz: the bundled clips back to back.
-fn long_clip() -> Vec<f32> {
-    samples().iter().flat_map(|p| load_file(p, 16_000, &AudioLimits::default()).unwrap().samples).collect()
-}
-
-fn pcm_f32(samples: &[f32]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
 
 /// Streams `chunks` over the WebSocket after `config`; returns (messages, how many chunks had
 /// been sent when the first window arrived).
@@ -61,11 +50,7 @@ async fn websocket_grpc_and_http_give_the_same_scores() {
     let mut c = server.client().await;
     use api::classify_stream_request::Message as M;
     let config = M::Config(api::StreamConfig {
-        format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
-            encoding: api::PcmEncoding::F32le as i32,
-            sample_rate: 16_000,
-            channels: 1,
-        })),
+        format: Some(api::stream_config::Format::Pcm(f32_16k())),
         step_seconds: 1.0,
         ..Default::default()
     });
@@ -104,21 +89,7 @@ async fn websocket_grpc_and_http_give_the_same_scores() {
     assert_eq!(summary["segments"].as_array().unwrap().len(), grpc_summary.segments.len());
 
     // Unary over gRPC and HTTP JSON: one pipeline, the same numbers.
-    let unary = c
-        .classify(api::ClassifyRequest {
-            audio: Some(api::classify_request::Audio::Pcm(api::RawPcm {
-                data: pcm_f32(&audio),
-                format: Some(api::PcmFormat {
-                    encoding: api::PcmEncoding::F32le as i32,
-                    sample_rate: 16_000,
-                    channels: 1,
-                }),
-            })),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let unary = c.classify(pcm_request(&audio)).await.unwrap().into_inner();
     let (status, _, body) = server.http(
         "POST",
         "/v1/classify?format=f32le&sample_rate=16000",

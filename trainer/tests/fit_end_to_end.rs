@@ -1,38 +1,19 @@
 //! The trainer end to end through its binary: tiny corpus -> fit -> published version -> eval,
 //! with an unreadable file in the data, a determinism check and two concurrent publishers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use common::{bin, corpus_work, json, ok};
 use vericlip_core::registry;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vericlip-train"))
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vericlip-e2e-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Downloaded packages are kept between runs (the corpus itself is rebuilt every time).
-fn corpus_work() -> PathBuf {
-    std::env::var_os("VERICLIP_CORPUS_WORK").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/vericlip/corpus-work")
-    })
 }
 
 fn fit(data: &Path, registry: &Path, cache: &Path, seed: &str) -> Command {

@@ -210,3 +210,29 @@ pub fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
     let _ = std::fs::remove_file(&path);
     bytes
 }
+
+/// Mono f32 samples as little-endian bytes (raw PCM `f32le`).
+pub fn pcm_f32(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// Raw PCM as the tests send it: f32le, 16 kHz, mono.
+pub fn f32_16k() -> vericlip_server::api::PcmFormat {
+    use vericlip_server::api;
+    api::PcmFormat { encoding: api::PcmEncoding::F32le as i32, sample_rate: 16_000, channels: 1 }
+}
+
+/// A unary request carrying `samples` as f32le 16 kHz mono PCM.
+pub fn pcm_request(samples: &[f32]) -> vericlip_server::api::ClassifyRequest {
+    use vericlip_server::api;
+    api::ClassifyRequest {
+        audio: Some(api::classify_request::Audio::Pcm(api::RawPcm { data: pcm_f32(samples), format: Some(f32_16k()) })),
+        ..Default::default()
+    }
+}
+
+/// ~14 s of speech at 16 kHz: the bundled clips back to back.
+pub fn long_clip() -> Vec<f32> {
+    let limits = vericlip_core::AudioLimits::default();
+    samples().iter().flat_map(|p| vericlip_core::audio::load_file(p, 16_000, &limits).unwrap().samples).collect()
+}

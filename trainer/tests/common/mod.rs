@@ -1,0 +1,28 @@
+//! Shared by the trainer's end-to-end tests: the real `vericlip-train` binary and its output.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vericlip-train"))
+}
+
+pub fn ok(out: Output, what: &str) -> Output {
+    assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Downloaded packages are kept between runs (the corpus itself is rebuilt every time).
+pub fn corpus_work() -> PathBuf {
+    std::env::var_os("VERICLIP_CORPUS_WORK").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/vericlip/corpus-work")
+    })
+}
