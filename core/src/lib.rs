@@ -2,7 +2,7 @@
 //! feature extraction, used by both the trainer and the service so they can never disagree.
 //!
 //! Data flows one way: bytes -> [`audio`] (mono f32 at the spec's rate) -> [`features`]
-//! (`[frames][96]`, normalized) -> model.
+//! (`[frames][spec.n_features()]`, 96 for the seed spec, normalized) -> model.
 
 pub mod audio;
 pub mod features;

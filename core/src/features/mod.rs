@@ -1,5 +1,7 @@
-//! Feature extraction: `[frames][n_mfcc + n_chroma + n_mels]` per segment, exactly as
-//! `shared/reference/features.py` (librosa 1.0) computes it, and per-feature normalization.
+//! Feature extraction: `[frames][spec.n_features()]` per segment, exactly as the references in
+//! `tests/golden` (`reference_features.py`, vendored from `shared/reference/features.py`, for the
+//! seed's MFCC, chroma and log-mel; `reference_features_ext.py` for LFCC and deltas) compute it
+//! with librosa 1.0, and per-feature normalization. Block order: see [`FeatureSpec`].
 //!
 //! A [`FeatureExtractor`] is built once (FFT plan, filterbanks, DCT) and shared between threads;
 //! each worker owns a [`Scratch`], so extraction allocates nothing per frame (and nothing at all
@@ -7,10 +9,13 @@
 //!
 //! Layout: the power spectra of all frames are stored bin-major (`[bin][frame]`), so the mel,
 //! chroma and DCT stages are sums of scaled rows over all frames at once (see `kernels`), and
-//! the result is transposed into frame-major rows at the end.
+//! the result is transposed into frame-major rows at the end. One power spectrogram feeds the
+//! mel, chroma and LFCC filterbanks.
 
 mod chroma;
 mod dct;
+mod delta;
+pub mod filterbank;
 pub mod mel;
 mod normalize;
 mod spec;
@@ -20,11 +25,12 @@ use ndarray::Array2;
 use thiserror::Error;
 
 pub use normalize::{Normalizer, NormalizerFit};
-pub use spec::{ChromaNorm, FeatureSpec, PadMode, Slaney, Window};
+pub use spec::{ChromaNorm, FeatureBlock, FeatureSpec, MAX_DELTA_ORDER, PadMode, Slaney, Window};
 
 use chroma::ChromaFilterbank;
 use dct::Dct;
-use mel::MelFilterbank;
+use delta::Delta;
+use filterbank::Filterbank;
 use stft::{Stft, StftScratch};
 
 #[derive(Debug, Error)]
@@ -33,6 +39,8 @@ pub enum FeatureError {
     InvalidSpec { field: &'static str, reason: String },
     #[error("cannot extract features from empty audio")]
     EmptyInput,
+    #[error("deltas of width {width} need at least {width} frames, the audio has {frames}")]
+    TooFewFrames { frames: usize, width: usize },
     #[error("normalizer: {0}")]
     Normalizer(String),
 }
@@ -40,9 +48,13 @@ pub enum FeatureError {
 pub struct FeatureExtractor {
     spec: FeatureSpec,
     stft: Stft,
-    mel: MelFilterbank,
+    mel: Filterbank,
     chroma: ChromaFilterbank,
     dct: Dct,
+    /// Linear filterbank and DCT of the LFCC (when `n_lfcc > 0`).
+    lfcc: Option<(Filterbank, Dct)>,
+    /// Delta filters (when `deltas > 0`).
+    delta: Option<Delta>,
 }
 
 /// Per-worker buffers for [`FeatureExtractor::extract_into`].
@@ -56,9 +68,16 @@ pub struct Scratch {
     chroma: Vec<f32>,
     /// Per-frame chroma maximum.
     peak: Vec<f32>,
-    /// `[n_mels][frames]` log-mel in f64, and `[n_mfcc][frames]` MFCC.
-    logmel64: Vec<f64>,
-    mfcc: Vec<f64>,
+    /// `[n_mels][frames]` log-mel, then `[n_lfcc_filters][frames]` linear-band dB, in f64:
+    /// the input of each DCT.
+    log64: Vec<f64>,
+    /// `[n_mfcc + n_lfcc][frames]`: the cepstra (MFCC rows, then LFCC rows), rounded to f32
+    /// precision as they are output (deltas are of the output values, as in the reference).
+    ceps: Vec<f64>,
+    /// `[n_lfcc_filters][frames]` linear-band power, then dB.
+    lin: Vec<f32>,
+    /// `[deltas][n_mfcc + n_lfcc][frames]`.
+    delta: Vec<f64>,
 }
 
 impl FeatureExtractor {
@@ -66,9 +85,14 @@ impl FeatureExtractor {
         spec.validate()?;
         Ok(Self {
             stft: Stft::new(spec.n_fft, spec.hop_length),
-            mel: MelFilterbank::new(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax),
+            mel: Filterbank::mel(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax),
             chroma: ChromaFilterbank::new(spec.sample_rate, spec.n_fft, spec.n_chroma, spec.chroma_tuning),
             dct: Dct::new(spec.n_mels, spec.n_mfcc),
+            lfcc: (spec.n_lfcc > 0).then(|| {
+                let fb = Filterbank::linear(spec.sample_rate, spec.n_fft, spec.n_lfcc_filters, spec.fmin, spec.fmax);
+                (fb, Dct::new(spec.n_lfcc_filters, spec.n_lfcc))
+            }),
+            delta: (spec.deltas > 0).then(|| Delta::new(spec.delta_width, spec.deltas)),
             spec,
         })
     }
@@ -84,13 +108,17 @@ impl FeatureExtractor {
             mel: Vec::new(),
             chroma: Vec::new(),
             peak: Vec::new(),
-            logmel64: Vec::new(),
-            mfcc: Vec::new(),
+            log64: Vec::new(),
+            ceps: Vec::new(),
+            lin: Vec::new(),
+            delta: Vec::new(),
         }
     }
 
     /// Features of `samples` (mono, at the spec's rate) into `out`, row-major
     /// `[spec.frames_for(samples.len())][spec.n_features()]`; `out` is resized, reusing its buffer.
+    /// With deltas, audio of fewer than `delta_width` frames is an error (as in librosa); a full
+    /// segment always has enough (`FeatureSpec::validate`).
     ///
     /// On x86-64 CPUs with AVX2 the same code runs compiled for AVX2 (selected at run time, so the
     /// binary still runs on any x86-64). Results are bitwise identical either way: Rust never
@@ -98,6 +126,12 @@ impl FeatureExtractor {
     pub fn extract_into(&self, samples: &[f32], scratch: &mut Scratch, out: &mut Vec<f32>) -> Result<(), FeatureError> {
         if samples.is_empty() {
             return Err(FeatureError::EmptyInput);
+        }
+        let frames = self.spec.frames_for(samples.len());
+        if let Some(d) = &self.delta
+            && frames < d.width()
+        {
+            return Err(FeatureError::TooFewFrames { frames, width: d.width() });
         }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -125,31 +159,60 @@ impl FeatureExtractor {
         for t in 0..frames {
             self.stft.power_frame(t, frames, &mut sc.stft, &mut sc.power);
         }
+        let (db_amin, db_ref, db_top) = (s.db_amin as f32, s.db_ref as f32, s.db_top as f32);
         sc.mel.resize(s.n_mels * frames, 0.0);
         self.mel.apply_columns(&sc.power, frames, &mut sc.mel);
         // dB needs the segment-wide maximum (top_db), hence after all frames.
-        mel::power_to_db_in_place(&mut sc.mel, s.db_amin as f32, s.db_ref as f32, s.db_top as f32);
+        filterbank::power_to_db_in_place(&mut sc.mel, db_amin, db_ref, db_top);
         sc.chroma.resize(s.n_chroma * frames, 0.0);
         self.chroma.apply_columns(&sc.power, frames, &mut sc.chroma, &mut sc.peak);
-        sc.logmel64.clear();
-        sc.logmel64.extend(sc.mel.iter().map(|&v| f64::from(v)));
-        sc.mfcc.resize(s.n_mfcc * frames, 0.0);
-        self.dct.apply_columns(&sc.logmel64, frames, &mut sc.mfcc);
-        // Frame-major rows: [mfcc, chroma, log-mel].
+        // Cepstra: MFCC rows, then LFCC rows (the same power spectrogram, linear bands).
+        let n_ceps = s.n_mfcc + s.n_lfcc;
+        sc.ceps.resize(n_ceps * frames, 0.0);
+        let (mfcc, lfcc) = sc.ceps.split_at_mut(s.n_mfcc * frames);
+        sc.log64.clear();
+        sc.log64.extend(sc.mel.iter().map(|&v| f64::from(v)));
+        self.dct.apply_columns(&sc.log64, frames, mfcc);
+        if let Some((fb, dct)) = &self.lfcc {
+            sc.lin.resize(fb.n_bands() * frames, 0.0);
+            fb.apply_columns(&sc.power, frames, &mut sc.lin);
+            filterbank::power_to_db_in_place(&mut sc.lin, db_amin, db_ref, db_top);
+            sc.log64.clear();
+            sc.log64.extend(sc.lin.iter().map(|&v| f64::from(v)));
+            dct.apply_columns(&sc.log64, frames, lfcc);
+        }
+        // Output precision now, so the deltas see exactly the cepstra that are output.
+        for v in sc.ceps.iter_mut() {
+            *v = f64::from(*v as f32);
+        }
+        if let Some(d) = &self.delta {
+            sc.delta.resize(s.deltas * n_ceps * frames, 0.0);
+            for (k, o) in sc.delta.chunks_exact_mut(n_ceps * frames).enumerate() {
+                d.apply_rows(k + 1, &sc.ceps, frames, o);
+            }
+        }
+        // Frame-major rows, blocks in `FeatureSpec::layout` order:
+        // [mfcc, chroma, log-mel, lfcc, deltas of (mfcc, lfcc) by order].
         let width = s.n_features();
         out.clear();
         out.resize(frames * width, 0.0);
+        let (ceps, delta) = (&sc.ceps, &sc.delta[..s.deltas * n_ceps * frames]);
         for (t, row) in out.chunks_exact_mut(width).enumerate() {
             let (mfcc, rest) = row.split_at_mut(s.n_mfcc);
-            let (chroma, logmel) = rest.split_at_mut(s.n_chroma);
-            for (k, v) in mfcc.iter_mut().enumerate() {
-                *v = sc.mfcc[k * frames + t] as f32;
+            let (chroma, rest) = rest.split_at_mut(s.n_chroma);
+            let (logmel, rest) = rest.split_at_mut(s.n_mels);
+            let (lfcc, deltas) = rest.split_at_mut(s.n_lfcc);
+            for (k, v) in mfcc.iter_mut().chain(lfcc).enumerate() {
+                *v = ceps[k * frames + t] as f32;
             }
             for (c, v) in chroma.iter_mut().enumerate() {
                 *v = sc.chroma[c * frames + t];
             }
             for (m, v) in logmel.iter_mut().enumerate() {
                 *v = sc.mel[m * frames + t];
+            }
+            for (k, v) in deltas.iter_mut().enumerate() {
+                *v = delta[k * frames + t] as f32;
             }
         }
     }
@@ -202,5 +265,81 @@ mod tests {
         ex.extract_body(&noise, &mut ex.scratch(), &mut b);
         assert_eq!(a.len(), b.len());
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        let ex = FeatureExtractor::new(FeatureSpec { deltas: 2, ..FeatureSpec::lfcc_deltas() }).unwrap();
+        ex.extract_into(&noise, &mut ex.scratch(), &mut a).unwrap();
+        ex.extract_body(&noise, &mut ex.scratch(), &mut b);
+        assert_eq!(a.len(), 157 * 196);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    fn noise(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| ((i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 9) as f32 / 8_388_608.0 - 1.0) * 0.3)
+            .collect()
+    }
+
+    #[test]
+    fn richer_spec_keeps_the_seed_blocks_bit_identical() {
+        let x = noise(32_000, 7);
+        let seed = FeatureExtractor::new(FeatureSpec::default()).unwrap().extract(&x).unwrap();
+        let spec = FeatureSpec { deltas: 2, ..FeatureSpec::lfcc_deltas() };
+        let rich = FeatureExtractor::new(spec.clone()).unwrap().extract(&x).unwrap();
+        assert_eq!(rich.dim(), (126, 196));
+        for t in 0..126 {
+            for c in 0..96 {
+                assert_eq!(rich[[t, c]].to_bits(), seed[[t, c]].to_bits(), "frame {t} col {c}");
+            }
+        }
+        // The deltas are of the output cepstra: recompute delta_mfcc from columns 0..20 (ramp
+        // filter (j - 4) / 60) and delta2_lfcc from the LFCC columns.
+        let (mfcc, lfcc) = (spec.block("mfcc").unwrap(), spec.block("lfcc").unwrap());
+        let (d_mfcc, d2_lfcc) = (spec.block("delta_mfcc").unwrap(), spec.block("delta2_lfcc").unwrap());
+        for t in 4..122 {
+            for k in 0..20 {
+                let d: f64 =
+                    (0..9).map(|j| (j as f64 - 4.0) / 60.0 * f64::from(rich[[t + j - 4, mfcc.start + k]])).sum();
+                assert!((d - f64::from(rich[[t, d_mfcc.start + k]])).abs() < 1e-4, "frame {t} delta mfcc {k}");
+                let w = [28.0, 7.0, -8.0, -17.0, -20.0, -17.0, -8.0, 7.0, 28.0];
+                let d2: f64 = (0..9).map(|j| w[j] / 462.0 * f64::from(rich[[t + j - 4, lfcc.start + k]])).sum();
+                assert!((d2 - f64::from(rich[[t, d2_lfcc.start + k]])).abs() < 1e-4, "frame {t} delta2 lfcc {k}");
+            }
+        }
+        // Noise is not stationary frame to frame: the deltas are not all ~0.
+        assert!((0..126).any(|t| rich[[t, d_mfcc.start + 1]].abs() > 0.1));
+    }
+
+    #[test]
+    fn lfcc_of_silence_is_the_db_floor_and_its_deltas_vanish() {
+        let spec = FeatureSpec::lfcc_deltas();
+        let f = FeatureExtractor::new(spec.clone()).unwrap().extract(&vec![0.0; 32_000]).unwrap();
+        let lfcc = spec.block("lfcc").unwrap();
+        // Every band at 10 log10(1e-10) = -100 dB: c0 = -100 * sqrt(70), the rest 0.
+        let c0 = -100.0 * 70f32.sqrt();
+        assert!(f.rows().into_iter().all(|r| (r[lfcc.start] - c0).abs() < 1e-2), "{}", f.row(0)[lfcc.start]);
+        assert!(f.rows().into_iter().all(|r| r.iter().skip(lfcc.start + 1).all(|v| v.abs() < 1e-3)));
+    }
+
+    #[test]
+    fn lfcc_low_coefficients_see_where_the_energy_is() {
+        // c1 of a DCT-II weighs low bands positively and high bands negatively.
+        let spec = FeatureSpec::lfcc_deltas();
+        let ex = FeatureExtractor::new(spec.clone()).unwrap();
+        let tone = |hz: f32| -> Vec<f32> {
+            (0..32_000).map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / 16_000.0).sin() * 0.5).collect()
+        };
+        let c1 = spec.block("lfcc").unwrap().start + 1;
+        let (low, high) = (ex.extract(&tone(300.0)).unwrap(), ex.extract(&tone(7000.0)).unwrap());
+        assert!(low[[60, c1]] > 0.0 && high[[60, c1]] < 0.0, "{} {}", low[[60, c1]], high[[60, c1]]);
+    }
+
+    #[test]
+    fn deltas_need_a_window_of_frames() {
+        let ex = FeatureExtractor::new(FeatureSpec::lfcc_deltas()).unwrap();
+        // 8 frames (7 hops) < width 9: an error, as librosa's; 9 frames are enough.
+        let e = ex.extract(&noise(7 * 256, 1)).unwrap_err();
+        assert!(matches!(e, FeatureError::TooFewFrames { frames: 8, width: 9 }), "{e}");
+        assert_eq!(ex.extract(&noise(8 * 256, 1)).unwrap().dim(), (9, 156));
+        // The seed spec has no such limit.
+        assert_eq!(FeatureExtractor::new(FeatureSpec::default()).unwrap().extract(&noise(300, 1)).unwrap().nrows(), 2);
     }
 }

@@ -37,7 +37,40 @@ fn default_min_audio_seconds() -> f64 {
     1.0
 }
 
-/// Everything that determines the features a model sees. Defaults are DESIGN.md's spec.
+/// `skip_serializing_if` for the optional kinds: an absent kind (0) is not written, so a spec
+/// without them serializes byte for byte as before they existed (manifests, feature cache keys).
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Largest delta order implemented (1: delta, 2: delta and delta-delta).
+pub const MAX_DELTA_ORDER: usize = 2;
+
+/// Everything that determines the features a model sees. Defaults are DESIGN.md's spec (the
+/// seed spec: 96 floats per frame); [`FeatureSpec::lfcc_deltas`] adds LFCC and deltas.
+///
+/// # Frame layout
+/// Each frame is one row of [`FeatureSpec::n_features`] floats, blocks in this order (a block
+/// whose size is 0 is absent; [`FeatureSpec::layout`] gives the column ranges):
+///
+/// | block          | floats                | what                                              |
+/// |----------------|-----------------------|---------------------------------------------------|
+/// | `mfcc`         | `n_mfcc`              | DCT-II (ortho) of the log-mel                     |
+/// | `chroma`       | `n_chroma`            | chroma of the power spectrum, inf-norm per frame  |
+/// | `log_mel`      | `n_mels`              | `power_to_db` of the Slaney mel power             |
+/// | `lfcc`         | `n_lfcc`              | DCT-II (ortho) of `power_to_db` of linear bands   |
+/// | `delta_mfcc`   | `n_mfcc` if deltas>=1 | `librosa.feature.delta(mfcc, width, order=1)`     |
+/// | `delta_lfcc`   | `n_lfcc` if deltas>=1 | same, of the LFCC                                 |
+/// | `delta2_mfcc`  | `n_mfcc` if deltas=2  | `delta(mfcc, width, order=2)`                     |
+/// | `delta2_lfcc`  | `n_lfcc` if deltas=2  | same, of the LFCC                                 |
+///
+/// The first three blocks are the seed spec's, so a spec without the optional kinds gives
+/// exactly the seed's 96-float rows. Every kind has a numpy/librosa reference in
+/// `tests/golden/reference_features.py` (seed) and `reference_features_ext.py` (the rest).
+///
+/// The optional kinds' fields default to 0 ("absent") when missing from the JSON and are not
+/// written when 0: manifests from before they existed parse to the same spec, and the seed
+/// spec's JSON (hence feature cache keys) is unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
@@ -72,6 +105,30 @@ pub struct FeatureSpec {
     pub n_chroma: usize,
     pub chroma_tuning: f64,
     pub chroma_norm: ChromaNorm,
+    /// LFCC coefficients per frame (0: no LFCC block): power spectrum -> `n_lfcc_filters`
+    /// triangular filters spaced linearly over `fmin..fmax` (peak 1, no area normalization) ->
+    /// `power_to_db` with `db_ref`, `db_amin`, `db_top` (floor over the segment's LFCC bands) ->
+    /// orthonormal DCT-II, first `n_lfcc` coefficients.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_lfcc: usize,
+    /// Linear filters behind the LFCC (e.g. 70); 0 when `n_lfcc` is 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_lfcc_filters: usize,
+    /// Deltas of the cepstral blocks (MFCC, and LFCC if present): 0 none, 1 first order,
+    /// 2 first and second order (`librosa.feature.delta(order=k)`, Savitzky-Golay).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deltas: usize,
+    /// Delta window in frames (`librosa.feature.delta(width=..., mode="interp")`: odd, >= 3,
+    /// at most the frames of a segment; 9 is librosa's default); 0 when `deltas` is 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub delta_width: usize,
+}
+
+/// One block of a frame vector: its name (as in the layout table) and its columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureBlock {
+    pub name: &'static str,
+    pub columns: std::ops::Range<usize>,
 }
 
 impl Default for FeatureSpec {
@@ -100,14 +157,52 @@ impl Default for FeatureSpec {
             n_chroma: 12,
             chroma_tuning: 0.0,
             chroma_norm: ChromaNorm::Inf,
+            n_lfcc: 0,
+            n_lfcc_filters: 0,
+            deltas: 0,
+            delta_width: 0,
         }
     }
 }
 
 impl FeatureSpec {
-    /// Floats per frame: `[n_mfcc MFCC, n_chroma chroma, n_mels log-mel]`.
+    /// The seed spec plus 20 LFCC (70 linear filters over 0..8000 Hz, as the ASVspoof LFCC
+    /// baseline) and first-order deltas (width 9) of the MFCC and the LFCC: 96 + 20 + 20 + 20 =
+    /// 156 floats per frame, the features the anti-spoofing literature finds to generalize
+    /// better to unseen TTS engines. Not the default: a trainer opts in.
+    pub fn lfcc_deltas() -> Self {
+        Self { n_lfcc: 20, n_lfcc_filters: 70, deltas: 1, delta_width: 9, ..Self::default() }
+    }
+
+    /// Floats per frame: the sum of the blocks of [`Self::layout`] (96 for the seed spec).
     pub fn n_features(&self) -> usize {
-        self.n_mfcc + self.n_chroma + self.n_mels
+        self.n_mfcc + self.n_chroma + self.n_mels + self.n_lfcc + self.deltas * (self.n_mfcc + self.n_lfcc)
+    }
+
+    /// The frame vector's blocks in order, contiguous from column 0 to [`Self::n_features`];
+    /// absent (empty) blocks are left out. See the layout table on [`FeatureSpec`].
+    pub fn layout(&self) -> Vec<FeatureBlock> {
+        let mut sizes =
+            vec![("mfcc", self.n_mfcc), ("chroma", self.n_chroma), ("log_mel", self.n_mels), ("lfcc", self.n_lfcc)];
+        const DELTA_NAMES: [[&str; 2]; MAX_DELTA_ORDER] =
+            [["delta_mfcc", "delta_lfcc"], ["delta2_mfcc", "delta2_lfcc"]];
+        for names in DELTA_NAMES.iter().take(self.deltas) {
+            sizes.extend([(names[0], self.n_mfcc), (names[1], self.n_lfcc)]);
+        }
+        let mut start = 0;
+        sizes
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| {
+                start += n;
+                FeatureBlock { name, columns: start - n..start }
+            })
+            .collect()
+    }
+
+    /// The columns of block `name` of [`Self::layout`], if the spec has it.
+    pub fn block(&self, name: &str) -> Option<std::ops::Range<usize>> {
+        self.layout().into_iter().find(|b| b.name == name).map(|b| b.columns)
     }
 
     /// STFT frames for `n_samples` samples (`center = true`): `1 + n / hop`.
@@ -195,6 +290,32 @@ impl FeatureSpec {
         if !self.chroma_tuning.is_finite() || self.chroma_tuning.abs() > 0.5 {
             return bad("chroma_tuning", format!("{} must be within -0.5..=0.5", self.chroma_tuning));
         }
+        if self.n_lfcc == 0 && self.n_lfcc_filters != 0 {
+            return bad("n_lfcc_filters", format!("{} must be 0 without LFCC (n_lfcc 0)", self.n_lfcc_filters));
+        }
+        if self.n_lfcc > 0 && !(1..=512).contains(&self.n_lfcc_filters) {
+            return bad("n_lfcc_filters", format!("{} must be within 1..=512", self.n_lfcc_filters));
+        }
+        if self.n_lfcc > self.n_lfcc_filters {
+            return bad(
+                "n_lfcc",
+                format!("{} must be within 0..=n_lfcc_filters ({})", self.n_lfcc, self.n_lfcc_filters),
+            );
+        }
+        if self.deltas > MAX_DELTA_ORDER {
+            return bad("deltas", format!("{} is not implemented (0, 1 or 2)", self.deltas));
+        }
+        if self.deltas == 0 && self.delta_width != 0 {
+            return bad("delta_width", format!("{} must be 0 without deltas (deltas 0)", self.delta_width));
+        }
+        let frames = self.frames_per_segment();
+        if self.deltas > 0 && (self.delta_width < 3 || self.delta_width.is_multiple_of(2) || self.delta_width > frames)
+        {
+            return bad(
+                "delta_width",
+                format!("{} must be odd, >= 3 and <= the frames of a segment ({frames})", self.delta_width),
+            );
+        }
         Ok(())
     }
 }
@@ -239,6 +360,82 @@ mod tests {
         old.as_object_mut().unwrap().remove("min_audio_seconds");
         let back: FeatureSpec = serde_json::from_value(old).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn lfcc_deltas_spec_has_156_features_in_the_documented_order() {
+        let s = FeatureSpec::lfcc_deltas();
+        s.validate().unwrap();
+        assert_eq!(s.n_features(), 156);
+        let layout: Vec<(&str, std::ops::Range<usize>)> = s.layout().into_iter().map(|b| (b.name, b.columns)).collect();
+        assert_eq!(
+            layout,
+            vec![
+                ("mfcc", 0..20),
+                ("chroma", 20..32),
+                ("log_mel", 32..96),
+                ("lfcc", 96..116),
+                ("delta_mfcc", 116..136),
+                ("delta_lfcc", 136..156)
+            ]
+        );
+        let s2 = FeatureSpec { deltas: 2, ..s.clone() };
+        assert_eq!(s2.n_features(), 196);
+        assert_eq!(s2.block("delta2_mfcc"), Some(156..176));
+        assert_eq!(s2.block("delta2_lfcc"), Some(176..196));
+        // Deltas without LFCC: of the MFCC only.
+        let d = FeatureSpec { deltas: 1, delta_width: 9, ..FeatureSpec::default() };
+        d.validate().unwrap();
+        assert_eq!(d.n_features(), 116);
+        assert_eq!(d.block("delta_lfcc"), None);
+        assert_eq!(d.layout().last().unwrap().columns, 96..116);
+        // The seed layout.
+        let seed = FeatureSpec::default();
+        assert_eq!(seed.layout().iter().map(|b| b.name).collect::<Vec<_>>(), ["mfcc", "chroma", "log_mel"]);
+        assert_eq!(seed.layout().last().unwrap().columns.end, seed.n_features());
+    }
+
+    #[test]
+    fn manifests_without_the_new_fields_parse_to_the_seed_spec_and_serialize_unchanged() {
+        // The bundled versions' manifests, verbatim (written before the optional kinds existed).
+        for manifest in [
+            include_str!("../../../models/vericlip-lstm/1/manifest.json"),
+            include_str!("../../../models/vericlip-lstm/2/manifest.json"),
+        ] {
+            let old = serde_json::from_str::<serde_json::Value>(manifest).unwrap()["feature_spec"].clone();
+            let s: FeatureSpec = serde_json::from_value(old.clone()).unwrap();
+            assert_eq!(s, FeatureSpec::default());
+            assert_eq!((s.n_lfcc, s.n_lfcc_filters, s.deltas, s.delta_width), (0, 0, 0, 0));
+            assert_eq!(s.n_features(), 96);
+            // The absent kinds are not written: the seed spec's JSON (and the feature cache key
+            // derived from it) is what it was, plus `min_audio_seconds`, which these predate.
+            let mut j = serde_json::to_value(&s).unwrap();
+            assert!(j.as_object_mut().unwrap().remove("min_audio_seconds").is_some());
+            assert_eq!(j, old);
+        }
+        // The rich spec writes them and reads back equal; unknown fields are still refused.
+        let rich = serde_json::to_string(&FeatureSpec::lfcc_deltas()).unwrap();
+        assert!(rich.contains("\"n_lfcc\":20") && rich.contains("\"delta_width\":9"), "{rich}");
+        assert_eq!(serde_json::from_str::<FeatureSpec>(&rich).unwrap(), FeatureSpec::lfcc_deltas());
+        assert!(serde_json::from_str::<FeatureSpec>(&rich.replacen("n_lfcc\"", "n_lfccs\"", 1)).is_err());
+    }
+
+    #[test]
+    fn invalid_optional_kinds_name_the_field() {
+        let rich = FeatureSpec::lfcc_deltas();
+        let field = |s: FeatureSpec| match s.validate() {
+            Err(FeatureError::InvalidSpec { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(FeatureSpec { n_lfcc: 71, ..rich.clone() }), "n_lfcc");
+        assert_eq!(field(FeatureSpec { n_lfcc_filters: 0, ..rich.clone() }), "n_lfcc_filters");
+        assert_eq!(field(FeatureSpec { n_lfcc: 0, ..rich.clone() }), "n_lfcc_filters");
+        assert_eq!(field(FeatureSpec { deltas: 3, ..rich.clone() }), "deltas");
+        assert_eq!(field(FeatureSpec { deltas: 0, ..rich.clone() }), "delta_width");
+        assert_eq!(field(FeatureSpec { delta_width: 8, ..rich.clone() }), "delta_width");
+        assert_eq!(field(FeatureSpec { delta_width: 1, ..rich.clone() }), "delta_width");
+        assert_eq!(field(FeatureSpec { delta_width: 127, ..rich.clone() }), "delta_width");
+        FeatureSpec { delta_width: 125, ..rich }.validate().unwrap();
     }
 
     #[test]
