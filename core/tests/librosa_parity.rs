@@ -1,5 +1,8 @@
 //! The Rust extractor against librosa 1.0 (tests/golden/make_goldens.py): MFCC and log-mel within
 //! 1e-3, chroma within 1e-4, on speech, silence, a sweep, noise, a DC offset and a short clip.
+//! The richer specs (LFCC and deltas, `reference_features_ext.py`) against their goldens with the
+//! same discipline: every block of `FeatureSpec::layout`, cepstra, dB and deltas within 1e-3,
+//! chroma within 1e-4.
 
 mod common;
 
@@ -15,8 +18,15 @@ struct Goldens {
 }
 
 fn goldens() -> Goldens {
-    let path = common::golden_dir().join("goldens.json");
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    goldens_file("goldens.json")
+}
+
+fn goldens_file(file: &str) -> Goldens {
+    let path = common::golden_dir().join(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e} (rerun `.venv/bin/python tests/golden/make_goldens.py tests/golden/out`)", path.display())
+    });
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[test]
@@ -65,4 +75,66 @@ fn features_match_librosa_on_every_golden_clip() {
             );
         }
     }
+}
+
+/// Every field of the golden's spec equals ours, then every block of our layout matches the
+/// golden features within its tolerance on every clip.
+fn check_rich_spec(file: &str, spec: FeatureSpec) {
+    let g = goldens_file(file);
+    let ours = serde_json::to_value(&spec).unwrap();
+    for (key, want) in &g.spec {
+        let got = ours.get(key).unwrap_or_else(|| panic!("{file}: our spec lacks reference field `{key}`"));
+        let same = match (got.as_f64(), want.as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => got == want,
+        };
+        assert!(same, "{file}: spec field `{key}`: ours {got}, reference {want}");
+    }
+    for key in ["n_lfcc", "n_lfcc_filters", "deltas", "delta_width"] {
+        assert!(g.spec.contains_key(key), "{file}: the reference spec lacks `{key}`");
+    }
+    let ex = FeatureExtractor::new(spec.clone()).unwrap();
+    let dir = common::golden_dir().join("clips");
+    assert!(g.features.len() >= 7, "{file}: expected 7 golden clips, found {}", g.features.len());
+    for (name, want) in &g.features {
+        let audio = load_file(&dir.join(format!("{name}.wav")), spec.sample_rate, &AudioLimits::default()).unwrap();
+        let first = &audio.samples[..audio.samples.len().min(spec.segment_samples)];
+        let got = ex.extract(first).unwrap();
+        assert_eq!(got.nrows(), want.len(), "{file} {name}: frame count");
+        assert!(want.iter().all(|r| r.len() == spec.n_features()), "{file} {name}: reference width");
+        for block in spec.layout() {
+            let tol = if block.name == "chroma" { 1e-4f32 } else { 1e-3 };
+            let mut worst = (0f32, 0, 0);
+            for (t, row) in want.iter().enumerate() {
+                for c in block.columns.clone() {
+                    let d = (got[[t, c]] - row[c]).abs();
+                    if d > worst.0 || d.is_nan() {
+                        worst = (d, t, c);
+                    }
+                }
+            }
+            eprintln!(
+                "{file} {name:>13} {:>11}: max abs err {:.2e} (frame {}, col {})",
+                block.name, worst.0, worst.1, worst.2
+            );
+            assert!(
+                worst.0 <= tol,
+                "{file} {name} {}: max abs err {} > {tol} at frame {} col {}",
+                block.name,
+                worst.0,
+                worst.1,
+                worst.2
+            );
+        }
+    }
+}
+
+#[test]
+fn lfcc_and_deltas_match_the_reference_on_every_golden_clip() {
+    check_rich_spec("goldens_lfcc_deltas.json", FeatureSpec::lfcc_deltas());
+}
+
+#[test]
+fn second_order_deltas_match_the_reference_on_every_golden_clip() {
+    check_rich_spec("goldens_lfcc_deltas2.json", FeatureSpec { deltas: 2, ..FeatureSpec::lfcc_deltas() });
 }

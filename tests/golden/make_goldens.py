@@ -7,6 +7,9 @@ OUTDIR/clips/<name>.wav    16 kHz mono clips: speech, silence, sine sweep, white
 OUTDIR/goldens.json        {"spec": {...}, "features": {"<name>": [[96 floats] x frames]}} from
                            reference_features.py (librosa 1.0) on each clip's first 2 s, exactly as
                            the reference script computes them
+OUTDIR/goldens_lfcc_deltas.json    the same format for reference_features_ext.SPEC_LFCC_DELTAS
+                           (the seed spec + 20 LFCC + first-order deltas: 156 floats per frame),
+OUTDIR/goldens_lfcc_deltas2.json   and for the same spec with second-order deltas too (196)
 OUTDIR/formats/<name>.*    the speech clip as WAV u8/s16/s24/s32/f32, FLAC, OGG Vorbis, MP3, stereo
                            44.1 kHz and 8 kHz WAV; OUTDIR/formats/index.json says, per file, whether
                            it is lossless and where libsndfile's decode of it (float32 raw) lies
@@ -24,6 +27,7 @@ import soxr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference_features as ref  # noqa: E402
+import reference_features_ext as ext  # noqa: E402
 
 SR = ref.SPEC["sample_rate"]
 TEXT = ("Synthetic voices can now imitate anyone. Careful listening, and careful measurement, "
@@ -72,15 +76,23 @@ def main() -> None:
     sf.write(f"{out}/clips/speech_float.wav", sp, SR, subtype="FLOAT")
     paths["speech_float"] = f"{out}/clips/speech_float.wav"
 
-    feats = {}
+    feats, feats_ext = {}, {"lfcc_deltas": {}, "lfcc_deltas2": {}}
+    specs_ext = {"lfcc_deltas": ext.SPEC_LFCC_DELTAS, "lfcc_deltas2": dict(ext.SPEC_LFCC_DELTAS, deltas=2)}
     for name, p in paths.items():
         # Read exactly as reference_features.main() does.
         y, sr = sf.read(p, dtype="float32", always_2d=True)
         assert sr == SR
         y = y.mean(axis=1)[: ref.SPEC["segment_samples"]]
         feats[name] = ref.features(y).tolist()
+        for key, spec in specs_ext.items():
+            f = ext.features(y, spec)
+            assert f.shape[1] == ext.n_features(spec)
+            feats_ext[key][name] = f.tolist()
     with open(f"{out}/goldens.json", "w") as f:
         json.dump({"spec": ref.SPEC, "features": feats}, f)
+    for key, spec in specs_ext.items():
+        with open(f"{out}/goldens_{key}.json", "w") as f:
+            json.dump({"spec": spec, "features": feats_ext[key]}, f)
 
     # Container / codec fixtures, all from the speech clip.
     index = {}
@@ -109,7 +121,7 @@ def main() -> None:
                         "frames": int(dec.shape[0]), "libsndfile_decode": os.path.basename(raw)}
     with open(f"{out}/formats/index.json", "w") as f:
         json.dump(index, f, indent=1)
-    print(f"wrote {len(feats)} goldens and {len(index)} format fixtures to {out}")
+    print(f"wrote {len(feats)} goldens (and for {len(specs_ext)} richer specs) and {len(index)} format fixtures to {out}")
 
 
 if __name__ == "__main__":

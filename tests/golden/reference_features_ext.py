@@ -1,0 +1,85 @@
+"""Executable reference for the feature kinds beyond the seed spec: LFCC and deltas (librosa 1.0.x,
+numpy, scipy). reference_features.py (vendored unchanged from shared/reference) stays the
+definition of the seed spec; this module extends it and its first blocks are exactly that spec's.
+
+A spec here is reference_features.SPEC plus these fields (names as in core's FeatureSpec; all
+four 0 means the kind is absent, which is the seed spec):
+  n_lfcc          LFCC coefficients kept (0: no LFCC block)
+  n_lfcc_filters  linear-spaced triangular filters over fmin..fmax (the mel band's range)
+  deltas          0: none; 1: first-order deltas; 2: first- and second-order deltas
+  delta_width     librosa.feature.delta width (odd, >= 3), mode "interp"
+
+Frame vector, in this order:
+  [mfcc n_mfcc, chroma n_chroma, log-mel n_mels,                      <- the seed spec
+   lfcc n_lfcc,
+   delta1 of (mfcc, lfcc), delta2 of (mfcc, lfcc)]                     <- up to `deltas`
+
+LFCC: the same power spectrogram as the mel path -> linear triangular filterbank (librosa's mel
+triangle construction with the band edges spaced linearly in Hz instead of in mel, peak weight 1,
+no area normalization) -> power_to_db(ref=db_ref, amin=db_amin, top_db=db_top) over the LFCC
+filter matrix of the segment -> DCT-II, norm "ortho", first n_lfcc coefficients.
+Deltas: librosa.feature.delta(block, width=delta_width, order=k, mode="interp", axis=-1) of the
+float32 MFCC and LFCC blocks (for order 2 that is a second derivative straight from the
+cepstra, Savitzky-Golay, not a delta of the delta).
+"""
+import librosa
+import numpy as np
+import scipy.fft
+
+import reference_features as ref
+
+EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0)
+
+# Today's 96 + LFCC 20 (70 linear filters over 0..8000 Hz, as the ASVspoof LFCC baseline) +
+# first-order deltas of MFCC and LFCC: 156 floats per frame. Rust: FeatureSpec::lfcc_deltas().
+SPEC_LFCC_DELTAS = dict(ref.SPEC, n_lfcc=20, n_lfcc_filters=70, deltas=1, delta_width=9)
+
+
+def linear_filterbank(sr: int, n_fft: int, n_filters: int, fmin: float, fmax: float) -> np.ndarray:
+    """[n_filters, 1 + n_fft // 2] float32 triangles, librosa.filters.mel's construction with
+    band edges np.linspace(fmin, fmax, n_filters + 2) in Hz and no normalization."""
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    edges = np.linspace(fmin, fmax, n_filters + 2)
+    fdiff = np.diff(edges)
+    ramps = np.subtract.outer(edges, fftfreqs)
+    weights = np.zeros((n_filters, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_filters):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    return weights
+
+
+def lfcc(power: np.ndarray, s: dict) -> np.ndarray:
+    """[n_lfcc, frames] float32 from the [1 + n_fft // 2, frames] power spectrogram."""
+    fb = linear_filterbank(s["sample_rate"], s["n_fft"], s["n_lfcc_filters"], s["fmin"], s["fmax"])
+    lin = np.einsum("...ft,mf->...mt", power, fb, optimize=True)  # as librosa's melspectrogram
+    lin_db = librosa.power_to_db(lin, ref=s["db_ref"], amin=s["db_amin"], top_db=s["db_top"])
+    return scipy.fft.dct(lin_db, axis=-2, type=2, norm="ortho")[: s["n_lfcc"]]
+
+
+def features(y: np.ndarray, spec: dict) -> np.ndarray:
+    """[frames, n_features] float32 for `spec` (reference_features.SPEC plus the fields above)."""
+    s = dict(EXT_ABSENT, **spec)
+    assert {k: s[k] for k in ref.SPEC} == ref.SPEC, "the seed fields must be reference_features.SPEC"
+    base = ref.features(y).T  # [96, frames]
+    n_mfcc = s["n_mfcc"]
+    blocks = [base]
+    ceps = [base[:n_mfcc]]
+    if s["n_lfcc"]:
+        power = np.abs(librosa.stft(y, n_fft=s["n_fft"], hop_length=s["hop_length"],
+                                    win_length=s["win_length"], window=s["window"],
+                                    center=s["center"], pad_mode=s["pad_mode"])) ** s["power"]
+        c = lfcc(power, s).astype(np.float32)
+        blocks.append(c)
+        ceps.append(c)
+    for order in range(1, s["deltas"] + 1):
+        for c in ceps:
+            blocks.append(librosa.feature.delta(c, width=s["delta_width"], order=order, mode="interp", axis=-1))
+    return np.vstack(blocks).T.astype(np.float32)
+
+
+def n_features(spec: dict) -> int:
+    s = dict(EXT_ABSENT, **spec)
+    return (s["n_mfcc"] + s["n_chroma"] + s["n_mels"] + s["n_lfcc"]
+            + s["deltas"] * (s["n_mfcc"] + s["n_lfcc"]))
