@@ -1,4 +1,5 @@
-//! Per-clip cost of the core pipeline on a 2 s, 16 kHz clip: WAV decode, features, both, and
+//! Per-clip cost of the core pipeline on a 2 s, 16 kHz clip: WAV decode, features (the seed
+//! spec, and `FeatureSpec::lfcc_deltas` with first- and second-order deltas), both, and
 //! resampling from 44.1 kHz. `cargo bench -p vericlip-core --bench features`.
 
 use std::hint::black_box;
@@ -50,6 +51,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function("features_2s", |b| {
         b.iter(|| ex.extract_into(black_box(&samples), &mut scratch, &mut out).expect("features"))
     });
+    for (name, spec) in [
+        ("features_2s_lfcc_deltas", FeatureSpec::lfcc_deltas()),
+        ("features_2s_lfcc_deltas2", FeatureSpec { deltas: 2, ..FeatureSpec::lfcc_deltas() }),
+    ] {
+        let rich = FeatureExtractor::new(spec).expect("extractor");
+        let mut scratch = rich.scratch();
+        c.bench_function(name, |b| {
+            b.iter(|| rich.extract_into(black_box(&samples), &mut scratch, &mut out).expect("features"))
+        });
+    }
     c.bench_function("decode_and_features_2s", |b| {
         b.iter(|| {
             let a = load_mono(AudioInput::Encoded(black_box(&wav)), 16_000, &limits).expect("decode");
