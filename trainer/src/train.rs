@@ -1,5 +1,6 @@
-//! LSTM training with candle: an LSTM over the normalized `[frames][96]` sequence, then dense +
-//! sigmoid on the last hidden state (the seed model's shape). Adam, stable BCE-with-logits, early
+//! LSTM training with candle: an LSTM (optionally bidirectional) over the normalized
+//! `[frames][96]` sequence, a pooling head (last hidden state, the seed model's shape; mean over
+//! frames; attention), then dense + sigmoid. Adam, stable BCE-with-logits, early
 //! stopping on validation loss, best weights kept. Deterministic for a given seed on CPU.
 //!
 //! The LSTM is written from candle tensor ops with gates in ONNX order (i, o, f, c), so export is
@@ -14,7 +15,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::dataset::SplitData;
-use crate::model::LstmClassifierWeights;
+use crate::model::{Head, LstmClassifierWeights};
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +31,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Per-segment mean normalization of the input (see `LstmClassifierWeights`).
     pub segment_mean_norm: bool,
+    /// How the LSTM outputs are pooled before the dense layer.
+    pub head: Head,
+    /// A bidirectional LSTM (forward and backward states concatenated).
+    pub bidirectional: bool,
 }
 
 impl Default for TrainConfig {
@@ -46,6 +51,8 @@ impl Default for TrainConfig {
             patience: 8,
             seed: 1,
             segment_mean_norm: true,
+            head: Head::Last,
+            bidirectional: false,
         }
     }
 }
@@ -66,44 +73,178 @@ pub struct TrainOutcome {
     pub seconds: f64,
 }
 
-struct Net {
-    hidden: usize,
-    input: usize,
-    segment_mean_norm: bool,
+/// One LSTM direction's parameters.
+struct Direction {
     /// `[F, 4H]`: input -> gates (i, o, f, c).
     w: Var,
     /// `[H, 4H]`: hidden -> gates.
     r: Var,
     /// `[4H]`.
     b: Var,
-    /// `[H, 1]`.
+}
+
+/// Attention pooling: score_t = v . tanh(A h_t + a).
+struct Attention {
+    /// `[D*H, K]` (A transposed).
+    a: Var,
+    /// `[K]`.
+    ab: Var,
+    /// `[K, 1]`.
+    v: Var,
+}
+
+struct Net {
+    hidden: usize,
+    input: usize,
+    segment_mean_norm: bool,
+    head: Head,
+    /// Forward, then (BiLSTM) backward.
+    dirs: Vec<Direction>,
+    /// `[D*H, 1]`.
     dw: Var,
     /// `[1]`.
     db: Var,
+    attn: Option<Attention>,
 }
 
 impl Net {
     fn init(input: usize, cfg: &TrainConfig, rng: &mut Rng, dev: &Device) -> candle_core::Result<Self> {
         let hidden = cfg.hidden;
+        let d = if cfg.bidirectional { 2 } else { 1 };
         let s = 1.0 / (hidden as f64).sqrt();
         let mut uniform = |n: usize| (0..n).map(|_| rng.range(-s, s) as f32).collect::<Vec<f32>>();
         let mut b = vec![0f32; 4 * hidden];
         // Forget-gate bias 1: remember by default early in training (Jozefowicz et al. 2015).
         b[2 * hidden..3 * hidden].fill(1.0);
+        let direction = |w: Vec<f32>, r: Vec<f32>| -> candle_core::Result<Direction> {
+            Ok(Direction {
+                w: Var::from_vec(w, (input, 4 * hidden), dev)?,
+                r: Var::from_vec(r, (hidden, 4 * hidden), dev)?,
+                b: Var::from_vec(b.clone(), 4 * hidden, dev)?,
+            })
+        };
+        // Draw order: the unidirectional last-state model draws exactly what it always drew.
+        let (w0, r0) = (uniform(input * 4 * hidden), uniform(hidden * 4 * hidden));
+        let dw = uniform(d * hidden);
+        let mut dirs = vec![direction(w0, r0)?];
+        if cfg.bidirectional {
+            let (w1, r1) = (uniform(input * 4 * hidden), uniform(hidden * 4 * hidden));
+            dirs.push(direction(w1, r1)?);
+        }
+        let attn = if cfg.head == Head::Attention {
+            let k = hidden;
+            Some(Attention {
+                a: Var::from_vec(uniform(d * hidden * k), (d * hidden, k), dev)?,
+                ab: Var::from_vec(vec![0f32; k], k, dev)?,
+                v: Var::from_vec(uniform(k), (k, 1), dev)?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             hidden,
             input,
             segment_mean_norm: cfg.segment_mean_norm,
-            w: Var::from_vec(uniform(input * 4 * hidden), (input, 4 * hidden), dev)?,
-            r: Var::from_vec(uniform(hidden * 4 * hidden), (hidden, 4 * hidden), dev)?,
-            b: Var::from_vec(b, 4 * hidden, dev)?,
-            dw: Var::from_vec(uniform(hidden), (hidden, 1), dev)?,
+            head: cfg.head,
+            dirs,
+            dw: Var::from_vec(dw, (d * hidden, 1), dev)?,
             db: Var::from_vec(vec![0f32], 1, dev)?,
+            attn,
+        })
+    }
+
+    /// The trainer's network holding `weights` (recurrent biases folded into the input biases).
+    fn from_weights(weights: &LstmClassifierWeights, dev: &Device) -> anyhow::Result<Self> {
+        weights.check().map_err(anyhow::Error::msg)?;
+        let (h, f, d) = (weights.hidden, weights.input, weights.directions());
+        let dirs = (0..d)
+            .map(|k| -> anyhow::Result<Direction> {
+                let b = &weights.b[k * 8 * h..(k + 1) * 8 * h];
+                Ok(Direction {
+                    w: Var::from_vec(
+                        transpose(&weights.w[k * 4 * h * f..(k + 1) * 4 * h * f], 4 * h, f),
+                        (f, 4 * h),
+                        dev,
+                    )?,
+                    r: Var::from_vec(
+                        transpose(&weights.r[k * 4 * h * h..(k + 1) * 4 * h * h], 4 * h, h),
+                        (h, 4 * h),
+                        dev,
+                    )?,
+                    b: Var::from_vec(b[..4 * h].iter().zip(&b[4 * h..]).map(|(a, b)| a + b).collect(), 4 * h, dev)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let attn = if weights.head == Head::Attention {
+            let k = weights.attention_dim();
+            Some(Attention {
+                a: Var::from_vec(transpose(&weights.attn_w, k, d * h), (d * h, k), dev)?,
+                ab: Var::from_vec(weights.attn_b.clone(), k, dev)?,
+                v: Var::from_vec(weights.attn_v.clone(), (k, 1), dev)?,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            hidden: h,
+            input: f,
+            segment_mean_norm: weights.segment_mean_norm,
+            head: weights.head,
+            dirs,
+            dw: Var::from_vec(weights.dense_w.clone(), (d * h, 1), dev)?,
+            db: Var::from_vec(vec![weights.dense_b], 1, dev)?,
+            attn,
         })
     }
 
     fn vars(&self) -> Vec<Var> {
-        vec![self.w.clone(), self.r.clone(), self.b.clone(), self.dw.clone(), self.db.clone()]
+        let d0 = &self.dirs[0];
+        let mut v = vec![d0.w.clone(), d0.r.clone(), d0.b.clone(), self.dw.clone(), self.db.clone()];
+        for d in &self.dirs[1..] {
+            v.extend([d.w.clone(), d.r.clone(), d.b.clone()]);
+        }
+        if let Some(a) = &self.attn {
+            v.extend([a.a.clone(), a.ab.clone(), a.v.clone()]);
+        }
+        v
+    }
+
+    /// Runs direction `dir` (0 forward, 1 backward) over `x2` (`[B*T, F]`). Returns its last
+    /// state (after the last frame it read) and, unless only that is needed, what the head
+    /// pools: the sum of its states (mean head) or all of them in frame order (attention).
+    fn run_direction(
+        &self,
+        dir: usize,
+        x2: &Tensor,
+        (b, t): (usize, usize),
+    ) -> candle_core::Result<(Tensor, Option<Tensor>, Vec<Tensor>)> {
+        let d = &self.dirs[dir];
+        let hs = self.hidden;
+        let xw = x2.matmul(d.w.as_tensor())?.broadcast_add(d.b.as_tensor())?;
+        let xw = xw.reshape((b, t, 4 * hs))?.transpose(0, 1)?.contiguous()?; // [T, B, 4H]
+        let mut h = Tensor::zeros((b, hs), DType::F32, x2.device())?;
+        let mut c = h.clone();
+        let mut sum: Option<Tensor> = None;
+        let mut states = Vec::new();
+        for k in 0..t {
+            let step = if dir == 0 { k } else { t - 1 - k };
+            let g = xw.get(step)?.add(&h.matmul(d.r.as_tensor())?)?;
+            let i = candle_nn::ops::sigmoid(&g.narrow(1, 0, hs)?)?;
+            let o = candle_nn::ops::sigmoid(&g.narrow(1, hs, hs)?)?;
+            let fg = candle_nn::ops::sigmoid(&g.narrow(1, 2 * hs, hs)?)?;
+            let cc = g.narrow(1, 3 * hs, hs)?.tanh()?;
+            c = fg.mul(&c)?.add(&i.mul(&cc)?)?;
+            h = o.mul(&c.tanh()?)?;
+            match self.head {
+                Head::Last => {}
+                Head::Mean => sum = Some(if let Some(s) = sum { s.add(&h)? } else { h.clone() }),
+                Head::Attention => states.push(h.clone()),
+            }
+        }
+        if dir != 0 {
+            states.reverse();
+        }
+        Ok((h, sum, states))
     }
 
     /// Logits `[B]` for `x` `[B, T, F]`.
@@ -116,38 +257,68 @@ impl Net {
         } else {
             x
         };
-        let h4 = 4 * self.hidden;
-        let xw = x.reshape((b * t, f))?.matmul(self.w.as_tensor())?.broadcast_add(self.b.as_tensor())?;
-        let xw = xw.reshape((b, t, h4))?.transpose(0, 1)?.contiguous()?; // [T, B, 4H]
-        let mut h = Tensor::zeros((b, self.hidden), DType::F32, x.device())?;
-        let mut c = h.clone();
-        let hs = self.hidden;
-        for step in 0..t {
-            let g = xw.get(step)?.add(&h.matmul(self.r.as_tensor())?)?;
-            let i = candle_nn::ops::sigmoid(&g.narrow(1, 0, hs)?)?;
-            let o = candle_nn::ops::sigmoid(&g.narrow(1, hs, hs)?)?;
-            let fg = candle_nn::ops::sigmoid(&g.narrow(1, 2 * hs, hs)?)?;
-            let cc = g.narrow(1, 3 * hs, hs)?.tanh()?;
-            c = fg.mul(&c)?.add(&i.mul(&cc)?)?;
-            h = o.mul(&c.tanh()?)?;
+        let x2 = x.reshape((b * t, f))?;
+        let mut pooled = Vec::with_capacity(self.dirs.len());
+        let mut seqs = Vec::new();
+        for dir in 0..self.dirs.len() {
+            let (last, sum, states) = self.run_direction(dir, &x2, (b, t))?;
+            match self.head {
+                Head::Last => pooled.push(last),
+                Head::Mean => match sum {
+                    Some(s) => pooled.push(s.affine(1.0 / t as f64, 0.0)?),
+                    None => pooled.push(last),
+                },
+                Head::Attention => seqs.push(Tensor::stack(&states, 1)?), // [B, T, H]
+            }
         }
-        h.matmul(self.dw.as_tensor())?.squeeze(1)?.broadcast_add(self.db.as_tensor())
+        let pooled = match &self.attn {
+            Some(a) if self.head == Head::Attention => {
+                let seq = Tensor::cat(&seqs, 2)?; // [B, T, D*H]
+                let width = seq.dim(2)?;
+                let score = seq
+                    .reshape((b * t, width))?
+                    .matmul(a.a.as_tensor())?
+                    .broadcast_add(a.ab.as_tensor())?
+                    .tanh()?
+                    .matmul(a.v.as_tensor())?
+                    .reshape((b, 1, t))?;
+                let weight = candle_nn::ops::softmax(&score, 2)?;
+                weight.matmul(&seq)?.squeeze(1)? // [B, D*H]
+            }
+            _ if pooled.len() == 1 => pooled.pop().expect("one direction"),
+            _ => Tensor::cat(&pooled, 1)?,
+        };
+        pooled.matmul(self.dw.as_tensor())?.squeeze(1)?.broadcast_add(self.db.as_tensor())
     }
 
     fn export(&self) -> anyhow::Result<LstmClassifierWeights> {
         let t =
             |v: &Var| -> anyhow::Result<Vec<f32>> { Ok(v.as_tensor().t()?.contiguous()?.flatten_all()?.to_vec1()?) };
-        let mut b = self.b.as_tensor().to_vec1::<f32>()?;
-        b.extend(std::iter::repeat_n(0.0, 4 * self.hidden)); // ONNX splits input and recurrent biases
+        let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for d in &self.dirs {
+            w.extend(t(&d.w)?);
+            r.extend(t(&d.r)?);
+            b.extend(d.b.as_tensor().to_vec1::<f32>()?);
+            b.extend(std::iter::repeat_n(0.0, 4 * self.hidden)); // ONNX splits input and recurrent biases
+        }
+        let (attn_w, attn_b, attn_v) = match &self.attn {
+            Some(a) => (t(&a.a)?, a.ab.as_tensor().to_vec1()?, a.v.as_tensor().flatten_all()?.to_vec1()?),
+            None => (vec![], vec![], vec![]),
+        };
         Ok(LstmClassifierWeights {
             input: self.input,
             hidden: self.hidden,
-            w: t(&self.w)?,
-            r: t(&self.r)?,
+            w,
+            r,
             b,
             dense_w: self.dw.as_tensor().flatten_all()?.to_vec1()?,
             dense_b: self.db.as_tensor().to_vec1::<f32>()?[0],
             segment_mean_norm: self.segment_mean_norm,
+            head: self.head,
+            bidirectional: self.dirs.len() == 2,
+            attn_w,
+            attn_b,
+            attn_v,
         })
     }
 
@@ -218,28 +389,7 @@ fn evaluate(net: &Net, data: &SplitData, batch: usize, dev: &Device) -> anyhow::
 /// P(fake) per segment from the trainer's own forward pass (export parity checks).
 pub fn predict(weights: &LstmClassifierWeights, data: &SplitData, idx: &[usize]) -> anyhow::Result<Vec<f32>> {
     let dev = Device::Cpu;
-    let net = Net {
-        hidden: weights.hidden,
-        input: weights.input,
-        segment_mean_norm: weights.segment_mean_norm,
-        w: Var::from_vec(
-            transpose(&weights.w, 4 * weights.hidden, weights.input),
-            (weights.input, 4 * weights.hidden),
-            &dev,
-        )?,
-        r: Var::from_vec(
-            transpose(&weights.r, 4 * weights.hidden, weights.hidden),
-            (weights.hidden, 4 * weights.hidden),
-            &dev,
-        )?,
-        b: Var::from_vec(
-            weights.b[..4 * weights.hidden].iter().zip(&weights.b[4 * weights.hidden..]).map(|(a, b)| a + b).collect(),
-            4 * weights.hidden,
-            &dev,
-        )?,
-        dw: Var::from_vec(weights.dense_w.clone(), (weights.hidden, 1), &dev)?,
-        db: Var::from_vec(vec![weights.dense_b], 1, &dev)?,
-    };
+    let net = Net::from_weights(weights, &dev)?;
     let (x, _) = batch_tensor(data, idx, &dev)?;
     Ok(candle_nn::ops::sigmoid(&net.logits(&x)?)?.to_vec1()?)
 }
@@ -300,4 +450,104 @@ pub fn train(
     }
     net.restore(&best_weights)?;
     Ok(TrainOutcome { weights: net.export()?, history, best_epoch, seconds: started.elapsed().as_secs_f64() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADS: [(Head, bool); 6] = [
+        (Head::Last, false),
+        (Head::Last, true),
+        (Head::Mean, false),
+        (Head::Mean, true),
+        (Head::Attention, false),
+        (Head::Attention, true),
+    ];
+
+    /// `n` segments of `[frames][features]`: fakes carry a fast oscillation on feature 0 (a
+    /// temporal pattern, not an offset, so per-segment mean normalization keeps it).
+    fn synthetic(n: usize, frames: usize, features: usize, seed: u64) -> SplitData {
+        let mut rng = Rng::new(seed);
+        let mut d = SplitData { frames, n_features: features, ..SplitData::default() };
+        for i in 0..n {
+            let fake = i % 2 == 1;
+            for t in 0..frames {
+                for f in 0..features {
+                    let signal = if fake && f == 0 { if t % 2 == 0 { 1.0 } else { -1.0 } } else { 0.0 };
+                    d.features.push(signal + rng.range(-0.5, 0.5) as f32 + 0.3 * f as f32);
+                }
+            }
+            d.labels.push(fake);
+        }
+        d
+    }
+
+    #[test]
+    fn candle_forward_equals_the_reference_forward_for_every_head() {
+        let data = synthetic(5, 17, 7, 3);
+        let x = ndarray::Array3::from_shape_vec((5, 17, 7), data.features.clone()).unwrap();
+        for (head, bi) in HEADS {
+            for segment_mean_norm in [false, true] {
+                let mut w = LstmClassifierWeights {
+                    segment_mean_norm,
+                    ..LstmClassifierWeights::seeded_with(7, 6, head, bi, 11)
+                };
+                // Scores spread over 0..1 and attention far from uniform: mistakes cannot hide.
+                w.dense_w.iter_mut().for_each(|v| *v *= 8.0);
+                w.attn_v.iter_mut().for_each(|v| *v *= 4.0);
+                let ours = predict(&w, &data, &[0, 1, 2, 3, 4]).unwrap();
+                let reference = w.forward(x.view());
+                let max = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(max <= 1e-5, "{head:?} bi {bi} mean norm {segment_mean_norm}: candle vs reference {max}");
+                assert!(reference.iter().any(|p| (p - 0.5).abs() > 0.1), "{head:?} {bi}: {reference:?}");
+                eprintln!("{head:?} bi {bi} mean norm {segment_mean_norm}: candle vs f64 reference {max:.2e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_head_trains_and_exports_what_it_trained() {
+        let (train_d, val_d) = (synthetic(48, 10, 4, 1), synthetic(16, 10, 4, 2));
+        for (head, bidirectional) in HEADS {
+            let cfg = TrainConfig {
+                hidden: 6,
+                batch: 8,
+                learning_rate: 1e-2,
+                max_epochs: 6,
+                head,
+                bidirectional,
+                ..TrainConfig::default()
+            };
+            let out = train(&train_d, &val_d, &cfg, |_| {}).unwrap();
+            let w = &out.weights;
+            assert_eq!((w.head, w.bidirectional), (head, bidirectional));
+            w.check().unwrap();
+            let best = out.history.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
+            assert!(best < 0.5, "{head:?} bi {bidirectional}: best validation loss {best}");
+            // The exported weights reproduce the trained network's validation predictions.
+            let idx: Vec<usize> = (0..val_d.len()).collect();
+            let x = ndarray::Array3::from_shape_vec((16, 10, 4), val_d.features.clone()).unwrap();
+            let (ours, reference) = (predict(w, &val_d, &idx).unwrap(), w.forward(x.view()));
+            let max = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(max <= 1e-5, "{head:?} bi {bidirectional}: {max}");
+        }
+    }
+
+    #[test]
+    fn the_default_model_draws_its_initial_weights_as_before() {
+        // The unidirectional last-state network is the original one: same parameters, same order.
+        let net =
+            Net::init(5, &TrainConfig { hidden: 3, ..TrainConfig::default() }, &mut Rng::new(4), &Device::Cpu).unwrap();
+        let shapes: Vec<Vec<usize>> = net.vars().iter().map(|v| v.as_tensor().dims().to_vec()).collect();
+        assert_eq!(shapes, vec![vec![5, 12], vec![3, 12], vec![12], vec![3, 1], vec![1]]);
+        let mut rng = Rng::new(4);
+        let s = 1.0 / 3f64.sqrt();
+        let first: Vec<f32> = (0..60).map(|_| rng.range(-s, s) as f32).collect();
+        assert_eq!(net.dirs[0].w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), first);
+        let r: Vec<f32> = (0..36).map(|_| rng.range(-s, s) as f32).collect();
+        let dw: Vec<f32> = (0..3).map(|_| rng.range(-s, s) as f32).collect();
+        assert_eq!(net.dirs[0].r.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), r);
+        assert_eq!(net.dw.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), dw);
+    }
 }

@@ -2,15 +2,22 @@
 //!
 //! `features [batch, frames, F]` -> [ReduceMean over frames + Sub, when the model normalizes
 //! each segment's mean] -> Transpose(1,0,2) -> LSTM (time-major, layout 0: ORT's CPU
-//! LSTM rejects layout 1; gates i,o,f,c) -> Squeeze(Y_h) -> Gemm(transB) -> Sigmoid ->
-//! Squeeze -> `fake_prob [batch]`. IR 8, opset 17.
+//! LSTM rejects layout 1; gates i,o,f,c; `direction="bidirectional"` for a BiLSTM) -> pooling
+//! head -> `[batch, D*H]` -> Gemm(transB) -> Sigmoid -> Squeeze -> `fake_prob [batch]`.
+//! IR 8, opset 17. Pooling heads (`D` = directions):
+//! - last: Squeeze(Y_h) (D = 1), Transpose(1,0,2) + Reshape([0,-1]) of Y_h (D = 2);
+//! - mean: ReduceMean(Y, axes 0) then as last;
+//! - attention: Transpose(Y, 2,0,1,3) + Reshape([0,0,-1]) -> states `[batch, frames, D*H]`;
+//!   MatMul(A^T) + Add(a) -> Tanh -> MatMul(v) -> Softmax(axis 1) -> Mul(states) -> ReduceSum(axis 1).
+//!
+//! The last-state unidirectional graph is node for node the original export.
 
 pub mod proto;
 
 use prost::Message;
 use vericlip_core::runtime::{INPUT_NAME, OUTPUT_NAME};
 
-use crate::model::LstmClassifierWeights;
+use crate::model::{Head, LstmClassifierWeights};
 use proto::*;
 
 const IR_VERSION: i64 = 8;
@@ -45,11 +52,15 @@ fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributePro
 }
 
 fn attr_int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), i, ints: vec![], r#type: attribute_type::INT }
+    AttributeProto { name: name.into(), i, r#type: attribute_type::INT, ..Default::default() }
 }
 
 fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
-    AttributeProto { name: name.into(), i: 0, ints: ints.to_vec(), r#type: attribute_type::INTS }
+    AttributeProto { name: name.into(), ints: ints.to_vec(), r#type: attribute_type::INTS, ..Default::default() }
+}
+
+fn attr_string(name: &str, s: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: attribute_type::STRING, ..Default::default() }
 }
 
 fn value_info(name: &str, dims: &[DimValue]) -> ValueInfoProto {
@@ -66,9 +77,27 @@ fn value_info(name: &str, dims: &[DimValue]) -> ValueInfoProto {
     }
 }
 
+/// `[D, B, H]` (LSTM `Y_h`, or `Y` reduced over time) -> `[B, D * H]` named `out`.
+fn flatten_directions(nodes: &mut Vec<NodeProto>, input: &str, out: &str, directions: usize) {
+    if directions == 1 {
+        nodes.push(node("Squeeze", &[input, "axes_0"], &[out], vec![]));
+    } else {
+        let batch_major = format!("{input}_batch_major");
+        nodes.push(node("Transpose", &[input], &[&batch_major], vec![attr_ints("perm", &[1, 0, 2])]));
+        nodes.push(node("Reshape", &[&batch_major, "shape_keep1"], &[out], vec![]));
+    }
+}
+
 /// Serializes the classifier as an ONNX model; `metadata` lands in the model's metadata_props.
+///
+/// Panics when the weights are inconsistent with their own shapes (`LstmClassifierWeights::check`).
 pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str)]) -> Vec<u8> {
+    if let Err(e) = w.check() {
+        panic!("exporting inconsistent classifier weights: {e}");
+    }
     let (h, f) = (w.hidden as i64, w.input as i64);
+    let d = w.directions();
+    let (di, width) = (d as i64, d as i64 * h);
     let mut nodes = Vec::new();
     let lstm_input = if w.segment_mean_norm {
         nodes.push(node(
@@ -82,31 +111,87 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
     } else {
         INPUT_NAME
     };
+    let mut lstm_attrs = vec![attr_int("hidden_size", h), attr_int("layout", 0)];
+    if w.bidirectional {
+        lstm_attrs.push(attr_string("direction", "bidirectional"));
+    }
     nodes.extend([
         node("Transpose", &[lstm_input], &["x_time_major"], vec![attr_ints("perm", &[1, 0, 2])]),
-        node(
-            "LSTM",
-            &["x_time_major", "lstm_W", "lstm_R", "lstm_B"],
-            &["lstm_Y", "lstm_Y_h"],
-            vec![attr_int("hidden_size", h), attr_int("layout", 0)],
-        ),
-        node("Squeeze", &["lstm_Y_h", "axes_0"], &["last_hidden"], vec![]),
-        node("Gemm", &["last_hidden", "dense_W", "dense_B"], &["logit"], vec![attr_int("transB", 1)]),
+        node("LSTM", &["x_time_major", "lstm_W", "lstm_R", "lstm_B"], &["lstm_Y", "lstm_Y_h"], lstm_attrs),
+    ]);
+    let mut initializer = vec![
+        tensor_f32("lstm_W", &[di, 4 * h, f], &w.w),
+        tensor_f32("lstm_R", &[di, 4 * h, h], &w.r),
+        tensor_f32("lstm_B", &[di, 8 * h], &w.b),
+        tensor_f32("dense_W", &[1, width], &w.dense_w),
+        tensor_f32("dense_B", &[1], &[w.dense_b]),
+    ];
+    let mut uses_axes_0 = d == 1;
+    // Pooled `[batch, D * H]`.
+    let pooled = match w.head {
+        Head::Last => {
+            // Y_h `[D, batch, H]`: the forward state after the last frame and the backward
+            // state after the first.
+            flatten_directions(&mut nodes, "lstm_Y_h", "last_hidden", d);
+            "last_hidden"
+        }
+        Head::Mean => {
+            // Y `[frames, D, batch, H]` -> mean over frames `[D, batch, H]`.
+            nodes.push(node(
+                "ReduceMean",
+                &["lstm_Y"],
+                &["mean_hidden_dirs"],
+                vec![attr_ints("axes", &[0]), attr_int("keepdims", 0)],
+            ));
+            flatten_directions(&mut nodes, "mean_hidden_dirs", "mean_hidden", d);
+            "mean_hidden"
+        }
+        Head::Attention => {
+            let k = w.attention_dim() as i64;
+            // Y `[frames, D, batch, H]` -> `[batch, frames, D * H]`.
+            nodes.push(node("Transpose", &["lstm_Y"], &["y_batch_major"], vec![attr_ints("perm", &[2, 0, 1, 3])]));
+            nodes.push(node("Reshape", &["y_batch_major", "shape_keep2"], &["states"], vec![]));
+            // score_t = v . tanh(A h_t + a): `[batch, frames, 1]`, softmax over frames.
+            nodes.push(node("MatMul", &["states", "attn_At"], &["attn_proj"], vec![]));
+            nodes.push(node("Add", &["attn_proj", "attn_a"], &["attn_pre"], vec![]));
+            nodes.push(node("Tanh", &["attn_pre"], &["attn_hidden"], vec![]));
+            nodes.push(node("MatMul", &["attn_hidden", "attn_v"], &["attn_score"], vec![]));
+            nodes.push(node("Softmax", &["attn_score"], &["attn_weight"], vec![attr_int("axis", 1)]));
+            // Weighted sum over frames: `[batch, D * H]`.
+            nodes.push(node("Mul", &["states", "attn_weight"], &["attn_weighted"], vec![]));
+            nodes.push(node(
+                "ReduceSum",
+                &["attn_weighted", "axes_1"],
+                &["attn_pooled"],
+                vec![attr_int("keepdims", 0)],
+            ));
+            let at = transpose(&w.attn_w, k as usize, width as usize);
+            initializer.extend([
+                tensor_f32("attn_At", &[width, k], &at),
+                tensor_f32("attn_a", &[k], &w.attn_b),
+                tensor_f32("attn_v", &[k, 1], &w.attn_v),
+                tensor_i64("shape_keep2", &[0, 0, -1]),
+            ]);
+            uses_axes_0 = false;
+            "attn_pooled"
+        }
+    };
+    if d == 2 && w.head != Head::Attention {
+        initializer.push(tensor_i64("shape_keep1", &[0, -1]));
+    }
+    if uses_axes_0 {
+        initializer.push(tensor_i64("axes_0", &[0]));
+    }
+    initializer.push(tensor_i64("axes_1", &[1]));
+    nodes.extend([
+        node("Gemm", &[pooled, "dense_W", "dense_B"], &["logit"], vec![attr_int("transB", 1)]),
         node("Sigmoid", &["logit"], &["prob_column"], vec![]),
         node("Squeeze", &["prob_column", "axes_1"], &[OUTPUT_NAME], vec![]),
     ]);
     let graph = GraphProto {
         name: "vericlip_lstm".into(),
         node: nodes,
-        initializer: vec![
-            tensor_f32("lstm_W", &[1, 4 * h, f], &w.w),
-            tensor_f32("lstm_R", &[1, 4 * h, h], &w.r),
-            tensor_f32("lstm_B", &[1, 8 * h], &w.b),
-            tensor_f32("dense_W", &[1, h], &w.dense_w),
-            tensor_f32("dense_B", &[1], &[w.dense_b]),
-            tensor_i64("axes_0", &[0]),
-            tensor_i64("axes_1", &[1]),
-        ],
+        initializer,
         input: vec![value_info(
             INPUT_NAME,
             &[DimValue::Param("batch".into()), DimValue::Param("frames".into()), DimValue::Value(f)],
@@ -127,4 +212,9 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
             .collect(),
     };
     model.encode_to_vec()
+}
+
+/// `[rows, cols]` row-major -> `[cols, rows]` row-major.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols).flat_map(|c| (0..rows).map(move |r| m[r * cols + c])).collect()
 }

@@ -1,0 +1,103 @@
+//! Every model head (last-state / mean / attention pooling, uni- or bidirectional LSTM) exported
+//! to ONNX runs in the real ONNX Runtime (core's `ModelSession`, the service's path) and gives
+//! what the f64 reference forward pass gives.
+
+use ndarray::Array3;
+use prost::Message;
+use vericlip_core::runtime::{self, ModelSession};
+use vericlip_train::model::{Head, LstmClassifierWeights};
+use vericlip_train::onnx::export_lstm_classifier;
+use vericlip_train::onnx::proto::ModelProto;
+
+const HEADS: [(Head, bool); 6] = [
+    (Head::Last, false),
+    (Head::Last, true),
+    (Head::Mean, false),
+    (Head::Mean, true),
+    (Head::Attention, false),
+    (Head::Attention, true),
+];
+
+fn input(batch: usize, frames: usize, features: usize, seed: u32) -> Array3<f32> {
+    Array3::from_shape_fn((batch, frames, features), |(b, t, f)| {
+        let x = (b * 7919 + t * 104_729 + f * 1_299_709) as u32 ^ seed;
+        ((x.wrapping_mul(2_654_435_761) >> 8) as f32 / (1u32 << 24) as f32) * 2.0 - 1.0
+    })
+}
+
+fn ops(model: &[u8]) -> Vec<String> {
+    let m = ModelProto::decode(model).unwrap();
+    m.graph.unwrap().node.into_iter().map(|n| n.op_type).collect()
+}
+
+#[test]
+fn every_head_runs_in_onnx_runtime_and_matches_the_reference() {
+    let rt = runtime::init(None).expect("ONNX Runtime (run scripts/setup.sh)");
+    for (head, bidirectional) in HEADS {
+        let (mut worst, mut spread) = (0f32, 0f32);
+        for segment_mean_norm in [false, true] {
+            let mut weights = LstmClassifierWeights {
+                segment_mean_norm,
+                ..LstmClassifierWeights::seeded_with(96, 16, head, bidirectional, 7)
+            };
+            // Larger dense and attention weights: scores spread over 0..1 and attention weights
+            // far from uniform, so a pooling or direction mistake cannot hide near 0.5.
+            weights.dense_w.iter_mut().for_each(|v| *v *= 8.0);
+            weights.attn_v.iter_mut().for_each(|v| *v *= 4.0);
+            let model = export_lstm_classifier(&weights, &[("vericlip.test", "heads")]);
+            let mut session = ModelSession::from_bytes(rt, &model).unwrap();
+            for (batch, frames, seed) in [(1, 126, 1), (4, 126, 2), (9, 126, 3), (3, 40, 4)] {
+                let x =
+                    input(batch, frames, 96, seed) + &Array3::from_shape_fn((1, 1, 96), |(_, _, f)| f as f32 * 0.05);
+                let got = session.run(x.view()).unwrap();
+                let want = weights.forward(x.view());
+                assert_eq!(got.len(), batch);
+                let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(
+                    max <= 1e-5,
+                    "{head:?} bi {bidirectional} mean norm {segment_mean_norm} batch {batch}: ORT vs reference {max}"
+                );
+                worst = worst.max(max);
+                spread = spread.max(want.iter().fold(0f32, |m, p| m.max((p - 0.5).abs())));
+                // Batched scores are the one-at-a-time scores (pooling never mixes segments).
+                let one = session.run(x.slice(ndarray::s![batch - 1..batch, .., ..])).unwrap();
+                assert!((one[0] - got[batch - 1]).abs() <= 1e-6);
+            }
+        }
+        eprintln!(
+            "{head:?} bidirectional {bidirectional}: ORT vs f64 reference max abs diff {worst:.2e} (scores up to {spread:.2} from 0.5)"
+        );
+        assert!(spread > 0.1, "{head:?} {bidirectional}: scores all near 0.5");
+    }
+}
+
+#[test]
+fn heads_use_standard_ops_and_the_default_graph_is_the_original_one() {
+    let graph = |head, bi| ops(&export_lstm_classifier(&LstmClassifierWeights::seeded_with(8, 4, head, bi, 1), &[]));
+    assert_eq!(graph(Head::Last, false), ["Transpose", "LSTM", "Squeeze", "Gemm", "Sigmoid", "Squeeze"]);
+    assert_eq!(graph(Head::Last, true), ["Transpose", "LSTM", "Transpose", "Reshape", "Gemm", "Sigmoid", "Squeeze"]);
+    assert_eq!(graph(Head::Mean, false), ["Transpose", "LSTM", "ReduceMean", "Squeeze", "Gemm", "Sigmoid", "Squeeze"]);
+    let attention = graph(Head::Attention, true);
+    for op in ["MatMul", "Add", "Tanh", "Softmax", "Mul", "ReduceSum"] {
+        assert!(attention.iter().any(|o| o == op), "{attention:?}");
+    }
+    let m = ModelProto::decode(&export_lstm_classifier(&LstmClassifierWeights::seeded(8, 4, 1), &[])[..]).unwrap();
+    let g = m.graph.unwrap();
+    let names: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["lstm_W", "lstm_R", "lstm_B", "dense_W", "dense_B", "axes_0", "axes_1"]);
+    let lstm = g.node.iter().find(|n| n.op_type == "LSTM").unwrap();
+    assert!(lstm.attribute.iter().all(|a| a.name != "direction"), "unidirectional is the ONNX default");
+    for (head, bi) in HEADS {
+        let m = ModelProto::decode(
+            &export_lstm_classifier(&LstmClassifierWeights::seeded_with(8, 4, head, bi, 1), &[])[..],
+        )
+        .unwrap();
+        let g = m.graph.unwrap();
+        assert_eq!(m.opset_import[0].version, 17);
+        assert_eq!((g.input[0].name.as_str(), g.output[0].name.as_str()), ("features", "fake_prob"));
+        // Every initializer is used by some node (ORT would warn about and drop unused ones).
+        for t in &g.initializer {
+            assert!(g.node.iter().any(|n| n.input.contains(&t.name)), "{head:?} {bi}: unused {}", t.name);
+        }
+    }
+}
