@@ -13,6 +13,7 @@ use vericlip_train::extract::{ExtractJson, extract_file};
 use vericlip_train::fit::{self, FitArgs};
 use vericlip_train::import::{self, ImportArgs};
 use vericlip_train::loeo::{self, LoeoArgs};
+use vericlip_train::model::Head;
 use vericlip_train::train::TrainConfig;
 
 #[derive(Parser)]
@@ -214,6 +215,13 @@ struct TrainingOptions {
     /// EER 0.97 % without, 0.48 % with, docs/MODEL_CARD.md).
     #[arg(long)]
     no_segment_mean_norm: bool,
+    /// How the LSTM outputs are pooled before dense + sigmoid: the last hidden state, the mean
+    /// over frames, or attention pooling (a learned softmax weight per frame).
+    #[arg(long, value_enum, default_value_t = TrainConfig::default().head)]
+    head: Head,
+    /// A bidirectional LSTM (forward and backward states concatenated before the dense layer).
+    #[arg(long)]
+    bidirectional: bool,
     /// Feature cache directory (default: ~/.cache/vericlip/features).
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -226,6 +234,8 @@ impl TrainingOptions {
     fn config(&self) -> TrainConfig {
         TrainConfig {
             segment_mean_norm: !self.no_segment_mean_norm,
+            head: self.head,
+            bidirectional: self.bidirectional,
             hidden: self.hidden,
             batch: self.batch,
             learning_rate: self.lr,
