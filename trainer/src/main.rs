@@ -408,7 +408,7 @@ fn extract(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
                 f.frames.len(),
                 mean(0..1),
                 mean(spec.n_mfcc..spec.n_mfcc + spec.n_chroma),
-                mean(spec.n_mfcc + spec.n_chroma..n)
+                mean(spec.block("log_mel").unwrap_or_default())
             );
         }
     }
