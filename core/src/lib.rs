@@ -5,6 +5,7 @@
 //! (`[frames][spec.n_features()]`, 96 for the seed spec, normalized) -> model.
 
 pub mod audio;
+pub mod dsp;
 pub mod features;
 mod kernels;
 pub mod metrics;
