@@ -2,7 +2,8 @@
 # Idempotent set-up of everything Vericlip's build and tests need on a fresh Debian machine:
 #   - ONNX Runtime's shared library, from the PyPI wheel onnxruntime==1.31.1 (sha256-checked),
 #     unpacked into .vendor/onnxruntime/ (the path .cargo/config.toml's ORT_DYLIB_PATH names);
-#   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, unzip,
+#   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, sox's MP3
+#     format and opus-tools (the trainer's codec augmentation), unzip,
 #     curl (scripts/demo.sh, the HTTPS tests), openssl (test certificates), chromium (the
 #     real-browser tests of the web page);
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
@@ -45,7 +46,9 @@ find_python() {
     return 1
 }
 
-APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base unzip curl openssl chromium)
+# libsox-fmt-mp3 and opus-tools: the MP3 and Opus round trips of the trainer's `codec` augmentation.
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base libsox-fmt-mp3 opus-tools unzip curl
+              openssl chromium)
 
 install_apt() {
     local missing=() p
