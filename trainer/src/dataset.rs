@@ -195,15 +195,24 @@ pub fn load_split(
     Ok((data, skipped))
 }
 
-/// `copies` augmented versions of every segment of every readable file of a split (not cached:
-/// each copy is new audio). File `i`, copy `c` draws from `rng.fork(i).fork(c)`.
+/// `copies` augmented versions of every segment of every readable file of a split, made as
+/// `config` says (not cached, so no cache key depends on the config: each copy is new audio).
+/// File `i`, copy `c` draws from `rng.fork(i).fork(c)`.
 pub fn augmented_split(
     dir: &Path,
     ex: &FeatureExtractor,
     copies: usize,
+    config: &crate::augment::AugmentConfig,
     rng: &crate::rng::Rng,
 ) -> anyhow::Result<SplitData> {
     let spec = ex.spec();
+    if copies > 0 && spec.sample_rate != crate::corpus::process::SR {
+        anyhow::bail!(
+            "augmentation works on {} Hz audio, the feature spec says {} Hz",
+            crate::corpus::process::SR,
+            spec.sample_rate
+        );
+    }
     let files = list_split(dir)?;
     let limits = AudioLimits::default();
     let per_file: Vec<anyhow::Result<Vec<f32>>> = files
@@ -216,7 +225,7 @@ pub fn augmented_split(
             for c in 0..copies {
                 let mut r = rng.fork(i as u64).fork(c as u64);
                 for s in spec.segments(audio.samples.len(), spec.segment_samples) {
-                    let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), &mut r)?;
+                    let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), config, &mut r)?;
                     ex.extract_into(&y, &mut scratch, &mut seg)?;
                     out.extend_from_slice(&seg);
                 }

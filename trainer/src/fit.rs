@@ -14,6 +14,7 @@ use vericlip_core::registry::{self, Manifest, Provenance, Published};
 use vericlip_core::runtime::{self, ModelSession};
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 
+use crate::augment::AugmentConfig;
 use crate::dataset::{self, FeatureCache, Skipped, SplitCounts, SplitData};
 use crate::evaluate::{self, Evaluation};
 use crate::train::{self, EpochStats, TrainConfig};
@@ -31,6 +32,8 @@ pub struct FitArgs {
     pub config: TrainConfig,
     /// Augmented copies of each training segment added to the training set (0: none).
     pub augment: usize,
+    /// How the copies are made (kinds, probabilities, codecs).
+    pub augment_config: AugmentConfig,
     pub progress: bool,
 }
 
@@ -49,6 +52,7 @@ pub struct FitSummary {
     pub splits: BTreeMap<String, SplitCounts>,
     pub config: TrainConfig,
     pub augment: usize,
+    pub augment_config: AugmentConfig,
     pub history: Vec<EpochStats>,
 }
 
@@ -58,6 +62,10 @@ pub const AUGMENT_STREAM: u64 = 0xa06;
 
 pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     registry::validate_name(&args.name)?;
+    if args.augment > 0 {
+        // Before any features: a missing codec must not surface mid-run.
+        args.augment_config.validate()?;
+    }
     let spec = FeatureSpec::default();
     let ex = FeatureExtractor::new(spec.clone())?;
     let cache = FeatureCache::new(args.cache.clone(), &spec)?;
@@ -76,7 +84,8 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     );
     if args.augment > 0 {
         let rng = crate::rng::Rng::new(args.config.seed).fork(AUGMENT_STREAM);
-        let extra = dataset::augmented_split(&args.data.join("training"), &ex, args.augment, &rng)?;
+        let extra =
+            dataset::augmented_split(&args.data.join("training"), &ex, args.augment, &args.augment_config, &rng)?;
         tracing::info!(copies = args.augment, segments = extra.len(), "augmented training segments");
         train_d.extend(extra);
     }
@@ -156,7 +165,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "clip_norm": args.config.clip_norm, "batch": args.config.batch,
                       "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,
                       "augmentation": if args.augment > 0 {
-                          serde_json::json!({"copies_per_segment": args.augment, "transforms": "time shift +-0.25 s; channel: 50% wideband, 25% 8 kHz, 25% GSM; white noise 15-40 dB SNR (50%); gain -12..+6 dB"})
+                          args.augment_config.provenance(args.augment)
                       } else { serde_json::json!("none") }},
     });
     let mut summary = FitSummary {
@@ -173,6 +182,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         splits,
         config: args.config.clone(),
         augment: args.augment,
+        augment_config: args.augment_config.clone(),
         history: outcome.history,
     };
     let mut report = vec![

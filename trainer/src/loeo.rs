@@ -170,6 +170,8 @@ pub struct LoeoArgs {
     pub config: TrainConfig,
     /// Augmented copies per training segment, as `fit --augment`.
     pub augment: usize,
+    /// How they are made, as `fit`'s.
+    pub augment_config: crate::augment::AugmentConfig,
     pub progress: bool,
 }
 
@@ -212,6 +214,7 @@ pub struct LoeoSummary {
     pub mean_detection_rate: Option<f64>,
     pub config: TrainConfig,
     pub augment: usize,
+    pub augment_config: crate::augment::AugmentConfig,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
@@ -221,6 +224,9 @@ fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
 
 /// Leave-one-engine-out cross-validation on a for-2sec dataset.
 pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
+    if args.augment > 0 {
+        args.augment_config.validate()?;
+    }
     let spec = FeatureSpec::default();
     let ex = FeatureExtractor::new(spec.clone())?;
     let cache = FeatureCache::new(args.cache.clone(), &spec)?;
@@ -250,7 +256,7 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
     // Augmented copies as `fit` draws them (same stream), made once and filtered per fold.
     let augmented = if args.augment > 0 {
         let rng = crate::rng::Rng::new(args.config.seed).fork(crate::fit::AUGMENT_STREAM);
-        Some(dataset::augmented_split(&args.data.join("training"), &ex, args.augment, &rng)?)
+        Some(dataset::augmented_split(&args.data.join("training"), &ex, args.augment, &args.augment_config, &rng)?)
     } else {
         None
     };
@@ -345,6 +351,7 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
         folds,
         config: args.config.clone(),
         augment: args.augment,
+        augment_config: args.augment_config.clone(),
     })
 }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vericlip_core::audio::AudioLimits;
 use vericlip_core::{FeatureExtractor, FeatureSpec};
+use vericlip_train::augment::{AugmentConfig, CodecFamily, KindSet};
 use vericlip_train::corpus::{self, Mode};
 use vericlip_train::evaluate;
 use vericlip_train::extract::{ExtractJson, extract_file};
@@ -205,11 +206,20 @@ struct TrainingOptions {
     patience: u32,
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
-    /// Augmented copies of each training segment (gain, time shift, noise, 8 kHz/GSM channel);
-    /// 0 turns augmentation off. On the stand-in corpus validation EER (unseen speakers,
-    /// voices and channel) was 14.7 % without, 2.2 % with two copies: see docs/MODEL_CARD.md.
+    /// Augmented copies of each training segment (by default gain, time shift, noise, 8 kHz/GSM
+    /// channel: --augment-kinds); 0 turns augmentation off. On the stand-in corpus validation
+    /// EER (unseen speakers, voices and channel) was 14.7 % without, 2.2 % with two copies: see
+    /// docs/MODEL_CARD.md.
     #[arg(long, default_value_t = 2)]
     augment: usize,
+    /// Augmentation kinds, comma-separated, each `kind` or `kind=P` (its probability per copy,
+    /// 0..1), or `all`: shift, channel, noise, gain (the default set), codec, rawboost, reverb,
+    /// bandlimit, resample (docs/ARCHITECTURE.md says what each does).
+    #[arg(long, default_value = "shift,channel,noise,gain")]
+    augment_kinds: KindSet,
+    /// The codecs that the `codec` augmentation kind draws from.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "mp3,vorbis,opus,amr-nb")]
+    augment_codecs: Vec<CodecFamily>,
     /// Do not subtract each segment's mean frame before the LSTM (cepstral mean
     /// normalization, on by default: it removes stationary channel coloration; validation
     /// EER 0.97 % without, 0.48 % with, docs/MODEL_CARD.md).
@@ -248,6 +258,10 @@ impl TrainingOptions {
 
     fn cache(&self) -> Option<PathBuf> {
         cache_dir(self.cache.clone(), self.no_cache)
+    }
+
+    fn augment_config(&self) -> anyhow::Result<AugmentConfig> {
+        AugmentConfig::new(self.augment_kinds.clone(), &self.augment_codecs)
     }
 }
 
@@ -290,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache: training.cache(),
                 config: training.config(),
                 augment: training.augment,
+                augment_config: training.augment_config()?,
                 progress,
             };
             let s = fit::fit(&args)?;
@@ -335,6 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache: training.cache(),
                 config: training.config(),
                 augment: training.augment,
+                augment_config: training.augment_config()?,
                 progress,
             };
             let s = loeo::run(&args)?;

@@ -94,7 +94,7 @@ pub fn load_gsm(bytes: &[u8]) -> anyhow::Result<Vec<f32>> {
 /// Runs sox with `input` on stdin, returns stdout. `-D -R`: no automatic dither and repeatable
 /// mode; by default sox dithers with a time-seeded generator when it lowers precision (16-bit to
 /// GSM), which made corpus building and augmentation differ from run to run.
-fn sox(args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub fn sox(args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut child = Command::new("sox")
         .args(["-D", "-R"])
         .args(args)
