@@ -1,9 +1,12 @@
 //! Cost of each augmentation kind per 2 s segment, single-threaded, next to the feature
-//! extraction every copy also pays:
+//! extraction every copy also pays, and the default and `all` sets in parallel as `fit` runs
+//! them (wall time per segment, and for 10k segments):
 //! `cargo run -p vericlip-train --example augment_cost [-- SEGMENTS]` (add `--release` for the
 //! optimised figures; `fit` itself usually runs as a debug build with optimised dependencies).
 
 use std::time::Instant;
+
+use rayon::prelude::*;
 
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 use vericlip_train::augment::{AugmentConfig, CodecFamily, Kind, KindSet, augment};
@@ -45,6 +48,19 @@ fn main() -> anyhow::Result<()> {
             std::hint::black_box(augment(&y, cfg, &mut Rng::new(s))?);
         }
         println!("{name:<32} {:>12.2}", t.elapsed().as_secs_f64() * 1e3 / segments as f64);
+    }
+    // What `augmented_split` does: segments in parallel on rayon's threads (one per core).
+    for (name, cfg) in &rows[rows.len() - 2..] {
+        let t = Instant::now();
+        (0..segments * 4).into_par_iter().try_for_each(|s| augment(&y, cfg, &mut Rng::new(s)).map(|_| ()))?;
+        let per = t.elapsed().as_secs_f64() / (segments * 4) as f64;
+        println!(
+            "{:<32} {:>12.2}   -> 10k segments: {:.0} s on {} threads",
+            format!("{name}, parallel"),
+            per * 1e3,
+            per * 1e4,
+            rayon::current_num_threads()
+        );
     }
     let ex = FeatureExtractor::new(FeatureSpec::default())?;
     let (mut scratch, mut out) = (ex.scratch(), Vec::new());
