@@ -1,6 +1,7 @@
 //! vericlip-train: dataset features, LSTM training, evaluation, ONNX export, registry publish.
 
 pub mod augment;
+pub mod calibrate;
 pub mod corpus;
 pub mod dataset;
 pub mod evaluate;
