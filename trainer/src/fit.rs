@@ -15,6 +15,7 @@ use vericlip_core::runtime::{self, ModelSession};
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 
 use crate::augment::AugmentConfig;
+use crate::calibrate;
 use crate::dataset::{self, FeatureCache, Skipped, SplitCounts, SplitData};
 use crate::evaluate::{self, Evaluation};
 use crate::train::{self, EpochStats, TrainConfig};
@@ -29,6 +30,8 @@ pub struct FitArgs {
     pub registry: PathBuf,
     pub name: String,
     pub cache: Option<PathBuf>,
+    /// The model's input features (recorded in the manifest; the server computes the same).
+    pub spec: FeatureSpec,
     pub config: TrainConfig,
     /// Augmented copies of each training segment added to the training set (0: none).
     pub augment: usize,
@@ -49,11 +52,26 @@ pub struct FitSummary {
     pub best_epoch: u32,
     pub training_seconds: f64,
     pub parity_max_abs_diff: f32,
+    pub calibration: CalibrationSummary,
     pub splits: BTreeMap<String, SplitCounts>,
     pub config: TrainConfig,
     pub augment: usize,
     pub augment_config: AugmentConfig,
     pub history: Vec<EpochStats>,
+}
+
+/// Platt scaling fitted on validation and folded into the model (see `calibrate`), with the
+/// expected calibration error of segment scores before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationSummary {
+    pub method: &'static str,
+    pub fitted_on: &'static str,
+    pub a: f64,
+    pub c: f64,
+    pub validation_ece_before: f64,
+    pub validation_ece_after: f64,
+    pub test_ece_before: f64,
+    pub test_ece_after: f64,
 }
 
 /// The random stream augmentation draws from (a fork of the training seed), shared with `loeo`
@@ -66,7 +84,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         // Before any features: a missing codec must not surface mid-run.
         args.augment_config.validate()?;
     }
-    let spec = FeatureSpec::default();
+    let spec = args.spec.clone();
     let ex = FeatureExtractor::new(spec.clone())?;
     let cache = FeatureCache::new(args.cache.clone(), &spec)?;
     let mut splits = BTreeMap::new();
@@ -110,13 +128,34 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         );
     })?;
 
-    let onnx = crate::onnx::export_lstm_classifier(&outcome.weights, &[("vericlip.name", args.name.as_str())]);
+    // Calibration on validation (Platt), folded into the dense layer before export.
+    let mut weights = outcome.weights.clone();
+    let (val_logits, test_logits) = (train::logits(&weights, &val_d)?, train::logits(&weights, &test_d)?);
+    let platt = calibrate::fit_platt(&val_logits, &val_d.labels);
+    weights.calibrate(platt);
+    let ece = |z: &[f64], labels: &[bool], p: calibrate::Platt| {
+        calibrate::ece(&z.iter().map(|&v| p.apply(v)).collect::<Vec<_>>(), labels)
+    };
+    let calibration = CalibrationSummary {
+        method: "platt",
+        fitted_on: "validation segments",
+        a: platt.a,
+        c: platt.c,
+        validation_ece_before: ece(&val_logits, &val_d.labels, calibrate::Platt::IDENTITY),
+        validation_ece_after: ece(&val_logits, &val_d.labels, platt),
+        test_ece_before: ece(&test_logits, &test_d.labels, calibrate::Platt::IDENTITY),
+        test_ece_after: ece(&test_logits, &test_d.labels, platt),
+    };
+    tracing::info!(a = platt.a, c = platt.c, val_ece_before = calibration.validation_ece_before,
+        val_ece_after = calibration.validation_ece_after, "calibration (Platt, validation)");
+
+    let onnx = crate::onnx::export_lstm_classifier(&weights, &[("vericlip.name", args.name.as_str())]);
     let rt = runtime::init(None)?;
     let mut session = ModelSession::from_bytes(rt, &onnx).context("loading the exported model in ONNX Runtime")?;
 
     // Parity: the exported graph must compute what the trainer computed.
     let idx: Vec<usize> = (0..val_d.len().min(PARITY_SEGMENTS)).collect();
-    let ours = train::predict(&outcome.weights, &val_d, &idx)?;
+    let ours = train::predict(&weights, &val_d, &idx)?;
     let sub = SplitData {
         features: val_d.features[..idx.len() * val_d.frames * val_d.n_features].to_vec(),
         labels: val_d.labels[..idx.len()].to_vec(),
@@ -162,6 +201,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         "bidirectional": args.config.bidirectional,
         "input_norm": if args.config.segment_mean_norm { "per-segment mean frame subtracted (CMN)" } else { "none" },
         "onnx": {"ir_version": 8, "opset": 17},
+        "calibration": calibration,
         "training": {"optimizer": "adam", "learning_rate": args.config.learning_rate, "clip_norm": args.config.clip_norm, "batch": args.config.batch,
                       "max_epochs": args.config.max_epochs, "patience": args.config.patience, "best_epoch": outcome.best_epoch,
                       "augmentation": if args.augment > 0 {
@@ -179,6 +219,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         best_epoch: outcome.best_epoch,
         training_seconds: outcome.seconds,
         parity_max_abs_diff: parity,
+        calibration,
         splits,
         config: args.config.clone(),
         augment: args.augment,

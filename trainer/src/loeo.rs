@@ -168,6 +168,8 @@ pub struct LoeoArgs {
     /// Families to leave out (default: every fake family of the training split).
     pub families: Vec<String>,
     pub cache: Option<PathBuf>,
+    /// The model's input features, as `fit --features`.
+    pub spec: FeatureSpec,
     pub config: TrainConfig,
     /// Augmented copies per training segment, as `fit --augment`.
     pub augment: usize,
@@ -228,7 +230,7 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
     if args.augment > 0 {
         args.augment_config.validate()?;
     }
-    let spec = FeatureSpec::default();
+    let spec = args.spec.clone();
     let ex = FeatureExtractor::new(spec.clone())?;
     let cache = FeatureCache::new(args.cache.clone(), &spec)?;
     let splits: BTreeMap<&str, SplitData> =

@@ -232,12 +232,32 @@ struct TrainingOptions {
     /// A bidirectional LSTM (forward and backward states concatenated before the dense layer).
     #[arg(long)]
     bidirectional: bool,
+    /// The model's input features: `seed` (20 MFCC, 12 chroma, 64 log-mel: 96 per frame) or
+    /// `lfcc-deltas` (those plus 20 LFCC and first-order deltas of MFCC and LFCC: 156).
+    #[arg(long, value_enum, default_value_t = Features::Seed)]
+    features: Features,
     /// Feature cache directory (default: ~/.cache/vericlip/features).
     #[arg(long)]
     cache: Option<PathBuf>,
     /// Do not read or write the feature cache.
     #[arg(long)]
     no_cache: bool,
+}
+
+/// Named feature specifications (`vericlip_core::FeatureSpec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Features {
+    Seed,
+    LfccDeltas,
+}
+
+impl Features {
+    fn spec(self) -> vericlip_core::FeatureSpec {
+        match self {
+            Features::Seed => vericlip_core::FeatureSpec::default(),
+            Features::LfccDeltas => vericlip_core::FeatureSpec::lfcc_deltas(),
+        }
+    }
 }
 
 impl TrainingOptions {
@@ -302,6 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 registry,
                 name,
                 cache: training.cache(),
+                spec: training.features.spec(),
                 config: training.config(),
                 augment: training.augment,
                 augment_config: training.augment_config()?,
@@ -348,6 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data,
                 families,
                 cache: training.cache(),
+                spec: training.features.spec(),
                 config: training.config(),
                 augment: training.augment,
                 augment_config: training.augment_config()?,

@@ -64,6 +64,15 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 impl LstmClassifierWeights {
+    /// Folds Platt scaling `sigmoid(a * z + c)` into the dense layer (its output is the logit
+    /// `z`), so the exported graph outputs calibrated probabilities.
+    pub fn calibrate(&mut self, platt: crate::calibrate::Platt) {
+        for w in &mut self.dense_w {
+            *w = (f64::from(*w) * platt.a) as f32;
+        }
+        self.dense_b = (f64::from(self.dense_b) * platt.a + platt.c) as f32;
+    }
+
     /// Deterministic small pseudo-random weights (tests, smoke checks): last-state head,
     /// unidirectional.
     pub fn seeded(input: usize, hidden: usize, seed: u64) -> Self {

@@ -394,6 +394,19 @@ pub fn predict(weights: &LstmClassifierWeights, data: &SplitData, idx: &[usize])
     Ok(candle_nn::ops::sigmoid(&net.logits(&x)?)?.to_vec1()?)
 }
 
+/// The logits (before the sigmoid) of every segment of `data`, in batches.
+pub fn logits(weights: &LstmClassifierWeights, data: &SplitData) -> anyhow::Result<Vec<f64>> {
+    let dev = Device::Cpu;
+    let net = Net::from_weights(weights, &dev)?;
+    let all: Vec<usize> = (0..data.len()).collect();
+    let mut out = Vec::with_capacity(all.len());
+    for idx in all.chunks(256) {
+        let (x, _) = batch_tensor(data, idx, &dev)?;
+        out.extend(net.logits(&x)?.to_vec1::<f32>()?.into_iter().map(f64::from));
+    }
+    Ok(out)
+}
+
 fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     (0..cols).flat_map(|c| (0..rows).map(move |r| m[r * cols + c])).collect()
 }

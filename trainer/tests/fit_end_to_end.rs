@@ -73,6 +73,11 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     let loaded = registry::load_version(&dir).unwrap();
     assert_eq!(loaded.manifest.threshold, s["threshold"].as_f64().unwrap());
     assert!(loaded.manifest.metrics.contains_key("test/flite_test"), "per-source metrics in the manifest");
+    // Platt scaling fitted on validation, folded into the model, recorded in the manifest.
+    let cal = &s["calibration"];
+    let (a, c) = (cal["a"].as_f64().unwrap(), cal["c"].as_f64().unwrap());
+    assert!(a.is_finite() && a > 0.0 && c.is_finite() && (a, c) != (1.0, 0.0), "calibration {cal}");
+    assert_eq!(loaded.manifest.model["calibration"], *cal);
     // ... with a ROC curve per fake engine family of the test split (the tiny corpus tests flite).
     for f in ["metrics.json", "roc.png", "training.png", "roc-flite.png"] {
         let bytes = std::fs::read(dir.join("report").join(f)).unwrap();

@@ -543,7 +543,7 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
             let (speed, pitch) = (140 + r.below(51) as u32, 35 + r.below(31) as u32);
             let ch = if ctx.channels.is_empty() { Channel::Wideband } else { ctx.channels[r.weighted(&weights)].0 };
             let scratch = ctx.scratch.join(format!("{}_{i}.wav", group.name));
-            let y = tts::speak(engine, voice, lang, &text, speed, pitch, &scratch)?;
+            let y = tts::speak_cached(engine, voice, lang, &text, speed, pitch, &scratch, &ctx.scratch.join("cache"))?;
             let _ = std::fs::remove_file(&scratch);
             (voice.to_string(), lang, Some(ch), y)
         }

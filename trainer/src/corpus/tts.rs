@@ -28,6 +28,62 @@ impl Engine {
     }
 }
 
+/// [`speak`] through a cache under `cache_dir`, keyed by engine, voice, language, text, speed
+/// and pitch (and the engine's version string, so an upgraded engine re-synthesizes): a corpus
+/// rebuild only runs the engines for utterances it has not made before.
+#[allow(clippy::too_many_arguments)]
+pub fn speak_cached(
+    engine: Engine,
+    voice: &str,
+    lang: &str,
+    text: &str,
+    speed: u32,
+    pitch: u32,
+    scratch: &Path,
+    cache_dir: &Path,
+) -> anyhow::Result<Vec<f32>> {
+    let key = serde_json::json!({
+        "engine": engine.program(), "version": engine_version(engine), "voice": voice, "lang": lang,
+        "text": text, "speed": speed, "pitch": pitch,
+    });
+    let path =
+        cache_dir.join(format!("{}.wav", &vericlip_core::registry::sha256_hex(key.to_string().as_bytes())[..32]));
+    if let Ok(bytes) = std::fs::read(&path) {
+        return Ok(load_mono(AudioInput::Encoded(&bytes), SR, &AudioLimits::default())?.samples);
+    }
+    let y = speak(engine, voice, lang, text, speed, pitch, scratch)?;
+    std::fs::create_dir_all(cache_dir)?;
+    // Unique per thread: two utterances of a batch may share a key.
+    let tmp = path.with_extension(format!("tmp-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+    vericlip_core::audio::write_wav_pcm16(&tmp, &y, SR)?;
+    std::fs::rename(&tmp, &path)?;
+    // What a rebuild will read (16-bit), so first build and rebuild give the same corpus.
+    Ok(load_mono(AudioInput::Encoded(&std::fs::read(&path)?), SR, &AudioLimits::default())?.samples)
+}
+
+/// The engine's version line (cached per process).
+fn engine_version(engine: Engine) -> String {
+    use std::sync::OnceLock;
+    static VERSIONS: OnceLock<[String; 3]> = OnceLock::new();
+    let versions = VERSIONS.get_or_init(|| {
+        let v = |prog: &str, arg: &str| {
+            Command::new(prog)
+                .arg(arg)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(if o.stdout.is_empty() { &o.stderr } else { &o.stdout })
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        [v("espeak-ng", "--version"), v("flite", "--version"), v("festival", "--version")]
+    });
+    versions[engine as usize].clone()
+}
+
 /// Speaks `text`; returns 16 kHz mono audio. `scratch` is a file path the engine may write.
 pub fn speak(
     engine: Engine,
