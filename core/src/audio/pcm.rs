@@ -49,28 +49,66 @@ pub(crate) fn decode_pcm_budgeted(
     limits.check_frames(frames as u64, sample_rate)?;
     budget(frames)?;
     let channels = channels as usize;
-    let scale = 1.0 / channels as f32;
     let mut samples = Vec::with_capacity(frames);
     match format {
-        PcmFormat::S16Le => samples.extend(bytes.chunks_exact(frame_bytes).map(|f| {
-            let sum: f32 = f.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]]))).sum();
-            sum * (scale / 32768.0)
-        })),
-        PcmFormat::F32Le => {
-            for (i, f) in bytes.chunks_exact(frame_bytes).enumerate() {
-                let mut sum = 0f32;
-                for b in f.chunks_exact(4) {
-                    let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    if !x.is_finite() {
-                        return Err(AudioError::NonFinite { frame: i });
-                    }
-                    sum += x;
-                }
-                samples.push(if channels == 1 { sum } else { sum * scale });
-            }
+        PcmFormat::S16Le if channels == 1 => mono_s16le(bytes, &mut samples),
+        PcmFormat::S16Le => {
+            let scale = 1.0 / channels as f32;
+            samples.extend(bytes.chunks_exact(frame_bytes).map(|f| {
+                let sum: f32 = f.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]]))).sum();
+                sum * (scale / 32768.0)
+            }))
         }
+        PcmFormat::F32Le => mix_f32le(bytes, channels, &mut samples)?,
     }
     Ok(MonoAudio { samples, sample_rate })
+}
+
+/// Appends mono 16-bit little-endian samples as `x / 32768` (exact: a power of two). One
+/// straight-line loop the compiler vectorizes (~0.1 ns a sample instead of ~2 ns for a loop
+/// over frames).
+#[inline]
+pub(crate) fn mono_s16le(data: &[u8], out: &mut Vec<f32>) {
+    out.extend(data.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32_768.0)));
+}
+
+/// The first NaN or infinite 32-bit float of little-endian `data` (all exponent bits set), as
+/// an index of samples. The common case, none, is one integer-maximum pass, which vectorizes (an
+/// early-exit search does not).
+#[inline]
+fn first_non_finite_f32le(data: &[u8]) -> Option<usize> {
+    const EXP: u32 = 0x7f80_0000;
+    let exp = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & EXP;
+    if data.chunks_exact(4).fold(0u32, |m, b| m.max(exp(b))) != EXP {
+        return None;
+    }
+    data.chunks_exact(4).position(|b| exp(b) == EXP)
+}
+
+/// Appends the mono mix of interleaved 32-bit float little-endian frames (channels summed in
+/// order, then scaled by `1 / channels`; a lone channel copied). A NaN or infinity is an error
+/// naming its frame (counted from the start of `data`), before anything is appended.
+pub(crate) fn mix_f32le(data: &[u8], channels: usize, out: &mut Vec<f32>) -> Result<(), AudioError> {
+    let channels = channels.max(1);
+    let whole = data.len() - data.len() % (4 * channels);
+    let data = &data[..whole];
+    if let Some(i) = first_non_finite_f32le(data) {
+        return Err(AudioError::NonFinite { frame: i / channels });
+    }
+    let sample = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    if channels == 1 {
+        out.extend(data.chunks_exact(4).map(sample));
+    } else {
+        let scale = 1.0 / channels as f32;
+        out.extend(data.chunks_exact(4 * channels).map(|f| {
+            let mut sum = 0f32;
+            for b in f.chunks_exact(4) {
+                sum += sample(b);
+            }
+            sum * scale
+        }));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

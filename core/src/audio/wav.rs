@@ -70,24 +70,19 @@ pub(crate) fn decode_simple_wav(
         // A header that declares hours of audio is refused before anything is converted.
         limits.check_frames((declared / frame_bytes).max(frames) as u64, rate)?;
         budget(frames)?;
+        let data = &data[..frames * frame_bytes];
         let mut samples = Vec::with_capacity(frames);
-        let scale = 1.0 / channels as f32;
-        for (i, frame) in data.chunks_exact(frame_bytes).enumerate() {
-            let mut sum = 0f32;
-            if float {
-                for b in frame.chunks_exact(4) {
-                    let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    if !x.is_finite() {
-                        return Err(AudioError::NonFinite { frame: i });
-                    }
-                    sum += x;
-                }
-            } else {
-                for b in frame.chunks_exact(2) {
-                    sum += f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0;
-                }
+        match (float, channels) {
+            (true, _) => super::pcm::mix_f32le(data, channels, &mut samples)?,
+            (false, 1) => super::pcm::mono_s16le(data, &mut samples),
+            (false, _) => {
+                // As symphonia's samples (`i16 / 32768`) through `downmix_into`.
+                let scale = 1.0 / channels as f32;
+                samples.extend(data.chunks_exact(frame_bytes).map(|f| {
+                    f.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0).sum::<f32>()
+                        * scale
+                }));
             }
-            samples.push(if channels == 1 { sum } else { sum * scale });
         }
         if samples.is_empty() {
             return Err(AudioError::Empty);
