@@ -72,10 +72,7 @@ impl ChromaFilterbank {
     pub fn apply_columns(&self, power: &[f32], frames: usize, chroma: &mut [f32], peak: &mut Vec<f32>) {
         debug_assert_eq!(power.len(), self.n_bins * frames);
         for (row, out) in self.rows.iter().zip(chroma.chunks_exact_mut(frames)) {
-            out.fill(0.0);
-            for &(f, w) in row {
-                crate::kernels::axpy(out, w, &power[f * frames..(f + 1) * frames]);
-            }
+            crate::kernels::weighted_rows::<_, _, 64>(out, row.iter().copied(), power, frames);
         }
         peak.clear();
         peak.resize(frames, 0.0);

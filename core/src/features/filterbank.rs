@@ -82,11 +82,8 @@ impl Filterbank {
     pub fn apply_columns(&self, power: &[f32], frames: usize, out: &mut [f32]) {
         debug_assert_eq!(power.len(), self.n_bins * frames);
         for (band, out) in self.bands.iter().zip(out.chunks_exact_mut(frames)) {
-            out.fill(0.0);
-            for (k, &w) in band.weights.iter().enumerate() {
-                let f = band.first + k;
-                crate::kernels::axpy(out, w, &power[f * frames..(f + 1) * frames]);
-            }
+            let taps = band.weights.iter().enumerate().map(|(k, &w)| (band.first + k, w));
+            crate::kernels::weighted_rows::<_, _, 64>(out, taps, power, frames);
         }
     }
 

@@ -78,6 +78,8 @@ pub struct Scratch {
     lin: Vec<f32>,
     /// `[deltas][n_mfcc + n_lfcc][frames]`.
     delta: Vec<f64>,
+    /// `[n_features][frames]`: the output, bin-major, before its transpose.
+    rows: Vec<f32>,
 }
 
 impl FeatureExtractor {
@@ -112,6 +114,7 @@ impl FeatureExtractor {
             ceps: Vec::new(),
             lin: Vec::new(),
             delta: Vec::new(),
+            rows: Vec::new(),
         }
     }
 
@@ -134,31 +137,48 @@ impl FeatureExtractor {
             return Err(FeatureError::TooFewFrames { frames, width: d.width() });
         }
         #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (and so AVX2), checked just above.
+            unsafe { self.extract_avx512(samples, scratch, out) };
+            return Ok(());
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
             unsafe { self.extract_avx2(samples, scratch, out) };
             return Ok(());
         }
-        self.extract_body(samples, scratch, out);
+        self.extract_body::<false, false>(samples, scratch, out);
         Ok(())
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn extract_avx2(&self, samples: &[f32], scratch: &mut Scratch, out: &mut Vec<f32>) {
-        self.extract_body(samples, scratch, out);
+        self.extract_body::<true, false>(samples, scratch, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn extract_avx512(&self, samples: &[f32], scratch: &mut Scratch, out: &mut Vec<f32>) {
+        self.extract_body::<true, true>(samples, scratch, out);
     }
 
     /// The extraction itself; always inlined so each caller compiles it for its target features.
+    /// `SIMD`: the caller is compiled for AVX2 (explicit AVX transposes); `WIDE`: for AVX-512
+    /// (32 vector registers: wider DCT passes). Same values either way.
     #[inline(always)]
-    fn extract_body(&self, samples: &[f32], scratch: &mut Scratch, out: &mut Vec<f32>) {
+    fn extract_body<const SIMD: bool, const WIDE: bool>(
+        &self,
+        samples: &[f32],
+        scratch: &mut Scratch,
+        out: &mut Vec<f32>,
+    ) {
         let s = &self.spec;
         let frames = self.stft.prepare(samples, &mut scratch.stft);
         let sc = scratch;
         sc.power.resize(self.stft.n_bins() * frames, 0.0);
-        for t in 0..frames {
-            self.stft.power_frame(t, frames, &mut sc.stft, &mut sc.power);
-        }
+        self.stft.power::<SIMD>(frames, &mut sc.stft, &mut sc.power);
         let (db_amin, db_ref, db_top) = (s.db_amin as f32, s.db_ref as f32, s.db_top as f32);
         sc.mel.resize(s.n_mels * frames, 0.0);
         self.mel.apply_columns(&sc.power, frames, &mut sc.mel);
@@ -172,14 +192,14 @@ impl FeatureExtractor {
         let (mfcc, lfcc) = sc.ceps.split_at_mut(s.n_mfcc * frames);
         sc.log64.clear();
         sc.log64.extend(sc.mel.iter().map(|&v| f64::from(v)));
-        self.dct.apply_columns(&sc.log64, frames, mfcc);
+        self.dct.apply_columns::<WIDE>(&sc.log64, frames, mfcc);
         if let Some((fb, dct)) = &self.lfcc {
             sc.lin.resize(fb.n_bands() * frames, 0.0);
             fb.apply_columns(&sc.power, frames, &mut sc.lin);
             filterbank::power_to_db_in_place(&mut sc.lin, db_amin, db_ref, db_top);
             sc.log64.clear();
             sc.log64.extend(sc.lin.iter().map(|&v| f64::from(v)));
-            dct.apply_columns(&sc.log64, frames, lfcc);
+            dct.apply_columns::<WIDE>(&sc.log64, frames, lfcc);
         }
         // Output precision now, so the deltas see exactly the cepstra that are output.
         for v in sc.ceps.iter_mut() {
@@ -192,29 +212,20 @@ impl FeatureExtractor {
             }
         }
         // Frame-major rows, blocks in `FeatureSpec::layout` order:
-        // [mfcc, chroma, log-mel, lfcc, deltas of (mfcc, lfcc) by order].
+        // [mfcc, chroma, log-mel, lfcc, deltas of (mfcc, lfcc) by order]: staged bin-major in
+        // f32, then transposed.
         let width = s.n_features();
+        let (ceps, delta) = (&sc.ceps, &sc.delta[..s.deltas * n_ceps * frames]);
+        let (mfcc, lfcc) = ceps.split_at(s.n_mfcc * frames);
+        sc.rows.clear();
+        sc.rows.extend(mfcc.iter().map(|&v| v as f32));
+        sc.rows.extend_from_slice(&sc.chroma[..s.n_chroma * frames]);
+        sc.rows.extend_from_slice(&sc.mel[..s.n_mels * frames]);
+        sc.rows.extend(lfcc.iter().chain(delta).map(|&v| v as f32));
+        debug_assert_eq!(sc.rows.len(), width * frames);
         out.clear();
         out.resize(frames * width, 0.0);
-        let (ceps, delta) = (&sc.ceps, &sc.delta[..s.deltas * n_ceps * frames]);
-        for (t, row) in out.chunks_exact_mut(width).enumerate() {
-            let (mfcc, rest) = row.split_at_mut(s.n_mfcc);
-            let (chroma, rest) = rest.split_at_mut(s.n_chroma);
-            let (logmel, rest) = rest.split_at_mut(s.n_mels);
-            let (lfcc, deltas) = rest.split_at_mut(s.n_lfcc);
-            for (k, v) in mfcc.iter_mut().chain(lfcc).enumerate() {
-                *v = ceps[k * frames + t] as f32;
-            }
-            for (c, v) in chroma.iter_mut().enumerate() {
-                *v = sc.chroma[c * frames + t];
-            }
-            for (m, v) in logmel.iter_mut().enumerate() {
-                *v = sc.mel[m * frames + t];
-            }
-            for (k, v) in deltas.iter_mut().enumerate() {
-                *v = delta[k * frames + t] as f32;
-            }
-        }
+        crate::kernels::transpose::<SIMD>(&sc.rows, frames, width, frames, out, width);
     }
 
     /// Convenience form of [`Self::extract_into`] returning a `[frames, n_features]` array.
@@ -262,12 +273,12 @@ mod tests {
             (0..40_000u32).map(|i| ((i.wrapping_mul(2_654_435_761) >> 9) as f32 / 8_388_608.0 - 1.0) * 0.3).collect();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         ex.extract_into(&noise, &mut ex.scratch(), &mut a).unwrap();
-        ex.extract_body(&noise, &mut ex.scratch(), &mut b);
+        ex.extract_body::<false, false>(&noise, &mut ex.scratch(), &mut b);
         assert_eq!(a.len(), b.len());
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         let ex = FeatureExtractor::new(FeatureSpec { deltas: 2, ..FeatureSpec::lfcc_deltas() }).unwrap();
         ex.extract_into(&noise, &mut ex.scratch(), &mut a).unwrap();
-        ex.extract_body(&noise, &mut ex.scratch(), &mut b);
+        ex.extract_body::<false, false>(&noise, &mut ex.scratch(), &mut b);
         assert_eq!(a.len(), 157 * 196);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
