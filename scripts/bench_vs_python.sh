@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Vericlip vs a reference Python gRPC server doing the same job (bench/python_server/server.py:
-# soundfile + librosa 1.0 reference features + onnxruntime 1.31.1, one process per core with
-# so_reuseport), side by side in one run: same model (models/vericlip-lstm, the served version),
-# same clips (models/samples/*/*.wav), same load generator (`vericlip bench`), all on 127.0.0.1.
-# Per concurrency level: clips/s, p50, p99 and server CPU per clip (utime+stime of the server
-# processes from /proc/PID/stat, in `getconf CLK_TCK` ticks, / requests served), and the ratios.
-# Checks first that both servers give the same scores (max |diff| <= 1e-3). About 1.5 minutes.
+# soundfile + the librosa 1.0 reference features of the served manifest's feature_spec +
+# onnxruntime 1.31.1, one process per core with so_reuseport), side by side in one run: same model
+# version, same clips (models/samples/*/*.wav), same load generator (`vericlip bench`), all on
+# 127.0.0.1. All servers run at once and the levels go round-robin over them. Per concurrency
+# level: clips/s, p50, p99, server CPU per clip (utime+stime of the server processes from
+# /proc/PID/stat, in `getconf CLK_TCK` ticks, / requests served), the Rust servers' mean ONNX
+# Runtime batch (from /metrics), and the CPU ratios. Checks first that both servers give the same
+# scores (max |diff| <= 1e-3) with the same model version. About 1.5 minutes.
 #
 # Usage: scripts/bench_vs_python.sh [--out FILE.json] [--concurrency 1,4,16] [--seconds 10]
-#                                   [--workers 2] [--threads 4] [--clients 1] [--only rust|python]
-#                                   [--no-cache-filterbanks] [--tail-rule end-aligned|padded] [--profile DIR]
+#                                   [--version N] [--baseline-bin PATH [--baseline-label NAME]]
+#                                   [--workers 2] [--threads 4] [--clients 1] [--only rust,python]
+#                                   [--rust-env KEY=VALUE]... [--no-cache-filterbanks]
+#                                   [--tail-rule end-aligned|padded] [--profile DIR]
+#   --version N: the model version both servers serve (default: the registry's highest; the
+#   report names it and its feature spec). The Rust server is pinned to it.
+#   --baseline-bin PATH: also measure another vericlip-server binary (e.g. an earlier commit's,
+#   built into a separate folder) in the same run, as NAME (default "before").
 #   --clients K runs K load-generator processes per level (concurrency split between them), so
 #   the Python workers, which the kernel hands whole connections, can all get traffic.
 #   --no-cache-filterbanks: the Python server rebuilds librosa's mel/chroma filter banks per call,
 #   as tests/golden/reference_features.py does (by default it memoizes them, as a competent
 #   deployment would; the features are bit-identical either way).
 #   --profile DIR: one more (unmeasured) level at the highest concurrency under `perf record`
-#   (if installed); perf reports by shared object and symbol go into DIR.
+#   (if installed) per server; perf reports by shared object and symbol go into DIR.
 # Needs the release build (`cargo build --release -p vericlip-server --bins`, built here when
 # missing) and scripts/setup.sh's ONNX Runtime; installs the Python side's pinned packages
 # (bench/requirements.txt) into .vendor/bench-venv when missing.

@@ -7,9 +7,15 @@ scripts/bench_vs_python.sh: what a competent Python team would deploy for the sa
   each worker serves with a small thread pool.
 - Decoding: soundfile (WAV/FLAC/OGG), channels averaged to mono; other rates resampled to the
   model's rate with soxr (librosa.resample, soxr_hq); raw PCM s16le/f32le as the proto defines.
-- Features: tests/golden/reference_features.py, imported, not copied (librosa 1.0: 20 MFCC,
-  12 chroma, 64 log-mel per frame), then the manifest's mean/std. librosa's mel and chroma filter
-  banks are memoized (it rebuilds them on every call; --no-cache-filterbanks turns that off).
+- Features: the served manifest's `feature_spec`, computed by the repository's references,
+  imported, not copied: tests/golden/reference_features.py for the seed spec (librosa 1.0: 20
+  MFCC, 12 chroma, 64 log-mel per frame) and tests/golden/reference_features_ext.py when the spec
+  adds LFCC or deltas (the seed blocks from reference_features.py, then LFCC through librosa's
+  STFT and power_to_db and scipy's DCT, then librosa.feature.delta); then the manifest's
+  mean/std. librosa's mel and chroma filter banks and the LFCC's linear filter bank are memoized
+  (librosa rebuilds them on every call; --no-cache-filterbanks turns that off). The extended
+  reference computes the STFT twice (once inside reference_features.features, once for the
+  LFCC), as it is written; that is what this server runs.
 - Segments: 2 s windows with the Rust server's tail rule (core/src/audio/segment.rs
   `segment_plan`, core/src/features/spec.rs `FeatureSpec::segments`/`check_duration`): a tail of
   >= min_tail_seconds is scored by a window aligned to the end of the audio, audio under
@@ -24,7 +30,8 @@ Only Classify is implemented (ListModels/GetModel/ClassifyStream answer UNIMPLEM
 usage: server.py --addr 127.0.0.1:PORT [--workers N] [--threads T] [--registry models]
                  [--model vericlip-lstm] [--version 0] [--tail-rule end-aligned|padded]
                  [--no-cache-filterbanks]
-Prints `ready pids=P1,P2,...` on stdout once every worker is serving; SIGTERM/SIGINT stop all.
+Prints `ready pids=P1,P2,... addr=... version=N n_features=F` on stdout once every worker is
+serving; SIGTERM/SIGINT stop all.
 """
 
 import argparse
@@ -134,11 +141,17 @@ class Model:
 
 def cache_filterbanks():
     """Memoizes librosa.filters.mel and .chroma (pure functions of the spec; librosa rebuilds them
-    on every call, ~35 % of the reference's feature time): what a competent deployment would do.
-    The features stay bit-identical; the cached arrays are read-only."""
+    on every call, ~35 % of the reference's feature time) and reference_features_ext's linear
+    (LFCC) filter bank: what a competent deployment would do. The features stay bit-identical;
+    the cached arrays are read-only."""
     import functools
 
     import librosa.filters
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
+    import reference_features_ext
+
+    reference_features_ext.linear_filterbank = functools.lru_cache(maxsize=16)(reference_features_ext.linear_filterbank)
 
     for name in ("mel", "chroma"):
         fn = getattr(librosa.filters, name)
@@ -160,23 +173,46 @@ def cache_filterbanks():
         setattr(librosa.filters, name, wrapper)
 
 
+def features_for_spec(spec: dict):
+    """`features(y) -> [frames, n_features] float32` for a manifest's `feature_spec`: the seed
+    reference (tests/golden/reference_features.py) when the spec is the seed's, the extended one
+    (reference_features_ext.py) when it adds LFCC or deltas. Exits naming the field when the spec
+    is one the references do not implement."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
+    import reference_features
+    import reference_features_ext
+
+    # The references implement the seed spec's fields as reference_features.SPEC has them (same
+    # rate, segment, STFT, bands) plus the optional kinds of reference_features_ext.
+    for k, v in reference_features.SPEC.items():
+        if spec.get(k, v) != v:
+            sys.exit(f"model feature_spec.{k} = {spec[k]!r}, reference_features has {v!r}")
+    ext = {k: spec.get(k, 0) for k in reference_features_ext.EXT_ABSENT}
+    known = set(reference_features.SPEC) | set(ext) | {"min_tail_seconds", "min_audio_seconds"}
+    unknown = set(spec) - known
+    if unknown:
+        sys.exit(f"model feature_spec has fields the references do not implement: {sorted(unknown)}")
+    if not any(ext.values()):
+        return reference_features.features
+    full = dict(reference_features.SPEC, **ext)
+    return lambda y: reference_features_ext.features(y, full)
+
+
 class Servicer:
     def __init__(self, pb2, model: Model, max_seconds: float, tail_rule: str):
         import numpy as np
         import soundfile as sf
 
-        sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
-        import reference_features
-
-        self.np, self.sf, self.ref = np, sf, reference_features
+        self.np, self.sf = np, sf
         self.pb2 = pb2
         self.model = model
         self.max_seconds = max_seconds
         self.tail_rule = tail_rule
-        # The reference's spec must be the model's (same rate, segment, STFT, bands).
-        for k, v in reference_features.SPEC.items():
-            if k in model.spec and model.spec[k] != v:
-                sys.exit(f"model feature_spec.{k} = {model.spec[k]!r}, reference_features has {v!r}")
+        self.features = features_for_spec(model.spec)
+        self.n_features = int(model.manifest["input"]["shape"][-1])
+        probe = self.features(np.zeros(model.segment_samples, dtype=np.float32))
+        if probe.shape[1] != self.n_features:
+            sys.exit(f"the references give {probe.shape[1]} features per frame, the model takes {self.n_features}")
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -239,8 +275,8 @@ class Servicer:
             seg = y[start:start + valid]
             if valid < m.segment_samples:
                 seg = np.pad(seg, (0, m.segment_samples - valid))
-            feats.append(self.ref.features(seg))  # [frames, 96] float32
-        x = (np.stack(feats) - m.mean) / m.std  # [segments, frames, 96]
+            feats.append(self.features(seg))  # [frames, n_features] float32
+        x = (np.stack(feats) - m.mean) / m.std  # [segments, frames, n_features]
         x = x.astype(np.float32, copy=False)
         t2 = time.perf_counter()
         scores = m.session.run([m.output_name], {m.input_name: x})[0].reshape(-1).astype(np.float32)
@@ -279,7 +315,7 @@ def worker(args, ready, stop_event):
         import numpy as np
 
         warm = np.sin(np.arange(model.segment_samples, dtype=np.float32) * 0.05).astype(np.float32)
-        x = ((servicer.ref.features(warm) - model.mean) / model.std)[None].astype(np.float32)
+        x = ((servicer.features(warm) - model.mean) / model.std)[None].astype(np.float32)
         model.session.run([model.output_name], {model.input_name: x})
 
         class Handler(pb2_grpc.VericlipServicer):
@@ -298,7 +334,7 @@ def worker(args, ready, stop_event):
         if server.add_insecure_port(args.addr) == 0:
             sys.exit(f"cannot bind {args.addr}")
         server.start()
-        ready.put(os.getpid())
+        ready.put((os.getpid(), model.version, servicer.n_features))
         stop_event.wait()
         server.stop(grace=2).wait()
 
@@ -337,7 +373,7 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    pids = []
+    pids, served = [], set()
     deadline = time.monotonic() + 300
     while len(pids) < len(procs):
         if stopping or any(p.exitcode not in (None, 0) for p in procs) or time.monotonic() > deadline:
@@ -348,10 +384,13 @@ def main():
                     p.kill()
             sys.exit("stopped before ready" if stopping else "a worker failed to start")
         try:
-            pids.append(ready.get(timeout=0.2))
+            pid, version, n_features = ready.get(timeout=0.2)
+            pids.append(pid)
+            served.add((version, n_features))
         except Exception:
             pass
-    print(f"ready pids={','.join(map(str, pids))} addr={args.addr}", flush=True)
+    (version, n_features), = served
+    print(f"ready pids={','.join(map(str, pids))} addr={args.addr} version={version} n_features={n_features}", flush=True)
     while not stopping and any(p.is_alive() for p in procs):
         time.sleep(0.2)
     stop()
