@@ -44,6 +44,14 @@ pub struct OrtRuntime {
     env: Environment,
 }
 
+impl OrtRuntime {
+    /// The process-wide ONNX Runtime environment (for building sessions beyond `ModelSession`,
+    /// e.g. the `ort_timing` example's variants).
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+}
+
 static LOADED: OnceLock<Result<OrtRuntime, RuntimeError>> = OnceLock::new();
 
 /// Where the library is looked for: an explicit path, else `$ORT_DYLIB_PATH`, else next to the

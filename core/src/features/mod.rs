@@ -43,6 +43,13 @@ pub enum FeatureError {
     TooFewFrames { frames: usize, width: usize },
     #[error("normalizer: {0}")]
     Normalizer(String),
+    #[error("output buffer holds {got} floats, the features of this audio are {expected}")]
+    OutputSize { expected: usize, got: usize },
+}
+
+thread_local! {
+    /// Each thread's scratch buffers, one per FFT size (see `FeatureExtractor::with_thread_scratch`).
+    static THREAD_SCRATCH: std::cell::RefCell<Vec<(usize, Scratch)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub struct FeatureExtractor {
@@ -118,6 +125,39 @@ impl FeatureExtractor {
         }
     }
 
+    /// Runs `f` with this thread's [`Scratch`] for this extractor's FFT size, kept between calls:
+    /// a worker thread (the service's feature pool, the trainer's rayon threads) allocates its
+    /// buffers once instead of per request. A nested call gets a fresh scratch.
+    pub fn with_thread_scratch<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        let n_fft = self.spec.n_fft;
+        THREAD_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut cache) => {
+                let at = match cache.iter().position(|(n, _)| *n == n_fft) {
+                    Some(at) => at,
+                    None => {
+                        cache.push((n_fft, self.scratch()));
+                        cache.len() - 1
+                    }
+                };
+                f(&mut cache[at].1)
+            }
+            Err(_) => f(&mut self.scratch()),
+        })
+    }
+
+    /// [`Self::extract_into`] writing into a slice of exactly
+    /// `spec.frames_for(samples.len()) * spec.n_features()` floats (e.g. one segment's share of a
+    /// batch), so nothing is copied afterwards.
+    pub fn extract_to(&self, samples: &[f32], scratch: &mut Scratch, out: &mut [f32]) -> Result<(), FeatureError> {
+        let expected = self.spec.frames_for(samples.len()) * self.spec.n_features();
+        if out.len() != expected {
+            return Err(FeatureError::OutputSize { expected, got: out.len() });
+        }
+        self.check(samples)?;
+        self.dispatch(samples, scratch, out);
+        Ok(())
+    }
+
     /// Features of `samples` (mono, at the spec's rate) into `out`, row-major
     /// `[spec.frames_for(samples.len())][spec.n_features()]`; `out` is resized, reusing its buffer.
     /// With deltas, audio of fewer than `delta_width` frames is an error (as in librosa); a full
@@ -127,6 +167,14 @@ impl FeatureExtractor {
     /// binary still runs on any x86-64). Results are bitwise identical either way: Rust never
     /// fuses multiply-adds implicitly and no stage reduces across SIMD lanes.
     pub fn extract_into(&self, samples: &[f32], scratch: &mut Scratch, out: &mut Vec<f32>) -> Result<(), FeatureError> {
+        self.check(samples)?;
+        out.clear();
+        out.resize(self.spec.frames_for(samples.len()) * self.spec.n_features(), 0.0);
+        self.dispatch(samples, scratch, out);
+        Ok(())
+    }
+
+    fn check(&self, samples: &[f32]) -> Result<(), FeatureError> {
         if samples.is_empty() {
             return Err(FeatureError::EmptyInput);
         }
@@ -136,31 +184,36 @@ impl FeatureExtractor {
         {
             return Err(FeatureError::TooFewFrames { frames, width: d.width() });
         }
+        Ok(())
+    }
+
+    /// The extraction for this CPU: on x86-64 CPUs with AVX-512 or AVX2 the same code runs
+    /// compiled for them (selected at run time, so the binary still runs on any x86-64).
+    fn dispatch(&self, samples: &[f32], scratch: &mut Scratch, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (and so AVX2), checked just above.
             unsafe { self.extract_avx512(samples, scratch, out) };
-            return Ok(());
+            return;
         }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
             unsafe { self.extract_avx2(samples, scratch, out) };
-            return Ok(());
+            return;
         }
         self.extract_body::<false, false>(samples, scratch, out);
-        Ok(())
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn extract_avx2(&self, samples: &[f32], scratch: &mut Scratch, out: &mut Vec<f32>) {
+    fn extract_avx2(&self, samples: &[f32], scratch: &mut Scratch, out: &mut [f32]) {
         self.extract_body::<true, false>(samples, scratch, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn extract_avx512(&self, samples: &[f32], scratch: &mut Scratch, out: &mut Vec<f32>) {
+    fn extract_avx512(&self, samples: &[f32], scratch: &mut Scratch, out: &mut [f32]) {
         self.extract_body::<true, true>(samples, scratch, out);
     }
 
@@ -172,7 +225,7 @@ impl FeatureExtractor {
         &self,
         samples: &[f32],
         scratch: &mut Scratch,
-        out: &mut Vec<f32>,
+        out: &mut [f32],
     ) {
         let s = &self.spec;
         let frames = self.stft.prepare(samples, &mut scratch.stft);
@@ -223,8 +276,7 @@ impl FeatureExtractor {
         sc.rows.extend_from_slice(&sc.mel[..s.n_mels * frames]);
         sc.rows.extend(lfcc.iter().chain(delta).map(|&v| v as f32));
         debug_assert_eq!(sc.rows.len(), width * frames);
-        out.clear();
-        out.resize(frames * width, 0.0);
+        debug_assert_eq!(out.len(), width * frames);
         crate::kernels::transpose::<SIMD>(&sc.rows, frames, width, frames, out, width);
     }
 
@@ -271,16 +323,41 @@ mod tests {
         let ex = FeatureExtractor::new(FeatureSpec::default()).unwrap();
         let noise: Vec<f32> =
             (0..40_000u32).map(|i| ((i.wrapping_mul(2_654_435_761) >> 9) as f32 / 8_388_608.0 - 1.0) * 0.3).collect();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut a = Vec::new();
         ex.extract_into(&noise, &mut ex.scratch(), &mut a).unwrap();
+        let mut b = vec![f32::NAN; a.len()];
         ex.extract_body::<false, false>(&noise, &mut ex.scratch(), &mut b);
         assert_eq!(a.len(), b.len());
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         let ex = FeatureExtractor::new(FeatureSpec { deltas: 2, ..FeatureSpec::lfcc_deltas() }).unwrap();
         ex.extract_into(&noise, &mut ex.scratch(), &mut a).unwrap();
+        b.resize(a.len(), f32::NAN);
         ex.extract_body::<false, false>(&noise, &mut ex.scratch(), &mut b);
         assert_eq!(a.len(), 157 * 196);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn slices_and_thread_scratch_give_the_same_features() {
+        let x = noise(32_000, 3);
+        let seed = FeatureExtractor::new(FeatureSpec::default()).unwrap();
+        let rich = FeatureExtractor::new(FeatureSpec::lfcc_deltas()).unwrap();
+        for ex in [&seed, &rich, &seed] {
+            let mut want = Vec::new();
+            ex.extract_into(&x, &mut ex.scratch(), &mut want).unwrap();
+            // Two segments side by side in one buffer, through the thread's (reused) scratch.
+            let mut both = vec![f32::NAN; 2 * want.len()];
+            ex.with_thread_scratch(|s| {
+                for half in both.chunks_exact_mut(want.len()) {
+                    ex.extract_to(&x, s, half).unwrap();
+                }
+            });
+            assert!(
+                both.chunks_exact(want.len()).all(|h| h.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()))
+            );
+        }
+        let e = seed.extract_to(&x, &mut seed.scratch(), &mut [0.0; 5]).unwrap_err();
+        assert!(matches!(e, FeatureError::OutputSize { expected: 12_096, got: 5 }), "{e}");
     }
 
     fn noise(n: usize, seed: u32) -> Vec<f32> {

@@ -175,15 +175,22 @@ fn worker(shared: &Shared, mut session: ModelSession) {
         if live.is_empty() {
             continue;
         }
-        batch.clear();
-        for job in &live {
-            batch.extend_from_slice(&job.features);
-        }
-        let total = batch.len() / seg;
+        // One job (most batches at low load) runs from its own buffer; several are copied
+        // into one contiguous batch.
+        let data: &[f32] = if let [job] = live.as_slice() {
+            &job.features
+        } else {
+            batch.clear();
+            for job in &live {
+                batch.extend_from_slice(&job.features);
+            }
+            &batch
+        };
+        let total = data.len() / seg;
         let mut scores = Vec::with_capacity(total);
         let mut failure = None;
         // A single job larger than max_batch still runs, in max_batch chunks.
-        for chunk in batch.chunks(c.max_batch * seg) {
+        for chunk in data.chunks(c.max_batch * seg) {
             let n = chunk.len() / seg;
             shared.metrics.batch_size.observe(n as f64);
             let result = ArrayView3::from_shape((n, c.frames, c.n_features), chunk)

@@ -56,16 +56,18 @@ pub fn segment_features(
     segments: &[Segment],
 ) -> Result<Vec<f32>, ServiceError> {
     let spec = extractor.spec();
-    let mut scratch = extractor.scratch();
-    let mut one = Vec::new();
-    let mut out = Vec::with_capacity(segments.len() * spec.frames_per_segment() * spec.n_features());
-    for s in segments {
-        extractor
-            .extract_into(&s.samples(samples, spec.segment_samples), &mut scratch, &mut one)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        normalizer.apply(&mut one);
-        out.extend_from_slice(&one);
-    }
+    let per = spec.frames_per_segment() * spec.n_features();
+    let mut out = vec![0.0; segments.len() * per];
+    // Each segment straight into its place in the batch, with the pool thread's own scratch.
+    extractor.with_thread_scratch(|scratch| {
+        for (s, o) in segments.iter().zip(out.chunks_exact_mut(per)) {
+            extractor
+                .extract_to(&s.samples(samples, spec.segment_samples), scratch, o)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            normalizer.apply(o);
+        }
+        Ok::<_, ServiceError>(())
+    })?;
     Ok(out)
 }
 
