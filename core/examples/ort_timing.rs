@@ -7,9 +7,9 @@
 //!   ROUNDS: rounds per cell (default 7).
 //!
 //! Variants: `server` is core's `ModelSession` exactly as the server builds it; the others are
-//! ONNX Runtime sessions built here with one option changed from it. Rounds of the variants
-//! are interleaved (round-robin), so load from other jobs on a shared machine falls on all of
-//! them alike; each cell is the median round's CPU time per segment (the process's CPU time:
+//! ONNX Runtime sessions built here with one option changed from it. Rounds go round-robin
+//! over batch sizes and variants, so load from other jobs on a shared machine falls on every
+//! cell alike; each cell is the median round's CPU time per segment (the process's CPU time:
 //! one intra-op thread runs on the caller's thread), in microseconds.
 
 // ort's builder methods return its own (large) error type; the closures here pass it through.
@@ -101,26 +101,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!();
     let mut table = vec![vec![Vec::new(); batches.len()]; runners.len()];
-    for (bi, &b) in batches.iter().enumerate() {
+    // Calls per round for each batch size: about 40 ms of the server variant's time.
+    let mut calls = Vec::with_capacity(batches.len());
+    for &b in &batches {
         let x = all.slice(ndarray::s![..b, .., ..]);
-        // Warm-up, and calls per round: about 60 ms of the server variant's time.
         for (_, r) in runners.iter_mut() {
             std::hint::black_box(r.run(x));
         }
         let t0 = Instant::now();
-        let mut calls = 0usize;
-        while t0.elapsed() < Duration::from_millis(60) || calls < 3 {
+        let mut n = 0usize;
+        while t0.elapsed() < Duration::from_millis(40) || n < 3 {
             std::hint::black_box(runners[0].1.run(x));
-            calls += 1;
+            n += 1;
         }
-        let per_round = calls;
-        for _ in 0..rounds {
+        calls.push(n);
+    }
+    // Rounds outermost, then batch sizes, then variants: every cell sees the same mix of load.
+    for _ in 0..rounds {
+        for (bi, &b) in batches.iter().enumerate() {
+            let x = all.slice(ndarray::s![..b, .., ..]);
             for (vi, (_, r)) in runners.iter_mut().enumerate() {
                 let c0 = cpu_time();
-                for _ in 0..per_round {
+                for _ in 0..calls[bi] {
                     std::hint::black_box(r.run(x));
                 }
-                table[vi][bi].push((cpu_time() - c0).as_secs_f64() * 1e6 / (per_round * b) as f64);
+                table[vi][bi].push((cpu_time() - c0).as_secs_f64() * 1e6 / (calls[bi] * b) as f64);
             }
         }
     }
