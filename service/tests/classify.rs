@@ -16,9 +16,14 @@ use vericlip_core::runtime::{self, ModelSession};
 use vericlip_core::{AudioLimits, FeatureExtractor};
 use vericlip_server::api;
 
-/// Reference scores of `audio` (model-rate) windows every `step` samples.
+/// Reference scores of `audio` (model-rate) windows every `step` samples, by version 1.
 fn reference(registry: &std::path::Path, audio: &[f32], step: usize) -> Vec<f32> {
-    let v = load_version(&registry.join("vericlip-lstm/1")).unwrap();
+    reference_of(&registry.join("vericlip-lstm/1"), audio, step)
+}
+
+/// Reference scores of the version in `dir`, computed with that version's own feature spec.
+fn reference_of(dir: &std::path::Path, audio: &[f32], step: usize) -> Vec<f32> {
+    let v = load_version(dir).unwrap();
     let spec = v.manifest.feature_spec.clone();
     let ex = FeatureExtractor::new(spec.clone()).unwrap();
     let segs = spec.segments(audio.len(), step);
@@ -319,4 +324,43 @@ async fn tails_are_scored_on_real_audio_and_short_audio_is_refused() {
     let mut inbound = c.classify_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
     let e = inbound.message().await.unwrap_err();
     assert_eq!(e.metadata().get("vericlip-error").unwrap(), "audio_too_short");
+}
+
+/// Versions with different feature specs (version 2: the seed's 96 features per frame; version 3:
+/// LFCC and deltas as well, 156) serve side by side from one registry: each request is scored
+/// with the features of the version that answers it, and unpinned requests go to the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_with_different_feature_specs_serve_side_by_side() {
+    let reg = std::env::temp_dir().join(format!("vericlip-side-by-side-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&reg);
+    for v in [2, 3] {
+        common::copy_dir(
+            &common::repo().join(format!("models/vericlip-lstm/{v}")),
+            &reg.join(format!("vericlip-lstm/{v}")),
+        );
+    }
+    let spec = |v: u64| load_version(&reg.join(format!("vericlip-lstm/{v}"))).unwrap().manifest.feature_spec;
+    assert_ne!(spec(2).n_features(), spec(3).n_features(), "the two versions must differ in features");
+    let server = Server::start(&reg, &[]).await;
+    let mut c = server.client().await;
+    for path in samples() {
+        let bytes = std::fs::read(&path).unwrap();
+        let audio = load_file(&path, 16_000, &AudioLimits::default()).unwrap().samples;
+        for (asked, answered) in [(2, 2), (3, 3), (0, 3)] {
+            let r = c
+                .classify(api::ClassifyRequest {
+                    audio: Some(api::classify_request::Audio::Encoded(bytes.clone())),
+                    model: "vericlip-lstm".into(),
+                    version: asked,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.model_version, answered, "{}: asked for {asked}", path.display());
+            let want = reference_of(&reg.join(format!("vericlip-lstm/{answered}")), &audio, 32_000);
+            let got: Vec<f32> = r.segments.iter().map(|s| s.fake_score).collect();
+            assert_close(&got, &want, &format!("{} on version {answered}", path.display()));
+        }
+    }
+    std::fs::remove_dir_all(&reg).ok();
 }
