@@ -90,14 +90,19 @@ install_venv() {
     if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         log "Python venv: present"; return
     fi
-    if [ ! -x .venv/bin/python ]; then
-        local py; py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
-        log "creating .venv with $py"
-        "$py" -m venv .venv
-        .venv/bin/python -m pip install -q --upgrade pip
-    fi
+    make_venv "$root/.venv"
     local r; for r in "${reqs[@]}"; do .venv/bin/python -m pip install -q -r "$r"; done
     echo "$want" > "$stamp"
+}
+
+# Creates the virtual environment DIR (Python >= 3.12, current pip) unless it exists.
+make_venv() {
+    local dir=$1 py
+    [ -x "$dir/bin/python" ] && return
+    py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
+    log "creating $dir with $py"
+    "$py" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip
 }
 
 # Pinned check tools for k8s/ and deploy/ (tests/k8s/static_checks.sh). A venv of their own:
@@ -111,12 +116,7 @@ install_k8s_tools() {
     if [ -x "$K8S_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${K8S_TOOLS[*]}" ]; then
         log "k8s check tools: present"; return
     fi
-    if [ ! -x "$K8S_VENV/bin/python" ]; then
-        local py; py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
-        log "creating $K8S_VENV with $py"
-        "$py" -m venv "$K8S_VENV"
-        "$K8S_VENV/bin/python" -m pip install -q --upgrade pip
-    fi
+    make_venv "$K8S_VENV"
     log "installing ${K8S_TOOLS[*]}"
     "$K8S_VENV/bin/python" -m pip install -q "${K8S_TOOLS[@]}"
     echo "${K8S_TOOLS[*]}" > "$stamp"
@@ -192,12 +192,7 @@ install_corpus() {
     if [ -x "$SYNTH_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         log "synthesis venv: present"; return
     fi
-    if [ ! -x "$SYNTH_VENV/bin/python" ]; then
-        local py; py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
-        log "creating $SYNTH_VENV with $py"
-        "$py" -m venv "$SYNTH_VENV"
-        "$SYNTH_VENV/bin/python" -m pip install -q --upgrade pip
-    fi
+    make_venv "$SYNTH_VENV"
     log "installing the synthesis environment (Kokoro TTS, pyworld)"
     "$SYNTH_VENV/bin/python" -m pip install -q -r "$reqs"
     echo "$want" > "$stamp"
