@@ -12,7 +12,7 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
-use super::{AudioError, AudioLimits, MonoAudio, SampleBudget, downmix_into, unbudgeted};
+use super::{AudioError, AudioLimits, MonoAudio, SampleBudget, downmix_into, first_non_finite, unbudgeted};
 
 /// Consecutive undecodable packets after which a stream is declared broken.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -142,10 +142,22 @@ fn decode_inner(bytes: &[u8], limits: &AudioLimits, budget: SampleBudget<'_>) ->
                 limits.check_format(rate, channels as u32)?;
                 sample_rate = rate;
                 budget(mono.len() + buf.frames() + buf.frames() * channels)?;
-                buf.copy_to_vec_interleaved(&mut interleaved);
-                mono.reserve(buf.frames());
-                budget(mono.capacity() + interleaved.capacity())?;
-                downmix_into(&interleaved, channels, &mut mono)?;
+                if channels == 1 {
+                    // Mono: converted straight into the output, no interleaved copy.
+                    let at = mono.len();
+                    mono.reserve(buf.frames());
+                    budget(mono.capacity())?;
+                    mono.resize(at + buf.frames(), 0.0);
+                    buf.copy_to_slice_interleaved(&mut mono[at..]);
+                    if let Some(i) = first_non_finite(&mono[at..]) {
+                        return Err(AudioError::NonFinite { frame: at + i });
+                    }
+                } else {
+                    buf.copy_to_vec_interleaved(&mut interleaved);
+                    mono.reserve(buf.frames());
+                    budget(mono.capacity() + interleaved.capacity())?;
+                    downmix_into(&interleaved, channels, &mut mono)?;
+                }
                 limits.check_frames(mono.len() as u64, sample_rate)?;
             }
             Err(SymErr::DecodeError(msg)) => {
