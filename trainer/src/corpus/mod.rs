@@ -429,7 +429,7 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
         let mut assigned = 0;
         for (gi, group) in groups.iter().enumerate() {
             let target = if gi + 1 == groups.len() {
-                real_total - assigned
+                real_total.saturating_sub(assigned)
             } else {
                 (real_total as f64 * group.weight / total_weight).round() as usize
             };
