@@ -122,16 +122,37 @@ pub fn butterworth(x: &mut [f64], order: usize, fc: f64, fs: f64, highpass: bool
         let q = 1.0 / (2.0 * (PI * (2 * k + 1) as f64 / (4 * sections) as f64).cos());
         let alpha = sin / (2.0 * q);
         let (b0, b1) = if highpass { ((1.0 + cos) / 2.0, -(1.0 + cos)) } else { ((1.0 - cos) / 2.0, 1.0 - cos) };
-        let (a0, a1, a2) = (1.0 + alpha, -2.0 * cos, 1.0 - alpha);
-        let (b0, b1, b2, a1, a2) = (b0 / a0, b1 / a0, b0 / a0, a1 / a0, a2 / a0);
-        // Transposed direct form II.
-        let (mut z1, mut z2) = (0.0, 0.0);
-        for v in x.iter_mut() {
-            let y = b0 * *v + z1;
-            z1 = b1 * *v - a1 * y + z2;
-            z2 = b2 * *v - a2 * y;
-            *v = y;
-        }
+        biquad(x, [b0, b1, b0], [1.0 + alpha, -2.0 * cos, 1.0 - alpha]);
+    }
+}
+
+/// RBJ high-shelf (shelf slope 1): `gain_db` above `fc` Hz, 0 dB well below it, in place. A
+/// negative gain dulls the top of the spectrum, a positive one brightens it (the tilt of a
+/// microphone, a room or an equalizer).
+pub fn high_shelf(x: &mut [f64], gain_db: f64, fc: f64, fs: f64) {
+    let a = 10f64.powf(gain_db / 40.0);
+    let (sin, cos) = (2.0 * PI * fc / fs).sin_cos();
+    let beta = 2.0 * a.sqrt() * sin / 2.0 * 2f64.sqrt();
+    biquad(
+        x,
+        [
+            a * ((a + 1.0) + (a - 1.0) * cos + beta),
+            -2.0 * a * ((a - 1.0) + (a + 1.0) * cos),
+            a * ((a + 1.0) + (a - 1.0) * cos - beta),
+        ],
+        [(a + 1.0) - (a - 1.0) * cos + beta, 2.0 * ((a - 1.0) - (a + 1.0) * cos), (a + 1.0) - (a - 1.0) * cos - beta],
+    );
+}
+
+/// One biquad section `b / a` (not normalized: `a[0]` divides), transposed direct form II, in place.
+fn biquad(x: &mut [f64], b: [f64; 3], a: [f64; 3]) {
+    let (b0, b1, b2, a1, a2) = (b[0] / a[0], b[1] / a[0], b[2] / a[0], a[1] / a[0], a[2] / a[0]);
+    let (mut z1, mut z2) = (0.0, 0.0);
+    for v in x.iter_mut() {
+        let y = b0 * *v + z1;
+        z1 = b1 * *v - a1 * y + z2;
+        z2 = b2 * *v - a2 * y;
+        *v = y;
     }
 }
 

@@ -214,7 +214,7 @@ struct TrainingOptions {
     augment: usize,
     /// Augmentation kinds, comma-separated, each `kind` or `kind=P` (its probability per copy,
     /// 0..1), or `all`: shift, channel, noise, gain (version 2's set), codec, rawboost, reverb,
-    /// bandlimit, resample (docs/ARCHITECTURE.md says what each does).
+    /// bandlimit, tilt, resample (docs/ARCHITECTURE.md says what each does).
     #[arg(long, default_value = DEFAULT_AUGMENT_KINDS)]
     augment_kinds: KindSet,
     /// The codecs that the `codec` augmentation kind draws from.

@@ -13,6 +13,7 @@
 //! | `reverb` | synthetic room ([`reverb`]): RT60 0.2..0.8 s, pre-delay 1..8 ms, wet share 0.2..0.8, input level kept | 0.3 |
 //! | `rawboost` | RawBoost ([`rawboost`]): convolutive band-stop chains with polynomial distortion, impulsive signal-dependent noise, stationary coloured noise at 10..40 dB SNR (a non-empty subset) | 0.5 |
 //! | `bandlimit` | Butterworth low-pass 3.4..7 kHz (order 4 or 8) and/or high-pass 50..300 Hz (order 2 or 4): low only, high only or both, a third each | 0.3 |
+//! | `tilt` | spectral tilt: high shelf of -15..+10 dB above a corner at 0.5..3 kHz, level kept (a dull or bright microphone, room or equalizer, so the balance of high and low bands is no cue) | 0.5 |
 //! | `resample` | 16 kHz -> 8, 11.025, 22.05 or 44.1 kHz -> 16 kHz through core's resampler | 0.3 |
 //! | `channel` | telephone channel: 8 kHz band limit or GSM 06.10 round trip (sox), half each; otherwise wideband | 0.5 |
 //! | `codec` | lossy round trip ([`codec`]): MP3, Ogg Vorbis, Opus or AMR-NB (`--augment-codecs`, uniformly), setting drawn per copy | 0.5 |
@@ -58,15 +59,17 @@ pub enum Kind {
     Codec = 6,
     Noise = 7,
     Gain = 8,
+    Tilt = 9,
 }
 
 impl Kind {
     /// Every kind, in the order they are applied.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Shift,
         Kind::Reverb,
         Kind::Rawboost,
         Kind::Bandlimit,
+        Kind::Tilt,
         Kind::Resample,
         Kind::Channel,
         Kind::Codec,
@@ -87,6 +90,7 @@ impl Kind {
             Kind::Codec => "codec",
             Kind::Noise => "noise",
             Kind::Gain => "gain",
+            Kind::Tilt => "tilt",
         }
     }
 
@@ -94,7 +98,7 @@ impl Kind {
     pub fn default_probability(self) -> f64 {
         match self {
             Kind::Shift | Kind::Gain => 1.0,
-            Kind::Channel | Kind::Noise | Kind::Codec | Kind::Rawboost => 0.5,
+            Kind::Channel | Kind::Noise | Kind::Codec | Kind::Rawboost | Kind::Tilt => 0.5,
             Kind::Reverb | Kind::Bandlimit | Kind::Resample => 0.3,
         }
     }
@@ -121,6 +125,7 @@ impl Kind {
             ),
             Kind::Noise => "white noise 15-40 dB SNR".into(),
             Kind::Gain => "gain -12..+6 dB".into(),
+            Kind::Tilt => "spectral tilt: high shelf -15..+10 dB above 0.5-3 kHz".into(),
         }
     }
 }
@@ -286,7 +291,7 @@ pub fn augment(y: &[f32], cfg: &AugmentConfig, rng: &mut Rng) -> anyhow::Result<
         let shift = (rng.range(-0.25, 0.25) * 16_000.0) as isize;
         x = (0..n as isize).map(|i| y.get((i - shift) as usize).copied().unwrap_or(0.0)).collect();
     }
-    for kind in [Kind::Reverb, Kind::Rawboost, Kind::Bandlimit, Kind::Resample] {
+    for kind in [Kind::Reverb, Kind::Rawboost, Kind::Bandlimit, Kind::Tilt, Kind::Resample] {
         let Some(p) = cfg.probability(kind) else { continue };
         let mut r = extra.fork(kind as u64);
         if !happens(p, &mut r) {
@@ -296,6 +301,7 @@ pub fn augment(y: &[f32], cfg: &AugmentConfig, rng: &mut Rng) -> anyhow::Result<
             Kind::Reverb => dsp::to_f32(&reverb::reverb(&dsp::to_f64(&x), &mut r)),
             Kind::Rawboost => dsp::to_f32(&rawboost::rawboost(&dsp::to_f64(&x), &mut r)),
             Kind::Bandlimit => dsp::to_f32(&bandlimit(dsp::to_f64(&x), &mut r)),
+            Kind::Tilt => dsp::to_f32(&tilt(dsp::to_f64(&x), &mut r)),
             _ => resample_chain(&x, &mut r)?,
         };
     }
@@ -359,6 +365,17 @@ fn bandlimit(mut x: Vec<f64>, r: &mut Rng) -> Vec<f64> {
         let (fc, order) = (r.range(50.0, 300.0), if r.below(2) == 0 { 2 } else { 4 });
         dsp::butterworth(&mut x, order, fc, f64::from(SR), true);
     }
+    x
+}
+
+/// A high shelf of -15..+10 dB (uniform) above a corner drawn log-uniformly in 0.5..3 kHz, input
+/// RMS kept. Wider toward dull than bright: recordings and codecs lose highs more often than
+/// they gain them.
+fn tilt(mut x: Vec<f64>, r: &mut Rng) -> Vec<f64> {
+    let level = dsp::rms(&x);
+    let (gain, fc) = (r.range(-15.0, 10.0), 500.0 * 6f64.powf(r.uniform()));
+    dsp::high_shelf(&mut x, gain, fc, f64::from(SR));
+    dsp::match_rms(&mut x, level);
     x
 }
 

@@ -179,6 +179,34 @@ fn bandlimit_and_resample_remove_what_they_should() {
 }
 
 #[test]
+fn tilt_moves_the_high_band_against_the_low_by_its_drawn_gain() {
+    let tone = |f: f64| -> Vec<f64> { (0..32_000).map(|i| 0.3 * (2.0 * PI * f * i as f64 / 16_000.0).sin()).collect() };
+    let (low, high) = (tone(150.0), tone(6500.0));
+    let mix: Vec<f32> = low.iter().zip(&high).map(|(a, b)| (a + b) as f32).collect();
+    // Each tone's level in the output: its correlation with the clean tone (the other is orthogonal).
+    let level = |x: &[f32], t: &[f64]| {
+        x[4000..28_000].iter().zip(&t[4000..28_000]).map(|(a, b)| f64::from(*a) * b).sum::<f64>()
+    };
+    let rms = |x: &[f32]| (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+    let mut signs = [0, 0];
+    for seed in 1..=12 {
+        let gain = Rng::new(seed).fork(EXTRA_STREAM).fork(Kind::Tilt as u64).range(-15.0, 10.0);
+        let out = augment(&mix, &AugmentConfig::only(Kind::Tilt), &mut Rng::new(seed)).unwrap();
+        let moved =
+            20.0 * ((level(&out, &high) / level(&mix, &high)) / (level(&out, &low) / level(&mix, &low))).log10();
+        // 6.5 kHz sits on the shelf (corner <= 3 kHz), 150 Hz below it: the balance moves by
+        // most of the drawn gain, in its direction; the level is kept.
+        assert!(
+            moved * gain > 0.0 && moved.abs() > 0.6 * gain.abs() && moved.abs() < gain.abs() + 0.5,
+            "seed {seed}: gain {gain:.1} dB, moved {moved:.1} dB"
+        );
+        assert!((rms(&out) / rms(&mix) - 1.0).abs() < 0.01, "seed {seed}: level");
+        signs[usize::from(gain > 0.0)] += 1;
+    }
+    assert!(signs[0] > 0 && signs[1] > 0, "both directions drawn: {signs:?}");
+}
+
+#[test]
 fn kind_lists_parse_and_refuse_mistakes() {
     let k: KindSet = "shift, codec=0.25,reverb".parse().unwrap();
     assert_eq!(k.to_string(), "shift=1,reverb=0.3,codec=0.25");
