@@ -191,8 +191,8 @@ fn plan(mode: Mode) -> Plan {
             // seen: real test clips resynthesized by three vocoders (WORLD, LPC, Griffin-Lim),
             // so its EER is a held-out-engine number (`vericlip-train loeo` gives the same for
             // every TTS family). Vocoded fakes are not trained on: with WORLD and LPC in training
-            // the model caught no more Griffin-Lim (chance either way) and raised false alarms
-            // on unseen real speakers by 5 to 17 points (docs/MODEL_CARD.md).
+            // the model caught no more Griffin-Lim (chance either way), caught an unseen Kokoro
+            // voice worse and called unseen real speakers fake more often (docs/MODEL_CARD.md).
             fakes: vec![
                 tts(
                     "espeak_train",
