@@ -129,15 +129,22 @@ impl AudioError {
     }
 }
 
-/// Index of the first NaN or infinity in `x`. The common case, none, is one integer-maximum pass
-/// over the exponent bits, which vectorizes (an early-exit search does not).
+/// Index of the first NaN or infinity in `x`.
 #[inline]
 pub(crate) fn first_non_finite(x: &[f32]) -> Option<usize> {
+    first_non_finite_bits(x.iter().map(|v| v.to_bits()))
+}
+
+/// Index of the first NaN or infinity among f32 bit patterns (all exponent bits set), however
+/// they are stored (`f32` values, little-endian bytes). The common case, none, is one
+/// integer-maximum pass over the exponent bits, which vectorizes (an early-exit search does not).
+#[inline(always)]
+pub(crate) fn first_non_finite_bits(mut bits: impl Iterator<Item = u32> + Clone) -> Option<usize> {
     const EXP: u32 = 0x7f80_0000;
-    if x.iter().fold(0u32, |m, v| m.max(v.to_bits() & EXP)) != EXP {
+    if bits.clone().fold(0u32, |m, b| m.max(b & EXP)) != EXP {
         return None;
     }
-    x.iter().position(|v| !v.is_finite())
+    bits.position(|b| b & EXP == EXP)
 }
 
 /// Appends interleaved samples to `mono`, averaging channels; rejects NaN/inf (the error's

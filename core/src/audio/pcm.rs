@@ -72,19 +72,6 @@ pub(crate) fn mono_s16le(data: &[u8], out: &mut Vec<f32>) {
     out.extend(data.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32_768.0)));
 }
 
-/// The first NaN or infinite 32-bit float of little-endian `data` (all exponent bits set), as
-/// an index of samples. The common case, none, is one integer-maximum pass, which vectorizes (an
-/// early-exit search does not).
-#[inline]
-fn first_non_finite_f32le(data: &[u8]) -> Option<usize> {
-    const EXP: u32 = 0x7f80_0000;
-    let exp = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & EXP;
-    if data.chunks_exact(4).fold(0u32, |m, b| m.max(exp(b))) != EXP {
-        return None;
-    }
-    data.chunks_exact(4).position(|b| exp(b) == EXP)
-}
-
 /// Appends the mono mix of interleaved 32-bit float little-endian frames (channels summed in
 /// order, then scaled by `1 / channels`; a lone channel copied). A NaN or infinity is an error
 /// naming its frame (counted from the start of `data`), before anything is appended.
@@ -92,7 +79,8 @@ pub(crate) fn mix_f32le(data: &[u8], channels: usize, out: &mut Vec<f32>) -> Res
     let channels = channels.max(1);
     let whole = data.len() - data.len() % (4 * channels);
     let data = &data[..whole];
-    if let Some(i) = first_non_finite_f32le(data) {
+    let bits = data.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if let Some(i) = super::first_non_finite_bits(bits) {
         return Err(AudioError::NonFinite { frame: i / channels });
     }
     let sample = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
