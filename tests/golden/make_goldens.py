@@ -10,6 +10,8 @@ OUTDIR/goldens.json        {"spec": {...}, "features": {"<name>": [[96 floats] x
 OUTDIR/goldens_lfcc_deltas.json    the same format for reference_features_ext.SPEC_LFCC_DELTAS
                            (the seed spec + 20 LFCC + first-order deltas: 156 floats per frame),
 OUTDIR/goldens_lfcc_deltas2.json   and for the same spec with second-order deltas too (196)
+OUTDIR/goldens_log_spec.json       and for reference_features_ext.SPEC_LOG_SPEC (the seed spec + the
+                           linear log-spectrogram of all 257 bins: 353)
 OUTDIR/formats/<name>.*    the speech clip as WAV u8/s16/s24/s32/f32, FLAC, OGG Vorbis, MP3, stereo
                            44.1 kHz and 8 kHz WAV; OUTDIR/formats/index.json says, per file, whether
                            it is lossless and where libsndfile's decode of it (float32 raw) lies
@@ -76,8 +78,9 @@ def main() -> None:
     sf.write(f"{out}/clips/speech_float.wav", sp, SR, subtype="FLOAT")
     paths["speech_float"] = f"{out}/clips/speech_float.wav"
 
-    feats, feats_ext = {}, {"lfcc_deltas": {}, "lfcc_deltas2": {}}
-    specs_ext = {"lfcc_deltas": ext.SPEC_LFCC_DELTAS, "lfcc_deltas2": dict(ext.SPEC_LFCC_DELTAS, deltas=2)}
+    specs_ext = {"lfcc_deltas": ext.SPEC_LFCC_DELTAS, "lfcc_deltas2": dict(ext.SPEC_LFCC_DELTAS, deltas=2),
+                 "log_spec": ext.SPEC_LOG_SPEC}
+    feats, feats_ext = {}, {key: {} for key in specs_ext}
     for name, p in paths.items():
         # Read exactly as reference_features.main() does.
         y, sr = sf.read(p, dtype="float32", always_2d=True)
@@ -92,7 +95,8 @@ def main() -> None:
         json.dump({"spec": ref.SPEC, "features": feats}, f)
     for key, spec in specs_ext.items():
         with open(f"{out}/goldens_{key}.json", "w") as f:
-            json.dump({"spec": spec, "features": feats_ext[key]}, f)
+            # Every optional kind's field, 0 where absent, so the test sees what the reference used.
+            json.dump({"spec": dict(ext.EXT_ABSENT, **spec), "features": feats_ext[key]}, f)
 
     # Container / codec fixtures, all from the speech clip.
     index = {}

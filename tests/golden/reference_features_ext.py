@@ -1,23 +1,28 @@
-"""Executable reference for the feature kinds beyond the seed spec: LFCC and deltas (librosa 1.0.x,
+"""Executable reference for the feature kinds beyond the seed spec: LFCC, the linear
+log-spectrogram and deltas (librosa 1.0.x,
 numpy, scipy). reference_features.py (vendored unchanged from shared/reference) stays the
 definition of the seed spec; this module extends it and its first blocks are exactly that spec's.
 
 A spec here is reference_features.SPEC plus these fields (names as in core's FeatureSpec; all
-four 0 means the kind is absent, which is the seed spec):
+0 means the kind is absent, which is the seed spec):
   n_lfcc          LFCC coefficients kept (0: no LFCC block)
   n_lfcc_filters  linear-spaced triangular filters over fmin..fmax (the mel band's range)
   deltas          0: none; 1: first-order deltas; 2: first- and second-order deltas
   delta_width     librosa.feature.delta width (odd, >= 3), mode "interp"
+  n_log_spec      linear log-spectrogram: the first n_log_spec STFT bins (0: no such block)
 
 Frame vector, in this order:
   [mfcc n_mfcc, chroma n_chroma, log-mel n_mels,                      <- the seed spec
    lfcc n_lfcc,
+   log_spec n_log_spec,
    delta1 of (mfcc, lfcc), delta2 of (mfcc, lfcc)]                     <- up to `deltas`
 
 LFCC: the same power spectrogram as the mel path -> linear triangular filterbank (librosa's mel
 triangle construction with the band edges spaced linearly in Hz instead of in mel, peak weight 1,
 no area normalization) -> power_to_db(ref=db_ref, amin=db_amin, top_db=db_top) over the LFCC
 filter matrix of the segment -> DCT-II, norm "ortho", first n_lfcc coefficients.
+Linear log-spectrogram: power_to_db(ref=db_ref, amin=db_amin, top_db=db_top) of rows
+0..n_log_spec of that power spectrogram (the floor is over those rows of the segment).
 Deltas: librosa.feature.delta(block, width=delta_width, order=k, mode="interp", axis=-1) of the
 float32 MFCC and LFCC blocks (for order 2 that is a second derivative straight from the
 cepstra, Savitzky-Golay, not a delta of the delta).
@@ -28,11 +33,15 @@ import scipy.fft
 
 import reference_features as ref
 
-EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0)
+EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0, n_log_spec=0)
 
 # Today's 96 + LFCC 20 (70 linear filters over 0..8000 Hz, as the ASVspoof LFCC baseline) +
 # first-order deltas of MFCC and LFCC: 156 floats per frame. Rust: FeatureSpec::lfcc_deltas().
 SPEC_LFCC_DELTAS = dict(ref.SPEC, n_lfcc=20, n_lfcc_filters=70, deltas=1, delta_width=9)
+
+# Today's 96 + the linear log-spectrogram of all 257 bins: 353 floats per frame.
+# Rust: FeatureSpec::log_spec().
+SPEC_LOG_SPEC = dict(ref.SPEC, n_log_spec=257)
 
 
 def linear_filterbank(sr: int, n_fft: int, n_filters: int, fmin: float, fmax: float) -> np.ndarray:
@@ -66,13 +75,16 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
     n_mfcc = s["n_mfcc"]
     blocks = [base]
     ceps = [base[:n_mfcc]]
+    power = np.abs(librosa.stft(y, n_fft=s["n_fft"], hop_length=s["hop_length"],
+                                win_length=s["win_length"], window=s["window"],
+                                center=s["center"], pad_mode=s["pad_mode"])) ** s["power"]
     if s["n_lfcc"]:
-        power = np.abs(librosa.stft(y, n_fft=s["n_fft"], hop_length=s["hop_length"],
-                                    win_length=s["win_length"], window=s["window"],
-                                    center=s["center"], pad_mode=s["pad_mode"])) ** s["power"]
         c = lfcc(power, s).astype(np.float32)
         blocks.append(c)
         ceps.append(c)
+    if s["n_log_spec"]:
+        blocks.append(librosa.power_to_db(power[: s["n_log_spec"]], ref=s["db_ref"], amin=s["db_amin"],
+                                          top_db=s["db_top"]).astype(np.float32))
     for order in range(1, s["deltas"] + 1):
         for c in ceps:
             blocks.append(librosa.feature.delta(c, width=s["delta_width"], order=order, mode="interp", axis=-1))
@@ -81,5 +93,5 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
 
 def n_features(spec: dict) -> int:
     s = dict(EXT_ABSENT, **spec)
-    return (s["n_mfcc"] + s["n_chroma"] + s["n_mels"] + s["n_lfcc"]
+    return (s["n_mfcc"] + s["n_chroma"] + s["n_mels"] + s["n_lfcc"] + s["n_log_spec"]
             + s["deltas"] * (s["n_mfcc"] + s["n_lfcc"]))

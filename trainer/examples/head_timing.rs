@@ -3,7 +3,8 @@
 //!
 //! `cargo run -p vericlip-train --example head_timing [-- --hidden 64 --rounds 7]`
 //!
-//! For each head (last / mean / attention, uni- and bidirectional), F = 96 and 156 features,
+//! For each head (last / mean / attention, uni- and bidirectional), F = 96 and 156 features and
+//! F = 353 (`log-spec`) behind a conv front-end of 64 channels x 3 frames,
 //! batch 1 and 16: `rounds` rounds of runs lasting about 0.3 s each; prints the median over
 //! rounds of the CPU time (all of the process's threads, from /proc; ONNX Runtime with one
 //! intra-op thread runs on the caller's) and of the wall time per segment (batch time / batch),
@@ -85,10 +86,10 @@ fn main() {
         (Head::Mean, true),
         (Head::Attention, true),
     ] {
-        for features in [96, 156] {
+        for (features, conv) in [(96, None), (156, None), (353, Some((64, 3)))] {
             let weights = LstmClassifierWeights {
                 segment_mean_norm: true,
-                ..LstmClassifierWeights::seeded_with(features, hidden, head, bidirectional, 1)
+                ..LstmClassifierWeights::seeded_conv(features, hidden, head, bidirectional, conv, 1)
             };
             let mut session = ModelSession::from_bytes(rt, &export_lstm_classifier(&weights, &[])).expect("session");
             let cells: Vec<String> = [1, 16]
@@ -107,8 +108,12 @@ fn main() {
                     format!("{cpu:.0} ({wall:.0})")
                 })
                 .collect();
+            let input = match conv {
+                Some((c, k)) => format!("{features}, conv {c} x {k}"),
+                None => features.to_string(),
+            };
             println!(
-                "| {} | {} | {features} | {} | {} |",
+                "| {} | {} | {input} | {} | {} |",
                 head.name(),
                 if bidirectional { "yes" } else { "no" },
                 cells[0],

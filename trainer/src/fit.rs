@@ -201,7 +201,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
         "kind": "lstm_classifier",
         "layers": 1,
         "hidden": args.config.hidden,
-        "head": crate::model::LstmClassifierWeights::describe_head(args.config.head, args.config.bidirectional),
+        "head": crate::model::LstmClassifierWeights::describe_head(args.config.head, args.config.bidirectional, args.config.conv),
         "pooling": args.config.head,
         "bidirectional": args.config.bidirectional,
         "input_norm": if args.config.segment_mean_norm { "per-segment mean frame subtracted (CMN)" } else { "none" },
@@ -213,6 +213,12 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
                           args.augment_config.provenance(args.augment)
                       } else { serde_json::json!("none") }},
     });
+    if let (Some((channels, kernel)), Some(model)) = (args.config.conv, manifest.model.as_object_mut()) {
+        model.insert(
+            "conv_front_end".into(),
+            serde_json::json!({"channels": channels, "kernel": kernel, "activation": "relu"}),
+        );
+    }
     let mut summary = FitSummary {
         name: args.name.clone(),
         version: 0,

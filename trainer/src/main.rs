@@ -232,8 +232,16 @@ struct TrainingOptions {
     /// A bidirectional LSTM (forward and backward states concatenated before the dense layer).
     #[arg(long)]
     bidirectional: bool,
-    /// The model's input features: `seed` (20 MFCC, 12 chroma, 64 log-mel: 96 per frame) or
-    /// `lfcc-deltas` (those plus 20 LFCC and first-order deltas of MFCC and LFCC: 156).
+    /// A convolution over time in front of the LSTM with this many output channels (ReLU;
+    /// 0: none): it reads wide frames such as `--features log-spec`'s.
+    #[arg(long, default_value_t = 0)]
+    conv_channels: usize,
+    /// Frames each conv front-end channel sees (odd).
+    #[arg(long, default_value_t = 3)]
+    conv_kernel: usize,
+    /// The model's input features: `seed` (20 MFCC, 12 chroma, 64 log-mel: 96 per frame),
+    /// `lfcc-deltas` (those plus 20 LFCC and first-order deltas of MFCC and LFCC: 156) or
+    /// `log-spec` (the seed's plus the 257-bin linear log-spectrogram: 353).
     #[arg(long, value_enum, default_value_t = Features::Seed)]
     features: Features,
     /// Feature cache directory (default: ~/.cache/vericlip/features).
@@ -254,6 +262,7 @@ const DEFAULT_AUGMENT_KINDS: &str = "shift,channel,noise,gain";
 enum Features {
     Seed,
     LfccDeltas,
+    LogSpec,
 }
 
 impl Features {
@@ -261,6 +270,7 @@ impl Features {
         match self {
             Features::Seed => vericlip_core::FeatureSpec::default(),
             Features::LfccDeltas => vericlip_core::FeatureSpec::lfcc_deltas(),
+            Features::LogSpec => vericlip_core::FeatureSpec::log_spec(),
         }
     }
 }
@@ -271,6 +281,7 @@ impl TrainingOptions {
             segment_mean_norm: !self.no_segment_mean_norm,
             head: self.head,
             bidirectional: self.bidirectional,
+            conv: (self.conv_channels > 0).then_some((self.conv_channels, self.conv_kernel)),
             hidden: self.hidden,
             batch: self.batch,
             learning_rate: self.lr,

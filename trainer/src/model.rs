@@ -29,15 +29,62 @@ impl Head {
     }
 }
 
-/// One-layer LSTM (optionally bidirectional) over the frame sequence, a pooling head over its
-/// outputs, then dense + sigmoid. Gate blocks in ONNX order i, o, f, c. `D` below is the number
+/// A convolution over time in front of the LSTM: `C` output channels, each a `K`-frame window
+/// over all `F` input features (zero padding of `(K - 1) / 2` frames at both ends, so it keeps
+/// the frame count), then ReLU. It turns a wide frame (e.g. the 257-bin linear log-spectrogram)
+/// into `C` learned detectors with a few frames of context before the recurrence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvFrontEnd {
+    pub channels: usize,
+    /// Odd: frames each output sees, centred on its own.
+    pub kernel: usize,
+    /// `[C, F, K]` row-major (ONNX `Conv` weight layout).
+    pub w: Vec<f32>,
+    /// `[C]`.
+    pub b: Vec<f32>,
+}
+
+impl ConvFrontEnd {
+    /// Frames of zero padding at each end.
+    pub fn pad(&self) -> usize {
+        (self.kernel - 1) / 2
+    }
+
+    /// `relu(b + W * x)` of each frame of `xs` (`[T][F]`), `[T][C]`.
+    fn apply(&self, xs: &[Vec<f64>], f: usize) -> Vec<Vec<f64>> {
+        let (k, p, t) = (self.kernel, self.pad() as isize, xs.len() as isize);
+        (0..t)
+            .map(|at| {
+                (0..self.channels)
+                    .map(|c| {
+                        let mut z = f64::from(self.b[c]);
+                        for j in 0..k {
+                            let src = at + j as isize - p;
+                            if (0..t).contains(&src) {
+                                let frame = &xs[src as usize];
+                                let w = &self.w[c * f * k..];
+                                z += (0..f).map(|q| f64::from(w[q * k + j]) * frame[q]).sum::<f64>();
+                            }
+                        }
+                        z.max(0.0)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// One-layer LSTM (optionally bidirectional, optionally behind a [`ConvFrontEnd`]) over the frame
+/// sequence, a pooling head over its outputs, then dense + sigmoid. Gate blocks in ONNX order i, o, f, c. `D` below is the number
 /// of directions (1, or 2 when `bidirectional`: forward first, then backward); with `D = 1` and
 /// `Head::Last` this is the original model and its field layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LstmClassifierWeights {
+    /// Floats per input frame (`F`).
     pub input: usize,
     pub hidden: usize,
-    /// `[D, 4H, F]` row-major.
+    /// `[D, 4H, F']` row-major, where `F'` ([`Self::lstm_input`]) is `F`, or the front-end's
+    /// channels when there is one.
     pub w: Vec<f32>,
     /// `[D, 4H, H]` row-major.
     pub r: Vec<f32>,
@@ -57,6 +104,8 @@ pub struct LstmClassifierWeights {
     pub attn_b: Vec<f32>,
     /// Attention pooling only: `v` `[K]`.
     pub attn_v: Vec<f32>,
+    /// A convolution over time between the (normalized) input and the LSTM.
+    pub conv: Option<ConvFrontEnd>,
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -82,11 +131,24 @@ impl LstmClassifierWeights {
     /// Deterministic small pseudo-random weights for any head (attention dimension = hidden).
     /// For `Head::Last` unidirectional it draws exactly what `seeded` always drew.
     pub fn seeded_with(input: usize, hidden: usize, head: Head, bidirectional: bool, seed: u64) -> Self {
+        Self::seeded_conv(input, hidden, head, bidirectional, None, seed)
+    }
+
+    /// [`Self::seeded_with`] with a conv front-end of `(channels, kernel)` (drawn after all else).
+    pub fn seeded_conv(
+        input: usize,
+        hidden: usize,
+        head: Head,
+        bidirectional: bool,
+        conv: Option<(usize, usize)>,
+        seed: u64,
+    ) -> Self {
         let mut rng = crate::rng::Rng::new(seed);
         let mut next = |scale: f32| rng.range(-f64::from(scale), f64::from(scale)) as f32;
         let s = 1.0 / (hidden as f32).sqrt();
         let d = if bidirectional { 2 } else { 1 };
-        let w = (0..d * 4 * hidden * input).map(|_| next(s)).collect();
+        let lstm_input = conv.map_or(input, |(c, _)| c);
+        let w = (0..d * 4 * hidden * lstm_input).map(|_| next(s)).collect();
         let r = (0..d * 4 * hidden * hidden).map(|_| next(s)).collect();
         let b = (0..d * 8 * hidden).map(|_| next(s)).collect();
         let dense_w = (0..d * hidden).map(|_| next(s)).collect();
@@ -95,6 +157,15 @@ impl LstmClassifierWeights {
         let attn_w = (0..k * width).map(|_| next(s)).collect();
         let attn_b = (0..k).map(|_| next(s)).collect();
         let attn_v = (0..k).map(|_| next(1.0)).collect();
+        let conv = conv.map(|(channels, kernel)| {
+            let sc = 1.0 / ((input * kernel) as f32).sqrt();
+            ConvFrontEnd {
+                channels,
+                kernel,
+                w: (0..channels * input * kernel).map(|_| next(sc)).collect(),
+                b: (0..channels).map(|_| next(sc)).collect(),
+            }
+        });
         Self {
             input,
             hidden,
@@ -109,7 +180,13 @@ impl LstmClassifierWeights {
             attn_w,
             attn_b,
             attn_v,
+            conv,
         }
+    }
+
+    /// Floats per frame the LSTM reads: the front-end's channels, or the input's.
+    pub fn lstm_input(&self) -> usize {
+        self.conv.as_ref().map_or(self.input, |c| c.channels)
     }
 
     /// Number of LSTM directions (`D`).
@@ -123,7 +200,7 @@ impl LstmClassifierWeights {
     }
 
     /// One line for manifests and reports: what the model computes after the LSTM.
-    pub fn describe_head(head: Head, bidirectional: bool) -> String {
+    pub fn describe_head(head: Head, bidirectional: bool, conv: Option<(usize, usize)>) -> String {
         let lstm = if bidirectional { "bidirectional LSTM" } else { "LSTM" };
         let pooled = match (head, bidirectional) {
             (Head::Last, false) => "the last hidden state".to_string(),
@@ -134,12 +211,30 @@ impl LstmClassifierWeights {
             }
         };
         let width = if bidirectional { "2 x hidden" } else { "hidden" };
-        format!("dense({width} -> 1) + sigmoid on {pooled}")
+        let front = match conv {
+            Some((c, k)) => format!("; in front of the {lstm}: conv over time ({c} channels, {k} frames) + ReLU"),
+            None => String::new(),
+        };
+        format!("dense({width} -> 1) + sigmoid on {pooled}{front}")
     }
 
     /// Checks that every array has the length its shape says.
     pub fn check(&self) -> Result<(), String> {
-        let (d, h, f, k) = (self.directions(), self.hidden, self.input, self.attention_dim());
+        let (d, h, f, k) = (self.directions(), self.hidden, self.lstm_input(), self.attention_dim());
+        if let Some(c) = &self.conv {
+            if c.kernel % 2 == 0 || c.channels == 0 {
+                return Err(format!("conv front-end: kernel {} must be odd, channels {} > 0", c.kernel, c.channels));
+            }
+            if c.w.len() != c.channels * self.input * c.kernel || c.b.len() != c.channels {
+                return Err(format!(
+                    "conv front-end holds {} + {} values, the shape says {} + {}",
+                    c.w.len(),
+                    c.b.len(),
+                    c.channels * self.input * c.kernel,
+                    c.channels
+                ));
+            }
+        }
         let want = [
             ("w", self.w.len(), d * 4 * h * f),
             ("r", self.r.len(), d * 4 * h * h),
@@ -162,7 +257,7 @@ impl LstmClassifierWeights {
 
     /// Hidden states of direction `dir` for every frame, in frame order.
     fn run_direction(&self, dir: usize, xs: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        let (hn, f) = (self.hidden, self.input);
+        let (hn, f) = (self.hidden, self.lstm_input());
         let (w, r) = (&self.w[dir * 4 * hn * f..], &self.r[dir * 4 * hn * hn..]);
         let b = &self.b[dir * 8 * hn..];
         let mut gates = vec![0f64; 4 * hn];
@@ -253,6 +348,10 @@ impl LstmClassifierWeights {
                 .collect();
             let xs: Vec<Vec<f64>> =
                 seq.outer_iter().map(|frame| (0..f).map(|k| f64::from(frame[k]) - mean[k]).collect()).collect();
+            let xs = match &self.conv {
+                Some(c) => c.apply(&xs, f),
+                None => xs,
+            };
             let states: Vec<Vec<Vec<f64>>> = (0..self.directions()).map(|d| self.run_direction(d, &xs)).collect();
             let pooled = self.pool(&states);
             let logit: f64 =
@@ -300,5 +399,32 @@ mod tests {
         let last = LstmClassifierWeights { head: Head::Last, attn_w: vec![], attn_b: vec![], attn_v: vec![], ..base }
             .forward(x.view());
         assert!((att[0] - mean[0]).abs() < 1e-6 && (mean[0] - last[0]).abs() < 1e-6, "{att:?} {mean:?} {last:?}");
+    }
+
+    #[test]
+    fn conv_front_end_with_an_identity_centre_tap_is_transparent_to_positive_input() {
+        // C = F channels, kernel 3, weight 1 on (channel c, feature c, centre frame) only: ReLU
+        // of positive input is the input, so the LSTM sees what it sees without the front-end.
+        let plain = LstmClassifierWeights::seeded_with(4, 3, Head::Mean, true, 5);
+        let mut w = vec![0f32; 4 * 4 * 3];
+        (0..4).for_each(|c| w[(c * 4 + c) * 3 + 1] = 1.0);
+        let conv = LstmClassifierWeights {
+            conv: Some(ConvFrontEnd { channels: 4, kernel: 3, w, b: vec![0.0; 4] }),
+            ..plain.clone()
+        };
+        conv.check().unwrap();
+        let x = ndarray::Array3::from_shape_fn((2, 6, 4), |(b, t, f)| 0.1 + ((b + 3 * t + 5 * f) % 7) as f32 * 0.2);
+        assert_eq!(conv.forward(x.view()), plain.forward(x.view()));
+        // A tap on the previous frame instead shifts the sequence by one (zero first frame).
+        let mut shifted = conv.clone();
+        let c = shifted.conv.as_mut().unwrap();
+        c.w.fill(0.0);
+        (0..4).for_each(|k| c.w[(k * 4 + k) * 3] = 1.0);
+        let mut x2 = ndarray::Array3::<f32>::zeros((2, 6, 4));
+        x2.slice_mut(ndarray::s![.., 1.., ..]).assign(&x.slice(ndarray::s![.., ..5, ..]));
+        assert_eq!(shifted.forward(x.view()), plain.forward(x2.view()));
+        // Shapes are checked.
+        shifted.conv.as_mut().unwrap().kernel = 2;
+        assert!(shifted.check().unwrap_err().contains("odd"));
     }
 }

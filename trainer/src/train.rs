@@ -15,7 +15,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::dataset::SplitData;
-use crate::model::{Head, LstmClassifierWeights};
+use crate::model::{ConvFrontEnd, Head, LstmClassifierWeights};
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +35,8 @@ pub struct TrainConfig {
     pub head: Head,
     /// A bidirectional LSTM (forward and backward states concatenated).
     pub bidirectional: bool,
+    /// A conv front-end `(channels, kernel)` before the LSTM (`model::ConvFrontEnd`), or none.
+    pub conv: Option<(usize, usize)>,
 }
 
 impl Default for TrainConfig {
@@ -56,6 +58,7 @@ impl Default for TrainConfig {
             segment_mean_norm: true,
             head: Head::Last,
             bidirectional: false,
+            conv: None,
         }
     }
 }
@@ -96,6 +99,16 @@ struct Attention {
     v: Var,
 }
 
+/// The conv front-end as one matmul: the `K` frames around each frame side by side
+/// (`[B*T, K*F]`, frame offset major) times `w`.
+struct Conv {
+    /// `[K*F, C]`.
+    w: Var,
+    /// `[C]`.
+    b: Var,
+    kernel: usize,
+}
+
 struct Net {
     hidden: usize,
     input: usize,
@@ -108,12 +121,14 @@ struct Net {
     /// `[1]`.
     db: Var,
     attn: Option<Attention>,
+    conv: Option<Conv>,
 }
 
 impl Net {
     fn init(input: usize, cfg: &TrainConfig, rng: &mut Rng, dev: &Device) -> candle_core::Result<Self> {
         let hidden = cfg.hidden;
         let d = if cfg.bidirectional { 2 } else { 1 };
+        let (features, input) = (input, cfg.conv.map_or(input, |(c, _)| c));
         let s = 1.0 / (hidden as f64).sqrt();
         let mut uniform = |n: usize| (0..n).map(|_| rng.range(-s, s) as f32).collect::<Vec<f32>>();
         let mut b = vec![0f32; 4 * hidden];
@@ -144,22 +159,38 @@ impl Net {
         } else {
             None
         };
+        // Drawn last, so the networks without it draw what they always drew. He-uniform
+        // (ReLU follows), zero bias.
+        let conv = match cfg.conv {
+            Some((channels, kernel)) => {
+                let fan_in = features * kernel;
+                let sc = (6.0 / fan_in as f64).sqrt();
+                let w: Vec<f32> = (0..fan_in * channels).map(|_| rng.range(-sc, sc) as f32).collect();
+                Some(Conv {
+                    w: Var::from_vec(w, (fan_in, channels), dev)?,
+                    b: Var::from_vec(vec![0f32; channels], channels, dev)?,
+                    kernel,
+                })
+            }
+            None => None,
+        };
         Ok(Self {
             hidden,
-            input,
+            input: features,
             segment_mean_norm: cfg.segment_mean_norm,
             head: cfg.head,
             dirs,
             dw: Var::from_vec(dw, (d * hidden, 1), dev)?,
             db: Var::from_vec(vec![0f32], 1, dev)?,
             attn,
+            conv,
         })
     }
 
     /// The trainer's network holding `weights` (recurrent biases folded into the input biases).
     fn from_weights(weights: &LstmClassifierWeights, dev: &Device) -> anyhow::Result<Self> {
         weights.check().map_err(anyhow::Error::msg)?;
-        let (h, f, d) = (weights.hidden, weights.input, weights.directions());
+        let (h, f, d) = (weights.hidden, weights.lstm_input(), weights.directions());
         let dirs = (0..d)
             .map(|k| -> anyhow::Result<Direction> {
                 let b = &weights.b[k * 8 * h..(k + 1) * 8 * h];
@@ -188,15 +219,32 @@ impl Net {
         } else {
             None
         };
+        let conv = match &weights.conv {
+            Some(c) => {
+                // ONNX `[C, F, K]` -> `[K*F, C]`.
+                let (fi, k) = (weights.input, c.kernel);
+                let w: Vec<f32> = (0..k * fi)
+                    .flat_map(|row| (0..c.channels).map(move |ch| (row / fi, row % fi, ch)))
+                    .map(|(j, q, ch)| c.w[(ch * fi + q) * k + j])
+                    .collect();
+                Some(Conv {
+                    w: Var::from_vec(w, (k * fi, c.channels), dev)?,
+                    b: Var::from_vec(c.b.clone(), c.channels, dev)?,
+                    kernel: k,
+                })
+            }
+            None => None,
+        };
         Ok(Self {
             hidden: h,
-            input: f,
+            input: weights.input,
             segment_mean_norm: weights.segment_mean_norm,
             head: weights.head,
             dirs,
             dw: Var::from_vec(weights.dense_w.clone(), (d * h, 1), dev)?,
             db: Var::from_vec(vec![weights.dense_b], 1, dev)?,
             attn,
+            conv,
         })
     }
 
@@ -208,6 +256,9 @@ impl Net {
         }
         if let Some(a) = &self.attn {
             v.extend([a.a.clone(), a.ab.clone(), a.v.clone()]);
+        }
+        if let Some(c) = &self.conv {
+            v.extend([c.w.clone(), c.b.clone()]);
         }
         v
     }
@@ -260,7 +311,17 @@ impl Net {
         } else {
             x
         };
-        let x2 = x.reshape((b * t, f))?;
+        let x2 = match &self.conv {
+            Some(c) => {
+                // Zero frames at both ends, then the K shifted views side by side.
+                let pad = (c.kernel - 1) / 2;
+                let padded = x.pad_with_zeros(1, pad, pad)?;
+                let views = (0..c.kernel).map(|j| padded.narrow(1, j, t)).collect::<candle_core::Result<Vec<_>>>()?;
+                let windows = Tensor::cat(&views, 2)?.reshape((b * t, c.kernel * f))?;
+                windows.matmul(c.w.as_tensor())?.broadcast_add(c.b.as_tensor())?.relu()?
+            }
+            None => x.reshape((b * t, f))?,
+        };
         let mut pooled = Vec::with_capacity(self.dirs.len());
         let mut seqs = Vec::new();
         for dir in 0..self.dirs.len() {
@@ -308,6 +369,22 @@ impl Net {
             Some(a) => (t(&a.a)?, a.ab.as_tensor().to_vec1()?, a.v.as_tensor().flatten_all()?.to_vec1()?),
             None => (vec![], vec![], vec![]),
         };
+        let conv = match &self.conv {
+            Some(c) => {
+                // `[K*F, C]` -> ONNX `[C, F, K]`.
+                let (fi, k) = (self.input, c.kernel);
+                let m: Vec<f32> = c.w.as_tensor().flatten_all()?.to_vec1()?;
+                let channels = c.b.as_tensor().dim(0)?;
+                let w = (0..channels * fi * k)
+                    .map(|at| {
+                        let (ch, q, j) = (at / (fi * k), at / k % fi, at % k);
+                        m[(j * fi + q) * channels + ch]
+                    })
+                    .collect();
+                Some(ConvFrontEnd { channels, kernel: k, w, b: c.b.as_tensor().to_vec1()? })
+            }
+            None => None,
+        };
         Ok(LstmClassifierWeights {
             input: self.input,
             hidden: self.hidden,
@@ -322,6 +399,7 @@ impl Net {
             attn_w,
             attn_b,
             attn_v,
+            conv,
         })
     }
 
@@ -422,6 +500,14 @@ pub fn train(
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> anyhow::Result<TrainOutcome> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "training and validation splits must not be empty");
+    if let Some((channels, kernel)) = cfg.conv {
+        anyhow::ensure!(channels > 0, "the conv front-end needs at least one channel");
+        anyhow::ensure!(
+            kernel % 2 == 1 && kernel <= train.frames,
+            "conv kernel {kernel} must be odd and at most the frames of a segment ({})",
+            train.frames
+        );
+    }
     let started = Instant::now();
     let dev = Device::Cpu;
     let rng = Rng::new(cfg.seed);
@@ -519,6 +605,56 @@ mod tests {
                 assert!(reference.iter().any(|p| (p - 0.5).abs() > 0.1), "{head:?} {bi}: {reference:?}");
                 eprintln!("{head:?} bi {bi} mean norm {segment_mean_norm}: candle vs f64 reference {max:.2e}");
             }
+        }
+    }
+
+    #[test]
+    fn conv_front_end_trains_and_candle_onnx_layout_and_reference_agree() {
+        let data = synthetic(5, 17, 7, 3);
+        let x = ndarray::Array3::from_shape_vec((5, 17, 7), data.features.clone()).unwrap();
+        for (head, bi) in [(Head::Last, false), (Head::Attention, true)] {
+            for kernel in [1, 3, 5] {
+                let mut w = LstmClassifierWeights {
+                    segment_mean_norm: true,
+                    ..LstmClassifierWeights::seeded_conv(7, 6, head, bi, Some((4, kernel)), 11)
+                };
+                w.check().unwrap();
+                // Scores spread over 0..1: mistakes cannot hide near 0.5.
+                w.dense_w.iter_mut().for_each(|v| *v *= 16.0);
+                w.conv.iter_mut().for_each(|c| c.w.iter_mut().for_each(|v| *v *= 4.0));
+                // Through candle (weights re-laid out to its matmul form) and back.
+                let net = Net::from_weights(&w, &Device::Cpu).unwrap();
+                assert_eq!(net.export().unwrap().conv, w.conv, "{head:?} {bi} kernel {kernel}: layout round trip");
+                let ours = predict(&w, &data, &[0, 1, 2, 3, 4]).unwrap();
+                let reference = w.forward(x.view());
+                let max = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(max <= 1e-5, "{head:?} bi {bi} kernel {kernel}: candle vs reference {max}");
+                assert!(reference.iter().any(|p| (p - 0.5).abs() > 0.1), "{reference:?}");
+            }
+        }
+        // It trains, and exports what it trained.
+        let (train_d, val_d) = (synthetic(48, 10, 4, 1), synthetic(16, 10, 4, 2));
+        let cfg = TrainConfig {
+            hidden: 6,
+            batch: 8,
+            learning_rate: 1e-2,
+            max_epochs: 6,
+            conv: Some((5, 3)),
+            ..TrainConfig::default()
+        };
+        let out = train(&train_d, &val_d, &cfg, |_| {}).unwrap();
+        let w = &out.weights;
+        assert_eq!(w.conv.as_ref().map(|c| (c.channels, c.kernel, w.input, w.lstm_input())), Some((5, 3, 4, 5)));
+        let best = out.history.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
+        assert!(best < 0.5, "best validation loss {best}");
+        let x = ndarray::Array3::from_shape_vec((16, 10, 4), val_d.features.clone()).unwrap();
+        let idx: Vec<usize> = (0..val_d.len()).collect();
+        let (ours, reference) = (predict(w, &val_d, &idx).unwrap(), w.forward(x.view()));
+        assert!(ours.iter().zip(&reference).all(|(a, b)| (a - b).abs() <= 1e-5));
+        // An even kernel is refused with a message that says why.
+        match train(&train_d, &val_d, &TrainConfig { conv: Some((5, 4)), ..cfg }, |_| {}) {
+            Err(e) => assert!(e.to_string().contains("must be odd"), "{e}"),
+            Ok(_) => panic!("an even conv kernel was accepted"),
         }
     }
 

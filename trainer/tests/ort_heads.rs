@@ -1,5 +1,5 @@
-//! Every model head (last-state / mean / attention pooling, uni- or bidirectional LSTM) exported
-//! to ONNX runs in the real ONNX Runtime (core's `ModelSession`, the service's path) and gives
+//! Every model head (last-state / mean / attention pooling, uni- or bidirectional LSTM, with or
+//! without a conv front-end) exported to ONNX runs in the real ONNX Runtime (core's `ModelSession`, the service's path) and gives
 //! what the f64 reference forward pass gives.
 
 use ndarray::Array3;
@@ -98,6 +98,39 @@ fn heads_use_standard_ops_and_the_default_graph_is_the_original_one() {
         // Every initializer is used by some node (ORT would warn about and drop unused ones).
         for t in &g.initializer {
             assert!(g.node.iter().any(|n| n.input.contains(&t.name)), "{head:?} {bi}: unused {}", t.name);
+        }
+    }
+}
+
+#[test]
+fn conv_front_end_runs_in_onnx_runtime_and_matches_the_reference() {
+    let rt = runtime::init(None).expect("ONNX Runtime (run scripts/setup.sh)");
+    // A wide input (the seed's 96 + a 257-bin log-spectrogram), as `--features log-spec` gives.
+    let features = 353;
+    for (head, bidirectional, kernel) in [(Head::Last, false, 3), (Head::Mean, true, 5), (Head::Attention, false, 1)] {
+        let mut weights = LstmClassifierWeights {
+            segment_mean_norm: true,
+            ..LstmClassifierWeights::seeded_conv(features, 16, head, bidirectional, Some((24, kernel)), 3)
+        };
+        // Scores spread over 0..1: mistakes cannot hide near 0.5.
+        weights.dense_w.iter_mut().for_each(|v| *v *= 16.0);
+        weights.conv.iter_mut().for_each(|c| c.w.iter_mut().for_each(|v| *v *= 4.0));
+        let model = export_lstm_classifier(&weights, &[]);
+        let graph = ops(&model);
+        assert_eq!(graph[..6], ["ReduceMean", "Sub", "Transpose", "Conv", "Relu", "Transpose"], "{graph:?}");
+        let mut session = ModelSession::from_bytes(rt, &model).unwrap();
+        let mut spread = 0f32;
+        for (batch, frames, seed) in [(1, 126, 1), (5, 126, 2), (2, 9, 3)] {
+            let x = input(batch, frames, features, seed);
+            let (got, want) = (session.run(x.view()).unwrap(), weights.forward(x.view()));
+            let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(max <= 1e-5, "{head:?} bi {bidirectional} kernel {kernel} batch {batch}: ORT vs reference {max}");
+            spread = spread.max(want.iter().fold(0f32, |m, p| m.max((p - 0.5).abs())));
+        }
+        assert!(spread > 0.1, "{head:?} {bidirectional} kernel {kernel}: scores all near 0.5");
+        let g = ModelProto::decode(&model[..]).unwrap().graph.unwrap();
+        for t in &g.initializer {
+            assert!(g.node.iter().any(|n| n.input.contains(&t.name)), "unused {}", t.name);
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct Scratch {
     lin: Vec<f32>,
     /// `[deltas][n_mfcc + n_lfcc][frames]`.
     delta: Vec<f64>,
+    /// `[n_log_spec][frames]` power of the first bins, then dB.
+    log_spec: Vec<f32>,
     /// `[n_features][frames]`: the output, bin-major, before its transpose.
     rows: Vec<f32>,
 }
@@ -121,6 +123,7 @@ impl FeatureExtractor {
             ceps: Vec::new(),
             lin: Vec::new(),
             delta: Vec::new(),
+            log_spec: Vec::new(),
             rows: Vec::new(),
         }
     }
@@ -254,6 +257,12 @@ impl FeatureExtractor {
             sc.log64.extend(sc.lin.iter().map(|&v| f64::from(v)));
             dct.apply_columns::<WIDE>(&sc.log64, frames, lfcc);
         }
+        // The linear log-spectrogram: the power rows of its bins (bin-major already), in dB with
+        // the floor over the block's segment, as `power_to_db` of that slice of the spectrogram.
+        let log_spec = &mut sc.log_spec;
+        log_spec.clear();
+        log_spec.extend_from_slice(&sc.power[..s.n_log_spec * frames]);
+        filterbank::power_to_db_in_place(log_spec, db_amin, db_ref, db_top);
         // Output precision now, so the deltas see exactly the cepstra that are output.
         for v in sc.ceps.iter_mut() {
             *v = f64::from(*v as f32);
@@ -265,7 +274,7 @@ impl FeatureExtractor {
             }
         }
         // Frame-major rows, blocks in `FeatureSpec::layout` order:
-        // [mfcc, chroma, log-mel, lfcc, deltas of (mfcc, lfcc) by order]: staged bin-major in
+        // [mfcc, chroma, log-mel, lfcc, log-spec, deltas of (mfcc, lfcc) by order]: staged bin-major in
         // f32, then transposed.
         let width = s.n_features();
         let (ceps, delta) = (&sc.ceps, &sc.delta[..s.deltas * n_ceps * frames]);
@@ -274,7 +283,9 @@ impl FeatureExtractor {
         sc.rows.extend(mfcc.iter().map(|&v| v as f32));
         sc.rows.extend_from_slice(&sc.chroma[..s.n_chroma * frames]);
         sc.rows.extend_from_slice(&sc.mel[..s.n_mels * frames]);
-        sc.rows.extend(lfcc.iter().chain(delta).map(|&v| v as f32));
+        sc.rows.extend(lfcc.iter().map(|&v| v as f32));
+        sc.rows.extend_from_slice(&sc.log_spec);
+        sc.rows.extend(delta.iter().map(|&v| v as f32));
         debug_assert_eq!(sc.rows.len(), width * frames);
         debug_assert_eq!(out.len(), width * frames);
         crate::kernels::transpose::<SIMD>(&sc.rows, frames, width, frames, out, width);
@@ -418,6 +429,38 @@ mod tests {
         let c1 = spec.block("lfcc").unwrap().start + 1;
         let (low, high) = (ex.extract(&tone(300.0)).unwrap(), ex.extract(&tone(7000.0)).unwrap());
         assert!(low[[60, c1]] > 0.0 && high[[60, c1]] < 0.0, "{} {}", low[[60, c1]], high[[60, c1]]);
+    }
+
+    #[test]
+    fn log_spectrogram_resolves_harmonics_and_keeps_the_seed_blocks() {
+        // 200 Hz and its 2nd harmonic: peaks at bins 200 / 31.25 = 6.4 and 12.8, a trough
+        // between them that the 64 mel bands (~45 Hz wide there, smoothed) show far less.
+        let spec = FeatureSpec::log_spec();
+        let x: Vec<f32> = (0..32_000)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                0.4 * (2.0 * std::f32::consts::PI * 200.0 * t).sin()
+                    + 0.2 * (2.0 * std::f32::consts::PI * 400.0 * t).sin()
+            })
+            .collect();
+        let f = FeatureExtractor::new(spec.clone()).unwrap().extract(&x).unwrap();
+        let seed = FeatureExtractor::new(FeatureSpec::default()).unwrap().extract(&x).unwrap();
+        assert_eq!(f.dim(), (126, 353));
+        assert!((0..126).all(|t| (0..96).all(|c| f[[t, c]].to_bits() == seed[[t, c]].to_bits())));
+        let row = f.row(60);
+        let bins = &row.as_slice().unwrap()[spec.block("log_spec").unwrap()];
+        let argmax = |r: std::ops::Range<usize>| r.clone().max_by(|&a, &b| bins[a].total_cmp(&bins[b])).unwrap();
+        assert_eq!((argmax(4..10), argmax(10..16)), (6, 13));
+        assert!(bins[6] - bins[10] > 30.0, "{} {}", bins[6], bins[10]);
+        // The floor is 80 dB under the block's maximum.
+        let top = bins.iter().fold(f32::MIN, |m, v| m.max(*v));
+        assert!(f.rows().into_iter().all(|r| r.iter().skip(96).all(|v| *v >= top - 80.0 - 1e-3)));
+        // The dispatched (SIMD) and portable paths agree bitwise here too.
+        let ex = FeatureExtractor::new(FeatureSpec { n_log_spec: 100, ..FeatureSpec::lfcc_deltas() }).unwrap();
+        let (mut a, mut b) = (Vec::new(), vec![f32::NAN; 126 * 256]);
+        ex.extract_into(&x, &mut ex.scratch(), &mut a).unwrap();
+        ex.extract_body::<false, false>(&x, &mut ex.scratch(), &mut b);
+        assert!(a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 
     #[test]

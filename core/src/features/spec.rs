@@ -59,6 +59,7 @@ pub const MAX_DELTA_ORDER: usize = 2;
 /// | `chroma`       | `n_chroma`            | chroma of the power spectrum, inf-norm per frame  |
 /// | `log_mel`      | `n_mels`              | `power_to_db` of the Slaney mel power             |
 /// | `lfcc`         | `n_lfcc`              | DCT-II (ortho) of `power_to_db` of linear bands   |
+/// | `log_spec`     | `n_log_spec`          | `power_to_db` of the first STFT bins (linear)     |
 /// | `delta_mfcc`   | `n_mfcc` if deltas>=1 | `librosa.feature.delta(mfcc, width, order=1)`     |
 /// | `delta_lfcc`   | `n_lfcc` if deltas>=1 | same, of the LFCC                                 |
 /// | `delta2_mfcc`  | `n_mfcc` if deltas=2  | `delta(mfcc, width, order=2)`                     |
@@ -122,6 +123,13 @@ pub struct FeatureSpec {
     /// at most the frames of a segment; 9 is librosa's default); 0 when `deltas` is 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub delta_width: usize,
+    /// Linear log-spectrogram bins per frame (0: no such block): `power_to_db` (with `db_ref`,
+    /// `db_amin`, `db_top`, floor over the block's segment) of STFT bins `0..n_log_spec` of the
+    /// power spectrum, i.e. 0 Hz up to `(n_log_spec - 1) * sample_rate / n_fft`. Unlike the
+    /// mel and LFCC bands it keeps the harmonic fine structure (31.25 Hz bins at 16 kHz, n_fft
+    /// 512), where vocoders and neural decoders leave traces that the envelope does not show.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_log_spec: usize,
 }
 
 /// One block of a frame vector: its name (as in the layout table) and its columns.
@@ -161,6 +169,7 @@ impl Default for FeatureSpec {
             n_lfcc_filters: 0,
             deltas: 0,
             delta_width: 0,
+            n_log_spec: 0,
         }
     }
 }
@@ -174,16 +183,33 @@ impl FeatureSpec {
         Self { n_lfcc: 20, n_lfcc_filters: 70, deltas: 1, delta_width: 9, ..Self::default() }
     }
 
+    /// The seed spec plus the linear log-spectrogram of all 257 bins (0..8000 Hz at n_fft 512):
+    /// 96 + 257 = 353 floats per frame, for models with a front-end that reads fine spectral
+    /// structure (a convolution over time and frequency bins). Not the default: a trainer opts in.
+    pub fn log_spec() -> Self {
+        Self { n_log_spec: 257, ..Self::default() }
+    }
+
     /// Floats per frame: the sum of the blocks of [`Self::layout`] (96 for the seed spec).
     pub fn n_features(&self) -> usize {
-        self.n_mfcc + self.n_chroma + self.n_mels + self.n_lfcc + self.deltas * (self.n_mfcc + self.n_lfcc)
+        self.n_mfcc
+            + self.n_chroma
+            + self.n_mels
+            + self.n_lfcc
+            + self.n_log_spec
+            + self.deltas * (self.n_mfcc + self.n_lfcc)
     }
 
     /// The frame vector's blocks in order, contiguous from column 0 to [`Self::n_features`];
     /// absent (empty) blocks are left out. See the layout table on [`FeatureSpec`].
     pub fn layout(&self) -> Vec<FeatureBlock> {
-        let mut sizes =
-            vec![("mfcc", self.n_mfcc), ("chroma", self.n_chroma), ("log_mel", self.n_mels), ("lfcc", self.n_lfcc)];
+        let mut sizes = vec![
+            ("mfcc", self.n_mfcc),
+            ("chroma", self.n_chroma),
+            ("log_mel", self.n_mels),
+            ("lfcc", self.n_lfcc),
+            ("log_spec", self.n_log_spec),
+        ];
         const DELTA_NAMES: [[&str; 2]; MAX_DELTA_ORDER] =
             [["delta_mfcc", "delta_lfcc"], ["delta2_mfcc", "delta2_lfcc"]];
         for names in DELTA_NAMES.iter().take(self.deltas) {
@@ -302,6 +328,10 @@ impl FeatureSpec {
                 format!("{} must be within 0..=n_lfcc_filters ({})", self.n_lfcc, self.n_lfcc_filters),
             );
         }
+        let n_bins = self.n_fft / 2 + 1;
+        if self.n_log_spec > n_bins {
+            return bad("n_log_spec", format!("{} must be within 0..=n_fft / 2 + 1 ({n_bins})", self.n_log_spec));
+        }
         if self.deltas > MAX_DELTA_ORDER {
             return bad("deltas", format!("{} is not implemented (0, 1 or 2)", self.deltas));
         }
@@ -393,6 +423,18 @@ mod tests {
         let seed = FeatureSpec::default();
         assert_eq!(seed.layout().iter().map(|b| b.name).collect::<Vec<_>>(), ["mfcc", "chroma", "log_mel"]);
         assert_eq!(seed.layout().last().unwrap().columns.end, seed.n_features());
+        // The linear log-spectrogram sits after the LFCC and before the deltas.
+        let ls = FeatureSpec::log_spec();
+        ls.validate().unwrap();
+        assert_eq!(ls.n_features(), 353);
+        assert_eq!(ls.block("log_spec"), Some(96..353));
+        let all = FeatureSpec { n_log_spec: 129, ..FeatureSpec::lfcc_deltas() };
+        all.validate().unwrap();
+        assert_eq!(
+            all.layout().iter().map(|b| b.name).collect::<Vec<_>>(),
+            ["mfcc", "chroma", "log_mel", "lfcc", "log_spec", "delta_mfcc", "delta_lfcc"]
+        );
+        assert_eq!((all.block("log_spec"), all.n_features()), (Some(116..245), 285));
     }
 
     #[test]
@@ -436,6 +478,7 @@ mod tests {
         assert_eq!(field(FeatureSpec { delta_width: 1, ..rich.clone() }), "delta_width");
         assert_eq!(field(FeatureSpec { delta_width: 127, ..rich.clone() }), "delta_width");
         FeatureSpec { delta_width: 125, ..rich }.validate().unwrap();
+        assert_eq!(field(FeatureSpec { n_log_spec: 258, ..FeatureSpec::log_spec() }), "n_log_spec");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! ONNX export of the LSTM classifier: a standard graph any ONNX runtime can execute.
 //!
 //! `features [batch, frames, F]` -> [ReduceMean over frames + Sub, when the model normalizes
-//! each segment's mean] -> Transpose(1,0,2) -> LSTM (time-major, layout 0: ORT's CPU
+//! each segment's mean] -> Transpose(1,0,2) (with a conv front-end: Transpose(0,2,1) -> Conv
+//! (1-D, `pads` (K-1)/2) -> Relu -> Transpose(2,0,1)) -> LSTM (time-major, layout 0: ORT's CPU
 //! LSTM rejects layout 1; gates i,o,f,c; `direction="bidirectional"` for a BiLSTM) -> pooling
 //! head -> `[batch, D*H]` -> Gemm(transB) -> Sigmoid -> Squeeze -> `fake_prob [batch]`.
 //! IR 8, opset 17. Pooling heads (`D` = directions):
@@ -95,7 +96,7 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
     if let Err(e) = w.check() {
         panic!("exporting inconsistent classifier weights: {e}");
     }
-    let (h, f) = (w.hidden as i64, w.input as i64);
+    let (h, f) = (w.hidden as i64, w.lstm_input() as i64);
     let d = w.directions();
     let (di, width) = (d as i64, d as i64 * h);
     let mut nodes = Vec::new();
@@ -115,17 +116,35 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
     if w.bidirectional {
         lstm_attrs.push(attr_string("direction", "bidirectional"));
     }
-    nodes.extend([
-        node("Transpose", &[lstm_input], &["x_time_major"], vec![attr_ints("perm", &[1, 0, 2])]),
-        node("LSTM", &["x_time_major", "lstm_W", "lstm_R", "lstm_B"], &["lstm_Y", "lstm_Y_h"], lstm_attrs),
-    ]);
-    let mut initializer = vec![
+    let mut initializer = Vec::new();
+    match &w.conv {
+        // `[batch, F, frames]` for Conv, back to time-major `[frames, batch, C]` for the LSTM.
+        Some(c) => {
+            let (ch, k, pad) = (c.channels as i64, c.kernel as i64, c.pad() as i64);
+            nodes.extend([
+                node("Transpose", &[lstm_input], &["x_channels"], vec![attr_ints("perm", &[0, 2, 1])]),
+                node(
+                    "Conv",
+                    &["x_channels", "conv_W", "conv_B"],
+                    &["conv_out"],
+                    vec![attr_ints("kernel_shape", &[k]), attr_ints("pads", &[pad, pad])],
+                ),
+                node("Relu", &["conv_out"], &["conv_relu"], vec![]),
+                node("Transpose", &["conv_relu"], &["x_time_major"], vec![attr_ints("perm", &[2, 0, 1])]),
+            ]);
+            initializer
+                .extend([tensor_f32("conv_W", &[ch, w.input as i64, k], &c.w), tensor_f32("conv_B", &[ch], &c.b)]);
+        }
+        None => nodes.push(node("Transpose", &[lstm_input], &["x_time_major"], vec![attr_ints("perm", &[1, 0, 2])])),
+    }
+    nodes.push(node("LSTM", &["x_time_major", "lstm_W", "lstm_R", "lstm_B"], &["lstm_Y", "lstm_Y_h"], lstm_attrs));
+    initializer.extend([
         tensor_f32("lstm_W", &[di, 4 * h, f], &w.w),
         tensor_f32("lstm_R", &[di, 4 * h, h], &w.r),
         tensor_f32("lstm_B", &[di, 8 * h], &w.b),
         tensor_f32("dense_W", &[1, width], &w.dense_w),
         tensor_f32("dense_B", &[1], &[w.dense_b]),
-    ];
+    ]);
     let mut uses_axes_0 = d == 1;
     // Pooled `[batch, D * H]`.
     let pooled = match w.head {
@@ -194,7 +213,7 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
         initializer,
         input: vec![value_info(
             INPUT_NAME,
-            &[DimValue::Param("batch".into()), DimValue::Param("frames".into()), DimValue::Value(f)],
+            &[DimValue::Param("batch".into()), DimValue::Param("frames".into()), DimValue::Value(w.input as i64)],
         )],
         output: vec![value_info(OUTPUT_NAME, &[DimValue::Param("batch".into())])],
     };
