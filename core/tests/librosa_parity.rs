@@ -1,6 +1,7 @@
 //! The Rust extractor against librosa 1.0 (tests/golden/make_goldens.py): MFCC and log-mel within
 //! 1e-3, chroma within 1e-4, on speech, silence, a sweep, noise, a DC offset and a short clip.
-//! The richer specs (LFCC, deltas, the linear log-spectrogram: `reference_features_ext.py`) against their goldens with the
+//! The richer specs (LFCC, deltas, the linear log-spectrogram, the phase-advance deviation:
+//! `reference_features_ext.py`) against their goldens with the
 //! same discipline: every block of `FeatureSpec::layout`, cepstra, dB and deltas within 1e-3,
 //! chroma within 1e-4.
 
@@ -92,7 +93,7 @@ fn check_rich_spec(file: &str, spec: FeatureSpec) {
         };
         assert!(same, "{file}: spec field `{key}`: ours {got}, reference {want}");
     }
-    for key in ["n_lfcc", "n_lfcc_filters", "deltas", "delta_width", "n_log_spec"] {
+    for key in ["n_lfcc", "n_lfcc_filters", "deltas", "delta_width", "n_log_spec", "n_phase_dev"] {
         assert!(g.spec.contains_key(key), "{file}: the reference spec lacks `{key}`");
     }
     let ex = FeatureExtractor::new(spec.clone()).unwrap();
@@ -144,4 +145,9 @@ fn second_order_deltas_match_the_reference_on_every_golden_clip() {
 #[test]
 fn linear_log_spectrogram_matches_the_reference_on_every_golden_clip() {
     check_rich_spec("goldens_log_spec.json", FeatureSpec::log_spec());
+}
+
+#[test]
+fn phase_advance_deviation_matches_the_reference_on_every_golden_clip() {
+    check_rich_spec("goldens_phase_dev.json", FeatureSpec::phase_dev());
 }

@@ -12,6 +12,8 @@ OUTDIR/goldens_lfcc_deltas.json    the same format for reference_features_ext.SP
 OUTDIR/goldens_lfcc_deltas2.json   and for the same spec with second-order deltas too (196)
 OUTDIR/goldens_log_spec.json       and for reference_features_ext.SPEC_LOG_SPEC (the seed spec + the
                            linear log-spectrogram of all 257 bins: 353)
+OUTDIR/goldens_phase_dev.json      and for reference_features_ext.SPEC_PHASE_DEV (the seed spec + 30
+                           phase-advance deviation coefficients: 126)
 OUTDIR/formats/<name>.*    the speech clip as WAV u8/s16/s24/s32/f32, FLAC, OGG Vorbis, MP3, stereo
                            44.1 kHz and 8 kHz WAV; OUTDIR/formats/index.json says, per file, whether
                            it is lossless and where libsndfile's decode of it (float32 raw) lies
@@ -79,7 +81,7 @@ def main() -> None:
     paths["speech_float"] = f"{out}/clips/speech_float.wav"
 
     specs_ext = {"lfcc_deltas": ext.SPEC_LFCC_DELTAS, "lfcc_deltas2": dict(ext.SPEC_LFCC_DELTAS, deltas=2),
-                 "log_spec": ext.SPEC_LOG_SPEC}
+                 "log_spec": ext.SPEC_LOG_SPEC, "phase_dev": ext.SPEC_PHASE_DEV}
     feats, feats_ext = {}, {key: {} for key in specs_ext}
     for name, p in paths.items():
         # Read exactly as reference_features.main() does.

@@ -10,11 +10,13 @@ A spec here is reference_features.SPEC plus these fields (names as in core's Fea
   deltas          0: none; 1: first-order deltas; 2: first- and second-order deltas
   delta_width     librosa.feature.delta width (odd, >= 3), mode "interp"
   n_log_spec      linear log-spectrogram: the first n_log_spec STFT bins (0: no such block)
+  n_phase_dev     phase-advance deviation cepstrum: coefficients kept (0: no such block)
 
 Frame vector, in this order:
   [mfcc n_mfcc, chroma n_chroma, log-mel n_mels,                      <- the seed spec
    lfcc n_lfcc,
    log_spec n_log_spec,
+   phase_dev n_phase_dev,
    delta1 of (mfcc, lfcc), delta2 of (mfcc, lfcc)]                     <- up to `deltas`
 
 LFCC: the same power spectrogram as the mel path -> linear triangular filterbank (librosa's mel
@@ -23,6 +25,10 @@ no area normalization) -> power_to_db(ref=db_ref, amin=db_amin, top_db=db_top) o
 filter matrix of the segment -> DCT-II, norm "ortho", first n_lfcc coefficients.
 Linear log-spectrogram: power_to_db(ref=db_ref, amin=db_amin, top_db=db_top) of rows
 0..n_log_spec of that power spectrogram (the floor is over those rows of the segment).
+Phase-advance deviation: X = the complex STFT (complex64, as above); for frames t >= 1 and bins
+k, z = X[k,t] conj(X[k,t-1]) exp(-2 pi i k hop / n_fft), d = |angle(z)|, weighted by
+m / (m + floor) with m = |X[k,t]| |X[k,t-1]| and floor = max(max(|X|**2) 10**(-db_top/10),
+db_amin); frame 0 is all zeros; then DCT-II, norm "ortho", over the bins, first n_phase_dev.
 Deltas: librosa.feature.delta(block, width=delta_width, order=k, mode="interp", axis=-1) of the
 float32 MFCC and LFCC blocks (for order 2 that is a second derivative straight from the
 cepstra, Savitzky-Golay, not a delta of the delta).
@@ -33,7 +39,7 @@ import scipy.fft
 
 import reference_features as ref
 
-EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0, n_log_spec=0)
+EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0, n_log_spec=0, n_phase_dev=0)
 
 # Today's 96 + LFCC 20 (70 linear filters over 0..8000 Hz, as the ASVspoof LFCC baseline) +
 # first-order deltas of MFCC and LFCC: 156 floats per frame. Rust: FeatureSpec::lfcc_deltas().
@@ -42,6 +48,21 @@ SPEC_LFCC_DELTAS = dict(ref.SPEC, n_lfcc=20, n_lfcc_filters=70, deltas=1, delta_
 # Today's 96 + the linear log-spectrogram of all 257 bins: 353 floats per frame.
 # Rust: FeatureSpec::log_spec().
 SPEC_LOG_SPEC = dict(ref.SPEC, n_log_spec=257)
+
+# Today's 96 + 30 phase-advance deviation coefficients: 126 floats per frame.
+# Rust: FeatureSpec::phase_dev().
+SPEC_PHASE_DEV = dict(ref.SPEC, n_phase_dev=30)
+
+
+def phase_dev(stft: np.ndarray, s: dict) -> np.ndarray:
+    """[n_phase_dev, frames] from the complex [1 + n_fft // 2, frames] STFT."""
+    x = stft.astype(np.complex128)
+    k = np.arange(x.shape[0])[:, None]
+    z = x[:, 1:] * np.conj(x[:, :-1]) * np.exp(-2j * np.pi * k * s["hop_length"] / s["n_fft"])
+    m = np.abs(x[:, 1:]) * np.abs(x[:, :-1])
+    floor = max(float((np.abs(x) ** 2).max()) * 10 ** (-s["db_top"] / 10), s["db_amin"])
+    dev = np.concatenate([np.zeros((x.shape[0], 1)), m / (m + floor) * np.abs(np.angle(z))], axis=1)
+    return scipy.fft.dct(dev, axis=0, type=2, norm="ortho")[: s["n_phase_dev"]]
 
 
 def linear_filterbank(sr: int, n_fft: int, n_filters: int, fmin: float, fmax: float) -> np.ndarray:
@@ -75,9 +96,9 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
     n_mfcc = s["n_mfcc"]
     blocks = [base]
     ceps = [base[:n_mfcc]]
-    power = np.abs(librosa.stft(y, n_fft=s["n_fft"], hop_length=s["hop_length"],
-                                win_length=s["win_length"], window=s["window"],
-                                center=s["center"], pad_mode=s["pad_mode"])) ** s["power"]
+    stft = librosa.stft(y, n_fft=s["n_fft"], hop_length=s["hop_length"], win_length=s["win_length"],
+                        window=s["window"], center=s["center"], pad_mode=s["pad_mode"])
+    power = np.abs(stft) ** s["power"]
     if s["n_lfcc"]:
         c = lfcc(power, s).astype(np.float32)
         blocks.append(c)
@@ -85,6 +106,8 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
     if s["n_log_spec"]:
         blocks.append(librosa.power_to_db(power[: s["n_log_spec"]], ref=s["db_ref"], amin=s["db_amin"],
                                           top_db=s["db_top"]).astype(np.float32))
+    if s["n_phase_dev"]:
+        blocks.append(phase_dev(stft, s).astype(np.float32))
     for order in range(1, s["deltas"] + 1):
         for c in ceps:
             blocks.append(librosa.feature.delta(c, width=s["delta_width"], order=order, mode="interp", axis=-1))
@@ -93,5 +116,5 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
 
 def n_features(spec: dict) -> int:
     s = dict(EXT_ABSENT, **spec)
-    return (s["n_mfcc"] + s["n_chroma"] + s["n_mels"] + s["n_lfcc"] + s["n_log_spec"]
+    return (s["n_mfcc"] + s["n_chroma"] + s["n_mels"] + s["n_lfcc"] + s["n_log_spec"] + s["n_phase_dev"]
             + s["deltas"] * (s["n_mfcc"] + s["n_lfcc"]))

@@ -213,11 +213,20 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
                           args.augment_config.provenance(args.augment)
                       } else { serde_json::json!("none") }},
     });
-    if let (Some((channels, kernel)), Some(model)) = (args.config.conv, manifest.model.as_object_mut()) {
-        model.insert(
-            "conv_front_end".into(),
-            serde_json::json!({"channels": channels, "kernel": kernel, "activation": "relu"}),
-        );
+    if let Some(model) = manifest.model.as_object_mut() {
+        if let Some((channels, kernel)) = args.config.conv {
+            model.insert(
+                "conv_front_end".into(),
+                serde_json::json!({"channels": channels, "kernel": kernel, "activation": "relu"}),
+            );
+        }
+        let c = &args.config;
+        if c.feature_mask > 0 || c.time_mask > 0 {
+            model.insert(
+                "training_masks".into(),
+                serde_json::json!({"max_feature_columns": c.feature_mask, "max_frames": c.time_mask}),
+            );
+        }
     }
     let mut summary = FitSummary {
         name: args.name.clone(),

@@ -239,9 +239,17 @@ struct TrainingOptions {
     /// Frames each conv front-end channel sees (odd).
     #[arg(long, default_value_t = 3)]
     conv_kernel: usize,
+    /// SpecAugment-style masking while training: per segment, up to this many adjacent feature
+    /// columns set to the training mean over all frames (0: off).
+    #[arg(long, default_value_t = 0)]
+    feature_mask: usize,
+    /// Likewise up to this many adjacent frames set to the training mean (0: off).
+    #[arg(long, default_value_t = 0)]
+    time_mask: usize,
     /// The model's input features: `seed` (20 MFCC, 12 chroma, 64 log-mel: 96 per frame),
     /// `lfcc-deltas` (those plus 20 LFCC and first-order deltas of MFCC and LFCC: 156) or
-    /// `log-spec` (the seed's plus the 257-bin linear log-spectrogram: 353).
+    /// `log-spec` (the seed's plus the 257-bin linear log-spectrogram: 353) or `phase-dev` (the
+    /// seed's plus 30 coefficients of the phase-advance deviation: 126).
     #[arg(long, value_enum, default_value_t = Features::Seed)]
     features: Features,
     /// Feature cache directory (default: ~/.cache/vericlip/features).
@@ -263,6 +271,7 @@ enum Features {
     Seed,
     LfccDeltas,
     LogSpec,
+    PhaseDev,
 }
 
 impl Features {
@@ -271,6 +280,7 @@ impl Features {
             Features::Seed => vericlip_core::FeatureSpec::default(),
             Features::LfccDeltas => vericlip_core::FeatureSpec::lfcc_deltas(),
             Features::LogSpec => vericlip_core::FeatureSpec::log_spec(),
+            Features::PhaseDev => vericlip_core::FeatureSpec::phase_dev(),
         }
     }
 }
@@ -282,6 +292,8 @@ impl TrainingOptions {
             head: self.head,
             bidirectional: self.bidirectional,
             conv: (self.conv_channels > 0).then_some((self.conv_channels, self.conv_kernel)),
+            feature_mask: self.feature_mask,
+            time_mask: self.time_mask,
             hidden: self.hidden,
             batch: self.batch,
             learning_rate: self.lr,

@@ -37,6 +37,12 @@ pub struct TrainConfig {
     pub bidirectional: bool,
     /// A conv front-end `(channels, kernel)` before the LSTM (`model::ConvFrontEnd`), or none.
     pub conv: Option<(usize, usize)>,
+    /// SpecAugment-style masking of training batches (Park et al. 2019): per training segment,
+    /// one run of up to this many adjacent feature columns set to 0 (the training mean, as the
+    /// features are normalized) over all frames; 0: off.
+    pub feature_mask: usize,
+    /// Likewise one run of up to this many frames set to 0 over all features; 0: off.
+    pub time_mask: usize,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +65,8 @@ impl Default for TrainConfig {
             head: Head::Last,
             bidirectional: false,
             conv: None,
+            feature_mask: 0,
+            time_mask: 0,
         }
     }
 }
@@ -453,6 +461,39 @@ fn batch_tensor(data: &SplitData, idx: &[usize], dev: &Device) -> candle_core::R
     Ok((Tensor::from_vec(x, (idx.len(), data.frames, data.n_features), dev)?, Tensor::from_vec(y, idx.len(), dev)?))
 }
 
+/// [`batch_tensor`] with each segment's masks: a run of `width` in `0..=max` adjacent columns
+/// (resp. frames) at a uniform start, set to 0.
+fn masked_batch(
+    data: &SplitData,
+    idx: &[usize],
+    (max_cols, max_frames): (usize, usize),
+    rng: &mut Rng,
+    dev: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let (t, f) = (data.frames, data.n_features);
+    let mut x = Vec::with_capacity(idx.len() * t * f);
+    for &i in idx {
+        let start = x.len();
+        x.extend_from_slice(data.segment(i));
+        let seg = &mut x[start..];
+        let run = |rng: &mut Rng, max: usize, n: usize| {
+            let width = rng.below(max.min(n) + 1);
+            let from = rng.below(n - width + 1);
+            from..from + width
+        };
+        if max_cols > 0 {
+            let cols = run(rng, max_cols, f);
+            seg.chunks_exact_mut(f).for_each(|frame| frame[cols.clone()].fill(0.0));
+        }
+        if max_frames > 0 {
+            let frames = run(rng, max_frames, t);
+            seg[frames.start * f..frames.end * f].fill(0.0);
+        }
+    }
+    let y: Vec<f32> = idx.iter().map(|&i| if data.labels[i] { 1.0 } else { 0.0 }).collect();
+    Ok((Tensor::from_vec(x, (idx.len(), t, f), dev)?, Tensor::from_vec(y, idx.len(), dev)?))
+}
+
 /// Mean loss and P(fake) over a whole split (no parameter updates).
 fn evaluate(net: &Net, data: &SplitData, batch: usize, dev: &Device) -> anyhow::Result<(f64, Vec<f32>)> {
     let mut total = 0f64;
@@ -517,6 +558,7 @@ pub fn train(
         AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.learning_rate, weight_decay: 0.0, ..Default::default() })?;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut shuffle = rng.fork(2);
+    let mut masking = rng.fork(3);
     let (mut best, mut best_epoch, mut since_best) = (f64::INFINITY, 0, 0);
     let mut best_weights = net.snapshot()?;
     let mut history = Vec::new();
@@ -525,7 +567,11 @@ pub fn train(
         shuffle.shuffle(&mut order);
         let mut total = 0f64;
         for idx in order.chunks(cfg.batch) {
-            let (x, y) = batch_tensor(train, idx, &dev)?;
+            let (x, y) = if cfg.feature_mask > 0 || cfg.time_mask > 0 {
+                masked_batch(train, idx, (cfg.feature_mask, cfg.time_mask), &mut masking, &dev)?
+            } else {
+                batch_tensor(train, idx, &dev)?
+            };
             let loss = bce_with_logits(&net.logits(&x)?, &y)?;
             opt.step(&clipped_grads(&loss, &vars, cfg.clip_norm)?)?;
             total += f64::from(loss.to_scalar::<f32>()?) * idx.len() as f64;
@@ -656,6 +702,38 @@ mod tests {
             Err(e) => assert!(e.to_string().contains("must be odd"), "{e}"),
             Ok(_) => panic!("an even conv kernel was accepted"),
         }
+    }
+
+    #[test]
+    fn masking_zeroes_one_run_of_columns_and_one_of_frames_per_segment() {
+        let data = SplitData {
+            frames: 12,
+            n_features: 10,
+            features: vec![1.0; 3 * 120],
+            labels: vec![false, true, true],
+            ..SplitData::default()
+        };
+        let mut rng = Rng::new(9);
+        let (mut saw_cols, mut saw_frames) = (false, false);
+        for _ in 0..20 {
+            let (x, y) = masked_batch(&data, &[0, 1, 2], (4, 5), &mut rng, &Device::Cpu).unwrap();
+            assert_eq!(y.to_vec1::<f32>().unwrap(), [0.0, 1.0, 1.0]);
+            for seg in x.to_vec3::<f32>().unwrap() {
+                // Zeroed columns: the same in every unmasked frame, a run of at most 4.
+                let kept: Vec<&Vec<f32>> = seg.iter().filter(|r| r.iter().any(|v| *v != 0.0)).collect();
+                let masked_frames = seg.len() - kept.len();
+                assert!(masked_frames <= 5 && !kept.is_empty());
+                let cols: Vec<usize> = (0..10).filter(|&c| kept[0][c] == 0.0).collect();
+                assert!(kept.iter().all(|r| (0..10).all(|c| (r[c] == 0.0) == cols.contains(&c))));
+                assert!(cols.len() <= 4 && cols.windows(2).all(|w| w[1] == w[0] + 1), "{cols:?}");
+                saw_cols |= !cols.is_empty();
+                saw_frames |= masked_frames > 0;
+            }
+        }
+        assert!(saw_cols && saw_frames);
+        // Off (0, 0) is the plain batch.
+        let (x, _) = masked_batch(&data, &[1], (0, 0), &mut rng, &Device::Cpu).unwrap();
+        assert!(x.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|v| *v == 1.0));
     }
 
     #[test]

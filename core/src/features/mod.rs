@@ -1,7 +1,8 @@
 //! Feature extraction: `[frames][spec.n_features()]` per segment, exactly as the references in
 //! `tests/golden` (`reference_features.py`, vendored from `shared/reference/features.py`, for the
 //! seed's MFCC, chroma and log-mel; `reference_features_ext.py` for LFCC and deltas) compute it
-//! with librosa 1.0, and per-feature normalization. Block order: see [`FeatureSpec`].
+//! with librosa 1.0, and per-feature normalization. Block order: see [`FeatureSpec`]. (The
+//! reference of the linear log-spectrogram and the phase-advance deviation is there too.)
 //!
 //! A [`FeatureExtractor`] is built once (FFT plan, filterbanks, DCT) and shared between threads;
 //! each worker owns a [`Scratch`], so extraction allocates nothing per frame (and nothing at all
@@ -18,6 +19,7 @@ mod delta;
 pub mod filterbank;
 pub mod mel;
 mod normalize;
+mod phase;
 mod spec;
 mod stft;
 
@@ -31,6 +33,7 @@ use chroma::ChromaFilterbank;
 use dct::Dct;
 use delta::Delta;
 use filterbank::Filterbank;
+use phase::{PhaseDeviation, PhaseScratch};
 use stft::{Stft, StftScratch};
 
 #[derive(Debug, Error)]
@@ -62,6 +65,8 @@ pub struct FeatureExtractor {
     lfcc: Option<(Filterbank, Dct)>,
     /// Delta filters (when `deltas > 0`).
     delta: Option<Delta>,
+    /// Phase-advance deviation (when `n_phase_dev > 0`).
+    phase: Option<PhaseDeviation>,
 }
 
 /// Per-worker buffers for [`FeatureExtractor::extract_into`].
@@ -87,6 +92,9 @@ pub struct Scratch {
     delta: Vec<f64>,
     /// `[n_log_spec][frames]` power of the first bins, then dB.
     log_spec: Vec<f32>,
+    phase: PhaseScratch,
+    /// `[n_phase_dev][frames]`.
+    phase_out: Vec<f64>,
     /// `[n_features][frames]`: the output, bin-major, before its transpose.
     rows: Vec<f32>,
 }
@@ -104,6 +112,7 @@ impl FeatureExtractor {
                 (fb, Dct::new(spec.n_lfcc_filters, spec.n_lfcc))
             }),
             delta: (spec.deltas > 0).then(|| Delta::new(spec.delta_width, spec.deltas)),
+            phase: (spec.n_phase_dev > 0).then(|| PhaseDeviation::new(spec.n_fft, spec.hop_length, spec.n_phase_dev)),
             spec,
         })
     }
@@ -124,6 +133,8 @@ impl FeatureExtractor {
             lin: Vec::new(),
             delta: Vec::new(),
             log_spec: Vec::new(),
+            phase: PhaseScratch::default(),
+            phase_out: Vec::new(),
             rows: Vec::new(),
         }
     }
@@ -263,6 +274,14 @@ impl FeatureExtractor {
         log_spec.clear();
         log_spec.extend_from_slice(&sc.power[..s.n_log_spec * frames]);
         filterbank::power_to_db_in_place(log_spec, db_amin, db_ref, db_top);
+        let phase_out = &mut sc.phase_out;
+        phase_out.clear();
+        phase_out.resize(s.n_phase_dev * frames, 0.0);
+        if let Some(ph) = &self.phase {
+            let max_power = sc.power.iter().fold(0f32, |m, v| m.max(*v));
+            let amin_top = (s.db_amin, s.db_top);
+            ph.apply::<WIDE>(sc.stft.padded(), frames, max_power, amin_top, &mut sc.phase, phase_out);
+        }
         // Output precision now, so the deltas see exactly the cepstra that are output.
         for v in sc.ceps.iter_mut() {
             *v = f64::from(*v as f32);
@@ -274,7 +293,7 @@ impl FeatureExtractor {
             }
         }
         // Frame-major rows, blocks in `FeatureSpec::layout` order:
-        // [mfcc, chroma, log-mel, lfcc, log-spec, deltas of (mfcc, lfcc) by order]: staged bin-major in
+        // [mfcc, chroma, log-mel, lfcc, log-spec, phase-dev, deltas of (mfcc, lfcc) by order]: staged bin-major in
         // f32, then transposed.
         let width = s.n_features();
         let (ceps, delta) = (&sc.ceps, &sc.delta[..s.deltas * n_ceps * frames]);
@@ -285,6 +304,7 @@ impl FeatureExtractor {
         sc.rows.extend_from_slice(&sc.mel[..s.n_mels * frames]);
         sc.rows.extend(lfcc.iter().map(|&v| v as f32));
         sc.rows.extend_from_slice(&sc.log_spec);
+        sc.rows.extend(sc.phase_out.iter().map(|&v| v as f32));
         sc.rows.extend(delta.iter().map(|&v| v as f32));
         debug_assert_eq!(sc.rows.len(), width * frames);
         debug_assert_eq!(out.len(), width * frames);
@@ -461,6 +481,35 @@ mod tests {
         ex.extract_into(&x, &mut ex.scratch(), &mut a).unwrap();
         ex.extract_body::<false, false>(&x, &mut ex.scratch(), &mut b);
         assert!(a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn phase_deviation_is_near_zero_for_a_steady_tone_and_large_for_noise() {
+        // A 1 kHz tone sits on bin 32 (31.25 Hz bins): its phase advances exactly as a bin-32
+        // sinusoid's, so only its two Hann neighbours (whose centres are 31.25 Hz away) deviate.
+        // White noise's phase is uniform: mean deviation pi/2, c0 = sqrt(257) pi / 2 ~ 25.
+        let spec = FeatureSpec::phase_dev();
+        let ex = FeatureExtractor::new(spec.clone()).unwrap();
+        let block = spec.block("phase_dev").unwrap();
+        let tone: Vec<f32> =
+            (0..32_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin() * 0.5).collect();
+        let (t, n) = (ex.extract(&tone).unwrap(), ex.extract(&noise(32_000, 5)).unwrap());
+        assert_eq!(t.dim(), (126, 126));
+        for f in [&t, &n] {
+            assert!(f.row(0).iter().skip(block.start).all(|v| *v == 0.0), "frame 0 has no predecessor");
+        }
+        let c0 = |f: &Array2<f32>| (2..124).map(|r| f[[r, block.start]]).sum::<f32>() / 122.0;
+        assert!(c0(&t) < 2.0 && c0(&n) > 15.0, "tone {} noise {}", c0(&t), c0(&n));
+        let silence = ex.extract(&vec![0.0; 32_000]).unwrap();
+        assert!(silence.rows().into_iter().all(|r| r.iter().skip(block.start).all(|v| *v == 0.0)));
+        // The seed blocks are untouched and the dispatched path is the portable one, bit for bit.
+        let seed = FeatureExtractor::new(FeatureSpec::default()).unwrap().extract(&tone).unwrap();
+        assert!((0..126).all(|r| (0..96).all(|c| t[[r, c]].to_bits() == seed[[r, c]].to_bits())));
+        let x = noise(32_000, 8);
+        let (mut a, mut b) = (Vec::new(), vec![f32::NAN; 126 * 126]);
+        ex.extract_into(&x, &mut ex.scratch(), &mut a).unwrap();
+        ex.extract_body::<false, false>(&x, &mut ex.scratch(), &mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 
     #[test]

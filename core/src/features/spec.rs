@@ -60,6 +60,7 @@ pub const MAX_DELTA_ORDER: usize = 2;
 /// | `log_mel`      | `n_mels`              | `power_to_db` of the Slaney mel power             |
 /// | `lfcc`         | `n_lfcc`              | DCT-II (ortho) of `power_to_db` of linear bands   |
 /// | `log_spec`     | `n_log_spec`          | `power_to_db` of the first STFT bins (linear)     |
+/// | `phase_dev`    | `n_phase_dev`         | DCT-II (ortho) of the phase-advance deviation     |
 /// | `delta_mfcc`   | `n_mfcc` if deltas>=1 | `librosa.feature.delta(mfcc, width, order=1)`     |
 /// | `delta_lfcc`   | `n_lfcc` if deltas>=1 | same, of the LFCC                                 |
 /// | `delta2_mfcc`  | `n_mfcc` if deltas=2  | `delta(mfcc, width, order=2)`                     |
@@ -130,6 +131,13 @@ pub struct FeatureSpec {
     /// 512), where vocoders and neural decoders leave traces that the envelope does not show.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub n_log_spec: usize,
+    /// Phase-advance deviation coefficients per frame (0: no such block): per bin, how far the
+    /// phase moved between frames against a stationary sinusoid at the bin's centre, weighted
+    /// by the bin's level against `db_top` under the segment's maximum, then an orthonormal
+    /// DCT-II over the bins, first `n_phase_dev` (see `features::phase`). Vocoders rebuild the
+    /// phase from a model; the magnitude features cannot see that.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_phase_dev: usize,
 }
 
 /// One block of a frame vector: its name (as in the layout table) and its columns.
@@ -170,6 +178,7 @@ impl Default for FeatureSpec {
             deltas: 0,
             delta_width: 0,
             n_log_spec: 0,
+            n_phase_dev: 0,
         }
     }
 }
@@ -190,6 +199,12 @@ impl FeatureSpec {
         Self { n_log_spec: 257, ..Self::default() }
     }
 
+    /// The seed spec plus 30 phase-advance deviation coefficients: 96 + 30 = 126 floats per
+    /// frame. Not the default: a trainer opts in.
+    pub fn phase_dev() -> Self {
+        Self { n_phase_dev: 30, ..Self::default() }
+    }
+
     /// Floats per frame: the sum of the blocks of [`Self::layout`] (96 for the seed spec).
     pub fn n_features(&self) -> usize {
         self.n_mfcc
@@ -197,6 +212,7 @@ impl FeatureSpec {
             + self.n_mels
             + self.n_lfcc
             + self.n_log_spec
+            + self.n_phase_dev
             + self.deltas * (self.n_mfcc + self.n_lfcc)
     }
 
@@ -209,6 +225,7 @@ impl FeatureSpec {
             ("log_mel", self.n_mels),
             ("lfcc", self.n_lfcc),
             ("log_spec", self.n_log_spec),
+            ("phase_dev", self.n_phase_dev),
         ];
         const DELTA_NAMES: [[&str; 2]; MAX_DELTA_ORDER] =
             [["delta_mfcc", "delta_lfcc"], ["delta2_mfcc", "delta2_lfcc"]];
@@ -332,6 +349,9 @@ impl FeatureSpec {
         if self.n_log_spec > n_bins {
             return bad("n_log_spec", format!("{} must be within 0..=n_fft / 2 + 1 ({n_bins})", self.n_log_spec));
         }
+        if self.n_phase_dev > n_bins {
+            return bad("n_phase_dev", format!("{} must be within 0..=n_fft / 2 + 1 ({n_bins})", self.n_phase_dev));
+        }
         if self.deltas > MAX_DELTA_ORDER {
             return bad("deltas", format!("{} is not implemented (0, 1 or 2)", self.deltas));
         }
@@ -435,6 +455,12 @@ mod tests {
             ["mfcc", "chroma", "log_mel", "lfcc", "log_spec", "delta_mfcc", "delta_lfcc"]
         );
         assert_eq!((all.block("log_spec"), all.n_features()), (Some(116..245), 285));
+        let ph = FeatureSpec { n_phase_dev: 30, ..all };
+        assert_eq!(
+            (ph.block("phase_dev"), ph.block("delta_mfcc"), ph.n_features()),
+            (Some(245..275), Some(275..295), 315)
+        );
+        assert_eq!(FeatureSpec::phase_dev().n_features(), 126);
     }
 
     #[test]
@@ -479,6 +505,7 @@ mod tests {
         assert_eq!(field(FeatureSpec { delta_width: 127, ..rich.clone() }), "delta_width");
         FeatureSpec { delta_width: 125, ..rich }.validate().unwrap();
         assert_eq!(field(FeatureSpec { n_log_spec: 258, ..FeatureSpec::log_spec() }), "n_log_spec");
+        assert_eq!(field(FeatureSpec { n_phase_dev: 258, ..FeatureSpec::phase_dev() }), "n_phase_dev");
     }
 
     #[test]

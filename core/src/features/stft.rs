@@ -34,6 +34,13 @@ pub struct Stft {
     hop: usize,
 }
 
+impl StftScratch {
+    /// The zero-padded signal of the last [`Stft::prepare`].
+    pub fn padded(&self) -> &[f32] {
+        &self.padded
+    }
+}
+
 /// Per-worker buffers; reused across calls.
 pub struct StftScratch {
     padded: Vec<f32>,
