@@ -26,9 +26,9 @@ filter matrix of the segment -> DCT-II, norm "ortho", first n_lfcc coefficients.
 Linear log-spectrogram: power_to_db(ref=db_ref, amin=db_amin, top_db=db_top) of rows
 0..n_log_spec of that power spectrogram (the floor is over those rows of the segment).
 Phase-advance deviation: X = the complex STFT (complex64, as above); for frames t >= 1 and bins
-k, z = X[k,t] conj(X[k,t-1]) exp(-2 pi i k hop / n_fft), d = |angle(z)|, weighted by
-m / (m + floor) with m = |X[k,t]| |X[k,t-1]| and floor = max(max(|X|**2) 10**(-db_top/10),
-db_amin); frame 0 is all zeros; then DCT-II, norm "ortho", over the bins, first n_phase_dev.
+k, z = X[k,t] conj(X[k,t-1]) exp(-2 pi i k hop / n_fft), m = |z|, value (m - Re z) / (m + floor)
+(= (1 - cos(angle z)) m / (m + floor)) with floor = max(max(|X|**2) 10**(-db_top/10), db_amin);
+frame 0 is all zeros; then DCT-II, norm "ortho", over the bins, first n_phase_dev.
 Deltas: librosa.feature.delta(block, width=delta_width, order=k, mode="interp", axis=-1) of the
 float32 MFCC and LFCC blocks (for order 2 that is a second derivative straight from the
 cepstra, Savitzky-Golay, not a delta of the delta).
@@ -61,7 +61,7 @@ def phase_dev(stft: np.ndarray, s: dict) -> np.ndarray:
     z = x[:, 1:] * np.conj(x[:, :-1]) * np.exp(-2j * np.pi * k * s["hop_length"] / s["n_fft"])
     m = np.abs(x[:, 1:]) * np.abs(x[:, :-1])
     floor = max(float((np.abs(x) ** 2).max()) * 10 ** (-s["db_top"] / 10), s["db_amin"])
-    dev = np.concatenate([np.zeros((x.shape[0], 1)), m / (m + floor) * np.abs(np.angle(z))], axis=1)
+    dev = np.concatenate([np.zeros((x.shape[0], 1)), (m - z.real) / (m + floor)], axis=1)
     return scipy.fft.dct(dev, axis=0, type=2, norm="ortho")[: s["n_phase_dev"]]
 
 

@@ -487,7 +487,7 @@ mod tests {
     fn phase_deviation_is_near_zero_for_a_steady_tone_and_large_for_noise() {
         // A 1 kHz tone sits on bin 32 (31.25 Hz bins): its phase advances exactly as a bin-32
         // sinusoid's, so only its two Hann neighbours (whose centres are 31.25 Hz away) deviate.
-        // White noise's phase is uniform: mean deviation pi/2, c0 = sqrt(257) pi / 2 ~ 25.
+        // White noise's phase is uniform: mean 1 - cos d = 1, c0 = sqrt(257) ~ 16.
         let spec = FeatureSpec::phase_dev();
         let ex = FeatureExtractor::new(spec.clone()).unwrap();
         let block = spec.block("phase_dev").unwrap();
@@ -499,7 +499,7 @@ mod tests {
             assert!(f.row(0).iter().skip(block.start).all(|v| *v == 0.0), "frame 0 has no predecessor");
         }
         let c0 = |f: &Array2<f32>| (2..124).map(|r| f[[r, block.start]]).sum::<f32>() / 122.0;
-        assert!(c0(&t) < 2.0 && c0(&n) > 15.0, "tone {} noise {}", c0(&t), c0(&n));
+        assert!(c0(&t) < 2.0 && c0(&n) > 12.0, "tone {} noise {}", c0(&t), c0(&n));
         let silence = ex.extract(&vec![0.0; 32_000]).unwrap();
         assert!(silence.rows().into_iter().all(|r| r.iter().skip(block.start).all(|v| *v == 0.0)));
         // The seed blocks are untouched and the dispatched path is the portable one, bit for bit.
