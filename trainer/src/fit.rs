@@ -197,11 +197,16 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     };
     let mut manifest = Manifest::new(&args.name, spec.clone(), normalizer.clone(), threshold, provenance);
     manifest.metrics = manifest_metrics;
+    let head = crate::model::LstmClassifierWeights::describe_head(
+        args.config.head,
+        args.config.bidirectional,
+        args.config.conv,
+    );
     manifest.model = serde_json::json!({
         "kind": "lstm_classifier",
         "layers": 1,
         "hidden": args.config.hidden,
-        "head": crate::model::LstmClassifierWeights::describe_head(args.config.head, args.config.bidirectional, args.config.conv),
+        "head": head,
         "pooling": args.config.head,
         "bidirectional": args.config.bidirectional,
         "input_norm": if args.config.segment_mean_norm { "per-segment mean frame subtracted (CMN)" } else { "none" },
@@ -220,11 +225,11 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
                 serde_json::json!({"channels": channels, "kernel": kernel, "activation": "relu"}),
             );
         }
-        let c = &args.config;
-        if c.feature_mask > 0 || c.time_mask > 0 {
+        let (feature_mask, time_mask) = (args.config.feature_mask, args.config.time_mask);
+        if feature_mask > 0 || time_mask > 0 {
             model.insert(
                 "training_masks".into(),
-                serde_json::json!({"max_feature_columns": c.feature_mask, "max_frames": c.time_mask}),
+                serde_json::json!({"max_feature_columns": feature_mask, "max_frames": time_mask}),
             );
         }
     }

@@ -75,9 +75,10 @@ impl ConvFrontEnd {
 }
 
 /// One-layer LSTM (optionally bidirectional, optionally behind a [`ConvFrontEnd`]) over the frame
-/// sequence, a pooling head over its outputs, then dense + sigmoid. Gate blocks in ONNX order i, o, f, c. `D` below is the number
-/// of directions (1, or 2 when `bidirectional`: forward first, then backward); with `D = 1` and
-/// `Head::Last` this is the original model and its field layout.
+/// sequence, a pooling head over its outputs, then dense + sigmoid. Gate blocks in ONNX order
+/// i, o, f, c. `D` below is the number of directions (1, or 2 when `bidirectional`: forward
+/// first, then backward); with `D = 1`, `Head::Last` and no front-end this is the original model
+/// and its field layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LstmClassifierWeights {
     /// Floats per input frame (`F`).
