@@ -13,8 +13,8 @@
 //! steady sinusoid's, 2 when opposite, weighted by the bin's level against
 //! `floor = max(max power of the segment * 10^(-db_top/10), db_amin)` (bins far below the
 //! segment's loudest carry no phase worth the name, nor a stable one between implementations,
-//! and their weight vanishes). `1 - cos d` rather than `|d|`: no arctangent and no square root of
-//! a sum per bin, so the kind costs a fraction of what it would. Frame 0 has no predecessor: all
+//! and their weight vanishes). `1 - cos d` rather than `|d|`: no arctangent and no `hypot` per
+//! bin, a sixth of the cost (docs/BENCHMARKS.md). Frame 0 has no predecessor: all
 //! zeros. Then an orthonormal DCT-II over the bins, first `n_phase_dev` coefficients. `X` is the
 //! STFT of the power path (f64 transform rounded to complex64, as librosa's), so this agrees with
 //! `tests/golden/reference_features_ext.py` to ~1e-6.
@@ -58,9 +58,7 @@ impl PhaseDeviation {
     pub fn new(n_fft: usize, hop: usize, n_out: usize) -> Self {
         let r2c = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
         let n_bins = n_fft / 2 + 1;
-        // The periodic Hann window, as the power path's.
-        let window =
-            (0..n_fft).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()).collect();
+        let window = super::stft::hann(n_fft);
         let advance = (0..n_bins)
             .map(|k| {
                 let angle = -2.0 * std::f64::consts::PI * k as f64 * hop as f64 / n_fft as f64;
@@ -73,7 +71,6 @@ impl PhaseDeviation {
     /// The block for `frames` frames of `padded` (the zero-padded signal of the STFT) into `out`
     /// (`[n_out][frames]`), given the segment's largest power-spectrum value.
     /// Always inlined, so the extractor's AVX2 / AVX-512 copies compile it for those targets.
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn apply<const WIDE: bool>(
         &self,
@@ -99,9 +96,10 @@ impl PhaseDeviation {
             for ((f, x), w) in s.input.iter_mut().zip(src).zip(&self.window) {
                 *f = f64::from(*x) * w;
             }
-            // The lengths are the plan's own, so the transform cannot fail.
+            // The buffers have the plan's own lengths, so this cannot fail; if it ever did, the
+            // frame would read as silence rather than take the worker down.
             if self.r2c.process_with_scratch(&mut s.input, &mut s.spectrum, &mut s.fft_scratch).is_err() {
-                unreachable!("real FFT buffers sized by its own plan");
+                s.spectrum.fill(Complex::default());
             }
             for (k, c) in s.spectrum.iter().enumerate() {
                 s.cur_re[k] = f64::from(c.re as f32);

@@ -67,9 +67,7 @@ impl Stft {
                 Complex { re: angle.cos(), im: angle.sin() } * 0.5
             })
             .collect();
-        // scipy.signal.get_window("hann", n, fftbins=True): the periodic Hann window.
-        let window =
-            (0..n_fft).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()).collect();
+        let window = hann(n_fft);
         let (tw_re, tw_im) = twiddles.iter().map(|t| (t.re, t.im)).unzip();
         Self { fft, tw_re, tw_im, window, n_fft, hop }
     }
@@ -183,6 +181,11 @@ impl Stft {
             out[half / 2] = power(c.re, -c.im);
         }
     }
+}
+
+/// scipy.signal.get_window("hann", n, fftbins=True): the periodic Hann window (every STFT here).
+pub fn hann(n_fft: usize) -> Vec<f64> {
+    (0..n_fft).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()).collect()
 }
 
 /// `re^2 + im^2` of the spectrum value rounded to complex64, as librosa's `abs(.)**2`.
