@@ -202,9 +202,20 @@ pub struct Fold {
     pub detection_rate: f64,
     /// Share of real test clips called fake at `threshold`.
     pub false_alarm_rate: f64,
+    /// The same per real source (speaker or voice pack) of the test split: one hard speaker
+    /// (e.g. a dull GSM recording) can carry most of `false_alarm_rate`, and this says which.
+    pub false_alarms_by_source: BTreeMap<String, SourceFalseAlarms>,
     pub epochs: u32,
     pub best_epoch: u32,
     pub training_seconds: f64,
+}
+
+/// Real clips of one source and how many of them a fold called fake.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SourceFalseAlarms {
+    pub reals: u64,
+    pub called_fake: u64,
+    pub rate: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -327,6 +338,15 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
         let val_scores = evaluate::score(&mut session, &val)?;
         let threshold = metrics::eer(&val_scores, &val.labels).map_or(0.5, |e| e.1).clamp(0.0, 1.0);
         let scores = evaluate::score(&mut session, &test)?;
+        let by_source = evaluate::evaluate(&scores, &test, threshold).per_source;
+        let false_alarms_by_source = by_source
+            .into_iter()
+            .filter(|(_, m)| m.confusion.tp + m.confusion.fn_ == 0)
+            .map(|(source, m)| {
+                let (reals, called_fake) = (m.confusion.fp + m.confusion.tn, m.confusion.fp);
+                (source, SourceFalseAlarms { reals, called_fake, rate: ratio(called_fake, reals) })
+            })
+            .collect();
         let m = metrics::metrics(&scores, &test.labels, threshold);
         let c = m.confusion;
         let fold = Fold {
@@ -339,6 +359,7 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
             eer: m.eer,
             detection_rate: ratio(c.tp, c.tp + c.fn_),
             false_alarm_rate: ratio(c.fp, c.fp + c.tn),
+            false_alarms_by_source,
             test: m,
             epochs: outcome.history.len() as u32,
             best_epoch: outcome.best_epoch,

@@ -140,8 +140,8 @@ enum Command {
     /// (same features, augmentation, normalization, training and ONNX Runtime scoring; nothing
     /// is published) with that family's fakes removed from training and validation, then scores
     /// it on that family's test fakes against every real test clip. Reports EER, AUC, detection
-    /// rate and false alarms at the validation-EER threshold per left-out family, and the mean
-    /// EER. Deterministic for a --seed.
+    /// rate and false alarms at the validation-EER threshold per left-out family (with --json,
+    /// the false alarms per real test source too), and the mean EER. Deterministic for a --seed.
     Loeo {
         /// Dataset root: training|validation|testing / real|fake / audio files.
         #[arg(long)]

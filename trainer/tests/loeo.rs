@@ -205,6 +205,16 @@ fn eval_per_family_and_loeo_end_to_end() {
         let tc = &f["test"]["confusion"];
         assert_eq!(n(&tc["tp"]) + n(&tc["fn"]), test_fakes, "{fam}: only its own test fakes");
         assert_eq!(n(&tc["tn"]) + n(&tc["fp"]), reals, "{fam}: every real test clip");
+        // False alarms per real test source add up to the fold's.
+        let by_source = f["false_alarms_by_source"].as_object().expect("false_alarms_by_source");
+        assert!(!by_source.is_empty(), "{fam}: no real sources");
+        let (r, fp): (u64, u64) =
+            by_source.values().fold((0, 0), |(r, fp), s| (r + n(&s["reals"]), fp + n(&s["called_fake"])));
+        assert_eq!((r, fp), (reals, n(&tc["fp"])), "{fam}: per-source reals and false alarms");
+        for (src, s) in by_source {
+            let want = n(&s["called_fake"]) as f64 / n(&s["reals"]) as f64;
+            assert!((s["rate"].as_f64().unwrap() - want).abs() < 1e-12, "{fam} {src}");
+        }
         // Reals are trained on in full, originals and augmented copies.
         assert_eq!(n(&f["training"]["real"]), 2 * 40);
     }
