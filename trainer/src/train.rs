@@ -453,16 +453,30 @@ fn bce_with_logits(z: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 fn batch_tensor(data: &SplitData, idx: &[usize], dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    batch_with(data, idx, |_| {}, dev)
+}
+
+/// The segments `idx` as `[B, frames, features]` (each passed to `edit` once copied) and their
+/// labels as `[B]`.
+fn batch_with(
+    data: &SplitData,
+    idx: &[usize],
+    mut edit: impl FnMut(&mut [f32]),
+    dev: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
     let mut x = Vec::with_capacity(idx.len() * data.frames * data.n_features);
     for &i in idx {
+        let start = x.len();
         x.extend_from_slice(data.segment(i));
+        edit(&mut x[start..]);
     }
     let y: Vec<f32> = idx.iter().map(|&i| if data.labels[i] { 1.0 } else { 0.0 }).collect();
     Ok((Tensor::from_vec(x, (idx.len(), data.frames, data.n_features), dev)?, Tensor::from_vec(y, idx.len(), dev)?))
 }
 
 /// [`batch_tensor`] with each segment's masks: a run of `width` in `0..=max` adjacent columns
-/// (resp. frames) at a uniform start, set to 0.
+/// (resp. frames) at a uniform start, set to 0. With both maxima 0 it draws nothing and is
+/// [`batch_tensor`].
 fn masked_batch(
     data: &SplitData,
     idx: &[usize],
@@ -471,27 +485,26 @@ fn masked_batch(
     dev: &Device,
 ) -> candle_core::Result<(Tensor, Tensor)> {
     let (t, f) = (data.frames, data.n_features);
-    let mut x = Vec::with_capacity(idx.len() * t * f);
-    for &i in idx {
-        let start = x.len();
-        x.extend_from_slice(data.segment(i));
-        let seg = &mut x[start..];
-        let run = |rng: &mut Rng, max: usize, n: usize| {
-            let width = rng.below(max.min(n) + 1);
-            let from = rng.below(n - width + 1);
-            from..from + width
-        };
-        if max_cols > 0 {
-            let cols = run(rng, max_cols, f);
-            seg.chunks_exact_mut(f).for_each(|frame| frame[cols.clone()].fill(0.0));
-        }
-        if max_frames > 0 {
-            let frames = run(rng, max_frames, t);
-            seg[frames.start * f..frames.end * f].fill(0.0);
-        }
-    }
-    let y: Vec<f32> = idx.iter().map(|&i| if data.labels[i] { 1.0 } else { 0.0 }).collect();
-    Ok((Tensor::from_vec(x, (idx.len(), t, f), dev)?, Tensor::from_vec(y, idx.len(), dev)?))
+    let run = |rng: &mut Rng, max: usize, n: usize| {
+        let width = rng.below(max.min(n) + 1);
+        let from = rng.below(n - width + 1);
+        from..from + width
+    };
+    batch_with(
+        data,
+        idx,
+        |seg| {
+            if max_cols > 0 {
+                let cols = run(rng, max_cols, f);
+                seg.chunks_exact_mut(f).for_each(|frame| frame[cols.clone()].fill(0.0));
+            }
+            if max_frames > 0 {
+                let frames = run(rng, max_frames, t);
+                seg[frames.start * f..frames.end * f].fill(0.0);
+            }
+        },
+        dev,
+    )
 }
 
 /// Mean loss and P(fake) over a whole split (no parameter updates).
@@ -567,11 +580,7 @@ pub fn train(
         shuffle.shuffle(&mut order);
         let mut total = 0f64;
         for idx in order.chunks(cfg.batch) {
-            let (x, y) = if cfg.feature_mask > 0 || cfg.time_mask > 0 {
-                masked_batch(train, idx, (cfg.feature_mask, cfg.time_mask), &mut masking, &dev)?
-            } else {
-                batch_tensor(train, idx, &dev)?
-            };
+            let (x, y) = masked_batch(train, idx, (cfg.feature_mask, cfg.time_mask), &mut masking, &dev)?;
             let loss = bce_with_logits(&net.logits(&x)?, &y)?;
             opt.step(&clipped_grads(&loss, &vars, cfg.clip_norm)?)?;
             total += f64::from(loss.to_scalar::<f32>()?) * idx.len() as f64;
