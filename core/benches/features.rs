@@ -1,6 +1,6 @@
 //! Per-clip cost of the core pipeline on a 2 s, 16 kHz clip: WAV decode, features (the seed
 //! spec, `FeatureSpec::lfcc_deltas` with first- and second-order deltas, `log_spec` and
-//! `phase_dev`), both, and
+//! `phase_dev`, `excitation`), both, and
 //! resampling from 44.1 kHz. `cargo bench -p vericlip-core --bench features`.
 
 use std::hint::black_box;
@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
         ("features_2s_lfcc_deltas2", FeatureSpec { deltas: 2, ..FeatureSpec::lfcc_deltas() }),
         ("features_2s_log_spec", FeatureSpec::log_spec()),
         ("features_2s_phase_dev", FeatureSpec::phase_dev()),
+        ("features_2s_excitation", FeatureSpec::excitation()),
     ] {
         let rich = FeatureExtractor::new(spec).expect("extractor");
         let mut scratch = rich.scratch();

@@ -93,7 +93,7 @@ fn check_rich_spec(file: &str, spec: FeatureSpec) {
         };
         assert!(same, "{file}: spec field `{key}`: ours {got}, reference {want}");
     }
-    for key in ["n_lfcc", "n_lfcc_filters", "deltas", "delta_width", "n_log_spec", "n_phase_dev"] {
+    for key in ["n_lfcc", "n_lfcc_filters", "deltas", "delta_width", "n_log_spec", "n_phase_dev", "excitation_order"] {
         assert!(g.spec.contains_key(key), "{file}: the reference spec lacks `{key}`");
     }
     let ex = FeatureExtractor::new(spec.clone()).unwrap();
@@ -150,4 +150,9 @@ fn linear_log_spectrogram_matches_the_reference_on_every_golden_clip() {
 #[test]
 fn phase_advance_deviation_matches_the_reference_on_every_golden_clip() {
     check_rich_spec("goldens_phase_dev.json", FeatureSpec::phase_dev());
+}
+
+#[test]
+fn excitation_matches_the_reference_on_every_golden_clip() {
+    check_rich_spec("goldens_excitation.json", FeatureSpec::excitation());
 }

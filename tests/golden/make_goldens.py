@@ -14,6 +14,8 @@ OUTDIR/goldens_log_spec.json       and for reference_features_ext.SPEC_LOG_SPEC 
                            linear log-spectrogram of all 257 bins: 353)
 OUTDIR/goldens_phase_dev.json      and for reference_features_ext.SPEC_PHASE_DEV (the seed spec + 30
                            phase-advance deviation coefficients: 126)
+OUTDIR/goldens_excitation.json     and for reference_features_ext.SPEC_EXCITATION (the seed spec + the
+                           excitation block, LPC order 16: 98)
 OUTDIR/formats/<name>.*    the speech clip as WAV u8/s16/s24/s32/f32, FLAC, OGG Vorbis, MP3, stereo
                            44.1 kHz and 8 kHz WAV; OUTDIR/formats/index.json says, per file, whether
                            it is lossless and where libsndfile's decode of it (float32 raw) lies
@@ -81,7 +83,8 @@ def main() -> None:
     paths["speech_float"] = f"{out}/clips/speech_float.wav"
 
     specs_ext = {"lfcc_deltas": ext.SPEC_LFCC_DELTAS, "lfcc_deltas2": dict(ext.SPEC_LFCC_DELTAS, deltas=2),
-                 "log_spec": ext.SPEC_LOG_SPEC, "phase_dev": ext.SPEC_PHASE_DEV}
+                 "log_spec": ext.SPEC_LOG_SPEC, "phase_dev": ext.SPEC_PHASE_DEV,
+                 "excitation": ext.SPEC_EXCITATION}
     feats, feats_ext = {}, {key: {} for key in specs_ext}
     for name, p in paths.items():
         # Read exactly as reference_features.main() does.

@@ -11,12 +11,14 @@ A spec here is reference_features.SPEC plus these fields (names as in core's Fea
   delta_width     librosa.feature.delta width (odd, >= 3), mode "interp"
   n_log_spec      linear log-spectrogram: the first n_log_spec STFT bins (0: no such block)
   n_phase_dev     phase-advance deviation cepstrum: coefficients kept (0: no such block)
+  excitation_order  LPC order of the excitation block (0: no such block; else 2 values per frame)
 
 Frame vector, in this order:
   [mfcc n_mfcc, chroma n_chroma, log-mel n_mels,                      <- the seed spec
    lfcc n_lfcc,
    log_spec n_log_spec,
    phase_dev n_phase_dev,
+   excitation 2 (when excitation_order > 0),
    delta1 of (mfcc, lfcc), delta2 of (mfcc, lfcc)]                     <- up to `deltas`
 
 LFCC: the same power spectrogram as the mel path -> linear triangular filterbank (librosa's mel
@@ -29,6 +31,19 @@ Phase-advance deviation: X = the complex STFT (complex64, as above); for frames 
 k, z = X[k,t] conj(X[k,t-1]) exp(-2 pi i k hop / n_fft), m = |z|, value (m - Re z) / (m + floor)
 (= (1 - cos(angle z)) m / (m + floor)) with floor = max(max(|X|**2) 10**(-db_top/10), db_amin);
 frame 0 is all zeros; then DCT-II, norm "ortho", over the bins, first n_phase_dev.
+Excitation (how pulse-like the source under the spectral envelope is): per frame, the
+autocorrelation at lags 0..p of the pre-emphasized (1 - 0.97 z^-1) windowed frame, from the
+power spectrogram: r[m] = sum_k P[k,t] |1 - 0.97 e^{-i w_k}|^2 mult_k cos(w_k m) / n_fft
+(w_k = 2 pi k / n_fft, mult 1 at k = 0 and n_fft / 2, else 2); r[0] *= 1.0001 (white-noise
+correction, -40 dB: no predictor is perfect, so a pure tone's residual is not rounding noise);
+Levinson-Durbin to order p = excitation_order (stops early if the error stops being positive);
+the inverse filter A(z) (1 - 0.97 z^-1) run over the float64 zero-padded signal (as the STFT's
+centre padding) for the frame's central hop of samples (t hop - hop/2 .. t hop + hop/2 of the
+unpadded signal); value 0 = ln(hop sum e^4 / (sum e^2)^2) (the residual's kurtosis; 0 when the
+residual is all zeros), value 1 = 1.0 where r[0] > 0 and r[0] >= 10^(-20/10) of the segment's
+largest r[0] (the loud frames), else 0.0. Natural voiced speech leaves a residual with glottal
+pulses of a natural peakiness; pulse-excited vocoders leave a peakier one, phase-reconstructing
+ones (Griffin-Lim) a flatter one.
 Deltas: librosa.feature.delta(block, width=delta_width, order=k, mode="interp", axis=-1) of the
 float32 MFCC and LFCC blocks (for order 2 that is a second derivative straight from the
 cepstra, Savitzky-Golay, not a delta of the delta).
@@ -39,7 +54,8 @@ import scipy.fft
 
 import reference_features as ref
 
-EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0, n_log_spec=0, n_phase_dev=0)
+EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0, n_log_spec=0, n_phase_dev=0,
+                  excitation_order=0)
 
 # Today's 96 + LFCC 20 (70 linear filters over 0..8000 Hz, as the ASVspoof LFCC baseline) +
 # first-order deltas of MFCC and LFCC: 156 floats per frame. Rust: FeatureSpec::lfcc_deltas().
@@ -52,6 +68,61 @@ SPEC_LOG_SPEC = dict(ref.SPEC, n_log_spec=257)
 # Today's 96 + 30 phase-advance deviation coefficients: 126 floats per frame.
 # Rust: FeatureSpec::phase_dev().
 SPEC_PHASE_DEV = dict(ref.SPEC, n_phase_dev=30)
+
+# Today's 96 + the excitation block (LPC order 16 at 16 kHz): 98 floats per frame.
+# Rust: FeatureSpec::excitation().
+SPEC_EXCITATION = dict(ref.SPEC, excitation_order=16)
+
+PRE_EMPHASIS = 0.97
+WHITE_NOISE_CORRECTION = 1.0001
+LOUD_DB = 20.0
+
+
+def levinson(r: np.ndarray, p: int) -> np.ndarray:
+    """[1, a1..ap] of the order-p predictor for autocorrelation r[0..p] (sequential sums, as
+    core's features::excitation)."""
+    a = np.zeros(p + 1)
+    a[0] = 1.0
+    err = float(r[0])
+    if err <= 0.0:
+        return a
+    for i in range(1, p + 1):
+        acc = float(r[i])
+        for j in range(1, i):
+            acc += a[j] * r[i - j]
+        k = -acc / err
+        prev = a.copy()
+        for j in range(1, i):
+            a[j] = prev[j] + k * prev[i - j]
+        a[i] = k
+        err *= 1.0 - k * k
+        if err <= 0.0:
+            break
+    return a
+
+
+def excitation(y: np.ndarray, power: np.ndarray, s: dict) -> np.ndarray:
+    """[2, frames] from the float32 signal and its [1 + n_fft // 2, frames] power spectrogram."""
+    n_fft, hop, p = s["n_fft"], s["hop_length"], s["excitation_order"]
+    pw = power.astype(np.float64)
+    k = np.arange(pw.shape[0])
+    w = 2 * np.pi * k / n_fft
+    weight = (1 + PRE_EMPHASIS ** 2 - 2 * PRE_EMPHASIS * np.cos(w)) * np.where((k == 0) | (k == n_fft // 2), 1.0, 2.0)
+    r_all = (np.cos(np.outer(np.arange(p + 1), w)) * (weight / n_fft)) @ pw  # [p + 1, frames]
+    x = np.pad(y.astype(np.float64), n_fft // 2)
+    floor = r_all[0].max() * 10 ** (-LOUD_DB / 10)
+    out = np.zeros((2, pw.shape[1]))
+    for t in range(pw.shape[1]):
+        r = r_all[:, t].copy()
+        loud = r[0] > 0.0 and r[0] >= floor
+        r[0] *= WHITE_NOISE_CORRECTION
+        c = np.convolve(levinson(r, p), [1.0, -PRE_EMPHASIS])
+        start = t * hop + n_fft // 2 - hop // 2
+        e = np.convolve(x[start - (p + 1): start + hop], c, mode="valid")
+        m2, m4 = np.sum(e * e), np.sum(e ** 4)
+        out[0, t] = np.log(hop * m4 / (m2 * m2)) if m2 > 0 else 0.0
+        out[1, t] = 1.0 if loud else 0.0
+    return out
 
 
 def phase_dev(stft: np.ndarray, s: dict) -> np.ndarray:
@@ -108,6 +179,8 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
                                           top_db=s["db_top"]).astype(np.float32))
     if s["n_phase_dev"]:
         blocks.append(phase_dev(stft, s).astype(np.float32))
+    if s["excitation_order"]:
+        blocks.append(excitation(y, power, s).astype(np.float32))
     for order in range(1, s["deltas"] + 1):
         for c in ceps:
             blocks.append(librosa.feature.delta(c, width=s["delta_width"], order=order, mode="interp", axis=-1))
@@ -117,4 +190,5 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
 def n_features(spec: dict) -> int:
     s = dict(EXT_ABSENT, **spec)
     return (s["n_mfcc"] + s["n_chroma"] + s["n_mels"] + s["n_lfcc"] + s["n_log_spec"] + s["n_phase_dev"]
+            + (2 if s["excitation_order"] else 0)
             + s["deltas"] * (s["n_mfcc"] + s["n_lfcc"]))

@@ -18,6 +18,7 @@ use crate::augment::AugmentConfig;
 use crate::calibrate;
 use crate::dataset::{self, FeatureCache, Skipped, SplitCounts, SplitData};
 use crate::evaluate::{self, Evaluation};
+use crate::excitation;
 use crate::train::{self, EpochStats, TrainConfig};
 
 /// Largest |ORT - trainer| accepted on validation segments before publishing.
@@ -116,6 +117,17 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     for d in [&mut train_d, &mut val_d, &mut test_d] {
         normalizer.apply(&mut d.features);
     }
+    // With the excitation block: its statistics per segment, the LSTM's splits without it, and
+    // the full-width validation and test splits kept for ONNX Runtime.
+    let exc = excitation::Columns::of(&spec, &normalizer)?;
+    let mut full = None;
+    if let Some(x) = &exc {
+        let stats = [x.stats(&train_d), x.stats(&val_d), x.stats(&test_d)];
+        full = Some((val_d.clone(), test_d.clone(), stats));
+        for d in [&mut train_d, &mut val_d, &mut test_d] {
+            x.drop_from(d);
+        }
+    }
 
     let outcome = train::train(&train_d, &val_d, &args.config, |e| {
         tracing::info!(
@@ -130,7 +142,15 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
 
     // Calibration on validation (Platt), folded into the dense layer before export.
     let mut weights = outcome.weights.clone();
-    let (val_logits, test_logits) = (train::logits(&weights, &val_d)?, train::logits(&weights, &test_d)?);
+    let (mut val_logits, mut test_logits) = (train::logits(&weights, &val_d)?, train::logits(&weights, &test_d)?);
+    if let (Some(x), Some((full_val, full_test, [st, sv, ste]))) = (&exc, full) {
+        let branch = x.fit(&st, &train_d.labels, &sv, &val_d.labels)?;
+        weights.excitation = Some(branch);
+        excitation::fuse(&mut val_logits, &sv, &branch);
+        excitation::fuse(&mut test_logits, &ste, &branch);
+        (val_d, test_d) = (full_val, full_test);
+    }
+    drop(train_d);
     let platt = calibrate::fit_platt(&val_logits, &val_d.labels);
     weights.calibrate(platt);
     let ece = |z: &[f64], labels: &[bool], p: calibrate::Platt| {
@@ -219,6 +239,18 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
                       } else { serde_json::json!("none") }},
     });
     if let Some(model) = manifest.model.as_object_mut() {
+        if let Some(e) = &weights.excitation {
+            model.insert(
+                "excitation_branch".into(),
+                serde_json::json!({
+                    "what": "one-class detector on the excitation block, fitted on real speech; the segment's logit is max(LSTM, branch)",
+                    "lstm_input": weights.input,
+                    "false_alarms_on_validation_reals": excitation::FALSE_ALARMS,
+                    "slope_per_sd": excitation::SLOPE_PER_SD,
+                    "loud_mid": e.loud_mid, "center": e.center, "slope": e.slope, "bias": e.bias,
+                }),
+            );
+        }
         if let Some((channels, kernel)) = args.config.conv {
             model.insert(
                 "conv_front_end".into(),

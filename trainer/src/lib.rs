@@ -5,6 +5,7 @@ pub mod calibrate;
 pub mod corpus;
 pub mod dataset;
 pub mod evaluate;
+pub mod excitation;
 pub mod extract;
 pub mod fit;
 pub mod import;

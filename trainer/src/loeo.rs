@@ -329,11 +329,24 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
         for d in [&mut train, &mut val, &mut test] {
             normalizer.apply(&mut d.features);
         }
-        let outcome = train::train(&train, &val, &args.config, |e| {
+        // With the excitation block, as `fit`: the LSTM trains without it, the branch is fitted on
+        // the fold's real speech, and the fold's model is scored on the full-width splits.
+        let exc = crate::excitation::Columns::of(&spec, &normalizer)?;
+        let (mut lstm_train, mut lstm_val) = (train, val.clone());
+        let exc_stats = exc.as_ref().map(|x| (x.stats(&lstm_train), x.stats(&lstm_val)));
+        if let Some(x) = &exc {
+            x.drop_from(&mut lstm_train);
+            x.drop_from(&mut lstm_val);
+        }
+        let outcome = train::train(&lstm_train, &lstm_val, &args.config, |e| {
             tracing::info!(family, epoch = e.epoch, train_loss = e.train_loss, val_loss = e.val_loss, "epoch");
         })?;
-        drop(train);
-        let onnx = crate::onnx::export_lstm_classifier(&outcome.weights, &[("vericlip.loeo", family.as_str())]);
+        let mut weights = outcome.weights.clone();
+        if let (Some(x), Some((st, sv))) = (&exc, &exc_stats) {
+            weights.excitation = Some(x.fit(st, &lstm_train.labels, sv, &lstm_val.labels)?);
+        }
+        drop((lstm_train, lstm_val));
+        let onnx = crate::onnx::export_lstm_classifier(&weights, &[("vericlip.loeo", family.as_str())]);
         let mut session = ModelSession::from_bytes(rt, &onnx).context("loading the fold's model in ONNX Runtime")?;
         let val_scores = evaluate::score(&mut session, &val)?;
         let threshold = metrics::eer(&val_scores, &val.labels).map_or(0.5, |e| e.1).clamp(0.0, 1.0);

@@ -249,7 +249,9 @@ struct TrainingOptions {
     /// The model's input features: `seed` (20 MFCC, 12 chroma, 64 log-mel: 96 per frame),
     /// `lfcc-deltas` (those plus 20 LFCC and first-order deltas of MFCC and LFCC: 156) or
     /// `log-spec` (the seed's plus the 257-bin linear log-spectrogram: 353) or `phase-dev` (the
-    /// seed's plus 30 coefficients of the phase-advance deviation: 126).
+    /// seed's plus 30 coefficients of the phase-advance deviation: 126) or `excitation` (the
+    /// seed's plus the LPC residual's log-kurtosis and a loud-frame flag: 98; the LSTM reads the
+    /// seed's 96 and a one-class detector beside it the last two, see `trainer::excitation`).
     #[arg(long, value_enum, default_value_t = Features::Seed)]
     features: Features,
     /// Feature cache directory (default: ~/.cache/vericlip/features).
@@ -272,6 +274,7 @@ enum Features {
     LfccDeltas,
     LogSpec,
     PhaseDev,
+    Excitation,
 }
 
 impl Features {
@@ -281,6 +284,7 @@ impl Features {
             Features::LfccDeltas => vericlip_core::FeatureSpec::lfcc_deltas(),
             Features::LogSpec => vericlip_core::FeatureSpec::log_spec(),
             Features::PhaseDev => vericlip_core::FeatureSpec::phase_dev(),
+            Features::Excitation => vericlip_core::FeatureSpec::excitation(),
         }
     }
 }

@@ -74,6 +74,45 @@ impl ConvFrontEnd {
     }
 }
 
+/// A second detector beside the LSTM that reads only the excitation block of the features
+/// (`FeatureSpec::excitation_order`): per segment, the mean of the residual log-kurtosis column
+/// over the loud frames (flag column above `loud_mid`) is compared with real speech's, both
+/// ways: a residual peakier than a glottis leaves (pulse-excited vocoders and TTS) or flatter
+/// (phase-reconstructing vocoders) raises `logit = slope |stat - center| + bias`, and the
+/// segment's logit is the larger of this and the LSTM's (an OR of two detectors). It is fitted
+/// on real speech only (`trainer::excitation`): it needs no example of the fakes it flags.
+/// All values are in normalized feature units (the graph's input is normalized).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExcitationBranch {
+    /// The flag column's 0.5 (halfway between quiet and loud) in normalized units.
+    pub loud_mid: f32,
+    /// Real speech's segment statistic.
+    pub center: f32,
+    /// Logit per unit of `|stat - center|` (> 0).
+    pub slope: f32,
+    pub bias: f32,
+}
+
+impl ExcitationBranch {
+    /// The segment statistic from `(log-kurtosis, flag)` pairs of its frames: the mean
+    /// log-kurtosis of the loud frames, 0 when none is loud (then `|0 - center|` is small:
+    /// 0 is the training frames' mean).
+    pub fn segment_stat(&self, frames: impl Iterator<Item = (f32, f32)>) -> f64 {
+        let (mut sum, mut count) = (0f64, 0f64);
+        for (kurt, flag) in frames {
+            if flag > self.loud_mid {
+                sum += f64::from(kurt);
+                count += 1.0;
+            }
+        }
+        sum / count.max(1.0)
+    }
+
+    pub fn logit(&self, stat: f64) -> f64 {
+        f64::from(self.slope) * (stat - f64::from(self.center)).abs() + f64::from(self.bias)
+    }
+}
+
 /// One-layer LSTM (optionally bidirectional, optionally behind a [`ConvFrontEnd`]) over the frame
 /// sequence, a pooling head over its outputs, then dense + sigmoid. Gate blocks in ONNX order
 /// i, o, f, c. `D` below is the number of directions (1, or 2 when `bidirectional`: forward
@@ -107,6 +146,9 @@ pub struct LstmClassifierWeights {
     pub attn_v: Vec<f32>,
     /// A convolution over time between the (normalized) input and the LSTM.
     pub conv: Option<ConvFrontEnd>,
+    /// The excitation detector: with it the model's input is `input + 2` floats per frame, the
+    /// LSTM reads the first `input` and the branch the last two.
+    pub excitation: Option<ExcitationBranch>,
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -121,6 +163,16 @@ impl LstmClassifierWeights {
             *w = (f64::from(*w) * platt.a) as f32;
         }
         self.dense_b = (f64::from(self.dense_b) * platt.a + platt.c) as f32;
+        // a max(x, y) + c = max(a x + c, a y + c) for a > 0 (Platt's slope on a sane model).
+        if let Some(e) = &mut self.excitation {
+            e.slope = (f64::from(e.slope) * platt.a) as f32;
+            e.bias = (f64::from(e.bias) * platt.a + platt.c) as f32;
+        }
+    }
+
+    /// Floats per frame of the model's input: the LSTM's, plus the excitation block's two.
+    pub fn graph_input(&self) -> usize {
+        self.input + if self.excitation.is_some() { 2 } else { 0 }
     }
 
     /// Deterministic small pseudo-random weights (tests, smoke checks): last-state head,
@@ -182,6 +234,7 @@ impl LstmClassifierWeights {
             attn_b,
             attn_v,
             conv,
+            excitation: None,
         }
     }
 
@@ -248,6 +301,15 @@ impl LstmClassifierWeights {
             if got != want {
                 return Err(format!("{name} holds {got} values, the shape says {want}"));
             }
+        }
+        if let Some(e) = &self.excitation
+            && !(e.slope > 0.0
+                && e.slope.is_finite()
+                && e.center.is_finite()
+                && e.bias.is_finite()
+                && e.loud_mid.is_finite())
+        {
+            return Err(format!("excitation branch: slope {} must be > 0 and every value finite", e.slope));
         }
         match (self.head, k) {
             (Head::Attention, 0) => Err("attention pooling without attention weights".into()),
@@ -355,8 +417,12 @@ impl LstmClassifierWeights {
             };
             let states: Vec<Vec<Vec<f64>>> = (0..self.directions()).map(|d| self.run_direction(d, &xs)).collect();
             let pooled = self.pool(&states);
-            let logit: f64 =
+            let mut logit: f64 =
                 pooled.iter().zip(&self.dense_w).map(|(a, b)| a * f64::from(*b)).sum::<f64>() + f64::from(self.dense_b);
+            if let Some(e) = &self.excitation {
+                let stat = e.segment_stat(seq.outer_iter().map(|frame| (frame[f], frame[f + 1])));
+                logit = logit.max(e.logit(stat));
+            }
             out.push(sigmoid(logit) as f32);
         }
         out

@@ -408,6 +408,7 @@ impl Net {
             attn_b,
             attn_v,
             conv,
+            excitation: None,
         })
     }
 
@@ -522,7 +523,15 @@ fn evaluate(net: &Net, data: &SplitData, batch: usize, dev: &Device) -> anyhow::
 }
 
 /// P(fake) per segment from the trainer's own forward pass (export parity checks).
+/// With an excitation branch (which the candle net does not have) this is the f64 reference
+/// forward, which defines the branch.
 pub fn predict(weights: &LstmClassifierWeights, data: &SplitData, idx: &[usize]) -> anyhow::Result<Vec<f32>> {
+    if weights.excitation.is_some() {
+        let (t, f) = (data.frames, data.n_features);
+        let x: Vec<f32> = idx.iter().flat_map(|&i| data.features[i * t * f..(i + 1) * t * f].iter().copied()).collect();
+        let x = ndarray::ArrayView3::from_shape((idx.len(), t, f), &x)?;
+        return Ok(weights.forward(x));
+    }
     let dev = Device::Cpu;
     let net = Net::from_weights(weights, &dev)?;
     let (x, _) = batch_tensor(data, idx, &dev)?;

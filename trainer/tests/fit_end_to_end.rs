@@ -135,5 +135,51 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     }
     assert_eq!(a["augment"], 1);
     assert_eq!(a["splits"]["training"]["segments"], s["splits"]["training"]["segments"]);
+
+    // The excitation block: the LSTM trains on the seed columns exactly as without it (same
+    // seed: the same LSTM weights), a one-class branch sits beside it in the same graph, and the
+    // published version evaluates through the manifest's spec like any other.
+    let reg3 = root.join("registry3");
+    let x = json(&ok(
+        fit(&data, &reg3, &cache, "7").args(["--features", "excitation"]).output().unwrap(),
+        "fit excitation",
+    ));
+    assert!(x["parity_max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    let xdir = reg3.join("tiny/1");
+    let xv = registry::load_version(&xdir).unwrap();
+    assert_eq!(xv.manifest.feature_spec.excitation_order, 16);
+    assert_eq!(xv.manifest.input.shape[2], registry::Dim::Fixed(98));
+    let branch = &xv.manifest.model["excitation_branch"];
+    assert!(branch["slope"].as_f64().unwrap() > 0.0 && branch["lstm_input"] == 96, "{branch}");
+    let initializers = |path: &Path| {
+        use prost::Message;
+        let m = vericlip_train::onnx::proto::ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
+        m.graph
+            .unwrap()
+            .initializer
+            .into_iter()
+            .map(|t| (t.name, t.raw_data))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (seed_w, exc_w) = (initializers(&dir.join("model.onnx")), initializers(&xdir.join("model.onnx")));
+    for name in ["lstm_W", "lstm_R", "lstm_B"] {
+        assert_eq!(seed_w[name], exc_w[name], "{name} differs from the seed-spec fit's");
+    }
+    assert!(exc_w.contains_key("exc_center") && !seed_w.contains_key("exc_center"));
+    let xe = json(&ok(
+        bin()
+            .args(["eval", "--json", "--model"])
+            .arg(&xdir)
+            .arg("--data")
+            .arg(&data)
+            .arg("--cache")
+            .arg(&cache)
+            .output()
+            .unwrap(),
+        "eval excitation",
+    ));
+    for key in ["eer", "auc", "threshold", "n"] {
+        assert_eq!(xe[key], x["test"][key], "eval {key}");
+    }
     std::fs::remove_dir_all(&root).ok();
 }

@@ -134,3 +134,53 @@ fn conv_front_end_runs_in_onnx_runtime_and_matches_the_reference() {
         }
     }
 }
+
+#[test]
+fn excitation_branch_runs_in_onnx_runtime_and_matches_the_reference() {
+    use vericlip_train::model::ExcitationBranch;
+    let rt = runtime::init(None).expect("ONNX Runtime (run scripts/setup.sh)");
+    // Normalized flag values: quiet -1.2, loud 0.8 (midpoint -0.2). The kurtosis column carries a
+    // per-segment offset so the statistic moves from segment to segment, and some segments have
+    // no loud frame at all (statistic 0).
+    let branch = ExcitationBranch { loud_mid: -0.2, center: 0.1, slope: 6.0, bias: -3.0 };
+    for segment_mean_norm in [false, true] {
+        let mut weights = LstmClassifierWeights {
+            segment_mean_norm,
+            excitation: Some(branch),
+            ..LstmClassifierWeights::seeded_with(96, 16, Head::Last, false, 7)
+        };
+        weights.dense_w.iter_mut().for_each(|v| *v *= 8.0);
+        let model = export_lstm_classifier(&weights, &[]);
+        assert_eq!(ops(&model).iter().filter(|o| *o == "Max").count(), 2, "{:?}", ops(&model));
+        let mut session = ModelSession::from_bytes(rt, &model).unwrap();
+        let (batch, frames) = (12, 126);
+        let mut x = input(batch, frames, 98, 5);
+        for b in 0..batch {
+            for t in 0..frames {
+                x[[b, t, 96]] += (b as f32 - 5.0) * 0.3;
+                let loud = b % 4 != 3 && (t * 7 + b) % 3 != 0;
+                x[[b, t, 97]] = if loud { 0.8 } else { -1.2 };
+            }
+        }
+        let got = session.run(x.view()).unwrap();
+        let want = weights.forward(x.view());
+        let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max <= 1e-5, "mean norm {segment_mean_norm}: ORT vs reference {max}");
+        // The branch decides where its logit is the larger: the LSTM alone scores otherwise.
+        let lstm_only = LstmClassifierWeights { excitation: None, ..weights.clone() };
+        let base = lstm_only.forward(x.slice(ndarray::s![.., .., ..96]));
+        let mut raised = 0;
+        for b in 0..batch {
+            let stat = branch.segment_stat((0..frames).map(|t| (x[[b, t, 96]], x[[b, t, 97]])));
+            let p = 1.0 / (1.0 + (-branch.logit(stat)).exp()) as f32;
+            assert!((want[b] - base[b].max(p)).abs() <= 1e-6, "segment {b}: {} vs max({}, {p})", want[b], base[b]);
+            raised += usize::from(p > base[b] + 0.1);
+        }
+        assert!((2..batch - 1).contains(&raised), "the branch raised {raised} of {batch} segments");
+    }
+    // Platt folds into both detectors: the fused calibrated logit is a * max + c.
+    let mut w = LstmClassifierWeights { excitation: Some(branch), ..LstmClassifierWeights::seeded(96, 8, 3) };
+    w.calibrate(vericlip_train::calibrate::Platt { a: 0.5, c: 0.25 });
+    let e = w.excitation.unwrap();
+    assert_eq!((e.slope, e.bias, e.center, e.loud_mid), (3.0, -1.25, 0.1, -0.2));
+}

@@ -2,7 +2,8 @@
 //! `tests/golden` (`reference_features.py`, vendored from `shared/reference/features.py`, for the
 //! seed's MFCC, chroma and log-mel; `reference_features_ext.py` for LFCC and deltas) compute it
 //! with librosa 1.0, and per-feature normalization. Block order: see [`FeatureSpec`]. (The
-//! reference of the linear log-spectrogram and the phase-advance deviation is there too.)
+//! reference of the linear log-spectrogram, the phase-advance deviation and the excitation
+//! block is there too.)
 //!
 //! A [`FeatureExtractor`] is built once (FFT plan, filterbanks, DCT) and shared between threads;
 //! each worker owns a [`Scratch`], so extraction allocates nothing per frame (and nothing at all
@@ -16,6 +17,7 @@
 mod chroma;
 mod dct;
 mod delta;
+mod excitation;
 pub mod filterbank;
 pub mod mel;
 mod normalize;
@@ -32,6 +34,7 @@ pub use spec::{ChromaNorm, FeatureBlock, FeatureSpec, MAX_DELTA_ORDER, PadMode, 
 use chroma::ChromaFilterbank;
 use dct::Dct;
 use delta::Delta;
+use excitation::{Excitation, ExcitationScratch};
 use filterbank::Filterbank;
 use phase::{PhaseDeviation, PhaseScratch};
 use stft::{Stft, StftScratch};
@@ -67,6 +70,8 @@ pub struct FeatureExtractor {
     delta: Option<Delta>,
     /// Phase-advance deviation (when `n_phase_dev > 0`).
     phase: Option<PhaseDeviation>,
+    /// LPC residual kurtosis and loud-frame flag (when `excitation_order > 0`).
+    excitation: Option<Excitation>,
 }
 
 /// Per-worker buffers for [`FeatureExtractor::extract_into`].
@@ -95,6 +100,9 @@ pub struct Scratch {
     phase: PhaseScratch,
     /// `[n_phase_dev][frames]`.
     phase_out: Vec<f64>,
+    excitation: ExcitationScratch,
+    /// `[2][frames]` when the spec has the excitation block, else empty.
+    excitation_out: Vec<f64>,
     /// `[n_features][frames]`: the output, bin-major, before its transpose.
     rows: Vec<f32>,
 }
@@ -113,6 +121,8 @@ impl FeatureExtractor {
             }),
             delta: (spec.deltas > 0).then(|| Delta::new(spec.delta_width, spec.deltas)),
             phase: (spec.n_phase_dev > 0).then(|| PhaseDeviation::new(spec.n_fft, spec.hop_length, spec.n_phase_dev)),
+            excitation: (spec.excitation_order > 0)
+                .then(|| Excitation::new(spec.n_fft, spec.hop_length, spec.excitation_order)),
             spec,
         })
     }
@@ -135,6 +145,8 @@ impl FeatureExtractor {
             log_spec: Vec::new(),
             phase: PhaseScratch::default(),
             phase_out: Vec::new(),
+            excitation: ExcitationScratch::default(),
+            excitation_out: Vec::new(),
             rows: Vec::new(),
         }
     }
@@ -282,6 +294,12 @@ impl FeatureExtractor {
             let amin_top = (s.db_amin, s.db_top);
             ph.apply::<WIDE>(sc.stft.padded(), frames, max_power, amin_top, &mut sc.phase, phase_out);
         }
+        let excitation_out = &mut sc.excitation_out;
+        excitation_out.clear();
+        if let Some(ex) = &self.excitation {
+            excitation_out.resize(s.n_excitation() * frames, 0.0);
+            ex.apply(&sc.power, sc.stft.padded(), frames, &mut sc.excitation, excitation_out);
+        }
         // Output precision now, so the deltas see exactly the cepstra that are output.
         for v in sc.ceps.iter_mut() {
             *v = f64::from(*v as f32);
@@ -293,7 +311,7 @@ impl FeatureExtractor {
             }
         }
         // Frame-major rows, blocks in `FeatureSpec::layout` order:
-        // [mfcc, chroma, log-mel, lfcc, log-spec, phase-dev, deltas of (mfcc, lfcc) by order]: staged bin-major in
+        // [mfcc, chroma, log-mel, lfcc, log-spec, phase-dev, excitation, deltas of (mfcc, lfcc) by order]: staged bin-major in
         // f32, then transposed.
         let width = s.n_features();
         let (ceps, delta) = (&sc.ceps, &sc.delta[..s.deltas * n_ceps * frames]);
@@ -305,6 +323,7 @@ impl FeatureExtractor {
         sc.rows.extend(lfcc.iter().map(|&v| v as f32));
         sc.rows.extend_from_slice(&sc.log_spec);
         sc.rows.extend(sc.phase_out.iter().map(|&v| v as f32));
+        sc.rows.extend(sc.excitation_out.iter().map(|&v| v as f32));
         sc.rows.extend(delta.iter().map(|&v| v as f32));
         debug_assert_eq!(sc.rows.len(), width * frames);
         debug_assert_eq!(out.len(), width * frames);
@@ -507,6 +526,61 @@ mod tests {
         assert!((0..126).all(|r| (0..96).all(|c| t[[r, c]].to_bits() == seed[[r, c]].to_bits())));
         let x = noise(32_000, 8);
         let (mut a, mut b) = (Vec::new(), vec![f32::NAN; 126 * 126]);
+        ex.extract_into(&x, &mut ex.scratch(), &mut a).unwrap();
+        ex.extract_body::<false, false>(&x, &mut ex.scratch(), &mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn excitation_is_peaky_for_a_pulse_train_gaussian_for_noise_and_zero_for_silence() {
+        // A 100 Hz pulse train through a two-pole resonator: the LPC inverse filter undoes the
+        // resonator and leaves the pulses (about 1.6 per 256-sample hop: kurtosis ~ 150, ln ~ 5).
+        // White noise: Gaussian kurtosis 3, ln 3 = 1.1. Silence: no residual, no loud frame.
+        let spec = FeatureSpec::excitation();
+        let ex = FeatureExtractor::new(spec.clone()).unwrap();
+        let block = spec.block("excitation").unwrap();
+        let (kurt, loud) = (block.start, block.start + 1);
+        let mut pulses = vec![0f32; 32_000];
+        let (mut y1, mut y2) = (0f32, 0f32);
+        for (i, v) in pulses.iter_mut().enumerate() {
+            let x = if i % 160 == 0 { 1.0 } else { 0.0 };
+            let y = x + 1.6 * y1 - 0.8 * y2;
+            (y2, y1) = (y1, y);
+            *v = 0.1 * y;
+        }
+        let mean_loud = |f: &Array2<f32>| {
+            let rows: Vec<_> = f.rows().into_iter().filter(|r| r[loud] == 1.0).collect();
+            assert!(rows.len() > 100, "{} loud frames", rows.len());
+            rows.iter().map(|r| r[kurt]).sum::<f32>() / rows.len() as f32
+        };
+        // Near-Gaussian white noise (the sum of 12 xorshift uniforms: kurtosis 2.9); `noise`
+        // above is a multiplicative hash of the index, which a predictor partly foresees.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut uniform = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let white: Vec<f32> =
+            (0..32_000).map(|_| (((0..12).map(|_| uniform()).sum::<f64>() - 6.0) * 0.1) as f32).collect();
+        let (p, n) = (ex.extract(&pulses).unwrap(), ex.extract(&white).unwrap());
+        assert_eq!(p.dim(), (126, 98));
+        assert!(mean_loud(&p) > 3.5, "pulse train: {}", mean_loud(&p));
+        assert!((0.9..1.35).contains(&mean_loud(&n)), "noise: {}", mean_loud(&n));
+        assert!(p.rows().into_iter().all(|r| r[loud] == 0.0 || r[loud] == 1.0));
+        let silence = ex.extract(&vec![0.0; 32_000]).unwrap();
+        assert!(silence.rows().into_iter().all(|r| r[kurt] == 0.0 && r[loud] == 0.0));
+        // Loud is relative to the segment's loudest frame: a burst after near-silence.
+        let mut burst = vec![0f32; 32_000];
+        burst[16_000..].copy_from_slice(&white[..16_000]);
+        let b = ex.extract(&burst).unwrap();
+        assert!((0..60).all(|t| b[[t, loud]] == 0.0) && (66..124).all(|t| b[[t, loud]] == 1.0));
+        // The seed blocks are untouched and the dispatched path is the portable one, bit for bit.
+        let seed = FeatureExtractor::new(FeatureSpec::default()).unwrap().extract(&pulses).unwrap();
+        assert!((0..126).all(|r| (0..96).all(|c| p[[r, c]].to_bits() == seed[[r, c]].to_bits())));
+        let x = noise(32_000, 8);
+        let (mut a, mut b) = (Vec::new(), vec![f32::NAN; 126 * 98]);
         ex.extract_into(&x, &mut ex.scratch(), &mut a).unwrap();
         ex.extract_body::<false, false>(&x, &mut ex.scratch(), &mut b);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));

@@ -61,6 +61,7 @@ pub const MAX_DELTA_ORDER: usize = 2;
 /// | `lfcc`         | `n_lfcc`              | DCT-II (ortho) of `power_to_db` of linear bands   |
 /// | `log_spec`     | `n_log_spec`          | `power_to_db` of the first STFT bins (linear)     |
 /// | `phase_dev`    | `n_phase_dev`         | DCT-II (ortho) of the phase-advance deviation     |
+/// | `excitation`   | 2 if `excitation_order` | ln kurtosis of the LPC residual, loud-frame flag |
 /// | `delta_mfcc`   | `n_mfcc` if deltas>=1 | `librosa.feature.delta(mfcc, width, order=1)`     |
 /// | `delta_lfcc`   | `n_lfcc` if deltas>=1 | same, of the LFCC                                 |
 /// | `delta2_mfcc`  | `n_mfcc` if deltas=2  | `delta(mfcc, width, order=2)`                     |
@@ -138,7 +139,16 @@ pub struct FeatureSpec {
     /// phase from a model; the magnitude features cannot see that.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub n_phase_dev: usize,
+    /// LPC order of the excitation block (0: no such block; else 2 floats per frame): the
+    /// natural log of the kurtosis of the frame's LPC residual (how pulse-like the source under
+    /// the spectral envelope is) and a loud-frame flag (1.0 within 20 dB of the segment's
+    /// loudest frame). See `features::excitation`. 16 at 16 kHz (2 + kHz, the textbook order).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excitation_order: usize,
 }
+
+/// Floats per frame of the excitation block when present.
+pub const EXCITATION_FLOATS: usize = 2;
 
 /// One block of a frame vector: its name (as in the layout table) and its columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +189,7 @@ impl Default for FeatureSpec {
             delta_width: 0,
             n_log_spec: 0,
             n_phase_dev: 0,
+            excitation_order: 0,
         }
     }
 }
@@ -205,6 +216,17 @@ impl FeatureSpec {
         Self { n_phase_dev: 30, ..Self::default() }
     }
 
+    /// The seed spec plus the excitation block (LPC order 16): 96 + 2 = 98 floats per frame.
+    /// Not the default: a trainer opts in.
+    pub fn excitation() -> Self {
+        Self { excitation_order: 16, ..Self::default() }
+    }
+
+    /// Columns of the excitation block (0 without it).
+    pub fn n_excitation(&self) -> usize {
+        if self.excitation_order > 0 { EXCITATION_FLOATS } else { 0 }
+    }
+
     /// Floats per frame: the sum of the blocks of [`Self::layout`] (96 for the seed spec).
     pub fn n_features(&self) -> usize {
         self.n_mfcc
@@ -213,6 +235,7 @@ impl FeatureSpec {
             + self.n_lfcc
             + self.n_log_spec
             + self.n_phase_dev
+            + self.n_excitation()
             + self.deltas * (self.n_mfcc + self.n_lfcc)
     }
 
@@ -226,6 +249,7 @@ impl FeatureSpec {
             ("lfcc", self.n_lfcc),
             ("log_spec", self.n_log_spec),
             ("phase_dev", self.n_phase_dev),
+            ("excitation", self.n_excitation()),
         ];
         const DELTA_NAMES: [[&str; 2]; MAX_DELTA_ORDER] =
             [["delta_mfcc", "delta_lfcc"], ["delta2_mfcc", "delta2_lfcc"]];
@@ -352,6 +376,19 @@ impl FeatureSpec {
         if self.n_phase_dev > n_bins {
             return bad("n_phase_dev", format!("{} must be within 0..=n_fft / 2 + 1 ({n_bins})", self.n_phase_dev));
         }
+        // The residual of a frame's central hop reaches `order + 1` samples back: it must stay
+        // inside the frame's share of the centre padding.
+        let reach = (self.n_fft - self.hop_length) / 2;
+        if self.excitation_order > 64 || (self.excitation_order > 0 && self.excitation_order + 1 > reach) {
+            return bad(
+                "excitation_order",
+                format!(
+                    "{} must be within 0..=64 and at most (n_fft - hop_length) / 2 - 1 ({})",
+                    self.excitation_order,
+                    reach.saturating_sub(1)
+                ),
+            );
+        }
         if self.deltas > MAX_DELTA_ORDER {
             return bad("deltas", format!("{} is not implemented (0, 1 or 2)", self.deltas));
         }
@@ -461,6 +498,14 @@ mod tests {
             (Some(245..275), Some(275..295), 315)
         );
         assert_eq!(FeatureSpec::phase_dev().n_features(), 126);
+        // The excitation block comes after the phase deviation and before the deltas.
+        let ex = FeatureSpec { excitation_order: 16, ..ph };
+        assert_eq!(
+            (ex.block("excitation"), ex.block("delta_mfcc"), ex.n_features()),
+            (Some(275..277), Some(277..297), 317)
+        );
+        assert_eq!(FeatureSpec::excitation().n_features(), 98);
+        assert_eq!(FeatureSpec::excitation().block("excitation"), Some(96..98));
     }
 
     #[test]
@@ -506,6 +551,8 @@ mod tests {
         FeatureSpec { delta_width: 125, ..rich }.validate().unwrap();
         assert_eq!(field(FeatureSpec { n_log_spec: 258, ..FeatureSpec::log_spec() }), "n_log_spec");
         assert_eq!(field(FeatureSpec { n_phase_dev: 258, ..FeatureSpec::phase_dev() }), "n_phase_dev");
+        assert_eq!(field(FeatureSpec { excitation_order: 65, ..FeatureSpec::excitation() }), "excitation_order");
+        FeatureSpec::excitation().validate().unwrap();
     }
 
     #[test]

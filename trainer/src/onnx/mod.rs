@@ -11,6 +11,12 @@
 //! - attention: Transpose(Y, 2,0,1,3) + Reshape([0,0,-1]) -> states `[batch, frames, D*H]`;
 //!   MatMul(A^T) + Add(a) -> Tanh -> MatMul(v) -> Softmax(axis 1) -> Mul(states) -> ReduceSum(axis 1).
 //!
+//! With an excitation branch (`LstmClassifierWeights::excitation`) the input has two more
+//! columns: Slice keeps the first `input` for the LSTM path above; the last two give the
+//! segment statistic (Greater(flag, loud_mid) -> Cast -> Mul(kurtosis) -> ReduceSum over frames
+//! / Max(ReduceSum(loud), 1)), its logit (Sub(center) -> Abs -> Mul(slope) -> Add(bias)), and
+//! Max(LSTM logit, branch logit) goes to the Sigmoid.
+//!
 //! The last-state unidirectional graph is node for node the original export.
 
 pub mod proto;
@@ -100,23 +106,40 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
     let d = w.directions();
     let (di, width) = (d as i64, d as i64 * h);
     let mut nodes = Vec::new();
+    let mut initializer = Vec::new();
+    // With the excitation branch the LSTM path reads the first `input` columns only.
+    let base = if w.excitation.is_some() {
+        let input = w.input as i64;
+        nodes.push(node("Slice", &[INPUT_NAME, "exc_zero", "exc_start", "axes_2"], &["x_base"], vec![]));
+        nodes.push(node("Slice", &[INPUT_NAME, "exc_start", "exc_flag_col", "axes_2"], &["exc_kurt"], vec![]));
+        nodes.push(node("Slice", &[INPUT_NAME, "exc_flag_col", "exc_end", "axes_2"], &["exc_flag"], vec![]));
+        initializer.extend([
+            tensor_i64("exc_zero", &[0]),
+            tensor_i64("exc_start", &[input]),
+            tensor_i64("exc_flag_col", &[input + 1]),
+            tensor_i64("exc_end", &[input + 2]),
+            tensor_i64("axes_2", &[2]),
+        ]);
+        "x_base"
+    } else {
+        INPUT_NAME
+    };
     let lstm_input = if w.segment_mean_norm {
         nodes.push(node(
             "ReduceMean",
-            &[INPUT_NAME],
+            &[base],
             &["segment_mean"],
             vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)],
         ));
-        nodes.push(node("Sub", &[INPUT_NAME, "segment_mean"], &["x_centered"], vec![]));
+        nodes.push(node("Sub", &[base, "segment_mean"], &["x_centered"], vec![]));
         "x_centered"
     } else {
-        INPUT_NAME
+        base
     };
     let mut lstm_attrs = vec![attr_int("hidden_size", h), attr_int("layout", 0)];
     if w.bidirectional {
         lstm_attrs.push(attr_string("direction", "bidirectional"));
     }
-    let mut initializer = Vec::new();
     match &w.conv {
         // `[batch, F, frames]` for Conv, back to time-major `[frames, batch, C]` for the LSTM.
         Some(c) => {
@@ -202,9 +225,37 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
         initializer.push(tensor_i64("axes_0", &[0]));
     }
     initializer.push(tensor_i64("axes_1", &[1]));
+    nodes.push(node("Gemm", &[pooled, "dense_W", "dense_B"], &["logit"], vec![attr_int("transB", 1)]));
+    let logit = match &w.excitation {
+        Some(e) => {
+            // `[batch, frames, 1]` -> `[batch, 1]` statistic -> logit; the larger logit wins.
+            nodes.extend([
+                node("Greater", &["exc_flag", "exc_loud_mid"], &["exc_loud_bool"], vec![]),
+                node("Cast", &["exc_loud_bool"], &["exc_loud"], vec![attr_int("to", data_type::FLOAT as i64)]),
+                node("Mul", &["exc_kurt", "exc_loud"], &["exc_kurt_loud"], vec![]),
+                node("ReduceSum", &["exc_kurt_loud", "axes_1"], &["exc_sum"], vec![attr_int("keepdims", 0)]),
+                node("ReduceSum", &["exc_loud", "axes_1"], &["exc_count"], vec![attr_int("keepdims", 0)]),
+                node("Max", &["exc_count", "exc_one"], &["exc_count1"], vec![]),
+                node("Div", &["exc_sum", "exc_count1"], &["exc_stat"], vec![]),
+                node("Sub", &["exc_stat", "exc_center"], &["exc_dev"], vec![]),
+                node("Abs", &["exc_dev"], &["exc_abs"], vec![]),
+                node("Mul", &["exc_abs", "exc_slope"], &["exc_scaled"], vec![]),
+                node("Add", &["exc_scaled", "exc_bias"], &["exc_logit"], vec![]),
+                node("Max", &["logit", "exc_logit"], &["fused_logit"], vec![]),
+            ]);
+            initializer.extend([
+                tensor_f32("exc_loud_mid", &[1], &[e.loud_mid]),
+                tensor_f32("exc_one", &[1], &[1.0]),
+                tensor_f32("exc_center", &[1], &[e.center]),
+                tensor_f32("exc_slope", &[1], &[e.slope]),
+                tensor_f32("exc_bias", &[1], &[e.bias]),
+            ]);
+            "fused_logit"
+        }
+        None => "logit",
+    };
     nodes.extend([
-        node("Gemm", &[pooled, "dense_W", "dense_B"], &["logit"], vec![attr_int("transB", 1)]),
-        node("Sigmoid", &["logit"], &["prob_column"], vec![]),
+        node("Sigmoid", &[logit], &["prob_column"], vec![]),
         node("Squeeze", &["prob_column", "axes_1"], &[OUTPUT_NAME], vec![]),
     ]);
     let graph = GraphProto {
@@ -213,7 +264,11 @@ pub fn export_lstm_classifier(w: &LstmClassifierWeights, metadata: &[(&str, &str
         initializer,
         input: vec![value_info(
             INPUT_NAME,
-            &[DimValue::Param("batch".into()), DimValue::Param("frames".into()), DimValue::Value(w.input as i64)],
+            &[
+                DimValue::Param("batch".into()),
+                DimValue::Param("frames".into()),
+                DimValue::Value(w.graph_input() as i64),
+            ],
         )],
         output: vec![value_info(OUTPUT_NAME, &[DimValue::Param("batch".into())])],
     };
