@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{bin, corpus_work, json, ok};
+use common::{bin, corpus_work, eval_json, json, ok};
 use vericlip_core::registry;
 
 fn tmp(tag: &str) -> PathBuf {
@@ -89,18 +89,7 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     }
 
     // eval through ONNX Runtime reproduces fit's test metrics.
-    let e = json(&ok(
-        bin()
-            .args(["eval", "--json", "--model"])
-            .arg(&dir)
-            .arg("--data")
-            .arg(&data)
-            .arg("--cache")
-            .arg(&cache)
-            .output()
-            .unwrap(),
-        "eval",
-    ));
+    let e = eval_json(&dir, &data, &cache, "eval");
     for key in ["accuracy", "precision", "recall", "f1", "eer", "auc", "threshold", "n"] {
         assert_eq!(e[key], test[key], "eval {key}");
     }
@@ -166,18 +155,7 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
         assert_eq!(seed_w[name], exc_w[name], "{name} differs from the seed-spec fit's");
     }
     assert!(exc_w.contains_key("exc_center") && !seed_w.contains_key("exc_center"));
-    let xe = json(&ok(
-        bin()
-            .args(["eval", "--json", "--model"])
-            .arg(&xdir)
-            .arg("--data")
-            .arg(&data)
-            .arg("--cache")
-            .arg(&cache)
-            .output()
-            .unwrap(),
-        "eval excitation",
-    ));
+    let xe = eval_json(&xdir, &data, &cache, "eval excitation");
     for key in ["eer", "auc", "threshold", "n"] {
         assert_eq!(xe[key], x["test"][key], "eval {key}");
     }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{bin, corpus_work, json, ok};
+use common::{bin, corpus_work, eval_json, json, ok};
 use serde_json::Value;
 use vericlip_train::loeo::family_of;
 
@@ -110,18 +110,7 @@ fn eval_per_family_and_loeo_end_to_end() {
         "fit",
     ));
     assert!(s["test"]["per_family"]["flite"].is_object(), "fit's test metrics have per-family rows");
-    let e = json(&ok(
-        bin()
-            .args(["eval", "--json", "--model"])
-            .arg(reg.join("tiny/1"))
-            .arg("--data")
-            .arg(&data)
-            .arg("--cache")
-            .arg(&cache)
-            .output()
-            .unwrap(),
-        "eval",
-    ));
+    let e = eval_json(&reg.join("tiny/1"), &data, &cache, "eval");
     // The existing fields are still there, unchanged in meaning.
     for key in ["accuracy", "precision", "recall", "f1", "eer", "auc", "threshold", "n", "confusion", "per_source"] {
         assert!(!e[key].is_null(), "eval lost {key}");

@@ -1,7 +1,7 @@
 //! Shared by the trainer's end-to-end tests: the real `vericlip-train` binary and its output.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -25,4 +25,11 @@ pub fn corpus_work() -> PathBuf {
     std::env::var_os("VERICLIP_CORPUS_WORK").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/vericlip/corpus-work")
     })
+}
+
+/// `vericlip-train eval --json` of the published version `model` on `data`, through `cache`.
+pub fn eval_json(model: &Path, data: &Path, cache: &Path, what: &str) -> Value {
+    let mut cmd = bin();
+    cmd.args(["eval", "--json", "--model"]).arg(model).arg("--data").arg(data).arg("--cache").arg(cache);
+    json(&ok(cmd.output().unwrap(), what))
 }
