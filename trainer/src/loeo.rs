@@ -332,20 +332,24 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
         // With the excitation block, as `fit`: the LSTM trains without it, the branch is fitted on
         // the fold's real speech, and the fold's model is scored on the full-width splits.
         let exc = crate::excitation::Columns::of(&spec, &normalizer)?;
-        let (mut lstm_train, mut lstm_val) = (train, val.clone());
-        let exc_stats = exc.as_ref().map(|x| (x.stats(&lstm_train), x.stats(&lstm_val)));
+        let exc_stats = exc.as_ref().map(|x| (x.stats(&train), x.stats(&val)));
+        let mut lstm_train = train;
+        let mut narrow_val = None;
         if let Some(x) = &exc {
             x.drop_from(&mut lstm_train);
-            x.drop_from(&mut lstm_val);
+            let mut v = val.clone();
+            x.drop_from(&mut v);
+            narrow_val = Some(v);
         }
-        let outcome = train::train(&lstm_train, &lstm_val, &args.config, |e| {
+        let lstm_val = narrow_val.as_ref().unwrap_or(&val);
+        let outcome = train::train(&lstm_train, lstm_val, &args.config, |e| {
             tracing::info!(family, epoch = e.epoch, train_loss = e.train_loss, val_loss = e.val_loss, "epoch");
         })?;
         let mut weights = outcome.weights.clone();
         if let (Some(x), Some((st, sv))) = (&exc, &exc_stats) {
-            weights.excitation = Some(x.fit(st, &lstm_train.labels, sv, &lstm_val.labels)?);
+            weights.excitation = Some(x.fit(st, &lstm_train.labels, sv, &val.labels)?);
         }
-        drop((lstm_train, lstm_val));
+        drop((lstm_train, narrow_val));
         let onnx = crate::onnx::export_lstm_classifier(&weights, &[("vericlip.loeo", family.as_str())]);
         let mut session = ModelSession::from_bytes(rt, &onnx).context("loading the fold's model in ONNX Runtime")?;
         let val_scores = evaluate::score(&mut session, &val)?;

@@ -228,6 +228,21 @@ fn eval_per_family_and_loeo_end_to_end() {
     };
     assert_eq!(strip(&again["folds"][0]), strip(by["flite"]), "loeo is not deterministic");
 
+    // With the excitation block a fold trains the same LSTM on the same clips and fits the
+    // one-class branch beside it on the fold's real speech (`--features excitation`).
+    let mut cmd = bin();
+    cmd.args(["loeo", "--json", "--epochs", "2", "--augment", "1", "--seed", "3", "--families", "flite"])
+        .args(["--features", "excitation", "--data"])
+        .arg(&data)
+        .arg("--cache")
+        .arg(&cache);
+    let xl = json(&ok(cmd.output().unwrap(), "loeo --features excitation"));
+    let xf = &xl["folds"][0];
+    assert_eq!((&xf["training"], &xf["validation"]), (&by["flite"]["training"], &by["flite"]["validation"]));
+    let eer = xf["eer"].as_f64().expect("a finite EER");
+    assert!((0.0..=1.0).contains(&eer), "excitation fold EER {eer}");
+    assert_eq!(n(&xf["test"]["confusion"]["tn"]) + n(&xf["test"]["confusion"]["fp"]), reals);
+
     // An unknown family is refused with the families there are.
     let bad =
         bin().args(["loeo", "--families", "kokoro", "--data"]).arg(&data).arg("--cache").arg(&cache).output().unwrap();
