@@ -152,6 +152,13 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     }
     drop(train_d);
     let platt = calibrate::fit_platt(&val_logits, &val_d.labels);
+    // Folding Platt into max(LSTM, branch) needs a positive slope (a model whose scores rank
+    // real above fake on validation has nothing to publish anyway).
+    anyhow::ensure!(
+        weights.excitation.is_none() || platt.a > 0.0,
+        "Platt slope {} on validation is not positive: the model ranks validation reals above fakes",
+        platt.a
+    );
     weights.calibrate(platt);
     let ece = |z: &[f64], labels: &[bool], p: calibrate::Platt| {
         calibrate::ece(&z.iter().map(|&v| p.apply(v)).collect::<Vec<_>>(), labels)
