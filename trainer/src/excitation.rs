@@ -58,11 +58,12 @@ impl Columns {
     /// The segment statistic of every segment of `d` (normalized, full width), as the graph
     /// computes it (`ExcitationBranch::segment_stat`).
     pub fn stats(&self, d: &SplitData) -> Vec<f64> {
-        let probe = ExcitationBranch { loud_mid: self.loud_mid, center: 0.0, slope: 1.0, bias: 0.0 };
         let (w, k) = (d.n_features, self.cols.start);
         d.features
             .chunks_exact(d.frames * w)
-            .map(|seg| probe.segment_stat(seg.chunks_exact(w).map(|frame| (frame[k], frame[k + 1]))))
+            .map(|seg| {
+                ExcitationBranch::segment_stat(self.loud_mid, seg.chunks_exact(w).map(|frame| (frame[k], frame[k + 1])))
+            })
             .collect()
     }
 

@@ -95,12 +95,13 @@ pub struct ExcitationBranch {
 
 impl ExcitationBranch {
     /// The segment statistic from `(log-kurtosis, flag)` pairs of its frames: the mean
-    /// log-kurtosis of the loud frames, 0 when none is loud (then `|0 - center|` is small:
-    /// 0 is the training frames' mean).
-    pub fn segment_stat(&self, frames: impl Iterator<Item = (f32, f32)>) -> f64 {
+    /// log-kurtosis of the frames whose flag is above `loud_mid` (the loud ones), 0 when none is
+    /// loud (then `|0 - center|` is small: 0 is the training frames' mean). It depends on
+    /// `loud_mid` only, which is known (from the normalizer) before the branch is fitted.
+    pub fn segment_stat(loud_mid: f32, frames: impl Iterator<Item = (f32, f32)>) -> f64 {
         let (mut sum, mut count) = (0f64, 0f64);
         for (kurt, flag) in frames {
-            if flag > self.loud_mid {
+            if flag > loud_mid {
                 sum += f64::from(kurt);
                 count += 1.0;
             }
@@ -420,7 +421,8 @@ impl LstmClassifierWeights {
             let mut logit: f64 =
                 pooled.iter().zip(&self.dense_w).map(|(a, b)| a * f64::from(*b)).sum::<f64>() + f64::from(self.dense_b);
             if let Some(e) = &self.excitation {
-                let stat = e.segment_stat(seq.outer_iter().map(|frame| (frame[f], frame[f + 1])));
+                let stat =
+                    ExcitationBranch::segment_stat(e.loud_mid, seq.outer_iter().map(|frame| (frame[f], frame[f + 1])));
                 logit = logit.max(e.logit(stat));
             }
             out.push(sigmoid(logit) as f32);

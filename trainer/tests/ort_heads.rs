@@ -171,7 +171,8 @@ fn excitation_branch_runs_in_onnx_runtime_and_matches_the_reference() {
         let base = lstm_only.forward(x.slice(ndarray::s![.., .., ..96]));
         let mut raised = 0;
         for b in 0..batch {
-            let stat = branch.segment_stat((0..frames).map(|t| (x[[b, t, 96]], x[[b, t, 97]])));
+            let stat =
+                ExcitationBranch::segment_stat(branch.loud_mid, (0..frames).map(|t| (x[[b, t, 96]], x[[b, t, 97]])));
             let p = 1.0 / (1.0 + (-branch.logit(stat)).exp()) as f32;
             assert!((want[b] - base[b].max(p)).abs() <= 1e-6, "segment {b}: {} vs max({}, {p})", want[b], base[b]);
             raised += usize::from(p > base[b] + 0.1);
