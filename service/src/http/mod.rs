@@ -3,6 +3,7 @@
 //! with base64 audio), `GET /v1/models`, `GET /v1/stream` (WebSocket streaming, `ws`) and the
 //! page for people at `/` (`web`).
 
+mod openapi;
 mod web;
 mod ws;
 
@@ -85,6 +86,7 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
         .route("/style.css", get(web::style))
         .route("/pcm-worklet.js", get(web::worklet))
         .route("/model-card", get(web::model_card))
+        .merge(openapi::routes())
         .merge(api)
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState { classifier, max_body_bytes })
