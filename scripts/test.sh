@@ -28,3 +28,4 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 # One total over every test binary (cargo prints one line per binary, the last often "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+bash tests/api/run.sh  # buf lint/breaking, OpenAPI validation and route check, Go/Node/Python clients vs a real server
