@@ -191,6 +191,7 @@ async fn connect(cli: &Cli) -> anyhow::Result<Conn> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type TlsIo = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+type TlsConnecting = Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send>>;
 
 /// PEM certificates from `path`, or the system's roots when `None`.
 fn roots(path: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
@@ -218,14 +219,7 @@ fn tls_connector(
     cli: &Cli,
     uri: &Uri,
 ) -> anyhow::Result<
-    impl tower::Service<
-        Uri,
-        Response = TlsIo,
-        Error = BoxError,
-        Future = Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send>>,
-    > + Clone
-    + Send
-    + 'static,
+    impl tower::Service<Uri, Response = TlsIo, Error = BoxError, Future = TlsConnecting> + Clone + Send + 'static,
 > {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -257,7 +251,7 @@ fn tls_connector(
             let _ = tcp.set_nodelay(true);
             let tls = connector.connect(name, tcp).await?;
             Ok::<_, BoxError>(TokioIo::new(tls))
-        }) as Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send>>
+        }) as TlsConnecting
     }))
 }
 
