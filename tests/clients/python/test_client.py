@@ -103,8 +103,13 @@ def main():
             yield pb2.ClassifyStreamRequest(config=config)
             for i in range(0, len(pcm), 3200):
                 yield pb2.ClassifyStreamRequest(audio=pcm[i:i + 3200])
-        kinds = [r.WhichOneof("message") for r in client.stub.ClassifyStream(requests(), timeout=30)]
+        replies = list(client.stub.ClassifyStream(requests(), timeout=30))
+        kinds = [r.WhichOneof("message") for r in replies]
         check(kinds == ["segment", "segment", "summary"], f"stream messages {kinds}")
+        # Silence is not judged: every window and the summary say no_speech.
+        verdicts = [vc.verdict_name(r.segment.verdict if r.HasField("segment") else r.summary.verdict)
+                    for r in replies]
+        check(verdicts == ["no_speech"] * 3, f"silence verdicts {verdicts}")
 
     if args.api_key:
         with vc.connect(args.addr) as anonymous:
