@@ -45,9 +45,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let http_listener = TcpListener::bind(settings.http_addr())
         .await
         .with_context(|| format!("binding http.addr {}", settings.http.addr))?;
-    let grpc_tls = tls::acceptor(&settings.tls, &[b"h2"])?;
-    let http_tls = tls::acceptor(&settings.tls, &[b"h2", b"http/1.1"])?;
-    let keys = ApiKeys::load(&settings.auth.api_key_file)?;
+    let (grpc_tls, http_tls) = tls::acceptors(&settings.tls)?.unzip();
+    let keys = ApiKeys::load_watched(&settings.auth.api_key_file)?;
     let (grpc_addr, http_addr) = (grpc_listener.local_addr()?, http_listener.local_addr()?);
 
     let metrics = Arc::new(Metrics::new());
