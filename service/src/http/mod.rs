@@ -82,7 +82,7 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
             }
         }));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(crate::pipeline::watchdog::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(web::index))
