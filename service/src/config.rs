@@ -41,8 +41,6 @@ pub struct Grpc {
     /// Close each connection (GOAWAY, in-flight calls finish) after this long, so that
     /// long-lived HTTP/2 clients re-resolve and spread over new replicas; 0 = never.
     pub max_connection_age_seconds: f64,
-    /// After `max_connection_age`, how long in-flight calls get before the connection is cut.
-    pub max_connection_age_grace_seconds: f64,
     /// Concurrent HTTP/2 streams (calls) per connection.
     pub max_concurrent_streams: u32,
     /// HTTP/2 keepalive: a PING this often, and the connection is closed when its ACK does
@@ -57,7 +55,6 @@ impl Default for Grpc {
             addr: "0.0.0.0:50051".into(),
             max_message_bytes: 32 << 20,
             max_connection_age_seconds: 0.0,
-            max_connection_age_grace_seconds: 30.0,
             max_concurrent_streams: 128,
             keepalive_interval_seconds: 30.0,
             keepalive_timeout_seconds: 10.0,
@@ -286,9 +283,8 @@ impl Settings {
         if self.grpc.max_message_bytes < 1024 {
             return invalid("grpc.max_message_bytes", "must be at least 1024".into());
         }
-        let seconds: [(&'static str, f64, f64); 7] = [
+        let seconds: [(&'static str, f64, f64); 6] = [
             ("grpc.max_connection_age_seconds", self.grpc.max_connection_age_seconds, 0.0),
-            ("grpc.max_connection_age_grace_seconds", self.grpc.max_connection_age_grace_seconds, 0.0),
             ("grpc.keepalive_interval_seconds", self.grpc.keepalive_interval_seconds, 0.0),
             ("grpc.keepalive_timeout_seconds", self.grpc.keepalive_timeout_seconds, 0.1),
             ("http.header_read_timeout_seconds", self.http.header_read_timeout_seconds, 0.1),

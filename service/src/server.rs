@@ -45,9 +45,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let http_listener = TcpListener::bind(settings.http_addr())
         .await
         .with_context(|| format!("binding http.addr {}", settings.http.addr))?;
-    let grpc_tls = tls::acceptor(&settings.tls, &[b"h2"])?;
-    let http_tls = tls::acceptor(&settings.tls, &[b"h2", b"http/1.1"])?;
-    let keys = ApiKeys::load(&settings.auth.api_key_file)?;
+    let (grpc_tls, http_tls) = tls::acceptors(&settings.tls)?.unzip();
+    let keys = ApiKeys::load_watched(&settings.auth.api_key_file)?;
     let (grpc_addr, http_addr) = (grpc_listener.local_addr()?, http_listener.local_addr()?);
 
     let metrics = Arc::new(Metrics::new());
@@ -142,13 +141,11 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         first_request: Duration::from_secs_f64(settings.http.header_read_timeout_seconds),
         lifetime: None,
     };
-    // tonic sends GOAWAY at max_connection_age; the grace after it is enforced here, on the
-    // connection itself (tonic 0.14.9, given a grace, skips the GOAWAY and only cuts).
+    // At max_connection_age tonic sends GOAWAY (no new calls on the connection); calls already
+    // open run to their own end or limits (stream idle, audio length), never cut by age: no
+    // lifetime on the connection, and no tonic grace (which would cut them).
     let age = settings.grpc.max_connection_age_seconds;
-    let grpc_limits = ConnLimits {
-        lifetime: (age > 0.0).then(|| Duration::from_secs_f64(age + settings.grpc.max_connection_age_grace_seconds)),
-        ..conn_limits
-    };
+    let grpc_limits = conn_limits;
     let (grpc_conns_tx, grpc_conns) = mpsc::channel(64);
     tokio::spawn(accept_loop(grpc_listener, grpc_tls, grpc_limits, Arc::clone(&metrics), "grpc", grpc_conns_tx));
     let (http_conns_tx, http_conns) = mpsc::channel(64);

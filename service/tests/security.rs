@@ -208,14 +208,7 @@ async fn mutual_tls_needs_a_client_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connection_age_recycles_connections_without_failed_requests() {
     let reg = temp_registry("conn-age");
-    let server = Server::start(
-        &reg,
-        &[
-            ("VERICLIP__GRPC__MAX_CONNECTION_AGE_SECONDS", "1"),
-            ("VERICLIP__GRPC__MAX_CONNECTION_AGE_GRACE_SECONDS", "5"),
-        ],
-    )
-    .await;
+    let server = Server::start(&reg, &[("VERICLIP__GRPC__MAX_CONNECTION_AGE_SECONDS", "1")]).await;
     let before = server.metric("vericlip_accepted_connections_total{port=\"grpc\"}");
     // The real Python grpcio client, as platforms call the service (its transparent retry of
     // calls that never reached the server is what makes recycling lossless).

@@ -47,8 +47,9 @@ struct AppState {
     max_body_bytes: usize,
 }
 
-/// The HTTP routes. With API keys, `/v1/*` needs `authorization: Bearer KEY`; the probes and
-/// `/metrics` stay open.
+/// The HTTP routes. With API keys, `/v1/*` needs `authorization: Bearer KEY` (the WebSocket
+/// upgrade also takes `?api_key=`, see `net::auth`); the probes, `/metrics`, the page, its assets
+/// and `/model-card` stay open.
 pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<Arc<ApiKeys>>) -> Router<()> {
     let api = Router::new()
         .route("/v1/classify", post(classify).fallback(method_not_allowed("POST")))
@@ -57,8 +58,12 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
         .layer(middleware::from_fn(move |request: Request, next: middleware::Next| {
             let keys = keys.clone();
             async move {
-                match keys {
-                    Some(k) if !k.allows(api_key(&request).as_ref()) => {
+                let refused = keys.and_then(|k| match ApiKeys::http_key(&request) {
+                    Err(e) => Some(e),
+                    Ok(presented) => (!k.allows(presented.as_ref())).then_some(ServiceError::Unauthenticated),
+                });
+                match refused {
+                    Some(refused) => {
                         // Read (and drop, frame by frame) a small upload before refusing it, so
                         // the client sees the 401 rather than a reset connection; larger ones
                         // are cut off.
@@ -72,14 +77,14 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
                             }
                         };
                         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-                        error_response(&ServiceError::Unauthenticated)
+                        error_response(&refused)
                     }
-                    _ => next.run(request).await,
+                    None => next.run(request).await,
                 }
             }
         }));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(crate::pipeline::watchdog::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(web::index))
@@ -93,20 +98,6 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
         .merge(api)
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState { classifier, max_body_bytes })
-}
-
-/// The request's API key: the `authorization` header, or (for browsers' WebSockets, which
-/// cannot set headers) the `api_key` query parameter.
-fn api_key(request: &Request) -> Option<http::HeaderValue> {
-    if let Some(h) = request.headers().get(header::AUTHORIZATION) {
-        return Some(h.clone());
-    }
-    #[derive(Deserialize)]
-    struct KeyParam {
-        api_key: String,
-    }
-    let Query(p) = Query::<KeyParam>::try_from_uri(request.uri()).ok()?;
-    http::HeaderValue::from_str(&format!("Bearer {}", p.api_key)).ok()
 }
 
 /// `GET /v1/stream`: admitted (stream slot, and the memory budget for one message in flight)
