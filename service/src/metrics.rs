@@ -30,6 +30,13 @@ pub struct VersionLabels {
     pub execution_provider: String,
 }
 
+/// One version of one model (no provider: a version that failed to load has none).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub model: String,
+    pub version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PortLabels {
     pub port: &'static str,
@@ -51,7 +58,7 @@ pub struct Metrics {
     pub serving_version: Family<ModelLabels, Gauge>,
     pub loaded: Family<VersionLabels, Gauge>,
     pub swaps: Family<ModelLabels, Counter>,
-    pub load_failures: Family<ModelLabels, Counter>,
+    pub load_failures: Family<FailureLabels, Counter>,
     pub execution_provider: Family<ProviderLabels, Gauge>,
     pub memory_budget_bytes: Gauge,
     pub memory_budget_used: Gauge,
@@ -103,10 +110,10 @@ impl Metrics {
         registry.register("model_loaded", "Loaded model versions (1 = loaded)", loaded.clone());
         let swaps = Family::<ModelLabels, Counter>::default();
         registry.register("model_swaps", "Changes of the served version", swaps.clone());
-        let load_failures = Family::<ModelLabels, Counter>::default();
+        let load_failures = Family::<FailureLabels, Counter>::default();
         registry.register(
             "model_load_failures",
-            "Model versions that failed to load and were skipped",
+            "Failed loads per model version (0 from the first scan that sees the version)",
             load_failures.clone(),
         );
         let execution_provider = Family::<ProviderLabels, Gauge>::default();

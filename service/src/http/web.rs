@@ -46,6 +46,15 @@ pub async fn model_card() -> impl IntoResponse {
 #[derive(Debug, Serialize)]
 pub struct ModelsJson {
     pub models: Vec<ModelJson>,
+    /// Published versions that failed to load, and why.
+    pub rejected: Vec<RejectedJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RejectedJson {
+    pub name: String,
+    pub version: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,7 +91,7 @@ pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
                 .iter()
                 .rev()
                 .map(|(v, m)| {
-                    let info = models::info(m, entry.serving == Some(*v));
+                    let info = models::info(m, entry.serving == Some(*v), false);
                     VersionJson {
                         version: info.version,
                         serving: info.serving,
@@ -96,5 +105,10 @@ pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
                 .collect(),
         })
         .collect();
-    Json(ModelsJson { models })
+    let rejected = catalog
+        .rejected
+        .values()
+        .map(|r| RejectedJson { name: r.name.clone(), version: r.version, reason: r.reason.clone() })
+        .collect();
+    Json(ModelsJson { models, rejected })
 }
