@@ -25,7 +25,7 @@ out=$(mktemp -t vericlip-server.XXXXXX.out)
 # A person opening the page wants a port to type: 8080 with --serve, else any free one.
 default_http=127.0.0.1:0; $serve && default_http=127.0.0.1:8080
 VERICLIP__GRPC__ADDR=${VERICLIP__GRPC__ADDR:-127.0.0.1:0} VERICLIP__HTTP__ADDR=${VERICLIP__HTTP__ADDR:-$default_http} \
-    "$bin/vericlip-server" >"$out" 2>"$log" &
+    VERICLIP__ADMIN__ADDR=${VERICLIP__ADMIN__ADDR:-127.0.0.1:0} "$bin/vericlip-server" >"$out" 2>"$log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true' EXIT
 
@@ -36,7 +36,7 @@ for _ in $(seq 1 300); do
 done
 line=$(grep '^vericlip-server listening' "$out")
 grpc=${line#*grpc=}; grpc=${grpc%% *}
-http=${line#*http=}
+http=${line#*http=}; http=${http%% *}
 echo "vericlip-server: gRPC $grpc, HTTP $http (log: $log)"
 for _ in $(seq 1 300); do
     "$bin/vericlip" --addr "http://$grpc" health >/dev/null 2>&1 && break

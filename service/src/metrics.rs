@@ -67,6 +67,7 @@ pub struct Metrics {
     pub connections: Family<PortLabels, Gauge>,
     pub refused_connections: Family<PortLabels, Counter>,
     pub accepted_connections: Family<PortLabels, Counter>,
+    tally: [std::sync::atomic::AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -176,6 +177,7 @@ impl Metrics {
             connections,
             refused_connections,
             accepted_connections,
+            tally: Default::default(),
         }
     }
 
@@ -197,6 +199,18 @@ impl Metrics {
 
     pub fn request(&self, rpc: &'static str, code: tonic::Code) {
         self.requests.get_or_create(&RpcLabels { rpc, code: code_name(code) }).inc();
+        let slot = match code {
+            tonic::Code::Ok => 0,
+            tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss | tonic::Code::Unimplemented => 2,
+            _ => 1,
+        };
+        self.tally[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests answered since the last call: (ok, refused or client errors, server errors).
+    /// Per-request lines are DEBUG; this feeds the once-a-second INFO summary.
+    pub fn take_tally(&self) -> [u64; 3] {
+        self.tally.each_ref().map(|t| t.swap(0, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The Prometheus text exposition.
