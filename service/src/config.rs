@@ -62,7 +62,7 @@ impl Default for Grpc {
             max_connection_age_grace_seconds: 30.0,
             max_concurrent_streams: 128,
             keepalive_interval_seconds: 5.0,
-            keepalive_timeout_seconds: 5.0,
+            keepalive_timeout_seconds: 10.0,
         }
     }
 }
