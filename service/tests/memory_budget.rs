@@ -51,7 +51,7 @@ const FULL: Mix = Mix {
     stalled_bodies: 48,
     body_mib: 30,
     big_streams: 64,
-    big_message_mib: 32,
+    big_message_mib: 31,
     encoded_streams: 16,
     legal_clients: 4,
 };
@@ -71,15 +71,20 @@ fn abandoned_body(addr: String, mib: usize) {
     std::thread::sleep(Duration::from_millis(1500));
 }
 
-/// A gRPC stream of 192 kHz f32 audio in messages of `mib` MiB.
-async fn big_stream(server_grpc: String, mib: usize, messages: usize) -> Result<(), tonic::Status> {
+/// 192 kHz f32 audio, `mib` MiB of it: made once (the client must not starve its own
+/// connections computing samples on the runtime's threads).
+fn big_chunk(mib: usize) -> Arc<Vec<u8>> {
+    let n = (mib << 20) / 4;
+    let samples: Vec<f32> = (0..n).map(|i| 0.2 * (i as f32 * 0.01).sin()).collect();
+    Arc::new(pcm_f32(&samples))
+}
+
+/// A gRPC stream of 192 kHz f32 audio in messages of `chunk`.
+async fn big_stream(server_grpc: String, chunk: Arc<Vec<u8>>, messages: usize) -> Result<(), tonic::Status> {
     let ch = tonic::transport::Channel::from_shared(server_grpc).unwrap().connect().await.unwrap();
     let mut c = api::vericlip_client::VericlipClient::new(ch)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
-    let n = (mib << 20) / 4;
-    let samples: Vec<f32> = (0..n).map(|i| 0.2 * (i as f32 * 0.01).sin()).collect();
-    let chunk = pcm_f32(&samples);
     let config = api::StreamConfig {
         format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
             encoding: api::PcmEncoding::F32le as i32,
@@ -90,19 +95,23 @@ async fn big_stream(server_grpc: String, mib: usize, messages: usize) -> Result<
     };
     use api::classify_stream_request::Message as M;
     let msgs = std::iter::once(M::Config(config))
-        .chain(std::iter::repeat_n(chunk, messages).map(M::Audio))
+        .chain((0..messages).map(move |_| M::Audio(chunk.to_vec())))
         .map(|m| api::ClassifyStreamRequest { message: Some(m) });
     let mut responses = c.classify_stream(tokio_stream::iter(msgs)).await?.into_inner();
     while responses.next().await.transpose()?.is_some() {}
     Ok(())
 }
 
-/// An encoded stream: a WAV file of `seconds` in 1 MiB messages.
-async fn encoded_stream(server_grpc: String, seconds: f64) -> Result<(), tonic::Status> {
+/// A WAV file of `seconds` at 48 kHz.
+fn wav(seconds: f64) -> Arc<Vec<u8>> {
+    let n = (seconds * 48_000.0) as usize;
+    Arc::new(wav_bytes(&(0..n).map(|i| 0.2 * (i as f32 * 0.02).sin()).collect::<Vec<_>>(), 48_000))
+}
+
+/// An encoded stream: `wav` in 1 MiB messages.
+async fn encoded_stream(server_grpc: String, wav: Arc<Vec<u8>>) -> Result<(), tonic::Status> {
     let ch = tonic::transport::Channel::from_shared(server_grpc).unwrap().connect().await.unwrap();
     let mut c = api::vericlip_client::VericlipClient::new(ch);
-    let n = (seconds * 48_000.0) as usize;
-    let wav = wav_bytes(&(0..n).map(|i| 0.2 * (i as f32 * 0.02).sin()).collect::<Vec<_>>(), 48_000);
     use api::classify_stream_request::Message as M;
     let config = api::StreamConfig { format: Some(api::stream_config::Format::Encoded(true)), ..Default::default() };
     let msgs: Vec<_> = std::iter::once(M::Config(config))
@@ -149,6 +158,9 @@ async fn run_mix(mix: &Mix, tag: &str) {
         })
     };
 
+    let chunk_mib = mix.big_message_mib;
+    let chunk = tokio::task::spawn_blocking(move || big_chunk(chunk_mib)).await.unwrap();
+    let file = tokio::task::spawn_blocking(|| wav(60.0)).await.unwrap();
     let started = Instant::now();
     let bodies: Vec<_> = (0..mix.stalled_bodies)
         .map(|_| {
@@ -158,15 +170,15 @@ async fn run_mix(mix: &Mix, tag: &str) {
         .collect();
     let mut tasks = Vec::new();
     for _ in 0..mix.big_streams {
-        tasks.push(tokio::spawn(big_stream(server.grpc.clone(), mix.big_message_mib, 3)));
+        tasks.push(tokio::spawn(big_stream(server.grpc.clone(), Arc::clone(&chunk), 3)));
     }
     for _ in 0..mix.encoded_streams {
-        tasks.push(tokio::spawn(encoded_stream(server.grpc.clone(), 60.0)));
+        tasks.push(tokio::spawn(encoded_stream(server.grpc.clone(), Arc::clone(&file))));
     }
     let stop_legal = Arc::new(AtomicBool::new(false));
     let mut legal_tasks = Vec::new();
     for _ in 0..mix.legal_clients {
-        let (mut c, r, stop) = (c.clone(), legal.clone(), Arc::clone(&stop_legal));
+        let (mut c, r, stop) = (server.client().await, legal.clone(), Arc::clone(&stop_legal));
         legal_tasks.push(tokio::spawn(async move {
             let (mut ok, mut refused) = (0, 0);
             while !stop.load(Ordering::Relaxed) {
