@@ -23,7 +23,7 @@ use vericlip_server::api;
 /// What the process may hold beyond its idle RSS and the budget: per-connection and per-stream
 /// buffers outside the budget (HTTP/2 windows, decoders' internal state), allocator slack and
 /// ONNX Runtime's inference arenas under load.
-const OVERHEAD_MIB: u64 = 256;
+const OVERHEAD_MIB: u64 = 384;
 
 struct Mix {
     budget_mib: u64,

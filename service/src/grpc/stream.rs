@@ -84,7 +84,11 @@ pub async fn start(
     let first = tokio::time::timeout(idle, inbound.message())
         .await
         .map_err(|_| ServiceError::StreamIdle { seconds: idle.as_secs_f64() })?
-        .map_err(|s| ServiceError::bad_request("stream_error", s.message()))?;
+        // A body refused right away (the memory budget, at the header of the message after the
+        // config) says so, not a generic stream error.
+        .map_err(|s| {
+            ServiceError::relayed(&s).unwrap_or_else(|| ServiceError::bad_request("stream_error", s.message()))
+        })?;
     let Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(config)) }) =
         first
     else {
