@@ -53,6 +53,7 @@ in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 pick() { if in_use "$1"; then echo "${1%:*}:0"; else echo "$1"; fi; }
 VERICLIP__GRPC__ADDR=${VERICLIP__GRPC__ADDR:-$(pick 127.0.0.1:50051)} \
 VERICLIP__HTTP__ADDR=${VERICLIP__HTTP__ADDR:-$(pick 127.0.0.1:8080)} \
+VERICLIP__ADMIN__ADDR=${VERICLIP__ADMIN__ADDR:-127.0.0.1:0} \
     "$bin/vericlip-server" >"$out" 2>"$log" &
 server=$!
 
@@ -63,7 +64,7 @@ for _ in $(seq 1 300); do
 done
 line=$(grep '^vericlip-server listening' "$out") || { cat "$log" >&2; exit 1; }
 grpc=${line#*grpc=}; grpc=${grpc%% *}
-http=${line#*http=}
+http=${line#*http=}; http=${http%% *}
 echo "vericlip-server: gRPC $grpc, HTTP $http"
 vericlip() { "$bin/vericlip" --addr "http://$grpc" "$@"; }
 for _ in $(seq 1 300); do

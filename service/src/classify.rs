@@ -196,7 +196,8 @@ impl Classifier {
     }
 
     pub fn check_open(&self) -> Result<(), ServiceError> {
-        if self.shutting_down.load(Ordering::SeqCst) {
+        // Requests that arrived before the drain began are in flight: they finish (crate::drain).
+        if self.shutting_down.load(Ordering::SeqCst) && !crate::drain::arrived_before_drain() {
             return Err(ServiceError::Unavailable("the server is shutting down; retry on another replica".into()));
         }
         Ok(())
@@ -227,11 +228,11 @@ impl Classifier {
         match result {
             Ok(r) => {
                 self.metrics.request(rpc, tonic::Code::Ok);
-                tracing::info!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
+                tracing::debug!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
             }
             Err(e) => {
                 self.metrics.request(rpc, e.code());
-                tracing::info!(error = e.name(), message = %e.public_message(), "classify failed");
+                tracing::debug!(error = e.name(), message = %e.public_message(), "classify failed");
             }
         }
     }

@@ -240,7 +240,7 @@ async fn models_are_listed_and_selected_by_name_and_version() {
     let reg = temp_registry("classify-models");
     let server = Server::start(&reg, &[]).await;
     let mut c = server.client().await;
-    let list = c.list_models(api::ListModelsRequest {}).await.unwrap().into_inner();
+    let list = c.list_models(api::ListModelsRequest::default()).await.unwrap().into_inner();
     assert_eq!(list.models.len(), 1);
     let m = &list.models[0];
     assert_eq!((m.name.as_str(), m.version, m.serving), ("vericlip-lstm", 1, true));

@@ -176,7 +176,7 @@ async fn tls_with_api_keys_refuses_plaintext_and_wrong_keys() {
     }
     let mut plain_client = api::vericlip_client::VericlipClient::connect(server.grpc.clone()).await;
     if let Ok(c) = plain_client.as_mut() {
-        assert!(c.list_models(api::ListModelsRequest {}).await.is_err());
+        assert!(c.list_models(api::ListModelsRequest::default()).await.is_err());
     }
 
     // The real Python grpcio client over TLS, with and without the key.

@@ -526,6 +526,7 @@ def run_pod(overlay, objs, server_bin, work, exported, registry_seeded=True, ove
     ports = {name: free_port() for name in container_ports}
     env["VERICLIP__GRPC__ADDR"] = f"127.0.0.1:{ports['grpc']}"
     env["VERICLIP__HTTP__ADDR"] = f"127.0.0.1:{ports['http']}"
+    env["VERICLIP__ADMIN__ADDR"] = f"127.0.0.1:{ports['admin']}" if "admin" in ports else "127.0.0.1:0"
     c = Container(argv, env, prefix, tmp / "server.log").start()
     try:
         headroom = int(pod["metadata"].get("annotations", {}).get("vericlip.io/memory-headroom-mib", "0"))
@@ -649,6 +650,7 @@ def negative_double_config(objs, server_bin, work):
     port = free_port()
     env["VERICLIP__HTTP__ADDR"] = f"127.0.0.1:{port}"
     env["VERICLIP__GRPC__ADDR"] = f"127.0.0.1:{free_port()}"
+    env["VERICLIP__ADMIN__ADDR"] = "127.0.0.1:0"
     argv = effective_command(image, server)
     check(argv.count("--config") == 2, f"old pod: command line {argv} repeats --config")
     argv = [fs.which(argv[0], env)] + [fs.rewrite(a) if a.startswith("/") else a for a in argv[1:]]

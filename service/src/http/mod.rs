@@ -158,13 +158,7 @@ pub async fn serve(
 }
 
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    if s.classifier.check_open().is_err() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    } else if !s.classifier.store.snapshot().ready() {
-        (StatusCode::SERVICE_UNAVAILABLE, "no model loaded yet\n")
-    } else {
-        (StatusCode::OK, "ready\n")
-    }
+    crate::admin::readiness(&s.classifier)
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -83,6 +83,15 @@ fn relative_data_paths(card: &str) -> String {
 #[derive(Debug, Serialize)]
 pub struct ModelsJson {
     pub models: Vec<ModelJson>,
+    /// Published versions that failed to load, and why.
+    pub rejected: Vec<RejectedJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RejectedJson {
+    pub name: String,
+    pub version: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,7 +128,7 @@ pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
                 .iter()
                 .rev()
                 .map(|(v, m)| {
-                    let info = models::info(m, entry.serving == Some(*v));
+                    let info = models::info(m, entry.serving == Some(*v), false);
                     VersionJson {
                         version: info.version,
                         serving: info.serving,
@@ -133,7 +142,12 @@ pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
                 .collect(),
         })
         .collect();
-    Json(ModelsJson { models })
+    let rejected = catalog
+        .rejected
+        .values()
+        .map(|r| RejectedJson { name: r.name.clone(), version: r.version, reason: r.reason.clone() })
+        .collect();
+    Json(ModelsJson { models, rejected })
 }
 
 #[cfg(test)]
