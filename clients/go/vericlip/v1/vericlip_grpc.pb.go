@@ -17,15 +17,17 @@ const _ = grpc.SupportPackageIsVersion7
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type VericlipClient interface {
-	// Classifies one clip: every 2 s segment is scored, and the clip's verdict comes from the mean
-	// segment score against the model's threshold.
+	// Classifies one clip: every 2 s segment with speech is scored, and the clip's verdict comes
+	// from the mean of those scores against the model's threshold (VERDICT_NO_SPEECH when no
+	// segment has speech).
 	Classify(ctx context.Context, in *ClassifyRequest, opts ...grpc.CallOption) (*ClassifyResponse, error)
 	// First message: a StreamConfig; then audio chunks of any size. A segment verdict is sent as
 	// soon as each window (2 s, sliding by step_seconds) has arrived; on half-close the remaining
 	// tail (under the same tail rule as Classify) and a summary follow. A stream stays on the model
 	// version it started with.
 	ClassifyStream(ctx context.Context, opts ...grpc.CallOption) (Vericlip_ClassifyStreamClient, error)
-	// The models and versions loaded, with their manifests' metadata.
+	// The models and versions loaded, with their manifests' metadata, and the published versions
+	// that were rejected at load (with the reason). Whole manifests only when asked for.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// One model version (the served one when version is 0).
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*ModelInfo, error)
@@ -101,15 +103,17 @@ func (c *vericlipClient) GetModel(ctx context.Context, in *GetModelRequest, opts
 // All implementations must embed UnimplementedVericlipServer
 // for forward compatibility
 type VericlipServer interface {
-	// Classifies one clip: every 2 s segment is scored, and the clip's verdict comes from the mean
-	// segment score against the model's threshold.
+	// Classifies one clip: every 2 s segment with speech is scored, and the clip's verdict comes
+	// from the mean of those scores against the model's threshold (VERDICT_NO_SPEECH when no
+	// segment has speech).
 	Classify(context.Context, *ClassifyRequest) (*ClassifyResponse, error)
 	// First message: a StreamConfig; then audio chunks of any size. A segment verdict is sent as
 	// soon as each window (2 s, sliding by step_seconds) has arrived; on half-close the remaining
 	// tail (under the same tail rule as Classify) and a summary follow. A stream stays on the model
 	// version it started with.
 	ClassifyStream(Vericlip_ClassifyStreamServer) error
-	// The models and versions loaded, with their manifests' metadata.
+	// The models and versions loaded, with their manifests' metadata, and the published versions
+	// that were rejected at load (with the reason). Whole manifests only when asked for.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// One model version (the served one when version is 0).
 	GetModel(context.Context, *GetModelRequest) (*ModelInfo, error)

@@ -18,12 +18,14 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERDICT_UNSPECIFIED: _ClassVar[Verdict]
     VERDICT_REAL: _ClassVar[Verdict]
     VERDICT_FAKE: _ClassVar[Verdict]
+    VERDICT_NO_SPEECH: _ClassVar[Verdict]
 PCM_ENCODING_UNSPECIFIED: PcmEncoding
 PCM_ENCODING_S16LE: PcmEncoding
 PCM_ENCODING_F32LE: PcmEncoding
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_REAL: Verdict
 VERDICT_FAKE: Verdict
+VERDICT_NO_SPEECH: Verdict
 
 class PcmFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate", "channels")
@@ -136,14 +138,30 @@ class ClassifyStreamResponse(_message.Message):
     def __init__(self, segment: _Optional[_Union[SegmentScore, _Mapping]] = ..., summary: _Optional[_Union[ClassifyResponse, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("include_manifest",)
+    INCLUDE_MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    include_manifest: bool
+    def __init__(self, include_manifest: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "rejected", "manifests_omitted")
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    MANIFESTS_OMITTED_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+    rejected: _containers.RepeatedCompositeFieldContainer[RejectedVersion]
+    manifests_omitted: int
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., rejected: _Optional[_Iterable[_Union[RejectedVersion, _Mapping]]] = ..., manifests_omitted: _Optional[int] = ...) -> None: ...
+
+class RejectedVersion(_message.Message):
+    __slots__ = ("name", "version", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("name", "version")
@@ -154,7 +172,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "serving", "created_at", "sha256", "threshold", "execution_provider", "sample_rate", "segment_seconds", "frames", "features", "test_metrics", "manifest_json")
+    __slots__ = ("name", "version", "serving", "created_at", "sha256", "threshold", "execution_provider", "sample_rate", "segment_seconds", "frames", "features", "test_metrics", "manifest_json", "manifest_bytes")
     class TestMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +193,7 @@ class ModelInfo(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     TEST_METRICS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     serving: bool
@@ -188,4 +207,5 @@ class ModelInfo(_message.Message):
     features: int
     test_metrics: _containers.ScalarMap[str, float]
     manifest_json: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., serving: _Optional[bool] = ..., created_at: _Optional[str] = ..., sha256: _Optional[str] = ..., threshold: _Optional[float] = ..., execution_provider: _Optional[str] = ..., sample_rate: _Optional[int] = ..., segment_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., features: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+    manifest_bytes: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., serving: _Optional[bool] = ..., created_at: _Optional[str] = ..., sha256: _Optional[str] = ..., threshold: _Optional[float] = ..., execution_provider: _Optional[str] = ..., sample_rate: _Optional[int] = ..., segment_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., features: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., manifest_bytes: _Optional[int] = ...) -> None: ...

@@ -60,8 +60,9 @@ class VericlipServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Classify(self, request, context):
-        """Classifies one clip: every 2 s segment is scored, and the clip's verdict comes from the mean
-        segment score against the model's threshold.
+        """Classifies one clip: every 2 s segment with speech is scored, and the clip's verdict comes
+        from the mean of those scores against the model's threshold (VERDICT_NO_SPEECH when no
+        segment has speech).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,7 +79,8 @@ class VericlipServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """The models and versions loaded, with their manifests' metadata.
+        """The models and versions loaded, with their manifests' metadata, and the published versions
+        that were rejected at load (with the reason). Whole manifests only when asked for.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
