@@ -44,7 +44,9 @@ step "cargo test (every test binary)" cargo_tests
 # With the binaries cargo test has just built (a separate build would resolve features anew).
 step "scripts/demo.sh" bash scripts/demo.sh --no-build
 # buf lint/breaking, OpenAPI validation and route check, Go/Node/Python clients vs a real server.
-step "API contract (tests/api/run.sh)" bash tests/api/run.sh
+# With the server binary cargo test has just built (as the demo, no second build).
+step "API contract (tests/api/run.sh)" env VERICLIP_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/vericlip-server" \
+    bash tests/api/run.sh
 
 # One total over every test binary (cargo prints one line per binary, the last often "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -55,7 +55,7 @@ trap cleanup EXIT
 # start NAME ENV...: starts a server on loopback ports; sets $grpc and $http.
 start() {
     local name=$1; shift
-    env VERICLIP__GRPC__ADDR=127.0.0.1:0 VERICLIP__HTTP__ADDR=127.0.0.1:0 RUST_LOG=warn "$@" \
+    env VERICLIP__GRPC__ADDR=127.0.0.1:0 VERICLIP__HTTP__ADDR=127.0.0.1:0 VERICLIP__ADMIN__ADDR=127.0.0.1:0 RUST_LOG=warn "$@" \
         "$bin" >"$tmp/$name.out" 2>"$tmp/$name.log" &
     pids+=($!)
     local i
