@@ -2,7 +2,10 @@
 //! (k8s/overlays/cpu and gpu) and runs this crate's real `vericlip-server` the way the kubelet
 //! would run the server pod: the image's ENTRYPOINT/CMD with the container's args, its env and
 //! ConfigMap, the seeding init container first, a read-only registry, the probes with their
-//! timeouts, then preStop + SIGTERM. Needs the tools venv that `scripts/setup.sh` creates
+//! timeouts, then preStop + SIGTERM. The rendered config must bind grpc, http and admin on the
+//! containerPorts of those names; the probes (all on the admin port, plain HTTP) and the
+//! ServiceMonitor's /metrics scrape go through the admin listener of the real binary, which
+//! must serve no API. Needs the tools venv that `scripts/setup.sh` creates
 //! (.vendor/k8s-venv: kubectl for kustomize); without it the test fails and says so (it never
 //! skips).
 

@@ -13,9 +13,11 @@ way the kubelet would run the server pod:
     in for the build stage's output: the binary under test and .vendor/onnxruntime's
     libonnxruntime (the CPU library also for the GPU image: there is no GPU here, so for the gpu
     overlay only VERICLIP__RUNTIME__EXECUTION_PROVIDER is set back to "auto", the one change);
-  - the ports: the effective config must bind the containerPorts; the test then overrides
-    VERICLIP__GRPC__ADDR and VERICLIP__HTTP__ADDR with free loopback ports (the one other change)
-    and sends the probes there;
+  - the ports: the effective config must bind the containerPorts (grpc, http and admin, each on
+    0.0.0.0); the test then overrides VERICLIP__GRPC__ADDR, VERICLIP__HTTP__ADDR and
+    VERICLIP__ADMIN__ADDR with free loopback ports (the one other change) and sends each probe
+    to the port its httpGet names (all three: admin), /metrics to the ServiceMonitor's port
+    (admin, through the Service's targetPort), and checks the admin port serves no API;
   - as root, processes run as the pod's runAsUser/runAsGroup with fsGroup as their only group
     (setpriv), the registry is group-writable for the init container (fsGroup), then made
     read-only (`chmod -R a-w`, the server's readOnly mount), the image root read-only too;
@@ -348,6 +350,7 @@ def config_values(binary_argv, env, prefix):
     return {
         "grpc.addr": field("grpc", "addr"),
         "http.addr": field("http", "addr"),
+        "admin.addr": field("admin", "addr"),
         "shutdown.drain_seconds": float(field("shutdown", "drain_seconds")),
         "limits.memory_budget_mb": int(field("limits", "memory_budget_mb")),
         "runtime.execution_provider": field("runtime", "execution_provider"),
@@ -506,7 +509,14 @@ def run_pod(overlay, objs, server_bin, work, exported, registry_seeded=True, ove
     print(f"[pod] {tag}: command line {effective_command(image, server)} (image {dockerfile})", flush=True)
     cfg = config_values(argv[:1], env, prefix)
     container_ports = {p["name"]: p["containerPort"] for p in server.get("ports") or []}
-    for name in ("grpc", "http"):
+    check(set(container_ports) == {"grpc", "http", "admin"}, f"{tag}: containerPorts {container_ports} are grpc, http and admin")
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        hg = server[kind]["httpGet"]
+        check(
+            hg.get("port") == "admin" and hg.get("scheme", "HTTP") == "HTTP",
+            f"{tag}: {kind} {hg.get('path')} goes to the admin port over plain HTTP ({hg})",
+        )
+    for name in ("grpc", "http", "admin"):
         bound = int(cfg[f"{name}.addr"].rsplit(":", 1)[1])
         check(
             bound == container_ports.get(name) and cfg[f"{name}.addr"].startswith("0.0.0.0:"),
@@ -526,7 +536,7 @@ def run_pod(overlay, objs, server_bin, work, exported, registry_seeded=True, ove
     ports = {name: free_port() for name in container_ports}
     env["VERICLIP__GRPC__ADDR"] = f"127.0.0.1:{ports['grpc']}"
     env["VERICLIP__HTTP__ADDR"] = f"127.0.0.1:{ports['http']}"
-    env["VERICLIP__ADMIN__ADDR"] = f"127.0.0.1:{ports['admin']}" if "admin" in ports else "127.0.0.1:0"
+    env["VERICLIP__ADMIN__ADDR"] = f"127.0.0.1:{ports['admin']}"
     c = Container(argv, env, prefix, tmp / "server.log").start()
     try:
         headroom = int(pod["metadata"].get("annotations", {}).get("vericlip.io/memory-headroom-mib", "0"))
@@ -551,9 +561,24 @@ def static_memory(tag, pod, server, cfg):
         check(mib(requests["memory"]) <= limit, f"{tag}: memory request <= limit")
 
 
+def scrape_port_name():
+    """The containerPort the ServiceMonitor scrapes: its endpoint's Service port, followed to
+    that port's targetPort (a name of the server container's ports)."""
+    _, mon = render(ROOT / "k8s/monitoring")
+    ep = find(mon, "ServiceMonitor", "vericlip-server")["spec"]["endpoints"][0]
+    _, objs = render(ROOT / "k8s/overlays/cpu")
+    svc = find(objs, "Service", "vericlip-server")
+    port = next(p for p in svc["spec"]["ports"] if p["name"] == ep["port"])
+    check(ep.get("scheme", "http") == "http", f"ServiceMonitor scrapes {ep['port']} over {ep.get('scheme', 'http')} (the admin port is plaintext)")
+    return port["targetPort"], ep.get("path", "/metrics")
+
+
 def exported_metrics(ports):
-    """Sample names in /metrics (families appear once they have a sample)."""
-    status, body = http_get(f"http://127.0.0.1:{ports['http']}/metrics", 5)
+    """Sample names in /metrics as the ServiceMonitor scrapes them (families appear once they
+    have a sample)."""
+    name, path = scrape_port_name()
+    status, body = http_get(f"http://127.0.0.1:{ports[name]}{path}", 5)
+    check(status == 200, f"/metrics on the scraped port {name} ({ports[name]}) -> {status}")
     exported = set()
     for line in body.decode().splitlines() if status == 200 else []:
         m = re.match(r"# TYPE (\S+) (\S+)", line)
@@ -567,6 +592,9 @@ def drive_probes(tag, spec, server, ports, c, registry_seeded, exported, headroo
     ok, msg = run_startup_probe(server["startupProbe"], ports, c.proc)
     if not check(ok, f"{tag}: {msg}"):
         return
+    # The probes' port is the server's admin listener (not some other listener on that port).
+    want = f"admin=127.0.0.1:{ports['admin']}"
+    check(want in c.output(), f"{tag}: the server reports its admin listener on the probes' port ({want})")
     live = server["livenessProbe"]
     for _ in range(2):
         status, _ = http_get(probe_url(live, ports), live.get("timeoutSeconds", 1))
@@ -601,6 +629,15 @@ def drive_probes(tag, spec, server, ports, c, registry_seeded, exported, headroo
         with urllib.request.urlopen(req, timeout=30) as r:
             body = json.loads(r.read())
         check(r.status == 200 and "verdict" in json.dumps(body).lower(), f"{tag}: POST /v1/classify answers ({body.get('verdict')})")
+        # The admin port (probes, Prometheus) carries no API: the NetworkPolicy may open it to
+        # the metrics namespaces without letting them classify.
+        req = urllib.request.Request(f"http://127.0.0.1:{ports['admin']}/v1/classify", data=sample.read_bytes(), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                admin_status = r.status
+        except urllib.error.HTTPError as e:
+            admin_status = e.code
+        check(admin_status == 404, f"{tag}: POST /v1/classify on the admin port -> {admin_status} (no API there)")
         rss = vm_rss_mib(c.proc.pid)
         check(
             rss is not None and rss < headroom,
@@ -648,14 +685,14 @@ def negative_double_config(objs, server_bin, work):
     make_readable(tmp)
     env = {"PATH": DEFAULT_PATH, "ORT_DYLIB_PATH": fs.rewrite(image.env["ORT_DYLIB_PATH"])}
     port = free_port()
-    env["VERICLIP__HTTP__ADDR"] = f"127.0.0.1:{port}"
+    env["VERICLIP__HTTP__ADDR"] = f"127.0.0.1:{free_port()}"
     env["VERICLIP__GRPC__ADDR"] = f"127.0.0.1:{free_port()}"
-    env["VERICLIP__ADMIN__ADDR"] = "127.0.0.1:0"
+    env["VERICLIP__ADMIN__ADDR"] = f"127.0.0.1:{port}"
     argv = effective_command(image, server)
     check(argv.count("--config") == 2, f"old pod: command line {argv} repeats --config")
     argv = [fs.which(argv[0], env)] + [fs.rewrite(a) if a.startswith("/") else a for a in argv[1:]]
     c = Container(argv, env, prefix, tmp / "old.log").start()
-    ok, msg = run_startup_probe({"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 5}, {"http": port}, c.proc)
+    ok, msg = run_startup_probe({"httpGet": {"path": "/healthz", "port": "admin"}, "periodSeconds": 1, "failureThreshold": 5}, {"admin": port}, c.proc)
     c.stop()
     check(not ok and c.proc.returncode not in (0, None), f"old pod: the runner reports the crash ({msg}): {c.output().strip()[:200]}")
     make_writable(tmp)

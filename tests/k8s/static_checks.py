@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -222,37 +223,7 @@ def check_monitoring(service_objs):
         else:
             problems.append(f"{name}: unexpected kind")
     report(f"{label}: ServiceMonitor matches the Service, rules parse (PromQL) and name real metrics", problems)
-    check_monitoring_tls(objs)
-
-
-def check_monitoring_tls(plain):
-    """With components/monitoring-tls the ServiceMonitor scrapes HTTPS, trusting the CA of the
-    very Secret the tls-auth component mounts as the servers' certificate; without it, HTTP."""
-    label = "k8s/monitoring + components/monitoring-tls"
-    try:
-        _, objs = render_with_components(None, ["monitoring-tls"], base="monitoring")
-        _, tls_objs = render_with_components("cpu", ["tls-auth"])
-    except RuntimeError as e:
-        report(f"render {label}", [e])
-        return
-    problems = []
-    ep = find(objs, "ServiceMonitor", "vericlip-server")["spec"]["endpoints"][0]
-    plain_ep = find(plain, "ServiceMonitor", "vericlip-server")["spec"]["endpoints"][0]
-    if plain_ep.get("scheme", "http") != "http" or "tlsConfig" in plain_ep:
-        problems.append(f"plain k8s/monitoring scrapes {plain_ep.get('scheme')} (the servers speak HTTP without tls-auth)")
-    if ep.get("scheme") != "https":
-        problems.append(f"scheme {ep.get('scheme')!r}, want https")
-    tls_secrets = {
-        v["secret"]["secretName"]
-        for v in find(tls_objs, "Deployment", "vericlip-server")["spec"]["template"]["spec"]["volumes"]
-        if v.get("name") == "tls" and "secret" in v
-    }
-    ca = ((ep.get("tlsConfig") or {}).get("ca") or {}).get("secret") or {}
-    if ca.get("name") not in tls_secrets or ca.get("key") != "ca.crt":
-        problems.append(f"tlsConfig.ca {ca} is not ca.crt of the tls-auth Secret {sorted(tls_secrets)}")
-    if not (ep.get("tlsConfig") or {}).get("serverName", "").startswith("vericlip-server."):
-        problems.append(f"tlsConfig.serverName {ep.get('tlsConfig')}: Prometheus scrapes pod IPs, name the certificate's DNS name")
-    report(f"{label}: HTTPS scrape with the CA of the tls-auth Secret (plain: HTTP)", problems)
+    check_scrape_on_admin(objs, service_objs)
 
 
 def promql_problems(where, expr, known):
@@ -341,6 +312,81 @@ def container(objs, kind, name, cname):
 
 def image_name(ref):
     return ref.rsplit(":", 1)[0].split("@")[0] if ":" in ref.rsplit("/", 1)[-1] else ref.split("@")[0]
+
+
+# The admin port (service/src/admin.rs): /healthz, /readyz, /metrics, plaintext, its own listener.
+ADMIN_PORT = 9090
+API_PORTS = {50051, 8080}
+METRICS_NS_LABEL = ("vericlip.io/metrics", "true")
+
+
+def check_scrape_on_admin(mon_objs, service_objs):
+    """The ServiceMonitor scrapes the admin port over plain HTTP (the admin port has no TLS),
+    through the one Service that carries it, whose admin port targets the containerPort 9090."""
+    problems = []
+    for ep in find(mon_objs, "ServiceMonitor", "vericlip-server")["spec"].get("endpoints") or []:
+        if ep.get("port") != "admin":
+            problems.append(f"endpoint scrapes port {ep.get('port')!r}, want admin (the API ports are not for Prometheus)")
+        if ep.get("scheme", "http") != "http" or "tlsConfig" in ep:
+            problems.append(f"endpoint scheme {ep.get('scheme')!r} / tlsConfig: the admin port is plaintext")
+    with_admin = [s for s in service_objs if s["kind"] == "Service" and any(p.get("name") == "admin" for p in s["spec"]["ports"])]
+    if [s["metadata"]["name"] for s in with_admin] != ["vericlip-server"]:
+        problems.append(f"the admin port is on Services {[s['metadata']['name'] for s in with_admin]}, want only vericlip-server (not the clients' headless one)")
+    for s in with_admin:
+        port = next(p for p in s["spec"]["ports"] if p.get("name") == "admin")
+        if (port.get("port"), port.get("targetPort")) != (ADMIN_PORT, "admin"):
+            problems.append(f"Service/{s['metadata']['name']} admin port {port}: want port {ADMIN_PORT}, targetPort admin")
+    report("k8s/monitoring: ServiceMonitor scrapes the admin port of vericlip-server over plain HTTP", problems)
+
+
+def check_admin_port(label, objs):
+    """Probes on the admin port (plain HTTP, so no component may switch them to HTTPS), the
+    ConfigMap binds admin where the containerPort says, and the NetworkPolicy admits 9090 only
+    from the metrics namespaces, which get no API port."""
+    problems = []
+    server = container(objs, "Deployment", "vericlip-server", "server")
+    ports = {p["name"]: p["containerPort"] for p in server.get("ports") or []}
+    if ports.get("admin") != ADMIN_PORT:
+        problems.append(f"server containerPorts {ports}: want admin {ADMIN_PORT}")
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        hg = (server.get(kind) or {}).get("httpGet") or {}
+        want_path = "/readyz" if kind == "readinessProbe" else "/healthz"
+        if hg.get("port") != "admin" or hg.get("path") != want_path or hg.get("scheme", "HTTP") != "HTTP":
+            problems.append(f"{kind} {hg}: want httpGet {want_path} on port admin, scheme HTTP")
+    cm = next((o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("vericlip-server-config")), None)
+    admin_cfg = tomllib.loads(cm["data"]["config.toml"]).get("admin", {}) if cm else {}
+    if admin_cfg.get("addr") != f"0.0.0.0:{ADMIN_PORT}":
+        problems.append(f"config.toml [admin] addr {admin_cfg.get('addr')!r}: want 0.0.0.0:{ADMIN_PORT} (the probes' port)")
+    pol = find(objs, "NetworkPolicy", "vericlip-server")["spec"]
+    admin_rules, api_rules = [], []
+    for rule in pol.get("ingress") or []:
+        rports = {p.get("port") for p in rule.get("ports") or []}
+        if not rule.get("ports") or not rule.get("from"):
+            problems.append(f"NetworkPolicy rule {rule}: every rule names its ports and its sources")
+            continue
+        if ADMIN_PORT in rports or "admin" in rports:
+            admin_rules.append(rule)
+        if rports & API_PORTS:
+            api_rules.append(rule)
+        if rports - API_PORTS - {ADMIN_PORT}:
+            problems.append(f"NetworkPolicy rule opens ports {sorted(map(str, rports - API_PORTS - {ADMIN_PORT}))} the server does not serve")
+    for rule in admin_rules:
+        for src in rule["from"]:
+            ns = (src.get("namespaceSelector") or {}).get("matchLabels") or {}
+            if set(src) != {"namespaceSelector"} or ns.get(METRICS_NS_LABEL[0]) != METRICS_NS_LABEL[1]:
+                problems.append(f"port {ADMIN_PORT} admitted from {src}: want only namespaces labelled {'='.join(METRICS_NS_LABEL)}")
+        if {p.get("port") for p in rule["ports"]} & API_PORTS:
+            problems.append(f"the rule for port {ADMIN_PORT} also opens an API port: a Prometheus namespace could classify")
+    if not admin_rules:
+        problems.append(f"no rule admits port {ADMIN_PORT}: Prometheus cannot scrape")
+    for rule in api_rules:
+        for src in rule["from"]:
+            labels = {**((src.get("podSelector") or {}).get("matchLabels") or {}), **((src.get("namespaceSelector") or {}).get("matchLabels") or {})}
+            if METRICS_NS_LABEL[0] in labels:
+                problems.append(f"an API port is admitted from {src}: the metrics namespaces must not classify")
+    if not API_PORTS <= {p for r in api_rules for p in (x.get("port") for x in r["ports"])}:
+        problems.append(f"the API ports {sorted(API_PORTS)} are not both admitted for clients")
+    report(f"{label}: probes and config on the admin port {ADMIN_PORT} (HTTP), NetworkPolicy per port (9090 only for metrics namespaces)", problems)
 
 
 def check_install(label, objs, overlay):
@@ -526,6 +572,7 @@ def main():
         validate_core(label, text, objs)
         check_custom_resources(label, objs)
         check_install(label, objs, overlay)
+        check_admin_port(label, objs)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             f.write(text)
         try:

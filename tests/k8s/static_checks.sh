@@ -6,7 +6,9 @@
 #   strictly with kubernetes-validate against the oldest supported and the newest known
 #   Kubernetes, checkov on the rendered manifests; the Prometheus Operator objects (CRDs unknown
 #   to kubernetes-validate) checked structurally, their PromQL parsed, their metric names looked
-#   up in the server's metrics. Accepted findings: tests/k8s/skips.yaml (each with a reason).
+#   up in the server's metrics; probes, config and ServiceMonitor on the admin port (9090, plain
+#   HTTP) and the NetworkPolicy per port (9090 only from the metrics namespaces, which get no API
+#   port). Accepted findings: tests/k8s/skips.yaml (each with a reason).
 # Prints one line per check and exits non-zero if any fails.
 # Usage: tests/k8s/static_checks.sh
 set -euo pipefail
