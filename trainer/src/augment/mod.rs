@@ -42,7 +42,7 @@ use vericlip_core::audio::resample;
 
 pub use codec::{Codec, CodecFamily};
 
-use crate::corpus::process::{Channel, SR, apply_channel};
+use crate::data::corpus::process::{Channel, SR, apply_channel};
 use crate::rng::Rng;
 
 /// One augmentation kind. The numbers salt each kind's random stream: never renumber them (the
