@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use vericlip_core::audio::{AudioInput, AudioLimits, load_mono};
+use vericlip_core::audio::{AudioInput, AudioLimits};
 use vericlip_core::clip::{Unbudgeted, clip_features};
 use vericlip_core::registry::sha256_hex;
 use vericlip_core::{FeatureExtractor, FeatureSpec};
@@ -147,55 +147,6 @@ pub fn load_split(
         }
     }
     Ok((data, skipped))
-}
-
-/// `copies` augmented versions of every segment of every readable file of a split, made as
-/// `config` says (not cached, so no cache key depends on the config: each copy is new audio).
-/// File `i`, copy `c` draws from `rng.fork(i).fork(c)`.
-pub fn augmented_split(
-    dir: &Path,
-    ex: &FeatureExtractor,
-    copies: usize,
-    config: &crate::augment::AugmentConfig,
-    rng: &crate::rng::Rng,
-) -> anyhow::Result<SplitData> {
-    let spec = ex.spec();
-    if copies > 0 && spec.sample_rate != crate::data::corpus::process::SR {
-        anyhow::bail!(
-            "augmentation works on {} Hz audio, the feature spec says {} Hz",
-            crate::data::corpus::process::SR,
-            spec.sample_rate
-        );
-    }
-    let files = list_split(dir)?;
-    let limits = AudioLimits::default();
-    let per_file: Vec<anyhow::Result<Vec<f32>>> = files
-        .par_iter()
-        .enumerate()
-        .map(|(i, (path, _))| {
-            let bytes = std::fs::read(path)?;
-            let audio = load_mono(AudioInput::Encoded(&bytes), spec.sample_rate, &limits)?;
-            let (mut scratch, mut seg, mut out) = (ex.scratch(), Vec::new(), Vec::new());
-            for c in 0..copies {
-                let mut r = rng.fork(i as u64).fork(c as u64);
-                for s in spec.segments(audio.samples.len(), spec.segment_samples) {
-                    let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), config, &mut r)?;
-                    ex.extract_into(&y, &mut scratch, &mut seg)?;
-                    out.extend_from_slice(&seg);
-                }
-            }
-            Ok(out)
-        })
-        .collect();
-    let mut data = SplitData::empty(spec);
-    for ((path, fake), f) in files.into_iter().zip(per_file) {
-        match f {
-            Ok(f) => data.push_file(path, fake, &f),
-            // Unreadable files were already reported by `load_split`; say which were not augmented.
-            Err(e) => tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "no augmented copies"),
-        }
-    }
-    Ok(data)
 }
 
 impl SplitData {

@@ -4,9 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use vericlip_core::audio::{AudioInput, AudioLimits, load_mono};
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 
 use super::Training;
+use crate::augment::{self, AugmentConfig};
+use crate::data::corpus::process::SR;
 use crate::data::{self, FeatureCache, SplitCounts, SplitData};
 use crate::rng::Rng;
 
@@ -55,8 +59,52 @@ pub fn augmented(root: &Path, extractor: &FeatureExtractor, training: &Training)
         return Ok(None);
     }
     let rng = Rng::new(training.config.seed).fork(AUGMENT_STREAM);
-    let extra =
-        data::augmented_split(&root.join("training"), extractor, training.augment, &training.augment_config, &rng)?;
+    let extra = augmented_split(&root.join("training"), extractor, training.augment, &training.augment_config, &rng)?;
     tracing::info!(copies = training.augment, segments = extra.len(), "augmented training segments");
     Ok(Some(extra))
+}
+
+/// `copies` augmented versions of every segment of every readable file of a split, made as
+/// `config` says (not cached, so no cache key depends on the config: each copy is new audio).
+/// File `i`, copy `c` draws from `rng.fork(i).fork(c)`.
+fn augmented_split(
+    dir: &Path,
+    ex: &FeatureExtractor,
+    copies: usize,
+    config: &AugmentConfig,
+    rng: &Rng,
+) -> anyhow::Result<SplitData> {
+    let spec = ex.spec();
+    if copies > 0 && spec.sample_rate != SR {
+        anyhow::bail!("augmentation works on {} Hz audio, the feature spec says {} Hz", SR, spec.sample_rate);
+    }
+    let files = data::list_split(dir)?;
+    let limits = AudioLimits::default();
+    let per_file: Vec<anyhow::Result<Vec<f32>>> = files
+        .par_iter()
+        .enumerate()
+        .map(|(i, (path, _))| {
+            let bytes = std::fs::read(path)?;
+            let audio = load_mono(AudioInput::Encoded(&bytes), spec.sample_rate, &limits)?;
+            let (mut scratch, mut seg, mut out) = (ex.scratch(), Vec::new(), Vec::new());
+            for c in 0..copies {
+                let mut r = rng.fork(i as u64).fork(c as u64);
+                for s in spec.segments(audio.samples.len(), spec.segment_samples) {
+                    let y = augment::augment(&s.samples(&audio.samples, spec.segment_samples), config, &mut r)?;
+                    ex.extract_into(&y, &mut scratch, &mut seg)?;
+                    out.extend_from_slice(&seg);
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut data = SplitData::empty(spec);
+    for ((path, fake), f) in files.into_iter().zip(per_file) {
+        match f {
+            Ok(f) => data.push_file(path, fake, &f),
+            // Unreadable files were already reported by `load_split`; say which were not augmented.
+            Err(e) => tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "no augmented copies"),
+        }
+    }
+    Ok(data)
 }
