@@ -247,6 +247,7 @@ class Run:
             env.update({
                 "VERICLIP__GRPC__ADDR": f"127.0.0.1:{free_port()}",
                 "VERICLIP__HTTP__ADDR": f"127.0.0.1:{free_port()}",
+                "VERICLIP__ADMIN__ADDR": "127.0.0.1:0",
                 "VERICLIP__REGISTRY__PATH": args.registry,
             })
             env.update(dict(kv.split("=", 1) for kv in args.rust_env))

@@ -35,6 +35,22 @@ ORT_LIB=$ORT_DIR/libonnxruntime.so.${ORT_VERSION}
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# Runs a long, quiet step (apt, pip) and says every 15 s that it is still at work, so minutes of
+# downloads never look like a hang. Usage: with_progress "what" command args...
+with_progress() {
+    local what=$1 pid rc=0 waited=0; shift
+    log "$what (this can take a few minutes)..."
+    "$@" & pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        waited=$((waited + 1))
+        if [ $((waited % 15)) -eq 0 ] && kill -0 "$pid" 2>/dev/null; then log "  ... $what: ${waited} s"; fi
+    done
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] && log "$what: done in ${waited} s"
+    return "$rc"
+}
+
 find_python() {
     # librosa 1.0 needs Python >= 3.12. Prefer an explicit $VERICLIP_PYTHON, then PATH, then pyenv.
     local c
@@ -61,17 +77,19 @@ install_apt() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then log "Debian packages: present"; return; fi
-    log "installing Debian packages: ${missing[*]}"
     local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
-        || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
+    apt_install() {
+        $sudo apt-get install -y -q "$@" >/dev/null 2>&1 \
+            || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$@" >/dev/null; }
+    }
+    with_progress "installing Debian packages: ${missing[*]}" apt_install "${missing[@]}"
 }
 
 install_ort() {
     if [ -f "$ORT_LIB" ]; then log "ONNX Runtime ${ORT_VERSION}: present"; return; fi
     local tmp; tmp=$(mktemp -d)
-    log "downloading ${ORT_WHEEL} from PyPI"
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    with_progress "downloading ${ORT_WHEEL} from PyPI" \
+        python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
         --platform manylinux_2_28_x86_64 "onnxruntime==${ORT_VERSION}" -d "$tmp"
     echo "${ORT_SHA256}  $tmp/${ORT_WHEEL}" | sha256sum -c --quiet - \
         || { log "sha256 mismatch for ${ORT_WHEEL}"; exit 1; }
@@ -91,7 +109,9 @@ install_venv() {
         log "Python venv: present"; return
     fi
     make_venv "$root/.venv"
-    local r; for r in "${reqs[@]}"; do .venv/bin/python -m pip install -q -r "$r"; done
+    local r; for r in "${reqs[@]}"; do
+        with_progress "installing ${r#"$root"/} into .venv" .venv/bin/python -m pip install -q -r "$r"
+    done
     echo "$want" > "$stamp"
 }
 
@@ -102,7 +122,7 @@ make_venv() {
     py=$(find_python) || { log "no Python >= 3.12 found (set VERICLIP_PYTHON)"; exit 1; }
     log "creating $dir with $py"
     "$py" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --upgrade pip
+    with_progress "upgrading pip in $dir" "$dir/bin/python" -m pip install -q --upgrade pip
 }
 
 # Pinned check tools for k8s/ and deploy/ (tests/k8s/static_checks.sh). A venv of their own:
@@ -117,8 +137,7 @@ install_k8s_tools() {
         log "k8s check tools: present"; return
     fi
     make_venv "$K8S_VENV"
-    log "installing ${K8S_TOOLS[*]}"
-    "$K8S_VENV/bin/python" -m pip install -q "${K8S_TOOLS[@]}"
+    with_progress "installing ${K8S_TOOLS[*]}" "$K8S_VENV/bin/python" -m pip install -q "${K8S_TOOLS[@]}"
     echo "${K8S_TOOLS[*]}" > "$stamp"
 }
 
@@ -150,13 +169,13 @@ install_cuda() {
     fi
     local tmp; tmp=$(mktemp -d)
     printf '%s\n' "${CUDA_WHEELS[@]}" > "$tmp/requirements.txt"
-    log "downloading onnxruntime-gpu ${ORT_VERSION} and the CUDA 13 / cuDNN 9 wheels from PyPI (~2 GB)"
+    local what="downloading onnxruntime-gpu ${ORT_VERSION} and the CUDA 13 / cuDNN 9 wheels from PyPI (~2 GB)"
     # The nvidia wheels carry older manylinux tags than ORT's: accept every tag glibc 2.28 runs.
     local plat=() t
     for t in manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux_2_12 manylinux2010 \
              manylinux_2_5 manylinux1; do plat+=(--platform "${t}_x86_64"); done
-    python3 -m pip download -q --no-deps --require-hashes --only-binary=:all: --python-version 3.11 \
-        "${plat[@]}" -r "$tmp/requirements.txt" -d "$tmp/wheels"
+    with_progress "$what" python3 -m pip download -q --no-deps --require-hashes --only-binary=:all: \
+        --python-version 3.11 "${plat[@]}" -r "$tmp/requirements.txt" -d "$tmp/wheels"
     rm -rf "$CUDA_DIR"; mkdir -p "$CUDA_DIR"
     local ort_whl; ort_whl=$(ls "$tmp"/wheels/onnxruntime_gpu-*.whl)
     unzip -q -o -j "$ort_whl" "onnxruntime/capi/libonnxruntime.so.${ORT_VERSION}" \
@@ -193,8 +212,8 @@ install_corpus() {
         log "synthesis venv: present"; return
     fi
     make_venv "$SYNTH_VENV"
-    log "installing the synthesis environment (Kokoro TTS, pyworld)"
-    "$SYNTH_VENV/bin/python" -m pip install -q -r "$reqs"
+    with_progress "installing the synthesis environment (Kokoro TTS, pyworld)" \
+        "$SYNTH_VENV/bin/python" -m pip install -q -r "$reqs"
     echo "$want" > "$stamp"
 }
 

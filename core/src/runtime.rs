@@ -17,9 +17,9 @@ pub const ORT_VERSION: &str = "1.31.1";
 #[derive(Debug, Error, Clone)]
 pub enum RuntimeError {
     #[error(
-        "ONNX Runtime library not found at {path} (from {source_of_path}); run scripts/setup.sh or set ORT_DYLIB_PATH to libonnxruntime.so.{ORT_VERSION}"
+        "ONNX Runtime library not found at {path} (from {source_of_path}); run scripts/setup.sh, or set ORT_DYLIB_PATH to the path of libonnxruntime.so.{ORT_VERSION}{hint}"
     )]
-    NotFound { path: PathBuf, source_of_path: &'static str },
+    NotFound { path: PathBuf, source_of_path: &'static str, hint: String },
     #[error(
         "ONNX Runtime library at {path} could not be loaded: {reason}; ORT_DYLIB_PATH must name libonnxruntime.so.{ORT_VERSION}"
     )]
@@ -54,29 +54,48 @@ impl OrtRuntime {
 
 static LOADED: OnceLock<Result<OrtRuntime, RuntimeError>> = OnceLock::new();
 
+/// The library `scripts/setup.sh` unpacks into the checkout this binary was built from: cargo
+/// sets `ORT_DYLIB_PATH` from `.cargo/config.toml` (an absolute path) for every compilation, so
+/// a binary finds it wherever its target directory is (`CARGO_TARGET_DIR` outside the checkout,
+/// a copied binary). `None` when the build environment had no such variable.
+pub const BUILT_WITH: Option<&str> = option_env!("ORT_DYLIB_PATH");
+
 /// Where the library is looked for: an explicit path, else `$ORT_DYLIB_PATH`, else next to the
 /// executable (`libonnxruntime.so.VERSION`, `lib/`, `../lib/` as a container image lays it out,
-/// or `../../.vendor/onnxruntime/` for a binary in a checkout's `target/<profile>/`).
+/// or `../../.vendor/onnxruntime/` for a binary in a checkout's `target/<profile>/`), else the
+/// checkout's library this binary was built with (`BUILT_WITH`).
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
     let file = format!("libonnxruntime.so.{ORT_VERSION}");
+    let built_with = BUILT_WITH.filter(|p| !p.is_empty()).map(PathBuf::from);
+    let hint = match &built_with {
+        Some(p) => format!(" (scripts/setup.sh puts it at {})", p.display()),
+        None => String::new(),
+    };
     let (path, source_of_path) = if let Some(p) = explicit {
         (p.to_path_buf(), "the configured path")
     } else if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         (PathBuf::from(p), "ORT_DYLIB_PATH")
     } else {
         let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_default();
-        let beside = [
+        let mut candidates = vec![
             exe_dir.join(&file),
             exe_dir.join("lib").join(&file),
             exe_dir.join("../lib").join(&file),
             // A binary run straight from a checkout's target/<profile>/ (scripts/setup.sh's layout).
             exe_dir.join("../../.vendor/onnxruntime").join(&file),
         ];
-        let found = beside.iter().find(|p| p.is_file()).cloned();
-        (found.unwrap_or_else(|| beside[0].clone()), "the executable's directory")
+        candidates.extend(built_with.clone());
+        match candidates.iter().find(|p| p.is_file()) {
+            Some(p) => (p.clone(), "the executable's directory or its build checkout"),
+            // The build checkout's path is the one a person can act on (run setup there).
+            None => (
+                built_with.unwrap_or_else(|| candidates[0].clone()),
+                "the executable's directory or its build checkout; ORT_DYLIB_PATH is not set",
+            ),
+        }
     };
     if !path.is_file() {
-        return Err(RuntimeError::NotFound { path, source_of_path });
+        return Err(RuntimeError::NotFound { path, source_of_path, hint });
     }
     Ok(path)
 }

@@ -123,3 +123,37 @@ fn seed_copies_missing_versions_and_never_rewrites_published_ones() {
     std::fs::remove_dir_all(&from).ok();
     std::fs::remove_dir_all(&to).ok();
 }
+
+#[test]
+fn sizes_over_the_limits_are_refused_before_allocation_naming_the_limit() {
+    let reg = tmp("limits");
+    // A manifest over MAX_MANIFEST_BYTES: refused from its size, never parsed.
+    let p = registry::publish(&reg, manifest("m"), b"x", &[]).unwrap();
+    let path = p.dir.join(registry::MANIFEST_FILE);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(registry::MAX_MANIFEST_BYTES + 1).unwrap();
+    let e = registry::load_version(&p.dir).unwrap_err();
+    assert_eq!(e.name(), "over_limit");
+    assert!(e.to_string().contains("MAX_MANIFEST_BYTES"), "{e}");
+    // A segment of 2^64 - 1 samples with the input shape that matches it.
+    let mut m = manifest("m");
+    m.feature_spec.segment_samples = usize::MAX;
+    m.input.shape[1] = registry::Dim::Fixed(1 + u64::MAX / 256);
+    let p = registry::publish(&reg, m, b"x", &[]).unwrap();
+    let e = registry::load_version(&p.dir).unwrap_err().to_string();
+    assert!(e.contains("segment_samples") && e.contains("MAX_SEGMENT_SAMPLES"), "{e}");
+    // A fixed batch dimension beyond MAX_FIXED_BATCH.
+    let mut m = manifest("m");
+    m.input.shape[0] = registry::Dim::Fixed(1 << 40);
+    let p = registry::publish(&reg, m, b"x", &[]).unwrap();
+    let e = registry::load_version(&p.dir).unwrap_err();
+    assert_eq!(e.name(), "over_limit");
+    assert!(e.to_string().contains("MAX_FIXED_BATCH"), "{e}");
+    // An input shape that contradicts the spec.
+    let mut m = manifest("m");
+    m.input.shape[2] = registry::Dim::Fixed(97);
+    let p = registry::publish(&reg, m, b"x", &[]).unwrap();
+    let e = registry::load_version(&p.dir).unwrap_err().to_string();
+    assert!(e.contains("does not match the feature spec"), "{e}");
+    let _ = std::fs::remove_dir_all(&reg);
+}

@@ -4,9 +4,20 @@
 //! RESOURCE_EXHAUSTED (`memory_budget_exhausted`) when they are not free, so traffic the server
 //! accepted cannot push it past its pod's memory limit. A `Reservation` grows and shrinks with
 //! the work and gives everything back when dropped.
+//!
+//! Giving bytes back to the budget frees them in the allocator, not always in the process:
+//! small buffers (HTTP body chunks, below the mmap threshold) are freed into glibc's per-thread
+//! arenas and stay resident. So RSS follows the budget down, the budget trims the allocator
+//! (`malloc_trim`, on a thread of its own) after large releases.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Bytes given back since the last trim that call for another.
+const TRIM_AFTER_BYTES: u64 = 32 << 20;
+/// How often the trimmer looks.
+const TRIM_EVERY: Duration = Duration::from_millis(500);
 
 use vericlip_core::AudioError;
 
@@ -15,13 +26,34 @@ use crate::metrics::Metrics;
 pub struct MemoryBudget {
     limit: u64,
     used: AtomicU64,
+    /// Given back since the allocator was last trimmed.
+    released: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
 impl MemoryBudget {
     pub fn new(limit: u64, metrics: Arc<Metrics>) -> Arc<Self> {
         metrics.memory_budget_bytes.set(i64::try_from(limit).unwrap_or(i64::MAX));
-        Arc::new(Self { limit, used: AtomicU64::new(0), metrics })
+        Arc::new(Self { limit, used: AtomicU64::new(0), released: AtomicU64::new(0), metrics })
+    }
+
+    /// Starts the thread that returns freed memory to the system after large releases; it ends
+    /// with the last reference to the budget.
+    pub fn spawn_trimmer(self: &Arc<Self>) -> std::io::Result<()> {
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new().name("budget-trim".into()).spawn(move || {
+            while let Some(budget) = weak.upgrade() {
+                if budget.released.load(Ordering::Relaxed) >= TRIM_AFTER_BYTES {
+                    budget.released.store(0, Ordering::Relaxed);
+                    drop(budget);
+                    trim_allocator();
+                } else {
+                    drop(budget);
+                }
+                std::thread::sleep(TRIM_EVERY);
+            }
+        })?;
+        Ok(())
     }
 
     pub fn limit(&self) -> u64 {
@@ -59,8 +91,18 @@ impl MemoryBudget {
     }
 
     fn give(&self, bytes: u64) {
+        self.released.fetch_add(bytes, Ordering::Relaxed);
         let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
         self.metrics.memory_budget_used.set(i64::try_from(before - bytes).unwrap_or(i64::MAX));
+    }
+}
+
+/// Returns the allocator's free pages to the system (all arenas, not only the top of the heap).
+fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is thread-safe in glibc.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::budget::MemoryBudget;
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
 use crate::models::{LoadedModel, ModelStore};
+use crate::pipeline::features::SegmentBatch;
 use crate::pipeline::{Audio, ClipResult, FeaturePool, SegmentResult, StageTimings, Verdict, prepare};
 
 /// What the service shares between its API layers.
@@ -64,11 +65,38 @@ impl Drop for Admitted {
     }
 }
 
-/// Segment results of `segments` (positions in model-rate samples) and their scores.
+/// What the model said about a batch's segments: a score for each segment with speech, `None`
+/// for one without (not sent to the model).
+pub struct SegmentScores {
+    pub scores: Vec<Option<f32>>,
+    pub queue: Duration,
+    pub inference: Duration,
+}
+
+/// Scores the segments of `batch` that have speech (all of them in one batcher job); the others
+/// stay `None`. A batch with no speech at all never reaches the model.
+pub async fn score_segments(
+    model: &LoadedModel,
+    batch: SegmentBatch,
+    deadline: Option<Instant>,
+) -> Result<SegmentScores, ServiceError> {
+    let n = batch.with_speech();
+    let (mut scores, queue, inference) = if n == 0 {
+        (Vec::new().into_iter(), Duration::ZERO, Duration::ZERO)
+    } else {
+        let scored = model.batcher.run(batch.features, n, deadline).await?;
+        (scored.scores.into_iter(), scored.queue, scored.inference)
+    };
+    let scores = batch.speech.iter().map(|&speech| if speech { scores.next() } else { None }).collect();
+    Ok(SegmentScores { scores, queue, inference })
+}
+
+/// Segment results of `segments` (positions in model-rate samples) and their scores (`None`:
+/// no speech).
 pub fn segment_results(
     first_index: usize,
     segments: &[Segment],
-    scores: &[f32],
+    scores: &[Option<f32>],
     rate: u32,
     threshold: f64,
 ) -> Vec<SegmentResult> {
@@ -80,13 +108,14 @@ pub fn segment_results(
             index: (first_index + i) as u32,
             start_seconds: s.start_seconds(rate),
             end_seconds: s.end_seconds(rate),
-            fake_score: p,
-            verdict: Verdict::of(f64::from(p), threshold),
+            fake_score: p.unwrap_or(0.0),
+            verdict: p.map_or(Verdict::NoSpeech, |p| Verdict::of(f64::from(p), threshold)),
         })
         .collect()
 }
 
-/// The clip-level answer from its segments: the mean score against the model's threshold.
+/// The clip-level answer from its segments: the mean score of the segments with speech against
+/// the model's threshold; `no_speech` when no segment has speech.
 pub fn summary(
     model: &LoadedModel,
     segments: Vec<SegmentResult>,
@@ -94,13 +123,16 @@ pub fn summary(
     timings: StageTimings,
     request_id: String,
 ) -> ClipResult {
-    let mean = if segments.is_empty() {
-        0.0
+    let voiced: Vec<f64> =
+        segments.iter().filter(|s| s.verdict != Verdict::NoSpeech).map(|s| f64::from(s.fake_score)).collect();
+    let (verdict, mean) = if voiced.is_empty() {
+        (Verdict::NoSpeech, 0.0)
     } else {
-        segments.iter().map(|s| f64::from(s.fake_score)).sum::<f64>() / segments.len() as f64
+        let mean = voiced.iter().sum::<f64>() / voiced.len() as f64;
+        (Verdict::of(mean, model.threshold()), mean)
     };
     ClipResult {
-        verdict: Verdict::of(mean, model.threshold()),
+        verdict,
         fake_score: mean as f32,
         threshold: model.threshold(),
         segments,
@@ -164,7 +196,8 @@ impl Classifier {
     }
 
     pub fn check_open(&self) -> Result<(), ServiceError> {
-        if self.shutting_down.load(Ordering::SeqCst) {
+        // Requests that arrived before the drain began are in flight: they finish (crate::drain).
+        if self.shutting_down.load(Ordering::SeqCst) && !crate::drain::arrived_before_drain() {
             return Err(ServiceError::Unavailable("the server is shutting down; retry on another replica".into()));
         }
         Ok(())
@@ -195,11 +228,11 @@ impl Classifier {
         match result {
             Ok(r) => {
                 self.metrics.request(rpc, tonic::Code::Ok);
-                tracing::info!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
+                tracing::debug!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
             }
             Err(e) => {
                 self.metrics.request(rpc, e.code());
-                tracing::info!(error = e.name(), message = %e.public_message(), "classify failed");
+                tracing::debug!(error = e.name(), message = %e.public_message(), "classify failed");
             }
         }
     }
@@ -234,8 +267,7 @@ impl Classifier {
             self.metrics.expired_in_queue.inc();
             return Err(ServiceError::DeadlineExceeded);
         }
-        let n = prepared.segments.len();
-        let scored = model.batcher.run(prepared.features, n, deadline).await?;
+        let scored = score_segments(&model, prepared.batch, deadline).await?;
         let rate = model.extractor.spec().sample_rate;
         // One reading of the clock, so the response and the metrics agree on the total.
         let total = started.elapsed();

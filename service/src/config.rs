@@ -23,6 +23,7 @@ pub enum ConfigError {
 pub struct Settings {
     pub grpc: Grpc,
     pub http: Http,
+    pub admin: Admin,
     pub registry: Registry,
     pub runtime: Runtime,
     pub limits: Limits,
@@ -41,12 +42,16 @@ pub struct Grpc {
     /// Close each connection (GOAWAY, in-flight calls finish) after this long, so that
     /// long-lived HTTP/2 clients re-resolve and spread over new replicas; 0 = never.
     pub max_connection_age_seconds: f64,
-    /// After `max_connection_age`, how long in-flight calls get before the connection is cut.
-    pub max_connection_age_grace_seconds: f64,
+    /// No longer used (the age never cuts an open call). Still accepted, and ignored with a
+    /// warning at start, so that a config file written for an earlier release does not stop a
+    /// rolled-out pod from starting (unknown keys are errors).
+    #[serde(rename = "max_connection_age_grace_seconds")]
+    pub removed_max_connection_age_grace_seconds: Option<f64>,
     /// Concurrent HTTP/2 streams (calls) per connection.
     pub max_concurrent_streams: u32,
     /// HTTP/2 keepalive: a PING this often, and the connection is closed when its ACK does
-    /// not arrive within the timeout (dead peers, half-open connections).
+    /// not arrive within the timeout (dead peers, half-open connections): a client that
+    /// vanished mid-stream frees its stream slot within interval + timeout.
     pub keepalive_interval_seconds: f64,
     pub keepalive_timeout_seconds: f64,
 }
@@ -57,9 +62,9 @@ impl Default for Grpc {
             addr: "0.0.0.0:50051".into(),
             max_message_bytes: 32 << 20,
             max_connection_age_seconds: 0.0,
-            max_connection_age_grace_seconds: 30.0,
+            removed_max_connection_age_grace_seconds: None,
             max_concurrent_streams: 128,
-            keepalive_interval_seconds: 30.0,
+            keepalive_interval_seconds: 5.0,
             keepalive_timeout_seconds: 10.0,
         }
     }
@@ -76,6 +81,24 @@ pub struct Http {
 impl Default for Http {
     fn default() -> Self {
         Self { addr: "0.0.0.0:8080".into(), header_read_timeout_seconds: 10.0 }
+    }
+}
+
+/// The admin port: `/healthz`, `/readyz` and `/metrics` only, on a listener of their own with
+/// its own small connection cap, so that no load or flood on the API ports can starve the
+/// probes (docs/ARCHITECTURE.md, "Probes"). The API port keeps `/healthz` and `/readyz` too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// host:port; empty = no admin listener.
+    pub addr: String,
+    /// Open connections on the admin port (probes and a scraper need a handful).
+    pub max_connections: usize,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self { addr: "0.0.0.0:9090".into(), max_connections: 32 }
     }
 }
 
@@ -138,17 +161,23 @@ pub struct Limits {
     /// Longest audio per request (and per stream), seconds.
     pub max_audio_seconds: f64,
     pub max_streams: usize,
-    /// A stream that sends no audio (or takes no verdicts) for this long is closed; so is a
-    /// request body that stalls for this long.
+    /// A stream that sends no audio (non-empty audio: pings, empty messages and other traffic
+    /// do not count) or takes no verdicts for this long is closed (DEADLINE_EXCEEDED,
+    /// `stream_idle`); so is a request body that stalls for this long.
     pub stream_idle_seconds: f64,
+    /// The minimum-rate rule for request bodies (HTTP bodies, gRPC messages being received):
+    /// fewer than this many bytes within `body_rate_window_seconds` closes the request
+    /// (DEADLINE_EXCEEDED / HTTP 504, `body_too_slow`), however steadily they trickle.
+    pub body_min_bytes_per_window: u64,
+    pub body_rate_window_seconds: f64,
     /// Memory that request audio may occupy at once (bodies as they arrive, decoded and
     /// resampled samples, features), in MiB; work beyond it gets RESOURCE_EXHAUSTED before it
     /// is buffered or decoded. 0 = derived: half the memory this process may use (its cgroup
     /// limit, else physical memory).
     pub memory_budget_mb: u64,
-    /// Open connections per port. At the limit, the oldest connection that has not sent its
-    /// first request is closed to make room (so idle floods cannot lock out probes); when all
-    /// are busy, new connections are closed at once.
+    /// Open connections per API port. At the limit, the oldest connection that has not sent a
+    /// complete request head is closed to make room (so floods of stalled connections cannot
+    /// lock out probes and clients); when all are busy, new connections are closed at once.
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed.
     pub connection_idle_seconds: f64,
@@ -163,6 +192,8 @@ impl Default for Limits {
             max_audio_seconds: 600.0,
             max_streams: 64,
             stream_idle_seconds: 30.0,
+            body_min_bytes_per_window: 1024,
+            body_rate_window_seconds: 10.0,
             memory_budget_mb: 0,
             max_connections: 1024,
             connection_idle_seconds: 300.0,
@@ -275,6 +306,11 @@ impl Settings {
         self.http.addr.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080)))
     }
 
+    /// The admin listener's address; `None` when `admin.addr` is empty (disabled).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.addr.parse().ok()
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if let Err(e) = self.grpc.addr.parse::<SocketAddr>() {
@@ -283,12 +319,23 @@ impl Settings {
         if let Err(e) = self.http.addr.parse::<SocketAddr>() {
             return invalid("http.addr", format!("`{}` is not a socket address (host:port): {e}", self.http.addr));
         }
+        if !self.admin.addr.is_empty()
+            && let Err(e) = self.admin.addr.parse::<SocketAddr>()
+        {
+            return invalid(
+                "admin.addr",
+                format!("`{}` is not a socket address (host:port), nor empty (no admin port): {e}", self.admin.addr),
+            );
+        }
+        if !(1..=4096).contains(&self.admin.max_connections) {
+            return invalid("admin.max_connections", "must be within 1..=4096".into());
+        }
         if self.grpc.max_message_bytes < 1024 {
             return invalid("grpc.max_message_bytes", "must be at least 1024".into());
         }
         let seconds: [(&'static str, f64, f64); 7] = [
+            ("limits.body_rate_window_seconds", self.limits.body_rate_window_seconds, 0.1),
             ("grpc.max_connection_age_seconds", self.grpc.max_connection_age_seconds, 0.0),
-            ("grpc.max_connection_age_grace_seconds", self.grpc.max_connection_age_grace_seconds, 0.0),
             ("grpc.keepalive_interval_seconds", self.grpc.keepalive_interval_seconds, 0.0),
             ("grpc.keepalive_timeout_seconds", self.grpc.keepalive_timeout_seconds, 0.1),
             ("http.header_read_timeout_seconds", self.http.header_read_timeout_seconds, 0.1),
@@ -460,6 +507,9 @@ mod tests {
             (&[("VERICLIP__RUNTIME__EXECUTION_PROVIDER", "tpu")], "tpu"),
             (&[("VERICLIP__GRPC__PORT", "1")], "port"),
             (&[("VERICLIP__REGISTRY__PATH", "/no/such/dir")], "registry.path"),
+            (&[("VERICLIP__ADMIN__ADDR", "localhost")], "admin.addr"),
+            (&[("VERICLIP__ADMIN__MAX_CONNECTIONS", "0")], "admin.max_connections"),
+            (&[("VERICLIP__LIMITS__BODY_RATE_WINDOW_SECONDS", "0")], "limits.body_rate_window_seconds"),
             #[cfg(not(feature = "cuda"))]
             (&[("VERICLIP__RUNTIME__EXECUTION_PROVIDER", "cuda")], "runtime.execution_provider"),
         ];

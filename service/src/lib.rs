@@ -10,9 +10,11 @@ pub mod api {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vericlip_descriptor");
 }
 
+pub mod admin;
 pub mod budget;
 pub mod classify;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod grpc;
 pub mod http;

@@ -68,7 +68,11 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    // symphonia logs a client's undecodable upload at ERROR ("probe reached EOF"); the request's
+    // own line names the error, so the decoder's internals stay quiet unless a filter asks.
+    let level = &settings.log.level;
+    let level = if level.contains("symphonia") { level.clone() } else { format!("{level},symphonia=off") };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -30,6 +30,13 @@ pub struct VersionLabels {
     pub execution_provider: String,
 }
 
+/// One version of one model (no provider: a version that failed to load has none).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub model: String,
+    pub version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PortLabels {
     pub port: &'static str,
@@ -51,7 +58,7 @@ pub struct Metrics {
     pub serving_version: Family<ModelLabels, Gauge>,
     pub loaded: Family<VersionLabels, Gauge>,
     pub swaps: Family<ModelLabels, Counter>,
-    pub load_failures: Family<ModelLabels, Counter>,
+    pub load_failures: Family<FailureLabels, Counter>,
     pub execution_provider: Family<ProviderLabels, Gauge>,
     pub memory_budget_bytes: Gauge,
     pub memory_budget_used: Gauge,
@@ -60,6 +67,7 @@ pub struct Metrics {
     pub connections: Family<PortLabels, Gauge>,
     pub refused_connections: Family<PortLabels, Counter>,
     pub accepted_connections: Family<PortLabels, Counter>,
+    tally: [std::sync::atomic::AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -103,10 +111,10 @@ impl Metrics {
         registry.register("model_loaded", "Loaded model versions (1 = loaded)", loaded.clone());
         let swaps = Family::<ModelLabels, Counter>::default();
         registry.register("model_swaps", "Changes of the served version", swaps.clone());
-        let load_failures = Family::<ModelLabels, Counter>::default();
+        let load_failures = Family::<FailureLabels, Counter>::default();
         registry.register(
             "model_load_failures",
-            "Model versions that failed to load and were skipped",
+            "Failed loads per model version (0 from the first scan that sees the version)",
             load_failures.clone(),
         );
         let execution_provider = Family::<ProviderLabels, Gauge>::default();
@@ -169,6 +177,7 @@ impl Metrics {
             connections,
             refused_connections,
             accepted_connections,
+            tally: Default::default(),
         }
     }
 
@@ -190,6 +199,18 @@ impl Metrics {
 
     pub fn request(&self, rpc: &'static str, code: tonic::Code) {
         self.requests.get_or_create(&RpcLabels { rpc, code: code_name(code) }).inc();
+        let slot = match code {
+            tonic::Code::Ok => 0,
+            tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss | tonic::Code::Unimplemented => 2,
+            _ => 1,
+        };
+        self.tally[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests answered since the last call: (ok, refused or client errors, server errors).
+    /// Per-request lines are DEBUG; this feeds the once-a-second INFO summary.
+    pub fn take_tally(&self) -> [u64; 3] {
+        self.tally.each_ref().map(|t| t.swap(0, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The Prometheus text exposition.

@@ -30,6 +30,9 @@ use crate::pipeline::FeaturePool;
 /// The gRPC service name, as health checks and reflection know it.
 pub const SERVICE_NAME: &str = "vericlip.v1.Vericlip";
 
+/// After the drain limit, how long cut streams get to send their summary and close.
+const CUT_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs until `shutdown` resolves (SIGTERM / ctrl-c in the binary), then drains and returns.
 ///
 /// Everything that can fail at start (ONNX Runtime, ports, TLS files, API keys) is done before
@@ -45,13 +48,22 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let http_listener = TcpListener::bind(settings.http_addr())
         .await
         .with_context(|| format!("binding http.addr {}", settings.http.addr))?;
-    let grpc_tls = tls::acceptor(&settings.tls, &[b"h2"])?;
-    let http_tls = tls::acceptor(&settings.tls, &[b"h2", b"http/1.1"])?;
-    let keys = ApiKeys::load(&settings.auth.api_key_file)?;
+    let admin_listener = match settings.admin_addr() {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding admin.addr {addr}"))?),
+        None => None,
+    };
+    let (grpc_tls, http_tls) = tls::acceptors(&settings.tls)?.unzip();
+    let keys = ApiKeys::load_watched(&settings.auth.api_key_file)?;
     let (grpc_addr, http_addr) = (grpc_listener.local_addr()?, http_listener.local_addr()?);
+    let admin_addr = admin_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    crate::net::body::set_min_rate(crate::net::body::MinRate {
+        bytes: settings.limits.body_min_bytes_per_window,
+        window: Duration::from_secs_f64(settings.limits.body_rate_window_seconds),
+    });
 
     let metrics = Arc::new(Metrics::new());
     let budget = MemoryBudget::new(settings.memory_budget_bytes(), Arc::clone(&metrics));
+    budget.spawn_trimmer().context("starting the allocator trimmer")?;
     let store = Arc::new(ModelStore::new(settings.registry.default_model.clone()));
     let options = LoadOptions {
         sessions: settings.runtime.sessions,
@@ -119,6 +131,13 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         })
     };
 
+    if let Some(grace) = settings.grpc.removed_max_connection_age_grace_seconds {
+        tracing::warn!(
+            key = "grpc.max_connection_age_grace_seconds",
+            value = grace,
+            "ignored: removed (connection age no longer cuts open calls); delete it from the config"
+        );
+    }
     let max = settings.grpc.max_message_bytes;
     let service = api::vericlip_server::VericlipServer::new(VericlipService { classifier: Arc::clone(&classifier) })
         .max_decoding_message_size(max)
@@ -126,6 +145,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     tracing::info!(
         grpc = %grpc_addr,
         http = %http_addr,
+        admin = ?admin_addr,
         registry = %settings.registry.path.display(),
         tls = settings.tls.enabled(),
         mutual_tls = !settings.tls.client_ca_file.is_empty(),
@@ -134,7 +154,10 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         "listening"
     );
     // A stable line on stdout for scripts and tests that bind port 0.
-    println!("vericlip-server listening grpc={grpc_addr} http={http_addr}");
+    match admin_addr {
+        Some(admin) => println!("vericlip-server listening grpc={grpc_addr} http={http_addr} admin={admin}"),
+        None => println!("vericlip-server listening grpc={grpc_addr} http={http_addr}"),
+    }
 
     let conn_limits = ConnLimits {
         max: settings.limits.max_connections,
@@ -142,18 +165,47 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         first_request: Duration::from_secs_f64(settings.http.header_read_timeout_seconds),
         lifetime: None,
     };
-    // tonic sends GOAWAY at max_connection_age; the grace after it is enforced here, on the
-    // connection itself (tonic 0.14.9, given a grace, skips the GOAWAY and only cuts).
+    // At max_connection_age tonic sends GOAWAY (no new calls on the connection); calls already
+    // open run to their own end or limits (stream idle, audio length), never cut by age: no
+    // lifetime on the connection, and no tonic grace (which would cut them).
     let age = settings.grpc.max_connection_age_seconds;
-    let grpc_limits = ConnLimits {
-        lifetime: (age > 0.0).then(|| Duration::from_secs_f64(age + settings.grpc.max_connection_age_grace_seconds)),
-        ..conn_limits
-    };
+    let grpc_limits = conn_limits;
     let (grpc_conns_tx, grpc_conns) = mpsc::channel(64);
     tokio::spawn(accept_loop(grpc_listener, grpc_tls, grpc_limits, Arc::clone(&metrics), "grpc", grpc_conns_tx));
     let (http_conns_tx, http_conns) = mpsc::channel(64);
     tokio::spawn(accept_loop(http_listener, http_tls, conn_limits, Arc::clone(&metrics), "http", http_conns_tx));
+    // The admin port: plaintext (probes and scrapers stay inside the cluster network), its own
+    // cap, and the same first-request deadline.
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::watch::channel(false);
+    let admin = admin_listener.map(|listener| {
+        let (tx, rx) = mpsc::channel(16);
+        let limits = ConnLimits { max: settings.admin.max_connections, lifetime: None, ..conn_limits };
+        tokio::spawn(accept_loop(listener, None, limits, Arc::clone(&metrics), "admin", tx));
+        tokio::spawn(crate::http::serve(
+            rx,
+            crate::admin::router(Arc::clone(&classifier)),
+            Duration::from_secs_f64(settings.http.header_read_timeout_seconds),
+            8,
+            admin_stop_rx,
+        ))
+    });
 
+    // One INFO line a second about the requests answered; per-request lines are DEBUG (at
+    // 2,000 requests/s, one INFO line each was ~26 MB of logs a minute).
+    let summary_task = {
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let [ok, refused, failed] = metrics.take_tally();
+                if ok + refused + failed > 0 {
+                    tracing::info!(ok, refused, failed, "requests answered in the last second");
+                }
+            }
+        })
+    };
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let grpc_drain = {
         let mut rx = drain_rx.clone();
@@ -179,6 +231,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
                 r.map(|b| tonic::body::Body::new(Budgeted::grpc(b, &body_budget, body_idle)))
             }))
             .layer(GrpcAuthLayer { keys: keys.clone() })
+            .layer(crate::drain::DrainLayer { count: false })
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -186,7 +239,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(grpc_conns), grpc_drain),
     );
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
-    let router = crate::http::router(Arc::clone(&classifier), max, keys);
+    let router =
+        crate::http::router(Arc::clone(&classifier), max, keys).layer(crate::drain::DrainLayer { count: true });
     let http = tokio::spawn(crate::http::serve(
         http_conns,
         router,
@@ -196,22 +250,57 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     ));
 
     shutdown.await;
-    tracing::info!("shutdown requested: health NOT_SERVING, draining in-flight requests");
+    tracing::info!("shutdown requested: health NOT_SERVING, readiness 503, draining in-flight requests and streams");
+    crate::drain::begin();
     health_task.abort();
     health.set_service_status("", ServingStatus::NotServing).await;
     health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
     classifier.begin_shutdown();
     let _ = drain_tx.send(true);
     let drain = Duration::from_secs_f64(settings.shutdown.drain_seconds);
-    // /readyz answers 503 while gRPC drains; the HTTP port closes last.
-    match tokio::time::timeout(drain, grpc).await {
-        Ok(Ok(Ok(()))) => tracing::info!("gRPC drained"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "gRPC server failed"),
-        Ok(Err(e)) => tracing::error!(error = %e, "gRPC server task failed"),
-        Err(_) => tracing::warn!(seconds = drain.as_secs_f64(), "drain timed out; exiting with requests in flight"),
+    let drained = |grpc: &tokio::task::JoinHandle<_>| {
+        grpc.is_finished() && crate::drain::http_in_flight() == 0 && metrics.active_streams.get() == 0
+    };
+    // Both HTTP ports keep accepting through the drain: /readyz answers 503 rather than
+    // refusing the connection. Work that arrived before SIGTERM finishes; at the limit, open
+    // streams are cut (each ends with its summary so far and a reason) and get a moment to
+    // say so before the process exits.
+    let limit = tokio::time::Instant::now() + drain;
+    while !drained(&grpc) && tokio::time::Instant::now() < limit {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if drained(&grpc) {
+        tracing::info!("drained");
+    } else {
+        tracing::warn!(
+            seconds = drain.as_secs_f64(),
+            http_requests = crate::drain::http_in_flight(),
+            streams = metrics.active_streams.get(),
+            "drain limit reached; cutting open streams"
+        );
+        crate::drain::cut();
+        let grace = tokio::time::Instant::now() + CUT_GRACE;
+        while !drained(&grpc) && tokio::time::Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    if grpc.is_finished() {
+        match grpc.await {
+            Ok(Ok(())) => tracing::info!("gRPC drained"),
+            Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
+            Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
+        }
+    } else {
+        tracing::warn!("exiting with gRPC calls in flight");
+        grpc.abort();
     }
     let _ = http_stop_tx.send(true);
+    let _ = admin_stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(3), http).await;
+    if let Some(admin) = admin {
+        let _ = tokio::time::timeout(Duration::from_secs(1), admin).await;
+    }
+    summary_task.abort();
     // A model may be loading right now: let it finish before the process (and ONNX Runtime)
     // goes away.
     stop_watching.store(true, Ordering::Relaxed);

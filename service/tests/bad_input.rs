@@ -205,6 +205,37 @@ async fn every_bad_input_gets_the_right_status_and_the_server_keeps_serving() {
     assert!(String::from_utf8_lossy(&body).contains("invalid_sample_rate"));
     let (status, _, _) = server.http("POST", "/v1/classify?version=9", "audio/wav", &good);
     assert_eq!(status, 404);
+
+    // multipart/form-data without a part named `file`, or without a boundary: 400 and a name.
+    let form =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--XyZ--\r\n";
+    let (status, head, body) = server.http("POST", "/v1/classify", "multipart/form-data; boundary=XyZ", form);
+    assert_eq!(status, 400, "{head}");
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["error"]["name"], "missing_file_part", "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("`file`"), "{j}");
+    let (status, _, body) = server.http("POST", "/v1/classify", "multipart/form-data", form);
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("invalid_multipart"));
+
+    // The wrong method on an API route: 405, the allowed method, and the usual JSON error.
+    let (status, head, body) = server.http("GET", "/v1/classify", "text/plain", b"");
+    assert_eq!(status, 405, "{head}");
+    assert!(head.to_ascii_lowercase().contains("allow: post"), "{head}");
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["error"]["name"], "method_not_allowed", "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("POST /v1/classify"), "{j}");
+    let (status, _, body) = server.http("DELETE", "/v1/models", "text/plain", b"");
+    assert_eq!(status, 405);
+    assert!(String::from_utf8_lossy(&body).contains("method_not_allowed"));
+    // The browser's favicon request finds one.
+    let (status, head, _) = server.http("GET", "/favicon.ico", "text/plain", b"");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("image/svg+xml"), "{head}");
+
+    // A client's bad upload is the client's problem: never logged at ERROR by the server.
+    let log = server.log_text();
+    assert!(!log.lines().any(|l| l.contains("ERROR")), "bad uploads logged as errors:\n{log}");
     assert!(c.classify(encoded(good)).await.is_ok());
     assert!(server.metric("vericlip_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}") >= 11.0);
 }

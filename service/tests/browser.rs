@@ -28,9 +28,9 @@ async fn web_page_in_headless_chromium() {
     let chromium = std::env::var("VERICLIP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).is_file(), "{chromium} missing: apt-get install -y chromium");
 
-    // Both bundled versions: 2 serves, 1 stays selectable.
+    // The bundled default (version 4) serves, as in scripts/demo.sh; version 1 stays selectable.
     let reg = temp_registry("browser");
-    copy_dir(&repo().join("models/vericlip-lstm/2"), &reg.join("vericlip-lstm/2"));
+    copy_dir(&repo().join("models/vericlip-lstm/4"), &reg.join("vericlip-lstm/4"));
     let server = Server::start(&reg, &[]).await;
     // A second server with API keys (v1 only), for the key field and the WebSocket's api_key.
     let keyed_reg = temp_registry("browser-keyed");
@@ -52,6 +52,7 @@ async fn web_page_in_headless_chromium() {
         .arg("browser-test-key-42")
         .arg("--chromium")
         .arg(&chromium)
+        .args(["--serving-version", "4"])
         .kill_on_drop(true)
         .output()
         .await

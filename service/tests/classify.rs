@@ -88,6 +88,26 @@ async fn unary_matches_the_reference_and_http_matches_grpc() {
         assert_eq!(status, 200, "{head}");
         let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!((j["fake_score"].as_f64().unwrap() - f64::from(r.fake_score)).abs() < 1e-6);
+
+        // What most people try first: a form upload (`curl -F file=@clip.wav`), the same answer
+        // as the raw body.
+        let (status, _, raw) = server.http("POST", "/v1/classify", "audio/wav", &bytes);
+        assert_eq!(status, 200);
+        let raw: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-w", "\n%{http_code}", "-F"])
+            .arg(format!("file=@{}", path.display()))
+            .args(["-F", "note=ignored"])
+            .arg(format!("http://{}/v1/classify", server.http))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        assert_eq!(code, "200", "{text}{}", String::from_utf8_lossy(&out.stderr));
+        let form: serde_json::Value = serde_json::from_str(body).unwrap();
+        for field in ["verdict", "fake_score", "threshold", "segments", "model", "model_version", "duration_seconds"] {
+            assert_eq!(form[field], raw[field], "{}: {field}", path.display());
+        }
     }
 }
 
@@ -220,7 +240,7 @@ async fn models_are_listed_and_selected_by_name_and_version() {
     let reg = temp_registry("classify-models");
     let server = Server::start(&reg, &[]).await;
     let mut c = server.client().await;
-    let list = c.list_models(api::ListModelsRequest {}).await.unwrap().into_inner();
+    let list = c.list_models(api::ListModelsRequest::default()).await.unwrap().into_inner();
     assert_eq!(list.models.len(), 1);
     let m = &list.models[0];
     assert_eq!((m.name.as_str(), m.version, m.serving), ("vericlip-lstm", 1, true));

@@ -98,19 +98,30 @@ async fn abandoned_requests_are_dropped_and_their_memory_returns() {
         }
     }
     eprintln!("abandoned requests: {codes:?}");
-    // A fast machine may finish the first one or two within the deadline; the rest were abandoned.
-    assert!(gave_up >= 20, "only {gave_up} of 24 callers gave up");
-    // The backlog is dropped, not worked through: the budget empties and jobs were cancelled.
+    // Where each abandoned request was dropped (refused at admission, cancelled while decoding,
+    // expired in the queue) depends on the machine's speed; what must hold is the property:
+    // nothing of the backlog is worked through or kept. The budget empties...
+    assert!(gave_up >= 1, "every caller finished within 1 s: the clips are too small to test anything");
     eventually(|| server.metric("vericlip_memory_budget_used_bytes") == 0.0).await;
     assert_eq!(server.metric("vericlip_memory_budget_used_bytes"), 0.0);
-    let cancelled = server.metric("vericlip_cancelled_jobs_total");
-    assert!(cancelled >= 15.0, "only {cancelled} jobs were cancelled");
-    // A normal request right after is served.
-    let r = c.classify(small).await.unwrap().into_inner();
+    // ... a normal request right after is served without waiting behind the backlog (working
+    // it through would take the single feature worker well over a minute: 24 x 300 s at
+    // 48 kHz)...
+    let t = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(45), c.classify(small))
+        .await
+        .expect("the next request waited behind the abandoned backlog")
+        .unwrap()
+        .into_inner();
     assert_eq!(r.segments.len(), 2);
+    let next_ms = t.elapsed().as_millis();
+    // ... and the memory returns.
     eventually(|| server.rss_kib() < baseline + 100 * 1024).await;
     let after = server.rss_kib();
-    eprintln!("abandoned backlog: baseline {baseline} KiB, after {after} KiB, {cancelled} jobs cancelled");
+    let cancelled = server.metric("vericlip_cancelled_jobs_total");
+    eprintln!(
+        "abandoned backlog: baseline {baseline} KiB, after {after} KiB; next request {next_ms} ms; {cancelled} jobs cancelled"
+    );
     assert!(after < baseline + 100 * 1024, "RSS {after} KiB did not return near the baseline {baseline} KiB");
 }
 
@@ -392,6 +403,7 @@ async fn a_second_server_on_a_taken_port_exits_1() {
     let out = Command::new(env!("CARGO_BIN_EXE_vericlip-server"))
         .env("VERICLIP__GRPC__ADDR", server.grpc.trim_start_matches("http://"))
         .env("VERICLIP__HTTP__ADDR", "127.0.0.1:0")
+        .env("VERICLIP__ADMIN__ADDR", "127.0.0.1:0")
         .env("VERICLIP__REGISTRY__PATH", &reg)
         .output()
         .unwrap();

@@ -88,24 +88,24 @@ async fn versions_swap_under_load_without_a_failed_request() {
     let garbage = b"this is not an onnx model".to_vec();
     place_version(&reg, 4, &vericlip_core::registry::sha256_hex(&garbage), &garbage);
     let started = Instant::now();
-    while server.metric("vericlip_model_load_failures_total{model=\"vericlip-lstm\"}") < 2.0 {
+    let failures = |v: u64| {
+        server.metric(&format!("vericlip_model_load_failures_total{{model=\"vericlip-lstm\",version=\"{v}\"}}"))
+    };
+    while failures(3) + failures(4) < 2.0 {
         assert!(started.elapsed() < Duration::from_secs(30), "corrupt versions never rejected:\n{}", server.log_text());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Give the watcher a few more scans: the rejected versions are not retried while unchanged.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(server.metric("vericlip_model_load_failures_total{model=\"vericlip-lstm\"}"), 2.0);
+    assert_eq!((failures(1), failures(2), failures(3), failures(4)), (0.0, 0.0, 1.0, 1.0));
     assert_eq!(server.metric("vericlip_model_serving_version{model=\"vericlip-lstm\"}"), 2.0);
-    let listed: Vec<(u64, bool)> = probe
-        .list_models(api::ListModelsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .models
-        .iter()
-        .map(|m| (m.version, m.serving))
-        .collect();
+    let response = probe.list_models(api::ListModelsRequest::default()).await.unwrap().into_inner();
+    let listed: Vec<(u64, bool)> = response.models.iter().map(|m| (m.version, m.serving)).collect();
     assert_eq!(listed, vec![(1, false), (2, true)]);
+    // Both are listed as rejected, with their reasons.
+    let rejected: Vec<(u64, bool)> =
+        response.rejected.iter().map(|r| (r.version, r.reason.contains("does not match"))).collect();
+    assert_eq!(rejected, vec![(3, true), (4, false)], "{:?}", response.rejected);
     let log = server.log_text();
     assert!(log.contains("does not match the manifest") && log.contains("model version rejected"), "{log}");
 

@@ -1,6 +1,8 @@
-//! Cross-language: the real Python grpcio client (stubs generated from proto/ at test time)
-//! against the real server. Needs the venv that scripts/setup.sh creates; without it the test
-//! fails and says so (it never skips).
+//! Cross-language: the Python client package (clients/python: generated stubs and the
+//! `vericlip_client` helpers; the script imports the tree's copy when none is installed) with
+//! grpcio against the real server. Needs the venv that scripts/setup.sh creates; without it the
+//! test fails and says so (it never skips). tests/api/run.sh runs the same script with the
+//! package pip-installed.
 
 mod common;
 
@@ -23,7 +25,8 @@ async fn python_grpcio_client_classifies_and_sees_health_and_reflection() {
     for p in samples() {
         let audio = Some(api::classify_request::Audio::Encoded(std::fs::read(&p).unwrap()));
         let r = c.classify(api::ClassifyRequest { audio, ..Default::default() }).await.unwrap().into_inner();
-        expect.insert(p.display().to_string(), serde_json::json!(r.fake_score));
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        expect.insert(name, serde_json::json!(r.fake_score));
     }
     let expect_file = reg.join("expect.json");
     std::fs::write(&expect_file, serde_json::to_vec(&expect).unwrap()).unwrap();
@@ -31,8 +34,8 @@ async fn python_grpcio_client_classifies_and_sees_health_and_reflection() {
         .arg(repo().join("tests/clients/python/test_client.py"))
         .arg("--addr")
         .arg(server.grpc.trim_start_matches("http://"))
-        .arg("--proto-dir")
-        .arg(repo().join("proto"))
+        .arg("--samples")
+        .arg(repo().join("models/samples"))
         .arg("--expect")
         .arg(&expect_file)
         .output()

@@ -125,3 +125,151 @@ async fn sigterm_drains_in_flight_work_and_exits_zero() {
     let log = server.log_text();
     assert!(log.contains("shutdown requested") && log.contains("gRPC drained") && log.contains("stopped"), "{log}");
 }
+
+/// One HTTP POST of `body` sent in two halves: the first before SIGTERM, the second when `go`
+/// fires; returns the answer.
+fn post_in_halves(addr: String, body: Vec<u8>, go: std::sync::mpsc::Receiver<()>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let half = body.len() / 2;
+    s.write_all(&body[..half]).unwrap();
+    let _ = go.recv();
+    if s.write_all(&body[half..]).is_err() {
+        return "write failed".into();
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_http_requests_and_websockets_and_cuts_the_rest_with_a_reason() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let reg = temp_registry("shutdown-http");
+    let mut server = Server::start(&reg, &[("VERICLIP__SHUTDOWN__DRAIN_SECONDS", "4")]).await;
+    let clip = std::fs::read(&samples()[0]).unwrap();
+    let audio: Vec<f32> = load_file(&samples()[0], 16_000, &AudioLimits::default()).unwrap().samples;
+    let pcm = |s: &[f32]| -> Vec<u8> { s.iter().flat_map(|x| x.to_le_bytes()).collect() };
+
+    // 16 POSTs, half their body sent.
+    let mut posts = Vec::new();
+    let mut gos = Vec::new();
+    for _ in 0..16 {
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let (addr, body) = (server.http.clone(), clip.clone());
+        posts.push(std::thread::spawn(move || post_in_halves(addr, body, go_rx)));
+        gos.push(go_tx);
+    }
+    // 4 WebSocket streams with 1 s of audio sent: two finish during the drain, two keep
+    // streaming in real time past the drain limit and are cut.
+    let mut streams = Vec::new();
+    for i in 0..4 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", server.http)).await.unwrap();
+        ws.send(Message::text(r#"{"format":"f32le","sample_rate":16000}"#)).await.unwrap();
+        ws.send(Message::binary(pcm(&audio[..16_000]))).await.unwrap();
+        let (audio, finishes) = (audio.clone(), i < 2);
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        gos_ws_push(
+            &mut streams,
+            tokio::spawn(async move {
+                let _ = go_rx.await;
+                let (mut sink, mut source) = ws.split();
+                let sender = tokio::spawn(async move {
+                    if finishes {
+                        let _ = sink.send(Message::binary(pcm(&audio[16_000..32_000]))).await;
+                        let _ = sink.send(Message::text(r#"{"type":"end"}"#)).await;
+                    } else {
+                        // 0.1 s of audio every 100 ms, for longer than the drain.
+                        for k in 0..200 {
+                            let chunk: Vec<f32> =
+                                audio.iter().cycle().skip(16_000 + k * 1_600).take(1_600).copied().collect();
+                            if sink.send(Message::binary(pcm(&chunk))).await.is_err() {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    sink
+                });
+                let mut summary = None;
+                let mut close = None;
+                while let Some(Ok(m)) = source.next().await {
+                    match m {
+                        Message::Text(t) => {
+                            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                            if v["type"] == "summary" {
+                                summary = Some(v);
+                            }
+                        }
+                        Message::Close(f) => {
+                            close = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())));
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                sender.abort();
+                (finishes, summary, close)
+            }),
+            go_tx,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // Readiness says no on both ports, with an answer (the ports stay open through the drain).
+    let started = std::time::Instant::now();
+    loop {
+        let admin = common::http_request(&server.admin, "GET", "/readyz", "text/plain", b"").0;
+        let http = server.http("GET", "/readyz", "text/plain", b"").0;
+        if (admin, http) == (503, 503) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "readyz admin {admin}, http {http} after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The in-flight work goes on.
+    for go in gos {
+        go.send(()).unwrap();
+    }
+    for (_, go) in &mut streams {
+        if let Some(go) = go.take() {
+            go.send(()).unwrap();
+        }
+    }
+    for p in posts {
+        let answer = p.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"verdict\""), "{answer}");
+    }
+    for (task, _) in streams {
+        let (finishes, summary, close) = task.await.unwrap();
+        let summary = summary.unwrap_or_else(|| panic!("a stream (finishes: {finishes}) got no summary; {close:?}"));
+        assert!(!summary["segments"].as_array().unwrap().is_empty(), "{summary}");
+        if !finishes {
+            let (code, reason) = close.flatten().expect("a cut stream gets a close frame with a reason");
+            assert_eq!(code, 1001);
+            assert!(reason.contains("drain"), "{reason}");
+        }
+    }
+    let status = server.terminate_wait();
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
+    let log = server.log_text();
+    assert!(log.contains("drain limit reached; cutting open streams"), "{log}");
+}
+
+type WsTask = tokio::task::JoinHandle<(bool, Option<serde_json::Value>, Option<Option<(u16, String)>>)>;
+
+fn gos_ws_push(
+    streams: &mut Vec<(WsTask, Option<tokio::sync::oneshot::Sender<()>>)>,
+    task: WsTask,
+    go: tokio::sync::oneshot::Sender<()>,
+) {
+    streams.push((task, Some(go)));
+}

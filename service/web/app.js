@@ -87,8 +87,6 @@ const FRIENDLY = {
   unsupported_audio: 'This audio format is not supported',
   empty_audio: 'There is no audio in this file',
   audio_too_long: 'This clip is too long',
-  audio_too_short: 'This recording is too short: speak for at least 2 seconds',
-  too_short: 'This recording is too short: speak for at least 2 seconds',
   non_finite_samples: 'This file contains invalid samples',
   invalid_sample_rate: 'This file has an unusual sample rate we cannot use',
   invalid_channels: 'This file has an unusual channel layout we cannot use',
@@ -104,9 +102,15 @@ const FRIENDLY = {
   connection_failed: 'Could not start the live connection',
   connection_closed: 'The live connection ended early',
 };
-function friendly(err) {
+/** A person's headline for an error; `live` for a microphone recording, else an uploaded clip. */
+function friendly(err, live = false) {
+  if (/short/.test(err.name || '')) {
+    // The server's own minimum ("at least 1.00 s is needed"), so the headline and the message agree.
+    const m = /at least ([\d.]+) s/.exec(err.message || '');
+    const secs = m ? `${Number(m[1])} second${Number(m[1]) === 1 ? '' : 's'}` : 'a second';
+    return live ? `This recording is too short: speak for at least ${secs}` : `This clip is too short: at least ${secs} of audio is needed`;
+  }
   if (FRIENDLY[err.name]) return FRIENDLY[err.name];
-  if (/short/.test(err.name || '')) return FRIENDLY.audio_too_short;
   if (err.code === 'UNAUTHENTICATED' || err.code === '401') return FRIENDLY.unauthenticated;
   return 'The server could not analyse this audio';
 }
@@ -118,6 +122,15 @@ function scoreColor(score, threshold, alpha = 1) {
   const conf = span > 0 ? Math.min(1, Math.abs(score - threshold) / span) : 1;
   const a = (0.35 + 0.65 * conf) * alpha;
   return fake ? `rgba(211, 47, 47, ${a})` : `rgba(27, 150, 84, ${a})`;
+}
+
+const NO_SPEECH_COLOR = 'rgba(100, 116, 139, ALPHA)';
+const UNJUDGED_COLOR = '#dfe4ea';
+
+/** A segment's colour: its score's, or neutral grey when it had no speech (not scored). */
+function segColor(s, threshold, alpha = 1) {
+  if (s.verdict === 'no_speech') return NO_SPEECH_COLOR.replace('ALPHA', String(0.55 * alpha));
+  return scoreColor(s.fake_score, threshold, alpha);
 }
 
 // ---------- models ----------
@@ -359,7 +372,7 @@ async function classify(name, version) {
   if (!resp.ok) {
     const err = await errorOf(resp);
     card.error(err);
-    setStatus(`${friendly(err)} (${err.name}).`, 'bad');
+    setStatus(`${friendly(err, c.live)} (${err.name}).`, 'bad');
     if (err.code === 'UNAUTHENTICATED') ui.keyDetails.open = true;
     return;
   }
@@ -370,11 +383,20 @@ async function classify(name, version) {
   }
   // The server names the version it used (a request for the serving version gets a number).
   card.result(r);
-  setStatus(`${versionLabel(r.model, r.model_version)}: ${headline(r.verdict)} (score ${fmt3(r.fake_score)}, threshold ${fmt3(r.threshold)}).`);
+  // The status line speaks for the clip's first card (the version chosen above, normally the
+  // serving one); "Compare with" only adds a card beside it.
+  const primary = [...state.cards.values()].find((x) => x.last);
+  setStatus(resultStatus(primary ? primary.last : r));
   renderCompare();
 }
 
-const headline = (verdict) => (verdict === 'fake' ? 'Likely synthetic speech' : 'Likely real human speech');
+const resultStatus = (r) => (r.verdict === 'no_speech'
+  ? `${versionLabel(r.model, r.model_version)}: ${headline(r.verdict)}: silence or sound too faint to judge.`
+  : `${versionLabel(r.model, r.model_version)}: ${headline(r.verdict)} (score ${fmt3(r.fake_score)}, threshold ${fmt3(r.threshold)}).`);
+
+const headline = (verdict) => ({ fake: 'Likely synthetic speech', no_speech: 'No speech found' }[verdict] || 'Likely real human speech');
+const verdictTag = (verdict) => ({ fake: 'FAKE', no_speech: 'NO SPEECH' }[verdict] || 'REAL');
+const verdictClass = (verdict) => ({ fake: 'fake', no_speech: 'nospeech' }[verdict] || 'real');
 
 // ---------- compare ----------
 
@@ -462,6 +484,8 @@ class ResultCard {
       this.wave,
       el('div', { class: 'legend', 'aria-hidden': 'true' },
         el('span', { class: 'sw real' }), 'real', el('span', { class: 'sw fake' }), 'synthetic',
+        el('span', { class: 'sw nospeech' }), 'no speech',
+        el('span', { class: 'sw unjudged' }), live ? 'not judged yet' : 'not judged (a tail under 1 s)',
         el('span', { class: 'sw cur' }), 'playback'),
       el('div', { class: 'table-wrap' }, this.table),
       this.details,
@@ -480,6 +504,7 @@ class ResultCard {
 
   pending() {
     this.setState('pending');
+    this.last = null;
     this.root.querySelector('.error')?.remove();
     this.verdict.className = 'verdict pending';
     this.verdict.replaceChildren(el('span', { class: 'spinner', 'aria-hidden': 'true' }), el('strong', { text: 'Analysing…' }));
@@ -499,13 +524,14 @@ class ResultCard {
 
   error(err) {
     this.setState('error');
+    this.last = null;
     this.root.dataset.errorName = err.name;
     this.verdict.className = 'verdict error-verdict';
     this.verdict.replaceChildren();
     this.scorebar.hidden = true;
     this.scoreText.textContent = '';
     this.root.querySelector('.error')?.remove();
-    this.verdict.after(errorBox(err));
+    this.verdict.after(errorBox(err, this.live));
     this.redraw();
   }
 
@@ -516,13 +542,15 @@ class ResultCard {
     this.tbody.append(this.row(seg));
     const thr = this.thresholdOr();
     const n = this.segments.length;
-    this.verdict.className = `verdict live ${seg.verdict}`;
+    const quiet = seg.verdict === 'no_speech';
+    this.verdict.className = `verdict live ${verdictClass(seg.verdict)}`;
     this.verdict.replaceChildren(
-      el('span', { class: 'tag', text: seg.verdict === 'fake' ? 'FAKE' : 'REAL' }),
-      el('strong', { text: `${headline(seg.verdict)} so far` }),
-      el('span', { class: 'sub', text: `latest window ${fmtTime(seg.start_seconds)}–${fmtTime(seg.end_seconds)}: score ${fmt3(seg.fake_score)} · ${n} window${n === 1 ? '' : 's'}` }),
+      el('span', { class: 'tag', text: verdictTag(seg.verdict) }),
+      el('strong', { text: quiet ? 'No speech in the latest window' : `${headline(seg.verdict)} so far` }),
+      el('span', { class: 'sub', text: `latest window ${fmtTime(seg.start_seconds)}–${fmtTime(seg.end_seconds)}: ${quiet ? 'silence or too faint, not scored' : `score ${fmt3(seg.fake_score)}`} · ${n} window${n === 1 ? '' : 's'}` }),
     );
-    this.showScore(seg.fake_score, thr, 'Latest window fake score');
+    if (quiet) this.hideScore();
+    else this.showScore(seg.fake_score, thr, 'Latest window fake score');
     this.redraw();
   }
 
@@ -530,6 +558,11 @@ class ResultCard {
     if (Number.isFinite(this.threshold)) return this.threshold;
     const v = versionInfo(this.name, this.version);
     return v ? v.threshold : 0.5;
+  }
+
+  hideScore() {
+    this.scorebar.hidden = true;
+    this.scoreText.textContent = '';
   }
 
   showScore(score, thr, what) {
@@ -567,16 +600,19 @@ class ResultCard {
     delete d.errorName;
     this.root.querySelector('.error')?.remove();
     this.badge.textContent = versionLabel(r.model, r.model_version);
-    const fake = r.verdict === 'fake';
-    this.verdict.className = `verdict ${fake ? 'fake' : 'real'}`;
+    this.last = r;
+    const sub = {
+      fake: 'The voice shows signs of text-to-speech synthesis.',
+      no_speech: 'Silence or sound too faint to judge: nothing was scored. Try a recording with someone speaking.',
+    }[r.verdict] || 'No sign of synthesis found by this model.';
+    this.verdict.className = `verdict ${verdictClass(r.verdict)}`;
     this.verdict.replaceChildren(
-      el('span', { class: 'tag', text: fake ? 'FAKE' : 'REAL' }),
+      el('span', { class: 'tag', text: verdictTag(r.verdict) }),
       el('strong', { class: 'headline', text: headline(r.verdict) }),
-      el('span', { class: 'sub', text: fake
-        ? 'The voice shows signs of text-to-speech synthesis.'
-        : 'No sign of synthesis found by this model.' }),
+      el('span', { class: 'sub', text: sub }),
     );
-    this.showScore(r.fake_score, r.threshold, 'Fake score');
+    if (r.verdict === 'no_speech') this.hideScore();
+    else this.showScore(r.fake_score, r.threshold, 'Fake score');
     this.root.querySelector('.note')?.remove();
     if (Number.isFinite(r.duration_seconds) && r.duration_seconds < 2) {
       this.scoreText.after(el('p', { class: 'note', role: 'note', text:
@@ -601,7 +637,7 @@ class ResultCard {
 
   row(s) {
     const thr = this.thresholdOr();
-    const fake = s.verdict === 'fake';
+    const quiet = s.verdict === 'no_speech';
     return el(
       'tr',
       {
@@ -620,8 +656,8 @@ class ResultCard {
         'aria-label': `Play from ${fmtTime(s.start_seconds)}`,
         onclick: () => playFrom(s.start_seconds),
       })),
-      el('td', {}, el('span', { class: 'chip', style: `background:${scoreColor(s.fake_score, thr, 0.9)}` }), fmt3(s.fake_score)),
-      el('td', {}, el('span', { class: `pill ${fake ? 'fake' : 'real'}`, text: fake ? 'FAKE' : 'REAL' })),
+      el('td', {}, el('span', { class: 'chip', style: `background:${segColor(s, thr, 0.9)}` }), quiet ? '—' : fmt3(s.fake_score)),
+      el('td', {}, el('span', { class: `pill ${verdictClass(s.verdict)}`, text: verdictTag(s.verdict) })),
     );
   }
 
@@ -657,13 +693,18 @@ class ResultCard {
     const thr = this.thresholdOr();
     // Timeline: each segment owns the time from its start to the next one's start.
     const segs = [...this.segments].sort((a, b) => a.start_seconds - b.start_seconds);
+    // Time no segment covers (a short tail, or audio still arriving) stays grey: not judged.
+    if (segs.length) {
+      g.fillStyle = UNJUDGED_COLOR;
+      g.fillRect(0, top + 2, w, strip - 2);
+    }
     segs.forEach((s, i) => {
       const end = i + 1 < segs.length ? Math.min(s.end_seconds, segs[i + 1].start_seconds) : s.end_seconds;
       const x0 = x(s.start_seconds);
       const x1 = Math.min(w, x(end));
-      g.fillStyle = scoreColor(s.fake_score, thr, 0.16);
+      g.fillStyle = segColor(s, thr, 0.16);
       g.fillRect(x0, 0, x1 - x0, top);
-      g.fillStyle = scoreColor(s.fake_score, thr);
+      g.fillStyle = segColor(s, thr);
       g.fillRect(x0, top + 2, Math.max(1, x1 - x0 - 1), strip - 2);
     });
     // Waveform (min/max per pixel column).
@@ -703,11 +744,11 @@ class ResultCard {
   }
 }
 
-function errorBox(err) {
+function errorBox(err, live = false) {
   return el(
     'div',
     { class: 'error', role: 'alert', 'data-error-name': err.name, 'data-error-code': err.code },
-    el('strong', { class: 'error-title', text: friendly(err) }),
+    el('strong', { class: 'error-title', text: friendly(err, live) }),
     el('p', { class: 'error-message', text: err.message || '' }),
     el('p', { class: 'error-meta' }, el('code', { class: 'error-name', text: err.name }), err.code ? ` · ${err.code}` : ''),
   );
@@ -862,18 +903,20 @@ function onStreamMessage(rec, data) {
   if (m.type === 'segment') {
     rec.card.addWindow(m);
     const n = rec.card.segments.length;
-    setStatus(`Window ${n} (${fmtTime(m.start_seconds)}–${fmtTime(m.end_seconds)}): ${m.verdict === 'fake' ? 'synthetic' : 'real'}, score ${fmt3(m.fake_score)}.`);
+    setStatus(m.verdict === 'no_speech'
+      ? `Window ${n} (${fmtTime(m.start_seconds)}–${fmtTime(m.end_seconds)}): no speech (silence or too faint).`
+      : `Window ${n} (${fmtTime(m.start_seconds)}–${fmtTime(m.end_seconds)}): ${m.verdict === 'fake' ? 'synthetic' : 'real'}, score ${fmt3(m.fake_score)}.`);
   } else if (m.type === 'summary') {
     rec.done = true;
     rec.card.result(m);
-    setStatus(`Recording: ${headline(m.verdict)} (score ${fmt3(m.fake_score)}, threshold ${fmt3(m.threshold)}).`);
+    setStatus(`Recording: ${resultStatus(m)}`);
     finishRecording(rec);
     rec.ws.close(1000);
   } else if (m.type === 'error') {
     rec.done = true;
     const err = m.error || { name: 'stream_error', message: 'the server reported an error' };
     rec.card.error(err);
-    setStatus(`${friendly(err)} (${err.name}).`, 'bad');
+    setStatus(`${friendly(err, true)} (${err.name}).`, 'bad');
     finishRecording(rec);
   }
 }

@@ -7,12 +7,16 @@ Debian's Chromium (headless, driven by Playwright) against a running server:
   2. a file of random bytes shows the server's error name and message;
   3. a live recording (Chromium's fake microphone playing a WAV made from the bundled samples)
      shows window verdicts while audio is still being sent, then a summary after Stop;
-  4. choosing version 1 or 2 changes the version the result reports, and "compare" runs the
-     same clip on the other version;
-  5. (with --keyed-base-url) a server with API keys: the page asks for the key and then lists,
+  4. choosing version 1 or the serving version (--serving-version, the newest bundled one)
+     changes the version the result reports, and "compare" runs the same clip on the other
+     version while the status line stays on the serving version's result;
+  5. a silent clip shows "No speech found" (the server's `no_speech`), not a verdict; a clip
+     under a second shows one consistent "too short" message;
+  6. (with --keyed-base-url) a server with API keys: the page asks for the key and then lists,
      classifies (Bearer header) and streams (api_key query) with it;
-plus the static assets' content types, the model card dialog, a phone-sized layout without
-horizontal scrolling and no script errors. Screenshots go to --artifacts.
+plus the static assets' content types (and a favicon: no 404 on any load), the model card
+dialog (no absolute path of the training machine), a phone-sized layout without horizontal
+scrolling and no script errors. Screenshots go to --artifacts.
 
 Usage: test_page.py --base-url http://127.0.0.1:8080 --artifacts DIR
                     [--keyed-base-url URL --api-key KEY] [--screenshot PNG]
@@ -74,6 +78,14 @@ def read_wav(path):
         return w.getframerate(), w.readframes(w.getnframes())
 
 
+def write_wav(out, rate, frames):
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+
+
 def fake_mic_wav(out):
     """All bundled samples back to back (16 kHz mono 16-bit, about 14 s): Chromium loops it."""
     rate, frames = None, b""
@@ -127,9 +139,15 @@ def compare_card(loc, expect, what):
         check(row.get_attribute("data-verdict") == seg["verdict"], f"{what}: segment {i} verdict")
     # The prose says the same as the attributes.
     text = loc.inner_text()
-    word = "Likely synthetic speech" if expect["verdict"] == "fake" else "Likely real human speech"
+    word = {"fake": "Likely synthetic speech", "no_speech": "No speech found"}.get(expect["verdict"],
+                                                                                   "Likely real human speech")
     check(word in text, f"{what}: headline {word!r} missing from {text!r}")
-    check(f"{expect['fake_score']:.3f}" in text, f"{what}: score {expect['fake_score']:.3f} not shown")
+    if expect["verdict"] == "no_speech":
+        # Nothing was scored: no score bar, and every row says so.
+        check(loc.locator(".scorebar").is_hidden(), f"{what}: a score bar for audio with no speech")
+        check(loc.locator(".pill.nospeech").count() == len(expect["segments"]), f"{what}: rows not marked NO SPEECH")
+    else:
+        check(f"{expect['fake_score']:.3f}" in text, f"{what}: score {expect['fake_score']:.3f} not shown")
     check(f"v{expect['model_version']}" in loc.locator(".badge").inner_text(), f"{what}: version badge")
 
 
@@ -172,7 +190,9 @@ def main():
     ap.add_argument("--keyed-base-url", help="a second server started with API keys")
     ap.add_argument("--api-key", help="a key that server accepts")
     ap.add_argument("--screenshot", help="also save the desktop upload result here (for the README)")
+    ap.add_argument("--serving-version", type=int, default=4, help="the version the server serves (v1 is compared)")
     args = ap.parse_args()
+    S = args.serving_version
     base = args.base_url.rstrip("/")
     art = Path(args.artifacts)
     art.mkdir(parents=True, exist_ok=True)
@@ -181,18 +201,21 @@ def main():
 
     # Static assets, with the MIME types module scripts and worklets need.
     for path, kind in [("/", "text/html"), ("/app.js", "javascript"), ("/style.css", "text/css"),
-                       ("/pcm-worklet.js", "javascript"), ("/model-card", "text/")]:
+                       ("/pcm-worklet.js", "javascript"), ("/model-card", "text/"),
+                       ("/favicon.ico", "image/svg+xml")]:
         status, headers, body = http(base, "GET", path)
         ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
         check(status == 200 and body, f"GET {path}: {status}")
         check(kind in ctype, f"GET {path}: content-type {ctype!r}, expected {kind}")
-    log("ok: / /app.js /style.css /pcm-worklet.js /model-card served")
+    log("ok: / /app.js /style.css /pcm-worklet.js /model-card /favicon.ico served")
 
     fake_clip = SAMPLES / "fake" / "espeak_en__computer_voice.wav"  # 4.25 s: two segments
-    real_clip = sorted((SAMPLES / "real").glob("*.wav"))[0]
+    # The README's screenshot: a real clip the serving version gets right (the GSM Spanish sample
+    # is its documented false alarm; the demo says so).
+    real_clip = SAMPLES / "real" / "fillets_cs_other__00000_0.wav"
     fake_bytes = fake_clip.read_bytes()
     expect = {}
-    for v in (1, 2):
+    for v in (1, S):
         status, body = classify(base, fake_bytes, v)
         check(status == 200, f"POST /v1/classify version {v}: {status} {body}")
         expect[("fake", v)] = body
@@ -202,7 +225,7 @@ def main():
     rnd = random.Random(7)
     bad = art / "random-bytes.bin"
     bad.write_bytes(bytes(rnd.getrandbits(8) for _ in range(4096)))
-    status, bad_expect = classify(base, bad.read_bytes(), 2)
+    status, bad_expect = classify(base, bad.read_bytes(), S)
     check(status >= 400 and "error" in bad_expect, f"random bytes: server said {status} {bad_expect}")
     bad_expect = bad_expect["error"]
 
@@ -226,56 +249,64 @@ def main():
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
         page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" and
                 "status of 4" not in m.text else None)
+        # Refused uploads are 4xx on purpose; a 404 is always a missing asset (e.g. the favicon).
+        page.on("response", lambda r: errors.append(f"404: {r.url}") if r.status == 404 else None)
         page.goto(base + "/")
-        page.wait_for_selector('#model-select option[value="vericlip-lstm|2"]', state="attached")
+        page.wait_for_selector(f'#model-select option[value="vericlip-lstm|{S}"]', state="attached")
         check(page.locator('#model-select option[value="vericlip-lstm|1"]').count() == 1, "version 1 not offered")
-        check(page.locator("#model-select").input_value() == "vericlip-lstm|2", "serving version 2 not preselected")
+        check(page.locator("#model-select").input_value() == f"vericlip-lstm|{S}", f"serving version {S} not preselected")
         info = page.locator("#model-info").inner_text()
         check("EER" in info and "Threshold" in info, f"model info lacks metrics: {info!r}")
         page.screenshot(path=str(art / "01-start.png"), full_page=True)
-        log("ok: models listed (v2 serving, v1 selectable) with test metrics")
+        log(f"ok: models listed (v{S} serving, v1 selectable) with test metrics")
 
         # 4 + 1: version 1, upload; page shows version 1 and the server's numbers.
         page.select_option("#model-select", "vericlip-lstm|1")
-        check("no (serving v2)" in page.locator("#model-info").inner_text(), "v1 info does not say it is not serving")
+        check(f"no (serving v{S})" in page.locator("#model-info").inner_text(), "v1 info does not say it is not serving")
         page.set_input_files("#file", str(fake_clip))
         wait_state(page, card(page, 1), ["done", "error"])
         compare_card(card(page, 1), expect[("fake", 1)], "upload on v1")
-        check(card(page, 2).count() == 0, "a v2 card appeared for a v1 request")
+        check(card(page, S).count() == 0, f"a v{S} card appeared for a v1 request")
         log(f"ok: upload on v1 matches POST /v1/classify ({expect[('fake', 1)]['verdict']}, "
             f"score {expect[('fake', 1)]['fake_score']:.6f}, {len(expect[('fake', 1)]['segments'])} segments)")
 
-        # Switching to version 2 runs the same clip on it, beside the v1 result.
-        page.select_option("#model-select", "vericlip-lstm|2")
-        wait_state(page, card(page, 2), ["done", "error"])
-        compare_card(card(page, 2), expect[("fake", 2)], "same clip on v2")
-        compare_card(card(page, 1), expect[("fake", 1)], "v1 result kept beside v2")
+        # Switching to the serving version runs the same clip on it, beside the v1 result.
+        page.select_option("#model-select", f"vericlip-lstm|{S}")
+        wait_state(page, card(page, S), ["done", "error"])
+        compare_card(card(page, S), expect[("fake", S)], f"same clip on v{S}")
+        compare_card(card(page, 1), expect[("fake", 1)], f"v1 result kept beside v{S}")
         page.wait_for_timeout(300)  # the browser's own decode draws the waveform
         check(page.evaluate("() => !!document.querySelector('#audio').src"), "no playback source")
         page.click("#play")
         page.wait_for_timeout(700)
-        cursor_left = page.locator('.result[data-model-version="2"] .cursor').evaluate("e => e.style.left")
-        check(not page.locator('.result[data-model-version="2"] .cursor').is_hidden() and cursor_left not in ("", "0%"),
+        cursor_left = page.locator(f'.result[data-model-version="{S}"] .cursor').evaluate("e => e.style.left")
+        check(not page.locator(f'.result[data-model-version="{S}"] .cursor').is_hidden() and cursor_left not in ("", "0%"),
               f"playback cursor did not move ({cursor_left!r})")
         page.click("#play")  # pause
-        page.screenshot(path=str(art / "02-upload-v1-and-v2.png"), full_page=True)
-        log(f"ok: switching to v2 re-runs the clip and shows v2 (score {expect[('fake', 2)]['fake_score']:.6f}) beside v1; "
+        page.screenshot(path=str(art / "02-upload-v1-and-serving.png"), full_page=True)
+        log(f"ok: switching to v{S} re-runs the clip and shows v{S} (score {expect[('fake', S)]['fake_score']:.6f}) beside v1; "
             f"playback cursor at {cursor_left}")
 
-        # A fresh upload on v2, then the compare button for v1.
+        # A fresh upload on the serving version, then the compare button for v1: the status line
+        # keeps speaking for the serving version.
         page.set_input_files("#file", str(real_clip))
-        wait_state(page, card(page, 2), ["done", "error"])
-        compare_card(card(page, 2), expect[("real", 2)], f"upload {real_clip.name} on v2")
+        wait_state(page, card(page, S), ["done", "error"])
+        compare_card(card(page, S), expect[("real", S)], f"upload {real_clip.name} on v{S}")
         check(card(page, 1).count() == 0, "the previous clip's v1 result was not cleared")
         page.click('[data-compare="vericlip-lstm|1"]')
         wait_state(page, card(page, 1), ["done", "error"])
         compare_card(card(page, 1), expect[("real", 1)], f"compare {real_clip.name} on v1")
+        status_text = page.locator("#status").inner_text()
+        check(f"· v{S}:" in status_text and f"{expect[('real', S)]['fake_score']:.3f}" in status_text,
+              f"after compare, the status line shows {status_text!r}, not the serving v{S}'s result")
+        legend = card(page, S).locator(".legend").inner_text()
+        check("no speech" in legend and "not judged" in legend, f"legend lacks no speech / not judged: {legend!r}")
         page.wait_for_timeout(300)
-        page.screenshot(path=str(art / "03-compare-v2-v1.png"), full_page=True)
+        page.screenshot(path=str(art / "03-compare-serving-v1.png"), full_page=True)
         if args.screenshot:
             page.screenshot(path=args.screenshot, full_page=True)
-        log(f"ok: {real_clip.name} on v2 ({expect[('real', 2)]['verdict']}) and 'Compare with v1' "
-            f"({expect[('real', 1)]['verdict']}) match the server")
+        log(f"ok: {real_clip.name} on v{S} ({expect[('real', S)]['verdict']}) and 'Compare with v1' "
+            f"({expect[('real', 1)]['verdict']}) match the server; the status line stays on v{S}")
 
         # Drag and drop onto the drop zone.
         page.evaluate(
@@ -289,8 +320,8 @@ def main():
             }""",
             [base64.b64encode(fake_bytes).decode(), fake_clip.name],
         )
-        wait_state(page, card(page, 2), ["done", "error"])
-        compare_card(card(page, 2), expect[("fake", 2)], "dropped file on v2")
+        wait_state(page, card(page, S), ["done", "error"])
+        compare_card(card(page, S), expect[("fake", S)], f"dropped file on v{S}")
         check(page.locator("#clip-heading").inner_text() == fake_clip.name, "dropped file's name not shown")
         log("ok: a file dropped on the drop zone is classified (matches the server)")
 
@@ -300,18 +331,41 @@ def main():
             coded = art / f"{fake_clip.stem}.{ext}"
             r = subprocess.run(["sox", str(fake_clip), str(coded)], capture_output=True, text=True)
             check(r.returncode == 0, f"sox {ext} (apt-get install sox libsox-fmt-base): {r.stderr}")
-            status, want = classify(base, coded.read_bytes(), 2)
+            status, want = classify(base, coded.read_bytes(), S)
             check(status == 200, f"POST /v1/classify {ext}: {status} {want}")
             page.set_input_files("#file", str(coded))
-            wait_state(page, card(page, 2), ["done", "error"])
-            compare_card(card(page, 2), want, f"{ext} upload on v2")
+            wait_state(page, card(page, S), ["done", "error"])
+            compare_card(card(page, S), want, f"{ext} upload on v{S}")
             page.wait_for_function("() => ['true', 'false'].includes(document.querySelector('#clip').dataset.decoded)")
             check(page.locator("#clip").get_attribute("data-decoded") == "true", f"the browser did not decode the {ext}")
             log(f"ok: {ext.upper()} upload matches the server ({want['verdict']}, {want['fake_score']:.6f}); waveform decoded in the browser")
 
+        # 5: three seconds of silence: "No speech found" (the server's no_speech), nothing scored.
+        quiet = art / "silence-3s.wav"
+        write_wav(quiet, 16000, bytes(3 * 16000 * 2))
+        status, quiet_expect = classify(base, quiet.read_bytes(), S)
+        check(status == 200 and quiet_expect["verdict"] == "no_speech", f"silence: server said {status} {quiet_expect}")
+        page.set_input_files("#file", str(quiet))
+        wait_state(page, card(page, S), ["done", "error"])
+        compare_card(card(page, S), quiet_expect, "silent clip")
+        check("No speech found" in page.locator("#status").inner_text(), "status line does not say no speech")
+        page.screenshot(path=str(art / "04-no-speech.png"), full_page=True)
+        log("ok: a silent clip shows 'No speech found' (no_speech), no score, rows marked NO SPEECH")
+
+        # A clip under a second: one message, about a clip, with the server's own minimum.
+        tiny = art / "half-second.wav"
+        write_wav(tiny, 16000, read_wav(real_clip)[1][:16000])
+        page.set_input_files("#file", str(tiny))
+        check(wait_state(page, card(page, S), ["done", "error"]) == "error", "a 0.5 s clip was not refused")
+        title = card(page, S).locator(".error-title").inner_text()
+        message = card(page, S).locator(".error-message").inner_text()
+        check("clip is too short" in title and "at least 1 second" in title and "at least 1.00 s" in message,
+              f"too-short clip: headline {title!r} beside message {message!r}")
+        log(f"ok: a 0.5 s clip: {title!r} / {message!r}")
+
         # 2: random bytes show the server's error name and message.
         page.set_input_files("#file", str(bad))
-        bad_card = card(page, 2)
+        bad_card = card(page, S)
         check(wait_state(page, bad_card, ["done", "error"]) == "error", "random bytes were not refused")
         err = bad_card.locator(".error")
         check(err.get_attribute("data-error-name") == bad_expect["name"],
@@ -323,9 +377,9 @@ def main():
         page.screenshot(path=str(art / "04-bad-file.png"), full_page=True)
         log(f"ok: random bytes show {bad_expect['name']}: {bad_expect['message']}")
 
-        # 3: live recording from the fake microphone (serving version 2).
+        # 3: live recording from the fake microphone (the serving version).
         page.click("#record")
-        live = card(page, 2, live=True)
+        live = card(page, S, live=True)
         live.wait_for(state="attached")
         page.wait_for_function(
             "() => { const c = document.querySelector('.result[data-live=\"true\"]');"
@@ -346,7 +400,7 @@ def main():
         check(wait_state(page, live, ["done", "error"]) == "done",
               f"no summary after Stop: {live.inner_text()!r}")
         check(live.get_attribute("data-verdict") in ("real", "fake"), "summary without a verdict")
-        check(live.get_attribute("data-model-version") == "2", "live summary not from v2")
+        check(live.get_attribute("data-model-version") == str(S), f"live summary not from v{S}")
         rec_seconds = float(live.get_attribute("data-duration"))
         check(rec_seconds >= 3.5, f"summary covers only {rec_seconds} s")
         rows = live.locator("tr.seg-row").count()
@@ -360,14 +414,17 @@ def main():
         # A recording shorter than one window ends cleanly: a summary (one zero-padded window)
         # or the server's error, shown with its name and message; never a hang.
         page.click("#record")
-        card(page, 2, live=True).wait_for(state="attached")
+        card(page, S, live=True).wait_for(state="attached")
         page.wait_for_function("() => document.querySelector('#record').getAttribute('aria-pressed') === 'true'")
         page.wait_for_timeout(500)
         page.click("#record")
-        short = card(page, 2, live=True)
+        short = card(page, S, live=True)
         if wait_state(page, short, ["done", "error"]) == "error":
             name = short.locator(".error").get_attribute("data-error-name")
             check(name and short.locator(".error-message").inner_text(), "short recording: no error name or message")
+            if name == "audio_too_short":
+                title = short.locator(".error-title").inner_text()
+                check("recording is too short" in title and "1 second" in title, f"short recording headline {title!r}")
             log(f"ok: a short recording shows {name}: {short.locator('.error-message').inner_text()}")
         else:
             check(short.get_attribute("data-verdict") in ("real", "fake"), "short recording: summary without a verdict")
@@ -380,7 +437,10 @@ def main():
         # Model card dialog.
         page.click("#model-card-link")
         page.wait_for_selector("#card-dialog[open] .card-body h3")
-        check("Model card" in page.locator("#card-body").inner_text(), "model card text missing")
+        card_text = page.locator("#card-body").inner_text()
+        check("Model card" in card_text, "model card text missing")
+        check("/work/" not in card_text and "--out data/corpus-v4" in card_text,
+              "the model card shows an absolute corpus path of the training machine")
         page.screenshot(path=str(art / "08-model-card.png"))
         page.keyboard.press("Escape")
         check(page.locator("#card-dialog[open]").count() == 0, "Escape did not close the model card")
@@ -404,10 +464,10 @@ def main():
         m.set_default_timeout(TIMEOUT_MS)
         m.on("pageerror", lambda e: errors.append(f"page error (phone): {e}"))
         m.goto(base + "/")
-        m.wait_for_selector('#model-select option[value="vericlip-lstm|2"]', state="attached")
+        m.wait_for_selector(f'#model-select option[value="vericlip-lstm|{S}"]', state="attached")
         m.set_input_files("#file", str(fake_clip))
-        wait_state(m, card(m, 2), ["done", "error"])
-        compare_card(card(m, 2), expect[("fake", 2)], "phone upload on v2")
+        wait_state(m, card(m, S), ["done", "error"])
+        compare_card(card(m, S), expect[("fake", S)], f"phone upload on v{S}")
         m.wait_for_timeout(300)
         width = m.evaluate("() => document.documentElement.scrollWidth")
         check(width <= 375, f"page is {width} px wide on a 375 px screen")

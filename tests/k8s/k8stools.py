@@ -12,9 +12,18 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 KUBECTL = str(VENV_BIN / "kubectl")
 
-# Overlays an operator installs, and the optional pieces rendered on top of them for the checks.
+# Overlays an operator installs, and the optional pieces rendered on top of them for the checks
+# (overlay, components): every component at least once, each on the overlay it is meant for.
 OVERLAYS = ["cpu", "gpu"]
-COMPONENTS = ["tls-auth"]
+COMPONENT_RENDERS = [
+    ("cpu", ["tls-auth"]),
+    ("gpu", ["tls-auth"]),
+    ("cpu", ["keda-autoscaling"]),
+    ("cpu", ["gateway-grpcroute"]),
+    ("gpu", ["nvidia-runtime-class"]),
+]
+# The sample operator kustomizations (docs/OPERATIONS.md, "Build and point at your image").
+OPERATOR_SAMPLE = "tests/k8s/operator-overlay"
 
 
 def tool(name):
@@ -32,15 +41,16 @@ def render(kustomization_dir):
     return out.stdout, [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def render_with_components(overlay, components):
-    """Renders an overlay with components added, through a throwaway kustomization (kustomize
-    only accepts relative paths to other kustomizations)."""
+def render_with_components(overlay, components, base="overlays"):
+    """Renders k8s/BASE/OVERLAY with components added, through a throwaway kustomization
+    (kustomize only accepts relative paths to other kustomizations)."""
     with tempfile.TemporaryDirectory(prefix="vericlip-kustomize-") as tmp:
         rel = os.path.relpath(ROOT / "k8s", tmp)
+        target = f"{rel}/{base}/{overlay}" if overlay else f"{rel}/{base}"
         doc = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
-            "resources": [f"{rel}/overlays/{overlay}"],
+            "resources": [target],
             "components": [f"{rel}/components/{c}" for c in components],
         }
         Path(tmp, "kustomization.yaml").write_text(yaml.safe_dump(doc))

@@ -55,10 +55,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from k8stools import ROOT, find, pod_specs, render  # noqa: E402
 
 # Which Dockerfile builds which image (the overlays' `images:` entries).
+# The manifests use the plain names that scripts/build-image.sh builds and that an operator's
+# kustomization retargets (`kustomize edit set image vericlip-server=REGISTRY/...`).
 IMAGE_DOCKERFILES = {
-    "ghcr.io/vericlip/vericlip-server": "deploy/Dockerfile",
-    "ghcr.io/vericlip/vericlip-server-cuda": "deploy/Dockerfile.cuda",
+    "vericlip-server": "deploy/Dockerfile",
+    "vericlip-server-cuda": "deploy/Dockerfile.cuda",
 }
+# Where GPU nodes put the driver's libcuda.so.1: GKE's mount, the NVIDIA container toolkit's
+# (EKS GPU AMIs, the GPU operator). The CUDA image's and the gpu pod's LD_LIBRARY_PATH need both.
+DRIVER_LIB_DIRS = ["/usr/local/nvidia/lib64", "/usr/lib/x86_64-linux-gnu"]
 # The image each overlay must run (a kustomize `images:` entry that no longer matches the name the
 # base gave would silently keep the CPU image).
 OVERLAY_DOCKERFILES = {"cpu": "deploy/Dockerfile", "gpu": "deploy/Dockerfile.cuda"}
@@ -368,9 +373,10 @@ def vm_rss_mib(pid):
 
 def check_static(overlay, objs):
     dep = find(objs, "Deployment", "vericlip-server")
-    hpas = [o for o in objs if o["kind"] == "HorizontalPodAutoscaler"]
-    scaled = {(h["spec"]["scaleTargetRef"]["kind"], h["spec"]["scaleTargetRef"]["name"]) for h in hpas}
-    check(("Deployment", "vericlip-server") in scaled, f"{overlay}: an HPA scales the Deployment")
+    # An HPA, or a KEDA ScaledObject (which creates and owns one).
+    scalers = [o for o in objs if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
+    scaled = [(h["spec"]["scaleTargetRef"].get("kind", "Deployment"), h["spec"]["scaleTargetRef"]["name"]) for h in scalers]
+    check(scaled.count(("Deployment", "vericlip-server")) == 1, f"{overlay}: exactly one HPA or ScaledObject scales the Deployment ({[o['kind'] for o in scalers]})")
     for o in objs:
         if (o["kind"], o["metadata"]["name"]) in scaled:
             check("replicas" not in o["spec"], f"{overlay}: {o['kind']}/{o['metadata']['name']} has no spec.replicas (the HPA owns it)")
@@ -520,6 +526,7 @@ def run_pod(overlay, objs, server_bin, work, exported, registry_seeded=True, ove
     ports = {name: free_port() for name in container_ports}
     env["VERICLIP__GRPC__ADDR"] = f"127.0.0.1:{ports['grpc']}"
     env["VERICLIP__HTTP__ADDR"] = f"127.0.0.1:{ports['http']}"
+    env["VERICLIP__ADMIN__ADDR"] = f"127.0.0.1:{ports['admin']}" if "admin" in ports else "127.0.0.1:0"
     c = Container(argv, env, prefix, tmp / "server.log").start()
     try:
         headroom = int(pod["metadata"].get("annotations", {}).get("vericlip.io/memory-headroom-mib", "0"))
@@ -643,6 +650,7 @@ def negative_double_config(objs, server_bin, work):
     port = free_port()
     env["VERICLIP__HTTP__ADDR"] = f"127.0.0.1:{port}"
     env["VERICLIP__GRPC__ADDR"] = f"127.0.0.1:{free_port()}"
+    env["VERICLIP__ADMIN__ADDR"] = "127.0.0.1:0"
     argv = effective_command(image, server)
     check(argv.count("--config") == 2, f"old pod: command line {argv} repeats --config")
     argv = [fs.which(argv[0], env)] + [fs.rewrite(a) if a.startswith("/") else a for a in argv[1:]]
@@ -651,6 +659,24 @@ def negative_double_config(objs, server_bin, work):
     c.stop()
     check(not ok and c.proc.returncode not in (0, None), f"old pod: the runner reports the crash ({msg}): {c.output().strip()[:200]}")
     make_writable(tmp)
+
+
+def check_gpu_environment(server):
+    """The GPU pod's command line and library path as the container gets them (image ENV, then
+    the container's env): the driver's directories on every platform, and the image's own CUDA
+    libraries still first (a pod env entry replaces the image's value whole)."""
+    image = Image("deploy/Dockerfile.cuda")
+    argv = effective_command(image, server)
+    check(argv == ["vericlip-server", "serve"], f"gpu: command line {argv} is the image's entrypoint with `serve`")
+    image_path = image.env.get("LD_LIBRARY_PATH", "").split(":")
+    env = dict(image.env)
+    env.update({e["name"]: e["value"] for e in server.get("env") or [] if "value" in e})
+    pod_path = env.get("LD_LIBRARY_PATH", "").split(":")
+    wheels = [d for d in image_path if d.startswith("/usr/local/lib/vericlip/")]
+    check(len(wheels) == 2 and pod_path[: len(wheels)] == wheels, f"gpu: LD_LIBRARY_PATH starts with the image's CUDA/cuDNN libraries {wheels}: {pod_path}")
+    for d in DRIVER_LIB_DIRS:
+        check(d in pod_path, f"gpu: the pod's LD_LIBRARY_PATH has the driver directory {d}")
+        check(d in image_path, f"gpu: deploy/Dockerfile.cuda's LD_LIBRARY_PATH has the driver directory {d} (docker run)")
 
 
 def main():
@@ -681,6 +707,7 @@ def main():
                 server = next(c for c in find(objs, "Deployment", "vericlip-server")["spec"]["template"]["spec"]["containers"])
                 ep = {e["name"]: e.get("value") for e in server.get("env") or []}.get("VERICLIP__RUNTIME__EXECUTION_PROVIDER")
                 check(ep == "cuda", f"gpu: the overlay selects the CUDA execution provider ({ep})")
+                check_gpu_environment(server)
                 print("[pod] gpu: running the CPU binary with VERICLIP__RUNTIME__EXECUTION_PROVIDER=auto (no GPU here)")
                 override["VERICLIP__RUNTIME__EXECUTION_PROVIDER"] = "auto"
             steps = [lambda: run_pod(overlay, objs, server_bin, work, exported, True, override)]

@@ -6,6 +6,7 @@ longer occurs fails too (stale entry), so the list stays true.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,14 +16,33 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from k8stools import COMPONENTS, OVERLAYS, ROOT, render, render_with_components, tool  # noqa: E402
+from k8stools import (  # noqa: E402
+    COMPONENT_RENDERS,
+    OPERATOR_SAMPLE,
+    OVERLAYS,
+    ROOT,
+    find,
+    pod_specs,
+    render,
+    render_with_components,
+    tool,
+)
 
 # Oldest Kubernetes the manifests support (preStop `sleep`, PodSecurity `restricted` as used
 # here) and the newest the pinned kubernetes-validate knows.
 K8S_VERSIONS = ["1.34.0", "1.37.0"]
 DOCKERFILES = ["deploy/Dockerfile", "deploy/Dockerfile.cuda"]
-# Custom resources kubernetes-validate has no schema for; checked by check_monitoring instead.
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+# Custom resources kubernetes-validate has no schema for; checked structurally instead
+# (check_monitoring, check_custom_resources).
+MONITORING_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+CUSTOM_KINDS = MONITORING_KINDS | {
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+}
+# gRPC services the server registers (server.rs), for GRPCRoute method matches.
+GRPC_SERVICES = {"vericlip.v1.Vericlip", "grpc.health.v1.Health"}
+# The driver library directories the GPU image and pod need (GKE; NVIDIA container toolkit).
+DRIVER_LIB_DIRS = ["/usr/local/nvidia/lib64", "/usr/lib/x86_64-linux-gnu"]
 
 results = {"pass": 0, "fail": 0}
 
@@ -157,7 +177,7 @@ def check_monitoring(service_objs):
         return
     report(f"render {label} ({len(objs)} objects)", [])
     kinds = {(o.get("apiVersion"), o.get("kind")) for o in objs}
-    report(f"{label}: only ServiceMonitor and PrometheusRule", [] if kinds <= CUSTOM_KINDS else [kinds - CUSTOM_KINDS])
+    report(f"{label}: only ServiceMonitor and PrometheusRule", [] if kinds <= MONITORING_KINDS else [kinds - MONITORING_KINDS])
     services = [o for o in service_objs if o["kind"] == "Service"]
     known = metric_families()
     problems = []
@@ -202,6 +222,265 @@ def check_monitoring(service_objs):
         else:
             problems.append(f"{name}: unexpected kind")
     report(f"{label}: ServiceMonitor matches the Service, rules parse (PromQL) and name real metrics", problems)
+    check_monitoring_tls(objs)
+
+
+def check_monitoring_tls(plain):
+    """With components/monitoring-tls the ServiceMonitor scrapes HTTPS, trusting the CA of the
+    very Secret the tls-auth component mounts as the servers' certificate; without it, HTTP."""
+    label = "k8s/monitoring + components/monitoring-tls"
+    try:
+        _, objs = render_with_components(None, ["monitoring-tls"], base="monitoring")
+        _, tls_objs = render_with_components("cpu", ["tls-auth"])
+    except RuntimeError as e:
+        report(f"render {label}", [e])
+        return
+    problems = []
+    ep = find(objs, "ServiceMonitor", "vericlip-server")["spec"]["endpoints"][0]
+    plain_ep = find(plain, "ServiceMonitor", "vericlip-server")["spec"]["endpoints"][0]
+    if plain_ep.get("scheme", "http") != "http" or "tlsConfig" in plain_ep:
+        problems.append(f"plain k8s/monitoring scrapes {plain_ep.get('scheme')} (the servers speak HTTP without tls-auth)")
+    if ep.get("scheme") != "https":
+        problems.append(f"scheme {ep.get('scheme')!r}, want https")
+    tls_secrets = {
+        v["secret"]["secretName"]
+        for v in find(tls_objs, "Deployment", "vericlip-server")["spec"]["template"]["spec"]["volumes"]
+        if v.get("name") == "tls" and "secret" in v
+    }
+    ca = ((ep.get("tlsConfig") or {}).get("ca") or {}).get("secret") or {}
+    if ca.get("name") not in tls_secrets or ca.get("key") != "ca.crt":
+        problems.append(f"tlsConfig.ca {ca} is not ca.crt of the tls-auth Secret {sorted(tls_secrets)}")
+    if not (ep.get("tlsConfig") or {}).get("serverName", "").startswith("vericlip-server."):
+        problems.append(f"tlsConfig.serverName {ep.get('tlsConfig')}: Prometheus scrapes pod IPs, name the certificate's DNS name")
+    report(f"{label}: HTTPS scrape with the CA of the tls-auth Secret (plain: HTTP)", problems)
+
+
+def promql_problems(where, expr, known):
+    import promql_parser
+
+    problems = []
+    try:
+        promql_parser.parse(expr)
+    except Exception as e:  # the parser raises ValueError with its message
+        problems.append(f"{where}: PromQL does not parse: {e}")
+    for metric in set(re.findall(r"\bvericlip_[a-z_]+", expr)):
+        if metric not in known:
+            problems.append(f"{where}: {metric} is not a metric of service/src/metrics.rs")
+    return problems
+
+
+def check_custom_resources(label, objs):
+    """KEDA ScaledObjects and Gateway API GRPCRoutes (no schema in kubernetes-validate): what
+    they point at exists in the same install, their queries parse and name real metrics."""
+    problems = []
+    known = metric_families()
+    hpa_targets = [
+        (o["spec"]["scaleTargetRef"].get("kind"), o["spec"]["scaleTargetRef"]["name"])
+        for o in objs
+        if o["kind"] == "HorizontalPodAutoscaler"
+    ]
+    for o in objs:
+        name = f"{o['kind']}/{o['metadata']['name']}"
+        spec = o.get("spec") or {}
+        if o["kind"] == "ScaledObject":
+            ref = spec.get("scaleTargetRef") or {}
+            kind = ref.get("kind", "Deployment")
+            if not any(x["kind"] == kind and x["metadata"]["name"] == ref.get("name") for x in objs):
+                problems.append(f"{name}: scaleTargetRef {kind}/{ref.get('name')} is not in the install")
+            if (kind, ref.get("name")) in hpa_targets:
+                problems.append(f"{name}: an HPA also scales {kind}/{ref.get('name')} (KEDA creates its own: they would fight)")
+            lo, hi = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+            if not (1 <= lo <= hi):
+                problems.append(f"{name}: replicas {lo}..{hi} (want 1 <= min <= max: never scaled to zero, a cold start loads a model)")
+            fb = spec.get("fallback")
+            if fb and not (lo <= fb.get("replicas", -1) <= hi):
+                problems.append(f"{name}: fallback replicas {fb.get('replicas')} outside {lo}..{hi}")
+            triggers = spec.get("triggers") or []
+            if not triggers:
+                problems.append(f"{name}: no triggers")
+            for t in triggers:
+                md = t.get("metadata") or {}
+                if t.get("type") == "prometheus":
+                    problems += promql_problems(f"{name} trigger", md.get("query", ""), known)
+                    if "vericlip_" not in md.get("query", ""):
+                        problems.append(f"{name}: the prometheus trigger reads none of the server's metrics")
+                    try:
+                        ok = float(md.get("threshold")) > 0
+                    except (TypeError, ValueError):
+                        ok = False
+                    if not ok:
+                        problems.append(f"{name}: threshold {md.get('threshold')!r} is not a positive number (a string)")
+                    if not str(md.get("serverAddress", "")).startswith(("http://", "https://")):
+                        problems.append(f"{name}: serverAddress {md.get('serverAddress')!r}")
+                    if fb and t.get("metricType", "AverageValue") != "AverageValue":
+                        problems.append(f"{name}: KEDA's fallback needs metricType AverageValue")
+        elif o["kind"] == "GRPCRoute":
+            if not spec.get("parentRefs"):
+                problems.append(f"{name}: no parentRefs")
+            for rule in spec.get("rules") or []:
+                for m in rule.get("matches") or []:
+                    svc = (m.get("method") or {}).get("service")
+                    if svc not in GRPC_SERVICES:
+                        problems.append(f"{name}: matches gRPC service {svc!r}, the server has {sorted(GRPC_SERVICES)}")
+                for b in rule.get("backendRefs") or []:
+                    services = [x for x in objs if x["kind"] == "Service" and x["metadata"]["name"] == b.get("name")]
+                    ports = [p for x in services for p in x["spec"]["ports"] if p.get("port") == b.get("port")]
+                    if len(ports) != 1 or ports[0].get("appProtocol") != "grpc":
+                        problems.append(f"{name}: backendRef {b} is not one gRPC port of a Service in the install")
+                if not rule.get("backendRefs"):
+                    problems.append(f"{name}: a rule without backendRefs")
+    kinds = {o["kind"] for o in objs if (o.get("apiVersion"), o.get("kind")) in CUSTOM_KINDS}
+    report(f"{label}: custom resources {sorted(kinds) or '(none)'} point at objects of the install, queries parse", problems)
+
+
+def container(objs, kind, name, cname):
+    obj = find(objs, kind, name)
+    spec = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"] if kind == "CronJob" else obj["spec"]["template"]["spec"]
+    return next(c for c in (spec.get("initContainers") or []) + spec["containers"] if c["name"] == cname)
+
+
+def image_name(ref):
+    return ref.rsplit(":", 1)[0].split("@")[0] if ":" in ref.rsplit("/", 1)[-1] else ref.split("@")[0]
+
+
+def check_install(label, objs, overlay):
+    """What every install needs (the storage stays out, arch selector, PDB policy) and, for the
+    gpu overlay, what a GPU pool needs."""
+    problems = []
+    for o in objs:
+        if o["kind"] in ("PersistentVolumeClaim", "Namespace"):
+            problems.append(f"{o['kind']}/{o['metadata']['name']}: belongs in k8s/storage (`kubectl delete -k` of the app would delete it)")
+    for what, spec in pod_specs(objs):
+        if (spec.get("nodeSelector") or {}).get("kubernetes.io/arch") != "amd64":
+            problems.append(f"{what}: no nodeSelector kubernetes.io/arch: amd64 (the images are x86-64 only)")
+        for c in (spec.get("initContainers") or []) + spec["containers"]:
+            if c.get("imagePullPolicy") != "IfNotPresent":
+                problems.append(f"{what}/{c['name']}: imagePullPolicy {c.get('imagePullPolicy')} (tags are immutable: IfNotPresent)")
+    pdb = find(objs, "PodDisruptionBudget", "vericlip-server")["spec"]
+    if pdb.get("unhealthyPodEvictionPolicy") != "AlwaysAllow":
+        problems.append("PodDisruptionBudget: unhealthyPodEvictionPolicy is not AlwaysAllow (unready pods block drains)")
+    if overlay == "gpu":
+        dep = find(objs, "Deployment", "vericlip-server")
+        spec = dep["spec"]["template"]["spec"]
+        for c in ("seed-registry", "server"):
+            img = image_name(container(objs, "Deployment", "vericlip-server", c)["image"]).rsplit("/", 1)[-1]
+            if img != "vericlip-server-cuda":
+                problems.append(f"gpu: {c} runs {img}, want vericlip-server-cuda")
+        img = image_name(container(objs, "CronJob", "vericlip-train", "train")["image"]).rsplit("/", 1)[-1]
+        if img != "vericlip-server":
+            problems.append(f"gpu: the CPU-only trainer runs {img}, want the CPU image vericlip-server")
+        ru = dep["spec"].get("strategy", {}).get("rollingUpdate", {})
+        if (ru.get("maxSurge"), ru.get("maxUnavailable")) != (0, 1):
+            problems.append(f"gpu: rollingUpdate {ru}: on a full GPU pool a surge pod never schedules (want maxSurge 0, maxUnavailable 1)")
+        terms = (((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+        keys = {e["key"] for t in terms for e in t.get("matchExpressions") or []}
+        for k in ("cloud.google.com/gke-accelerator", "eks.amazonaws.com/nodegroup"):
+            if k not in keys:
+                problems.append(f"gpu: no node affinity term on {k}")
+        if not any(t["kind"] == "ScaledObject" for t in objs) or any(t["kind"] == "HorizontalPodAutoscaler" for t in objs):
+            problems.append("gpu: scales with a CPU HPA, not the KEDA ScaledObject on requests in progress")
+        env = {e["name"]: e.get("value", "") for e in container(objs, "Deployment", "vericlip-server", "server").get("env") or []}
+        for d in DRIVER_LIB_DIRS:
+            if d not in env.get("LD_LIBRARY_PATH", "").split(":"):
+                problems.append(f"gpu: LD_LIBRARY_PATH {env.get('LD_LIBRARY_PATH')!r} lacks the driver directory {d}")
+    report(f"{label}: no storage objects, amd64 selector, IfNotPresent, PDB AlwaysAllow{', GPU pool contract' if overlay == 'gpu' else ''}", problems)
+
+
+def check_storage():
+    label = "k8s/storage"
+    try:
+        text, objs = render(ROOT / label)
+    except RuntimeError as e:
+        report(f"render {label}", [e])
+        return None
+    report(f"render {label} ({len(objs)} objects)", [])
+    kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objs)
+    want = [("Namespace", "vericlip"), ("PersistentVolumeClaim", "vericlip-dataset"), ("PersistentVolumeClaim", "vericlip-registry")]
+    problems = [] if kinds == want else [f"holds {kinds}, want {want}"]
+    claims = {c["persistentVolumeClaim"]["claimName"] for _, spec in pod_specs(render(ROOT / "k8s/overlays/cpu")[1]) for c in spec.get("volumes") or [] if "persistentVolumeClaim" in c}
+    if not claims <= {n for k, n in kinds if k == "PersistentVolumeClaim"}:
+        problems.append(f"the pods mount claims {sorted(claims)} that k8s/storage does not create")
+    report(f"{label}: the namespace and every claim the pods mount, nothing else", problems)
+    return text, objs
+
+
+def check_operator_sample(app_objs, storage_objs):
+    """The sample operator kustomization renders the images it names (both, where each belongs),
+    its memory sizing and its storage class."""
+    doc = yaml.safe_load((ROOT / OPERATOR_SAMPLE / "app/kustomization.yaml").read_text())
+    named = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in doc["images"]}
+    problems = []
+    want = {
+        ("Deployment", "vericlip-server", "server"): named["vericlip-server-cuda"],
+        ("Deployment", "vericlip-server", "seed-registry"): named["vericlip-server-cuda"],
+        ("CronJob", "vericlip-train", "train"): named["vericlip-server"],
+    }
+    for (kind, name, cname), ref in want.items():
+        got = container(app_objs, kind, name, cname)["image"]
+        if got != ref:
+            problems.append(f"{kind}/{name}/{cname} runs {got}, the sample names {ref}")
+    for what, spec in pod_specs(app_objs):
+        for c in (spec.get("initContainers") or []) + spec["containers"]:
+            if c["image"] not in named.values():
+                problems.append(f"{what}/{c['name']}: image {c['image']} is not one the sample names")
+    server = container(app_objs, "Deployment", "vericlip-server", "server")
+    env = {e["name"]: e.get("value") for e in server.get("env") or []}
+    if (env.get("VERICLIP__LIMITS__MEMORY_BUDGET_MB"), server["resources"]["limits"].get("memory")) != ("4096", "6Gi"):
+        problems.append(f"memory budget/limit {env.get('VERICLIP__LIMITS__MEMORY_BUDGET_MB')}/{server['resources']['limits'].get('memory')}, the sample sets 4096/6Gi")
+    if server["resources"]["limits"].get("nvidia.com/gpu") != 1:
+        problems.append("the sample's memory patch dropped the GPU limit")
+    reg = find(storage_objs, "PersistentVolumeClaim", "vericlip-registry")["spec"]
+    if reg.get("storageClassName") != "efs-sc" or reg.get("accessModes") != ["ReadWriteMany"]:
+        problems.append(f"registry claim {reg}: the sample sets storageClassName efs-sc (ReadWriteMany kept)")
+    report(f"{OPERATOR_SAMPLE}: renders the images, memory and storage class it sets", problems)
+
+
+def check_build_recipe():
+    """scripts/build-image.sh with a stand-in engine: both images built from the right
+    Dockerfile with a version+commit tag, and the `kustomize edit set image` line it prints,
+    applied as kustomize applies it (an images: entry per name=ref), retargets every container of
+    the gpu overlay; with no engine at all, a clear error."""
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="vericlip-engine-") as tmp:
+        log = Path(tmp, "calls")
+        shim = Path(tmp, "docker")
+        shim.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 0\n')
+        shim.chmod(0o755)
+        env = {"PATH": f"{tmp}:/usr/bin:/bin", "HOME": tmp}
+        out = run(["bash", "scripts/build-image.sh", "--registry", "registry.example.com/ml"], env=env)
+        calls = log.read_text().splitlines() if log.exists() else []
+        builds = [c for c in calls if c.startswith("build ")]
+        version = re.search(r'^version = "(.+)"', (ROOT / "Cargo.toml").read_text(), re.M).group(1)
+        commit = run(["git", "rev-parse", "--short=7", "HEAD"]).stdout.strip()
+        tag_re = re.escape(f"{version}-{commit}") + r"(-dirty\.[0-9a-f]{8})?"
+        for df, name in (("deploy/Dockerfile", "vericlip-server"), ("deploy/Dockerfile.cuda", "vericlip-server-cuda")):
+            if not any(re.search(rf"-f {re.escape(df)} -t registry\.example\.com/ml/{name}:{tag_re} \.$", b) for b in builds):
+                problems.append(f"no build of {name} from {df} with tag {version}-{commit}[-dirty.HASH]: {builds}")
+        line = next((ln for ln in out.stdout.splitlines() if "kustomize edit set image" in ln), "")
+        pairs = dict(p.split("=", 1) for p in line.split("set image", 1)[-1].split()) if line else {}
+        if out.returncode or set(pairs) != {"vericlip-server", "vericlip-server-cuda"}:
+            problems.append(f"exit {out.returncode}, printed {line!r}\n{out.stderr}")
+        else:
+            kdir = Path(tmp, "operator")
+            kdir.mkdir()
+            images = [{"name": n, "newName": r.rsplit(":", 1)[0], "newTag": r.rsplit(":", 1)[1]} for n, r in pairs.items()]
+            doc = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                   "resources": [os.path.relpath(ROOT / "k8s/overlays/gpu", kdir)], "images": images}
+            Path(kdir, "kustomization.yaml").write_text(yaml.safe_dump(doc))
+            _, objs = render(kdir)
+            got = {(what, c["name"]): c["image"] for what, spec in pod_specs(objs) for c in (spec.get("initContainers") or []) + spec["containers"]}
+            want = {
+                ("Deployment/vericlip-server", "seed-registry"): pairs["vericlip-server-cuda"],
+                ("Deployment/vericlip-server", "server"): pairs["vericlip-server-cuda"],
+                ("CronJob/vericlip-train", "train"): pairs["vericlip-server"],
+            }
+            if got != want:
+                problems.append(f"the printed line retargets {got}, want {want}")
+        none = run(["bash", "scripts/build-image.sh"], env={"PATH": "/nonexistent:/usr/bin:/bin", "HOME": tmp})
+        if none.returncode == 0 or "no usable container engine" not in none.stderr:
+            if not Path("/usr/bin/docker").exists() and not Path("/usr/bin/podman").exists():
+                problems.append(f"without an engine: exit {none.returncode}, {none.stderr!r}")
+    report("scripts/build-image.sh: both images, version+commit tag, the printed set-image line retargets an install", problems)
 
 
 def main():
@@ -223,23 +502,30 @@ def main():
     except RuntimeError as e:
         report("render k8s/base", [e])
 
-    targets = [(f"k8s/overlays/{o}", lambda o=o: render(ROOT / "k8s/overlays" / o)) for o in OVERLAYS]
+    targets = [(f"k8s/overlays/{o}", o, lambda o=o: render(ROOT / "k8s/overlays" / o)) for o in OVERLAYS]
     targets += [
-        (f"k8s/overlays/{o} + components/{c}", lambda o=o, c=c: render_with_components(o, [c]))
-        for o in OVERLAYS
-        for c in COMPONENTS
+        (f"k8s/overlays/{o} + " + " + ".join(f"components/{c}" for c in cs), o, lambda o=o, cs=cs: render_with_components(o, cs))
+        for o, cs in COMPONENT_RENDERS
     ]
+    targets.append((f"{OPERATOR_SAMPLE}/app", "gpu", lambda: render(ROOT / OPERATOR_SAMPLE / "app")))
     service_objs = []
-    for label, fn in targets:
+    rendered = {}
+    storage = check_storage()
+    if storage:
+        validate_core("k8s/storage", *storage)
+    for label, overlay, fn in targets:
         try:
             text, objs = fn()
         except RuntimeError as e:
             report(f"render {label}", [e])
             continue
         report(f"render {label} ({len(objs)} objects)", [])
+        rendered[label] = objs
         if not service_objs:
             service_objs = objs  # the first overlay's Services, for the ServiceMonitor check
         validate_core(label, text, objs)
+        check_custom_resources(label, objs)
+        check_install(label, objs, overlay)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             f.write(text)
         try:
@@ -250,6 +536,14 @@ def main():
             Path(f.name).unlink()
 
     check_monitoring(service_objs)
+    try:
+        _, sample_storage = render(ROOT / OPERATOR_SAMPLE / "storage")
+        report(f"render {OPERATOR_SAMPLE}/storage", [])
+        if f"{OPERATOR_SAMPLE}/app" in rendered:
+            check_operator_sample(rendered[f"{OPERATOR_SAMPLE}/app"], sample_storage)
+    except RuntimeError as e:
+        report(f"render {OPERATOR_SAMPLE}/storage", [e])
+    check_build_recipe()
 
     stale = []
     for tool_name, accepted, used in (

@@ -1,6 +1,7 @@
 //! Audio in: bytes of any supported container (sniffed from content) or raw PCM, decoded,
 //! checked, downmixed to mono, resampled to the feature spec's rate, and cut into segments.
 
+pub mod activity;
 mod decode;
 mod pcm;
 mod resample;

@@ -29,7 +29,7 @@ use ndarray::Array2;
 use thiserror::Error;
 
 pub use normalize::{Normalizer, NormalizerFit};
-pub use spec::{ChromaNorm, FeatureBlock, FeatureSpec, MAX_DELTA_ORDER, PadMode, Slaney, Window};
+pub use spec::{ChromaNorm, FeatureBlock, FeatureSpec, MAX_DELTA_ORDER, PadMode, Slaney, Window, limits};
 
 use chroma::ChromaFilterbank;
 use dct::Dct;

@@ -46,6 +46,24 @@ fn is_zero(n: &usize) -> bool {
 /// Largest delta order implemented (1: delta, 2: delta and delta-delta).
 pub const MAX_DELTA_ORDER: usize = 2;
 
+/// Upper bounds on the sizes a spec (read from a manifest: untrusted) may ask for. Every
+/// allocation the server makes for a model version (warm-up tensor, batches, per-segment
+/// features, stream windows) is a product of these, so a version whose manifest asks for more is
+/// refused at load, with the limit named, before anything is allocated. Generous: the default
+/// spec is 2 s, 126 frames x 96 features (12,096 floats per segment).
+pub mod limits {
+    /// Longest segment, seconds (`segment_samples / sample_rate`).
+    pub const MAX_SEGMENT_SECONDS: f64 = 60.0;
+    /// Most samples per segment (60 s at 192 kHz).
+    pub const MAX_SEGMENT_SAMPLES: usize = 11_520_000;
+    /// Most STFT frames per segment.
+    pub const MAX_FRAMES: usize = 16_384;
+    /// Most floats per frame (`n_features`).
+    pub const MAX_FEATURES: usize = 4_096;
+    /// Most floats in one segment's feature matrix (frames x features): 8 MiB of f32.
+    pub const MAX_SEGMENT_FLOATS: usize = 1 << 21;
+}
+
 /// Everything that determines the features a model sees. Defaults are DESIGN.md's spec (the
 /// seed spec: 96 floats per frame); [`FeatureSpec::lfcc_deltas`] adds LFCC and deltas.
 ///
@@ -315,6 +333,19 @@ impl FeatureSpec {
         if !(1000..=192_000).contains(&self.sample_rate) {
             return bad("sample_rate", format!("{} Hz is outside 1000..=192000", self.sample_rate));
         }
+        // Sizes first, before anything below multiplies them (a manifest may say 2^64 - 1).
+        if self.segment_samples > limits::MAX_SEGMENT_SAMPLES || self.segment_seconds() > limits::MAX_SEGMENT_SECONDS {
+            return bad(
+                "segment_samples",
+                format!(
+                    "{} is over the limit MAX_SEGMENT_SAMPLES ({}) or MAX_SEGMENT_SECONDS ({} s at {} Hz)",
+                    self.segment_samples,
+                    limits::MAX_SEGMENT_SAMPLES,
+                    limits::MAX_SEGMENT_SECONDS,
+                    self.sample_rate
+                ),
+            );
+        }
         if self.n_fft < 16 || self.n_fft > 1 << 16 || !self.n_fft.is_multiple_of(2) {
             return bad("n_fft", format!("{} must be even and within 16..=65536", self.n_fft));
         }
@@ -323,6 +354,29 @@ impl FeatureSpec {
         }
         if self.hop_length == 0 || self.hop_length > self.n_fft {
             return bad("hop_length", format!("{} must be within 1..=n_fft", self.hop_length));
+        }
+        let frames = self.frames_per_segment();
+        if frames > limits::MAX_FRAMES {
+            return bad(
+                "hop_length",
+                format!(
+                    "{frames} frames per segment (segment_samples / hop_length + 1) is over the limit MAX_FRAMES ({})",
+                    limits::MAX_FRAMES
+                ),
+            );
+        }
+        // Each block is bounded below; their sum is checked once all of them are.
+        for (field, n) in [
+            ("n_mels", self.n_mels),
+            ("n_mfcc", self.n_mfcc),
+            ("n_chroma", self.n_chroma),
+            ("n_lfcc", self.n_lfcc),
+            ("n_log_spec", self.n_log_spec),
+            ("n_phase_dev", self.n_phase_dev),
+        ] {
+            if n > limits::MAX_FEATURES {
+                return bad(field, format!("{n} is over the limit MAX_FEATURES ({})", limits::MAX_FEATURES));
+            }
         }
         if !self.center {
             return bad("center", "only center = true is implemented".into());
@@ -395,7 +449,22 @@ impl FeatureSpec {
         if self.deltas == 0 && self.delta_width != 0 {
             return bad("delta_width", format!("{} must be 0 without deltas (deltas 0)", self.delta_width));
         }
-        let frames = self.frames_per_segment();
+        let n_features = self.n_features();
+        if n_features > limits::MAX_FEATURES {
+            return bad(
+                "n_features",
+                format!("{n_features} floats per frame is over the limit MAX_FEATURES ({})", limits::MAX_FEATURES),
+            );
+        }
+        if frames * n_features > limits::MAX_SEGMENT_FLOATS {
+            return bad(
+                "segment_samples",
+                format!(
+                    "{frames} frames x {n_features} features is over the limit MAX_SEGMENT_FLOATS ({}) per segment",
+                    limits::MAX_SEGMENT_FLOATS
+                ),
+            );
+        }
         if self.deltas > 0 && (self.delta_width < 3 || self.delta_width.is_multiple_of(2) || self.delta_width > frames)
         {
             return bad(
@@ -553,6 +622,41 @@ mod tests {
         assert_eq!(field(FeatureSpec { n_phase_dev: 258, ..FeatureSpec::phase_dev() }), "n_phase_dev");
         assert_eq!(field(FeatureSpec { excitation_order: 65, ..FeatureSpec::excitation() }), "excitation_order");
         FeatureSpec::excitation().validate().unwrap();
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_naming_the_limit_without_overflow() {
+        let limit = |s: FeatureSpec| match s.validate() {
+            Err(FeatureError::InvalidSpec { field, reason }) => (field, reason),
+            other => panic!("{other:?}"),
+        };
+        let d = FeatureSpec::default();
+        for n in [1_000_000_000_000, usize::MAX, limits::MAX_SEGMENT_SAMPLES + 1] {
+            let (field, reason) = limit(FeatureSpec { segment_samples: n, ..d.clone() });
+            assert_eq!(field, "segment_samples");
+            assert!(reason.contains("MAX_SEGMENT_SAMPLES"), "{reason}");
+        }
+        // 61 s at 16 kHz is under the sample limit but over the seconds one.
+        let (_, reason) = limit(FeatureSpec { segment_samples: 61 * 16_000, ..d.clone() });
+        assert!(reason.contains("MAX_SEGMENT_SECONDS"), "{reason}");
+        let (field, reason) = limit(FeatureSpec { segment_samples: 60 * 16_000, hop_length: 16, ..d.clone() });
+        assert_eq!(field, "hop_length");
+        assert!(reason.contains("MAX_FRAMES"), "{reason}");
+        let (field, reason) = limit(FeatureSpec { n_log_spec: usize::MAX, ..d.clone() });
+        assert_eq!(field, "n_log_spec");
+        assert!(reason.contains("MAX_FEATURES"), "{reason}");
+        // Within every per-block limit, too many floats per segment in all.
+        let wide = FeatureSpec {
+            segment_samples: 60 * 16_000,
+            n_fft: 4096,
+            win_length: 4096,
+            hop_length: 64,
+            n_log_spec: 2049,
+            ..d
+        };
+        let (field, reason) = limit(wide);
+        assert_eq!(field, "segment_samples");
+        assert!(reason.contains("MAX_SEGMENT_FLOATS"), "{reason}");
     }
 
     #[test]

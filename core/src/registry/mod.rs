@@ -23,6 +23,13 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const REPORT_DIR: &str = "report";
 /// Attempts at claiming a version number before giving up.
 const MAX_PUBLISH_ATTEMPTS: u32 = 64;
+/// Largest `manifest.json` read (a registry's files are untrusted input to every replica that
+/// scans it). Manifests are a few KB; the bound is far above any real one.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Largest `model.onnx` read: protobuf's own 2 GiB limit on one ONNX file.
+pub const MAX_MODEL_BYTES: u64 = 2 << 30;
+/// Largest fixed batch dimension a manifest's input shape may name.
+pub const MAX_FIXED_BATCH: u64 = 4096;
 
 #[derive(Debug, Error)]
 pub enum RegistryError {
@@ -36,6 +43,8 @@ pub enum RegistryError {
     ChecksumMismatch { path: PathBuf, expected: String, actual: String },
     #[error("{path}: could not claim a version after {MAX_PUBLISH_ATTEMPTS} attempts")]
     Contended { path: PathBuf },
+    #[error("{path}: {what} is over the limit {limit}")]
+    OverLimit { path: PathBuf, what: String, limit: String },
 }
 
 impl RegistryError {
@@ -47,6 +56,7 @@ impl RegistryError {
             RegistryError::BadManifest { .. } => "bad_manifest",
             RegistryError::ChecksumMismatch { .. } => "checksum_mismatch",
             RegistryError::Contended { .. } => "publish_contended",
+            RegistryError::OverLimit { .. } => "over_limit",
         }
     }
 }
@@ -176,13 +186,61 @@ pub struct LoadedVersion {
     pub dir: PathBuf,
 }
 
+/// Reads a whole file of at most `limit` bytes (`limit_name` says which limit in the error),
+/// checked before the buffer is allocated and again while reading (the file may grow).
+fn read_bounded(path: &Path, limit: u64, limit_name: &str) -> Result<Vec<u8>, RegistryError> {
+    use std::io::Read;
+    let over = |size: u64| RegistryError::OverLimit {
+        path: path.to_path_buf(),
+        what: format!("{size} bytes"),
+        limit: format!("{limit_name} ({limit} bytes)"),
+    };
+    let file = fs::File::open(path).map_err(io(path))?;
+    let size = file.metadata().map_err(io(path))?.len();
+    if size > limit {
+        return Err(over(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(over(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Checks a manifest's sizes against the limits (before anything is allocated from them) and its
+/// input shape against its feature spec: `[batch, frames, n_features]`, batch named or fixed.
+fn check_sizes(manifest: &Manifest, path: &Path) -> Result<(), RegistryError> {
+    let bad = |reason: String| RegistryError::BadManifest { path: path.to_path_buf(), reason };
+    manifest.feature_spec.validate().map_err(|e| bad(e.to_string()))?;
+    let spec = &manifest.feature_spec;
+    let (frames, n_features) = (spec.frames_per_segment() as u64, spec.n_features() as u64);
+    let dims = &manifest.input.shape;
+    let fixed = |d: &Dim, want: u64| matches!(d, Dim::Fixed(n) if *n == want);
+    if dims.len() != 3 || !fixed(&dims[1], frames) || !fixed(&dims[2], n_features) {
+        return Err(bad(format!(
+            "input shape {dims:?} does not match the feature spec ([batch, {frames}, {n_features}])"
+        )));
+    }
+    match &dims[0] {
+        Dim::Fixed(n) if *n == 0 || *n > MAX_FIXED_BATCH => Err(RegistryError::OverLimit {
+            path: path.to_path_buf(),
+            what: format!("input batch dimension {n}"),
+            limit: format!("MAX_FIXED_BATCH (1..={MAX_FIXED_BATCH})"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Reads `<dir>/manifest.json` and `<dir>/model.onnx`, and checks format, name/version against
-/// the folder, sha256, feature spec and normalization shape.
+/// the folder, sizes against the limits (`MAX_MANIFEST_BYTES`, `MAX_MODEL_BYTES`, the feature
+/// spec's `limits`), input shape, sha256, feature spec and normalization shape.
 pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
     let bad = |reason: String| RegistryError::BadManifest { path: dir.to_path_buf(), reason };
     let manifest_path = dir.join(MANIFEST_FILE);
-    let bytes = fs::read(&manifest_path).map_err(io(&manifest_path))?;
+    let bytes = read_bounded(&manifest_path, MAX_MANIFEST_BYTES, "MAX_MANIFEST_BYTES")?;
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    drop(bytes);
     if manifest.format != MANIFEST_FORMAT {
         return Err(bad(format!("format {} (this build reads {MANIFEST_FORMAT})", manifest.format)));
     }
@@ -190,13 +248,13 @@ pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
     if folder_version.is_some_and(|v| v != manifest.version) {
         return Err(bad(format!("manifest says version {}, folder says {:?}", manifest.version, folder_version)));
     }
-    manifest.feature_spec.validate().map_err(|e| bad(e.to_string()))?;
+    check_sizes(&manifest, dir)?;
     manifest.normalization.validate(manifest.feature_spec.n_features()).map_err(|e| bad(e.to_string()))?;
     if !(0.0..=1.0).contains(&manifest.threshold) {
         return Err(bad(format!("threshold {} is outside 0..=1", manifest.threshold)));
     }
     let model_path = dir.join(MODEL_FILE);
-    let model_onnx = fs::read(&model_path).map_err(io(&model_path))?;
+    let model_onnx = read_bounded(&model_path, MAX_MODEL_BYTES, "MAX_MODEL_BYTES")?;
     let actual = sha256_hex(&model_onnx);
     if actual != manifest.sha256 {
         return Err(RegistryError::ChecksumMismatch { path: model_path, expected: manifest.sha256.clone(), actual });

@@ -1,26 +1,71 @@
 //! `vericlip`: the command-line client. `classify` files, `stream` one in real time (or faster),
 //! list `models`, check `health`, and `bench` (a load generator: clips/s and latency percentiles
-//! at several concurrencies).
+//! at several concurrencies). Reaches a secured server too: `https://` addresses with the
+//! server's CA (`--ca-cert`), a client certificate for mutual TLS, and an API key.
+//! Output ends quietly when its reader goes away (`vericlip classify --json | head`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::json;
-use tonic::transport::Channel;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint, Uri};
 use vericlip_core::AudioLimits;
 use vericlip_core::audio::decode_container;
 use vericlip_server::api::{self, vericlip_client::VericlipClient};
 use vericlip_server::pipeline::{ClipResult, SegmentResult};
 
+/// Prints a line to stdout. A closed stdout (`| head`) ends the program quietly with status 0:
+/// the reader has all it wanted. Any other write error is reported.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        emit(format_args!($($arg)*))
+    };
+}
+
+fn emit(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "vericlip", version, about = "Client for the Vericlip real/synthetic speech service")]
 struct Cli {
-    /// Server address.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:50051")]
+    /// Server address: http://HOST:PORT, or https://HOST:PORT for a TLS server (scripts/demo.sh
+    /// runs one on the default).
+    #[arg(long, global = true, env = "VERICLIP_ADDR", default_value = "http://127.0.0.1:50051")]
     addr: String,
+    /// API key, sent as `authorization: Bearer KEY` (for servers with `[auth] api_key_file`).
+    #[arg(long, global = true, env = "VERICLIP_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// PEM CA certificate(s) to verify an https:// server with (default: the system's roots,
+    /// $SSL_CERT_FILE or /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// PEM client certificate chain, for servers that require mutual TLS (with --client-key).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,20 +128,135 @@ fn verdict(v: i32) -> &'static str {
     match api::Verdict::try_from(v) {
         Ok(api::Verdict::Fake) => "FAKE",
         Ok(api::Verdict::Real) => "REAL",
+        Ok(api::Verdict::NoSpeech) => "NO_SPEECH",
         _ => "UNSPECIFIED",
     }
 }
 
-async fn connect(addr: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(addr.to_string())
-        .context("bad --addr")?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))
+/// Adds the API key to every call.
+#[derive(Clone)]
+struct ApiKey(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for ApiKey {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
 }
 
-fn client(channel: Channel) -> VericlipClient<Channel> {
-    VericlipClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+/// A connection to the server, with the API key (if any) on every call.
+type Conn = InterceptedService<Channel, ApiKey>;
+
+/// An error and its causes on one line, each cause once (tonic's transport error repeats its
+/// source's text, e.g. "tcp connect error" twice).
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+async fn connect(cli: &Cli) -> anyhow::Result<Conn> {
+    let addr = cli.addr.as_str();
+    let endpoint = Endpoint::from_shared(addr.to_string()).with_context(|| format!("bad --addr {addr}"))?;
+    let https = endpoint.uri().scheme_str() == Some("https");
+    if !https && (cli.ca_cert.is_some() || cli.client_cert.is_some()) {
+        bail!("--ca-cert and --client-cert are for TLS: use an https:// --addr (got {addr})");
+    }
+    let connected = if https {
+        let connector = tls_connector(cli, endpoint.uri())?;
+        endpoint.connect_with_connector(connector).await
+    } else {
+        endpoint.connect().await
+    };
+    let channel = connected.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {}", one_line(&e)))?;
+    let key = match &cli.api_key {
+        Some(k) => Some(
+            format!("Bearer {}", k.trim())
+                .parse::<MetadataValue<Ascii>>()
+                .context("--api-key / VERICLIP_API_KEY must be printable ASCII")?,
+        ),
+        None => None,
+    };
+    Ok(InterceptedService::new(channel, ApiKey(key)))
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type TlsIo = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+type TlsConnecting = Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send>>;
+
+/// PEM certificates from `path`, or the system's roots when `None`.
+fn roots(path: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    let (file, what) = match path {
+        Some(p) => (p.to_path_buf(), "--ca-cert"),
+        None => (system, "the system CA bundle (give --ca-cert for a private CA)"),
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(&file).with_context(|| format!("{what} {}: cannot read", file.display()))?
+    {
+        let cert = cert.with_context(|| format!("{what} {}: not a PEM certificate", file.display()))?;
+        roots.add(cert).with_context(|| format!("{what} {}: unusable CA certificate", file.display()))?;
+    }
+    anyhow::ensure!(!roots.is_empty(), "{what} {}: no certificate in it", file.display());
+    Ok(roots)
+}
+
+/// A connector that opens TCP to the URI's host and port and speaks TLS (ALPN h2) over it,
+/// verifying the server against `--ca-cert` (and presenting `--client-cert` for mutual TLS).
+fn tls_connector(
+    cli: &Cli,
+    uri: &Uri,
+) -> anyhow::Result<
+    impl tower::Service<Uri, Response = TlsIo, Error = BoxError, Future = TlsConnecting> + Clone + Send + 'static,
+> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots(cli.ca_cert.as_deref())?);
+    let mut config = match (&cli.client_cert, &cli.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_file_iter(cert)
+                    .and_then(Iterator::collect)
+                    .with_context(|| format!("--client-cert {}: not a PEM certificate chain", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("--client-key {}: not a PEM private key", key.display()))?;
+            builder.with_client_auth_cert(chain, key).context("--client-key does not match --client-cert")?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let host = uri.host().context("the https:// address needs a host")?;
+    let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
+        .with_context(|| format!("{host} is not a valid TLS server name"))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Ok(tower::service_fn(move |uri: Uri| {
+        let (connector, name) = (connector.clone(), name.clone());
+        Box::pin(async move {
+            let host = uri.host().ok_or("no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), uri.port_u16().unwrap_or(443))).await?;
+            let _ = tcp.set_nodelay(true);
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, BoxError>(TokioIo::new(tls))
+        }) as TlsConnecting
+    }))
+}
+
+fn client(conn: Conn) -> VericlipClient<Conn> {
+    VericlipClient::new(conn).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
 }
 
 fn status_error(file: &str, s: &tonic::Status) -> anyhow::Error {
@@ -117,7 +277,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let channel = connect(&cli.addr).await?;
+    let channel = connect(&cli).await?;
     match cli.command {
         Command::Classify { files, model, version, timeout_ms, json } => {
             classify(channel, files, model, version, timeout_ms, json).await
@@ -128,11 +288,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Models { json } => models(channel, json).await,
         Command::Health => {
             let mut h = tonic_health::pb::health_client::HealthClient::new(channel);
-            let r = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?.into_inner();
+            let r = h
+                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await
+                .map_err(|s| status_error("health", &s))?
+                .into_inner();
             let status = tonic_health::pb::health_check_response::ServingStatus::try_from(r.status)
                 .map(|s| s.as_str_name())
                 .unwrap_or("UNKNOWN");
-            println!("{status}");
+            outln!("{status}");
             Ok(if status == "SERVING" { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
         Command::Bench { files, concurrency, seconds, json } => {
@@ -142,7 +306,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn classify(
-    channel: Channel,
+    channel: Conn,
     files: Vec<PathBuf>,
     model: String,
     version: u64,
@@ -156,7 +320,15 @@ async fn classify(
     let mut rows = Vec::new();
     let mut failed = false;
     for f in &files {
-        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        // An unreadable file fails its own row, as an undecodable one does; the others go on.
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) => {
+                failed = true;
+                eprintln!("{}: cannot read: {e}", f.display());
+                continue;
+            }
+        };
         let mut req = tonic::Request::new(api::ClassifyRequest {
             audio: Some(api::classify_request::Audio::Encoded(bytes)),
             model: model.clone(),
@@ -182,15 +354,15 @@ async fn classify(
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{:<50}{:>8}{:>12}{:>10}{:>10}  model", "file", "verdict", "fake_score", "segments", "seconds");
+        outln!("{:<50}{:>10}{:>12}{:>10}{:>10}  model", "file", "verdict", "fake_score", "segments", "seconds");
         for (f, r) in &rows {
             // Characters, not bytes: a byte slice could split a multi-byte character.
             let n = f.chars().count();
             let name = if n > 49 { format!("...{}", f.chars().skip(n - 46).collect::<String>()) } else { f.clone() };
-            println!(
-                "{name:<50}{:>8}{:>12.4}{:>10}{:>10.2}  {}/{}",
+            outln!(
+                "{name:<50}{:>10}{:>12.4}{:>10}{:>10.2}  {}/{}",
                 verdict(r.verdict),
                 r.fake_score,
                 r.segments.len(),
@@ -205,7 +377,7 @@ async fn classify(
 
 #[allow(clippy::too_many_arguments)]
 async fn stream(
-    channel: Channel,
+    channel: Conn,
     file: PathBuf,
     step: f64,
     speed: f64,
@@ -256,10 +428,10 @@ async fn stream(
                     let mut v = json!(SegmentResult::from_wire(&s, f64::NAN));
                     v["received_after_seconds"] = json!(started.elapsed().as_secs_f64());
                     v["latency_ms"] = json!(latency_ms);
-                    println!("{}", json!({ "segment": v }));
+                    outln!("{}", json!({ "segment": v }));
                 } else {
-                    println!(
-                        "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>4}  fake_score {:.4}  {}",
+                    outln!(
+                        "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>9}  fake_score {:.4}  {}",
                         started.elapsed().as_secs_f64(),
                         s.index,
                         s.start_seconds,
@@ -272,9 +444,9 @@ async fn stream(
             }
             Some(api::classify_stream_response::Message::Summary(r)) => {
                 if json {
-                    println!("{}", json!({"summary": ClipResult::from(&r)}));
+                    outln!("{}", json!({"summary": ClipResult::from(&r)}));
                 } else {
-                    println!(
+                    outln!(
                         "summary: {} (fake_score {:.4}, threshold {:.4}) over {} windows, {:.2} s, model {}/{}",
                         verdict(r.verdict),
                         r.fake_score,
@@ -294,12 +466,12 @@ async fn stream(
         let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
         let (p50, p99, max) = (q(0.5), q(0.99), latencies[latencies.len() - 1]);
         if json {
-            println!(
+            outln!(
                 "{}",
                 json!({"window_latency_ms": {"windows": latencies.len(), "p50": p50, "p99": p99, "max": max}})
             );
         } else {
-            println!(
+            outln!(
                 "window verdicts after their last audio chunk: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} windows)",
                 latencies.len()
             );
@@ -339,8 +511,8 @@ fn async_stream(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-async fn models(channel: Channel, json: bool) -> anyhow::Result<std::process::ExitCode> {
-    let r = client(channel).list_models(api::ListModelsRequest {}).await.map_err(|s| status_error("models", &s))?;
+async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    let r = client(channel).list_models(api::ListModelsRequest::default()).await.map_err(|s| status_error("models", &s))?;
     let models = r.into_inner().models;
     if json {
         let out: Vec<_> = models
@@ -351,15 +523,20 @@ async fn models(channel: Channel, json: bool) -> anyhow::Result<std::process::Ex
                        "test_metrics": m.test_metrics})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
+        outln!(
             "{:<24}{:>8}{:>9}{:>11}{:>9}{:>8}  created",
-            "model", "version", "serving", "threshold", "test_eer", "ep"
+            "model",
+            "version",
+            "serving",
+            "threshold",
+            "test_eer",
+            "ep"
         );
         for m in &models {
             let eer = m.test_metrics.get("eer").map_or("-".to_string(), |e| format!("{:.1}%", 100.0 * e));
-            println!(
+            outln!(
                 "{:<24}{:>8}{:>9}{:>11.4}{:>9}{:>8}  {}",
                 m.name,
                 m.version,
@@ -383,7 +560,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn bench(
-    channel: Channel,
+    channel: Conn,
     files: Vec<PathBuf>,
     concurrency: &str,
     seconds: f64,
@@ -403,9 +580,14 @@ async fn bench(
         .collect::<Result<_, _>>()?;
     let mut report = Vec::new();
     if !json {
-        println!(
+        outln!(
             "{:>11}{:>9}{:>10}{:>10}{:>10}{:>10}  errors",
-            "concurrency", "clips", "clips/s", "p50_ms", "p99_ms", "max_ms"
+            "concurrency",
+            "clips",
+            "clips/s",
+            "p50_ms",
+            "p99_ms",
+            "max_ms"
         );
     }
     for &level in &levels {
@@ -452,7 +634,7 @@ async fn bench(
             "max_ms": lat.last().copied().unwrap_or(f64::NAN), "errors": errors,
         });
         if !json {
-            println!(
+            outln!(
                 "{:>11}{:>9}{:>10.1}{:>10.1}{:>10.1}{:>10.1}  {:?}",
                 level,
                 lat.len(),
@@ -466,7 +648,7 @@ async fn bench(
         report.push(row);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -146,17 +146,17 @@ impl api::vericlip_server::Vericlip for VericlipService {
 
     async fn list_models(
         &self,
-        _: Request<api::ListModelsRequest>,
+        request: Request<api::ListModelsRequest>,
     ) -> Result<Response<api::ListModelsResponse>, Status> {
         self.classifier.metrics.request("ListModels", tonic::Code::Ok);
-        Ok(Response::new(models::list(&self.classifier.store)))
+        Ok(Response::new(models::list(&self.classifier.store, request.into_inner().include_manifest)))
     }
 
     async fn get_model(&self, request: Request<api::GetModelRequest>) -> Result<Response<api::ModelInfo>, Status> {
         let r = request.into_inner();
         let result = self.classifier.store.resolve(&r.name, r.version).map(|m| {
             let serving = self.classifier.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
-            models::info(&m, serving == Some(m.version()))
+            models::info(&m, serving == Some(m.version()), true)
         });
         let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
         self.classifier.metrics.request("GetModel", code);

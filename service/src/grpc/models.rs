@@ -1,9 +1,19 @@
-//! ListModels / GetModel: what is loaded, from the manifests.
+//! ListModels / GetModel: what is loaded, from the manifests, and what was rejected.
+//!
+//! A manifest is untrusted and may be large (up to `MAX_MANIFEST_BYTES`): ListModels carries
+//! whole manifests only when asked, and never more than `MAX_LISTED_MANIFEST_BYTES` of them, so
+//! the response stays under gRPC's default 4 MiB receive limit whatever is published.
 
 use crate::api;
 use crate::models::{LoadedModel, ModelStore};
 
-pub fn info(m: &LoadedModel, serving: bool) -> api::ModelInfo {
+/// Most manifest JSON one ListModels response carries (with `include_manifest`), and the most
+/// one GetModel carries: under the 4 MiB default receive limit of gRPC clients, with room for
+/// the rest of the response.
+pub const MAX_LISTED_MANIFEST_BYTES: usize = 3 << 20;
+
+/// `include_manifest`: carry the whole manifest JSON (when under the cap).
+pub fn info(m: &LoadedModel, serving: bool, include_manifest: bool) -> api::ModelInfo {
     let spec = m.extractor.spec();
     let test_metrics = m
         .manifest
@@ -34,16 +44,37 @@ pub fn info(m: &LoadedModel, serving: bool) -> api::ModelInfo {
         frames: spec.frames_per_segment() as u32,
         features: spec.n_features() as u32,
         test_metrics,
-        manifest_json: m.manifest_json.clone(),
+        manifest_json: if include_manifest && m.manifest_json.len() <= MAX_LISTED_MANIFEST_BYTES {
+            m.manifest_json.clone()
+        } else {
+            String::new()
+        },
+        manifest_bytes: m.manifest_json.len() as u64,
     }
 }
 
-pub fn list(store: &ModelStore) -> api::ListModelsResponse {
+pub fn list(store: &ModelStore, include_manifest: bool) -> api::ListModelsResponse {
     let catalog = store.snapshot();
+    let mut budget = MAX_LISTED_MANIFEST_BYTES;
+    let mut manifests_omitted = 0;
     let models = catalog
         .models
         .values()
-        .flat_map(|e| e.versions.iter().map(move |(v, m)| info(m, e.serving == Some(*v))))
+        .flat_map(|e| e.versions.iter().map(move |(v, m)| (m, e.serving == Some(*v))))
+        .map(|(m, serving)| {
+            let fits = m.manifest_json.len() <= budget;
+            if include_manifest && fits {
+                budget -= m.manifest_json.len();
+            } else if include_manifest {
+                manifests_omitted += 1;
+            }
+            info(m, serving, include_manifest && fits)
+        })
         .collect();
-    api::ListModelsResponse { models }
+    let rejected = catalog
+        .rejected
+        .values()
+        .map(|r| api::RejectedVersion { name: r.name.clone(), version: r.version, reason: r.reason.clone() })
+        .collect();
+    api::ListModelsResponse { models, rejected, manifests_omitted }
 }

@@ -22,12 +22,15 @@ use crate::pipeline::stream::{StreamInput, StreamLink, classify_stream, step_sam
 type Out = mpsc::Sender<Result<api::ClassifyStreamResponse, Status>>;
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<api::ClassifyStreamResponse, Status>> + Send>>;
 
-/// The client's end of a stream. Both directions have the idle limit: a client that stops
-/// sending (without half-closing) or stops reading its verdicts cannot hold a stream slot forever.
+/// The client's end of a stream. Both directions have the idle limit: a client that sends no
+/// audio (whatever else it sends: empty audio messages, keepalive pings) or stops reading its
+/// verdicts cannot hold a stream slot longer than `limits.stream_idle_seconds`.
 struct Link {
     inbound: Streaming<api::ClassifyStreamRequest>,
     out: Out,
     idle: Duration,
+    /// When the stream is closed unless non-empty audio arrives first.
+    audio_deadline: tokio::time::Instant,
 }
 
 impl Link {
@@ -44,11 +47,25 @@ impl Link {
 impl StreamLink for Link {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
         let seconds = self.idle.as_secs_f64();
-        // The body's own stall timer has the same length: in a stream, it is the stream idling.
-        match tokio::time::timeout(self.idle, next_chunk(&mut self.inbound)).await {
-            Err(_) => Err(ServiceError::StreamIdle { seconds }),
-            Ok(Err(e)) if e.name() == "body_stalled" => Err(ServiceError::StreamIdle { seconds }),
-            Ok(result) => result,
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(self.audio_deadline, next_message(&mut self.inbound)) => next,
+                // The drain limit passed: end as if the client had finished (summary so far).
+                () = crate::drain::cut_signal() => return Ok(None),
+            };
+            match next {
+                Err(_) => return Err(ServiceError::StreamIdle { seconds }),
+                // The body's own stall timer has the same length: in a stream, it is the stream idling.
+                Ok(Err(e)) if e.name() == "body_stalled" => return Err(ServiceError::StreamIdle { seconds }),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(None)) => return Ok(None),
+                // Messages without audio do not keep the stream alive.
+                Ok(Ok(Some(chunk))) if chunk.is_empty() => continue,
+                Ok(Ok(Some(chunk))) => {
+                    self.audio_deadline = tokio::time::Instant::now() + self.idle;
+                    return Ok(Some(chunk));
+                }
+            }
         }
     }
 
@@ -67,7 +84,11 @@ pub async fn start(
     let first = tokio::time::timeout(idle, inbound.message())
         .await
         .map_err(|_| ServiceError::StreamIdle { seconds: idle.as_secs_f64() })?
-        .map_err(|s| ServiceError::bad_request("stream_error", s.message()))?;
+        // A body refused right away (the memory budget, at the header of the message after the
+        // config) says so, not a generic stream error.
+        .map_err(|s| {
+            ServiceError::relayed(&s).unwrap_or_else(|| ServiceError::bad_request("stream_error", s.message()))
+        })?;
     let Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(config)) }) =
         first
     else {
@@ -93,7 +114,8 @@ pub async fn start(
     let id = c.request_id();
     let span =
         tracing::info_span!("classify_stream", request_id = %id, model = %model.name(), version = model.version());
-    let link = Link { inbound, out: tx, idle: c.limits.stream_idle };
+    let idle = c.limits.stream_idle;
+    let link = Link { inbound, out: tx, idle, audio_deadline: tokio::time::Instant::now() + idle };
     tokio::spawn(run(c, model, input, step, link, permit, id).instrument(span));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
@@ -109,7 +131,7 @@ async fn run(
 ) {
     let result = match classify_stream(&c, model, input, step, &mut link, id).await {
         Ok(s) => {
-            tracing::info!(
+            tracing::debug!(
                 verdict = s.verdict.as_str(),
                 fake_score = s.fake_score,
                 segments = s.segments.len(),
@@ -122,7 +144,7 @@ async fn run(
     match result {
         Ok(()) => c.metrics.request("ClassifyStream", tonic::Code::Ok),
         Err(e) => {
-            tracing::info!(error = e.name(), message = %e.public_message(), "stream failed");
+            tracing::debug!(error = e.name(), message = %e.public_message(), "stream failed");
             c.metrics.request("ClassifyStream", e.code());
             // Best effort: the client may be gone, or not reading.
             let _ = tokio::time::timeout(link.idle, link.out.send(Err(e.into()))).await;
@@ -130,36 +152,32 @@ async fn run(
     }
 }
 
-/// The next audio chunk; `None` on half-close.
-async fn next_chunk(inbound: &mut Streaming<api::ClassifyStreamRequest>) -> Result<Option<Vec<u8>>, ServiceError> {
-    loop {
-        match inbound.message().await {
-            Ok(Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Audio(b)) })) => {
-                return Ok(Some(b));
+/// The next message's audio (empty for a message without audio); `None` on half-close.
+async fn next_message(inbound: &mut Streaming<api::ClassifyStreamRequest>) -> Result<Option<Vec<u8>>, ServiceError> {
+    match inbound.message().await {
+        Ok(Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Audio(b)) })) => {
+            Ok(Some(b))
+        }
+        Ok(Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(_)) })) => {
+            Err(ServiceError::bad_request("repeated_stream_config", "only the first message may be a StreamConfig"))
+        }
+        Ok(Some(_)) => Ok(Some(Vec::new())),
+        Ok(None) => Ok(None),
+        Err(s) if s.code() == tonic::Code::OutOfRange => Err(ServiceError::MessageTooLarge(s.message().into())),
+        Err(s) => {
+            // A body refused by the memory budget, stalled, or too slow arrives as its own status.
+            if let Some(e) = ServiceError::relayed(&s) {
+                return Err(e);
             }
-            Ok(Some(api::ClassifyStreamRequest {
-                message: Some(api::classify_stream_request::Message::Config(_)),
-            })) => {
-                return Err(ServiceError::bad_request(
-                    "repeated_stream_config",
-                    "only the first message may be a StreamConfig",
-                ));
+            let name = s.metadata().get(crate::error::ERROR_NAME_KEY).and_then(|v| v.to_str().ok());
+            if name == Some(crate::net::body::BODY_TOO_SLOW) {
+                return Err(ServiceError::Relayed {
+                    name: crate::net::body::BODY_TOO_SLOW,
+                    code: s.code(),
+                    message: s.message().to_string(),
+                });
             }
-            Ok(Some(_)) => continue,
-            Ok(None) => return Ok(None),
-            Err(s) if s.code() == tonic::Code::OutOfRange => {
-                return Err(ServiceError::MessageTooLarge(s.message().into()));
-            }
-            Err(s) => {
-                // A body refused by the memory budget, or stalled, arrives as its own status.
-                if let Some(e) = ServiceError::relayed(&s) {
-                    return Err(e);
-                }
-                return Err(ServiceError::bad_request(
-                    "stream_error",
-                    format!("reading the stream failed: {}", s.message()),
-                ));
-            }
+            Err(ServiceError::bad_request("stream_error", format!("reading the stream failed: {}", s.message())))
         }
     }
 }

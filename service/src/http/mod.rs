@@ -1,8 +1,10 @@
 //! The HTTP port: `/healthz` (alive), `/readyz` (a model serves and we are not draining),
-//! `/metrics` (Prometheus), `POST /v1/classify` (JSON answers; audio as the raw body, or JSON
-//! with base64 audio), `GET /v1/models`, `GET /v1/stream` (WebSocket streaming, `ws`) and the
+//! `/metrics` (Prometheus), `POST /v1/classify` (JSON answers; audio as the raw body, a
+//! `multipart/form-data` part named `file`, or JSON with base64 audio), `GET /v1/models`, `GET /v1/stream` (WebSocket streaming, `ws`) and the
 //! page for people at `/` (`web`).
 
+mod multipart;
+mod openapi;
 mod web;
 mod ws;
 
@@ -45,18 +47,23 @@ struct AppState {
     max_body_bytes: usize,
 }
 
-/// The HTTP routes. With API keys, `/v1/*` needs `authorization: Bearer KEY`; the probes and
-/// `/metrics` stay open.
+/// The HTTP routes. With API keys, `/v1/*` needs `authorization: Bearer KEY` (the WebSocket
+/// upgrade also takes `?api_key=`, see `net::auth`); the probes, `/metrics`, the page, its assets
+/// and `/model-card` stay open.
 pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<Arc<ApiKeys>>) -> Router<()> {
     let api = Router::new()
-        .route("/v1/classify", post(classify))
-        .route("/v1/models", get(web::list_models))
-        .route("/v1/stream", get(stream))
+        .route("/v1/classify", post(classify).fallback(method_not_allowed("POST")))
+        .route("/v1/models", get(web::list_models).fallback(method_not_allowed("GET")))
+        .route("/v1/stream", get(stream).fallback(method_not_allowed("GET")))
         .layer(middleware::from_fn(move |request: Request, next: middleware::Next| {
             let keys = keys.clone();
             async move {
-                match keys {
-                    Some(k) if !k.allows(api_key(&request).as_ref()) => {
+                let refused = keys.and_then(|k| match ApiKeys::http_key(&request) {
+                    Err(e) => Some(e),
+                    Ok(presented) => (!k.allows(presented.as_ref())).then_some(ServiceError::Unauthenticated),
+                });
+                match refused {
+                    Some(refused) => {
                         // Read (and drop, frame by frame) a small upload before refusing it, so
                         // the client sees the 401 rather than a reset connection; larger ones
                         // are cut off.
@@ -70,14 +77,14 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
                             }
                         };
                         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-                        error_response(&ServiceError::Unauthenticated)
+                        error_response(&refused)
                     }
-                    _ => next.run(request).await,
+                    None => next.run(request).await,
                 }
             }
         }));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(crate::pipeline::watchdog::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(web::index))
@@ -85,23 +92,12 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
         .route("/style.css", get(web::style))
         .route("/pcm-worklet.js", get(web::worklet))
         .route("/model-card", get(web::model_card))
+        .route("/favicon.ico", get(web::favicon))
+        .route("/favicon.svg", get(web::favicon))
+        .merge(openapi::routes())
         .merge(api)
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState { classifier, max_body_bytes })
-}
-
-/// The request's API key: the `authorization` header, or (for browsers' WebSockets, which
-/// cannot set headers) the `api_key` query parameter.
-fn api_key(request: &Request) -> Option<http::HeaderValue> {
-    if let Some(h) = request.headers().get(header::AUTHORIZATION) {
-        return Some(h.clone());
-    }
-    #[derive(Deserialize)]
-    struct KeyParam {
-        api_key: String,
-    }
-    let Query(p) = Query::<KeyParam>::try_from_uri(request.uri()).ok()?;
-    http::HeaderValue::from_str(&format!("Bearer {}", p.api_key)).ok()
 }
 
 /// `GET /v1/stream`: admitted (stream slot, and the memory budget for one message in flight)
@@ -162,13 +158,7 @@ pub async fn serve(
 }
 
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    if s.classifier.check_open().is_err() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    } else if !s.classifier.store.snapshot().ready() {
-        (StatusCode::SERVICE_UNAVAILABLE, "no model loaded yet\n")
-    } else {
-        (StatusCode::OK, "ready\n")
-    }
+    crate::admin::readiness(&s.classifier)
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -213,6 +203,33 @@ fn error_response(e: &ServiceError) -> Response {
     (status, [(ERROR_NAME_KEY, e.name())], axum::Json(json!({ "error": ErrorBody::of(e) }))).into_response()
 }
 
+/// 405 for an API route called with the wrong method, with the JSON error body every other
+/// error has (name `method_not_allowed`) and the `allow` header.
+fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn(http::Method, http::Uri) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |method, uri| {
+        let body = ErrorBody {
+            name: "method_not_allowed",
+            code: "UNIMPLEMENTED",
+            message: format!(
+                "{} {} is not supported; use {allow} {}",
+                crate::error::quote_bounded(method.as_str()),
+                uri.path(),
+                uri.path()
+            ),
+        };
+        std::future::ready(
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW.as_str(), allow), (ERROR_NAME_KEY, body.name)],
+                axum::Json(json!({ "error": body })),
+            )
+                .into_response(),
+        )
+    }
+}
+
 /// `s16le` / `f32le`, as the HTTP and WebSocket APIs spell PCM formats.
 fn pcm_format_named(name: &str) -> Result<vericlip_core::audio::PcmFormat, ServiceError> {
     match name {
@@ -249,12 +266,16 @@ async fn classify(
             return error_response(&e);
         }
     };
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let is_json = content_type.starts_with("application/json");
     let parsed = (|| {
-        if is_json {
+        if multipart::is_multipart(content_type) {
+            // A form upload: the audio is the part named `file`; options stay in the query.
+            let Query(p) =
+                query.map_err(|e| ServiceError::bad_request("invalid_query", format!("bad query string: {e}")))?;
+            let file = multipart::file_part(content_type, &body)?;
+            Ok((audio_of(&p, file.to_vec())?, p))
+        } else if is_json {
             let p: ClassifyParams = serde_json::from_slice(&body).map_err(|e| {
                 ServiceError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
             })?;

@@ -3,6 +3,7 @@
 //! (what the page's version selector and metrics panel show).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use axum::Json;
 use axum::extract::State;
@@ -17,6 +18,7 @@ const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const WORKLET: &str = include_str!("../../web/pcm-worklet.js");
+const FAVICON: &str = include_str!("../../web/favicon.svg");
 const MODEL_CARD: &str = include_str!("../../../docs/MODEL_CARD.md");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -39,13 +41,57 @@ pub async fn worklet() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", WORKLET)
 }
 
+/// Browsers ask for `/favicon.ico` on every load; an SVG answers both names.
+pub async fn favicon() -> impl IntoResponse {
+    asset("image/svg+xml", FAVICON)
+}
+
 pub async fn model_card() -> impl IntoResponse {
-    asset("text/markdown; charset=utf-8", MODEL_CARD)
+    static CARD: LazyLock<String> = LazyLock::new(|| relative_data_paths(MODEL_CARD));
+    ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], CARD.as_str())
+}
+
+/// The card's commands as a reader would type them: a corpus path given to `--out` or `--data`
+/// is shown relative (`data/corpus-v4`), not as the absolute path of the machine the model was
+/// trained on.
+fn relative_data_paths(card: &str) -> String {
+    let mut out = String::with_capacity(card.len());
+    let mut after_flag = false;
+    let mut rest = card;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(word_end);
+        let space_end = tail.find(|c: char| !c.is_whitespace()).unwrap_or(tail.len());
+        let (space, next) = tail.split_at(space_end);
+        if after_flag && word.starts_with('/') {
+            let path_end = word.find(|c: char| !(c.is_alphanumeric() || "/._-".contains(c))).unwrap_or(word.len());
+            let (path, suffix) = word.split_at(path_end);
+            let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
+            out.push_str("data/");
+            out.push_str(name);
+            out.push_str(suffix);
+        } else {
+            out.push_str(word);
+        }
+        out.push_str(space);
+        after_flag = matches!(word, "--out" | "--data");
+        rest = next;
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
 pub struct ModelsJson {
     pub models: Vec<ModelJson>,
+    /// Published versions that failed to load, and why.
+    pub rejected: Vec<RejectedJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RejectedJson {
+    pub name: String,
+    pub version: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,7 +128,7 @@ pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
                 .iter()
                 .rev()
                 .map(|(v, m)| {
-                    let info = models::info(m, entry.serving == Some(*v));
+                    let info = models::info(m, entry.serving == Some(*v), false);
                     VersionJson {
                         version: info.version,
                         serving: info.serving,
@@ -96,5 +142,31 @@ pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
                 .collect(),
         })
         .collect();
-    Json(ModelsJson { models })
+    let rejected = catalog
+        .rejected
+        .values()
+        .map(|r| RejectedJson { name: r.name.clone(), version: r.version, reason: r.reason.clone() })
+        .collect();
+    Json(ModelsJson { models, rejected })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_shows_no_absolute_corpus_path() {
+        let card = relative_data_paths(MODEL_CARD);
+        for line in card.lines() {
+            assert!(!line.contains("--out /") && !line.contains("--data /"), "{line}");
+        }
+        assert!(!card.contains("/work/"), "an absolute path of the training machine is shown");
+        assert!(card.contains("vericlip-train corpus --out data/corpus-v4 --mode full"));
+        // Across a line break, and everything else byte for byte.
+        assert_eq!(
+            relative_data_paths("loeo --data\n/x/y/corpus-v4 --families F`"),
+            "loeo --data\ndata/corpus-v4 --families F`"
+        );
+        assert_eq!(relative_data_paths("a  /abs/path\n\n--registry models"), "a  /abs/path\n\n--registry models");
+    }
 }

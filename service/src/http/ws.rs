@@ -60,7 +60,15 @@ pub enum WsMessage {
 struct WsLink {
     socket: WebSocket,
     idle: Duration,
+    /// When the stream is closed unless a non-empty binary (audio) message arrives first:
+    /// pings, empty frames and other traffic do not keep a stream slot.
+    audio_deadline: tokio::time::Instant,
+    /// The drain limit ended the stream: its close frame says so.
+    cut: bool,
 }
+
+/// WebSocket close code "going away" (RFC 6455), with the reason, when the drain cuts a stream.
+const GOING_AWAY: u16 = 1001;
 
 impl WsLink {
     async fn send(&mut self, message: &WsMessage) -> Result<(), ServiceError> {
@@ -87,9 +95,33 @@ impl WsLink {
 
 impl StreamLink for WsLink {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
+        let seconds = self.idle.as_secs_f64();
         loop {
-            match self.recv().await? {
-                Some(Message::Binary(b)) => return Ok(Some(b.to_vec())),
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(self.audio_deadline, self.socket.recv()) => next,
+                // The drain limit passed: end as if the client had finished (summary so far).
+                () = crate::drain::cut_signal() => {
+                    self.cut = true;
+                    return Ok(None);
+                }
+            };
+            let message = match next {
+                Err(_) => return Err(ServiceError::StreamIdle { seconds }),
+                Ok(None) => None,
+                Ok(Some(Err(e))) => {
+                    return Err(ServiceError::bad_request(
+                        "stream_error",
+                        format!("reading the WebSocket failed: {e}"),
+                    ));
+                }
+                Ok(Some(Ok(m))) => Some(m),
+            };
+            match message {
+                Some(Message::Binary(b)) if b.is_empty() => continue,
+                Some(Message::Binary(b)) => {
+                    self.audio_deadline = tokio::time::Instant::now() + self.idle;
+                    return Ok(Some(b.to_vec()));
+                }
                 Some(Message::Text(t)) => {
                     #[derive(Deserialize)]
                     struct Control {
@@ -122,13 +154,14 @@ impl StreamLink for WsLink {
 
 /// One WebSocket stream, from its config to its summary or error.
 pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, reservation: Reservation) {
-    let mut link = WsLink { socket, idle: c.limits.stream_idle };
+    let idle = c.limits.stream_idle;
+    let mut link = WsLink { socket, idle, audio_deadline: tokio::time::Instant::now() + idle, cut: false };
     let result = run(&c, &mut link).await;
     let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
     c.metrics.request("WebSocketStream", code);
     let message = match result {
         Ok(summary) => {
-            tracing::info!(
+            tracing::debug!(
                 verdict = summary.verdict.as_str(),
                 segments = summary.segments.len(),
                 "websocket stream classified"
@@ -136,12 +169,16 @@ pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, 
             WsMessage::Summary(summary)
         }
         Err(e) => {
-            tracing::info!(error = e.name(), message = %e.public_message(), "websocket stream failed");
+            tracing::debug!(error = e.name(), message = %e.public_message(), "websocket stream failed");
             WsMessage::Error { error: ErrorBody::of(&e) }
         }
     };
     let _ = link.send(&message).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), link.socket.send(Message::Close(None))).await;
+    let close = link.cut.then(|| axum::extract::ws::CloseFrame {
+        code: GOING_AWAY,
+        reason: "server shutting down: shutdown.drain_seconds reached; the summary covers the audio so far".into(),
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(1), link.socket.send(Message::Close(close))).await;
     drop((admitted, reservation));
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ndarray::Array3;
-use vericlip_core::registry::{self, Dim, Manifest};
+use vericlip_core::registry::{self, Manifest};
 use vericlip_core::runtime::{ExecutionProvider, ModelSession, OrtRuntime};
 use vericlip_core::{FeatureExtractor, Normalizer};
 
@@ -20,6 +20,10 @@ pub struct LoadOptions {
     pub max_batch: usize,
     pub max_delay: Duration,
 }
+
+/// Most floats in one batch tensor (256 MiB of f32): `runtime.max_batch` is lowered for a
+/// version whose segments are so large that a full batch would pass it.
+pub const MAX_BATCH_FLOATS: usize = 1 << 26;
 
 pub struct LoadedModel {
     pub manifest: Manifest,
@@ -42,15 +46,10 @@ impl LoadedModel {
     ) -> Result<Self, String> {
         let loaded = registry::load_version(dir).map_err(|e| e.to_string())?;
         let manifest = loaded.manifest;
+        // `load_version` checked the spec and input shape against the size limits, so these
+        // products are bounded (one segment's features are at most MAX_SEGMENT_FLOATS).
         let spec = manifest.feature_spec.clone();
         let (frames, n_features) = (spec.frames_per_segment(), spec.n_features());
-        let dims = &manifest.input.shape;
-        let fixed = |d: &Dim, want: usize| matches!(d, Dim::Fixed(n) if *n as usize == want);
-        if dims.len() != 3 || !fixed(&dims[1], frames) || !fixed(&dims[2], n_features) {
-            return Err(format!(
-                "manifest input shape {dims:?} does not match its feature spec ([batch, {frames}, {n_features}])"
-            ));
-        }
         let extractor = FeatureExtractor::new(spec).map_err(|e| e.to_string())?;
         let mut sessions = Vec::with_capacity(options.sessions);
         let mut provider = "cpu";
@@ -66,7 +65,9 @@ impl LoadedModel {
             sessions.push(session);
         }
         let manifest_json = serde_json::to_string(&manifest).map_err(|e| e.to_string())?;
-        let config = BatchConfig { max_batch: options.max_batch, max_delay: options.max_delay, frames, n_features };
+        // A batch tensor stays under MAX_BATCH_FLOATS whatever the segment size.
+        let max_batch = options.max_batch.min(MAX_BATCH_FLOATS / (frames * n_features).max(1)).max(1);
+        let config = BatchConfig { max_batch, max_delay: options.max_delay, frames, n_features };
         let label = format!("{}-{}", manifest.name, manifest.version);
         let batcher = Batcher::start(sessions, config, Arc::clone(metrics), &label);
         Ok(Self { normalizer: manifest.normalization.clone(), manifest, manifest_json, extractor, provider, batcher })

@@ -6,4 +6,4 @@ mod store;
 pub mod watch;
 
 pub use loaded::{LoadOptions, LoadedModel};
-pub use store::{Catalog, ModelStore, ModelVersions};
+pub use store::{Catalog, ModelStore, ModelVersions, Rejected};

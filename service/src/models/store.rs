@@ -17,9 +17,20 @@ pub struct ModelVersions {
     pub serving: Option<u64>,
 }
 
+/// A published version that does not serve, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub name: String,
+    pub version: u64,
+    /// What was wrong, relative to the registry (no server paths).
+    pub reason: String,
+}
+
 #[derive(Default)]
 pub struct Catalog {
     pub models: BTreeMap<String, ModelVersions>,
+    /// Versions on disk that failed to load, by (model, version).
+    pub rejected: BTreeMap<(String, u64), Rejected>,
 }
 
 impl Catalog {

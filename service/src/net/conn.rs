@@ -2,10 +2,14 @@
 //! (`limits.max_connections`), a deadline for a connection's first request bytes (slowloris) and
 //! its TLS handshake, an idle timeout (a connection that sends nothing for a while is closed), and
 //! an optional hard lifetime (gRPC's `max_connection_age` + grace). At the cap, the oldest
-//! connection that has not yet sent its first request is evicted to make room, so a flood of
-//! idle or trickling connections can never lock out a health probe or a real client, which
-//! prove themselves within microseconds. gRPC gets the connections as tonic's incoming stream,
-//! the HTTP port serves them with hyper.
+//! connection that has not yet proven itself is evicted to make room. Proven means the
+//! connection delivered a complete request head (HTTP/1 headers up to the blank line, or an
+//! HTTP/2 HEADERS block with END_HEADERS after the preface): a byte count is not proof (33
+//! bytes of a request, or an HTTP/2 preface and SETTINGS, cost an attacker nothing), while a
+//! health probe or a real client proves itself within its first round trip. A proven
+//! connection whose request body then trickles is closed by the body's minimum-rate rule
+//! (`net::body`). gRPC gets the connections as tonic's incoming stream, the HTTP port serves
+//! them with hyper.
 
 use std::collections::VecDeque;
 use std::io;
@@ -27,8 +31,93 @@ use tokio_rustls::server::TlsStream;
 use crate::metrics::Metrics;
 
 /// Enough for an HTTP/2 preface (24 bytes) plus a SETTINGS frame header, or an HTTP/1 request
-/// line and a header.
+/// line and a header: the first-request deadline is met by these (an idle gRPC channel that
+/// sent its preface is not cut), eviction is not (see `Proof`).
 const FIRST_REQUEST_BYTES: usize = 32;
+
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Watches the bytes a connection reads until they hold a complete request head.
+#[derive(Debug)]
+enum Proof {
+    /// The first bytes, until they say HTTP/1 or HTTP/2.
+    Sniff(Vec<u8>),
+    /// HTTP/1: the last bytes seen, to find `\r\n\r\n` across reads.
+    H1 {
+        last: u32,
+    },
+    /// HTTP/2 frames: a 9-byte frame header being read, then its payload skipped.
+    H2 {
+        header: [u8; 9],
+        have: usize,
+        skip: usize,
+    },
+    Proven,
+}
+
+impl Proof {
+    /// Feeds bytes read; true once the connection has sent a complete request head.
+    fn feed(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            match self {
+                Proof::Proven => return true,
+                Proof::Sniff(seen) => {
+                    let n = (H2_PREFACE.len() - seen.len()).min(data.len());
+                    seen.extend_from_slice(&data[..n]);
+                    if !H2_PREFACE.starts_with(seen.as_slice()) {
+                        // HTTP/1 (or TLS-less junk): replay what was sniffed.
+                        let seen = std::mem::take(seen);
+                        *self = Proof::H1 { last: 0 };
+                        if self.feed(&seen) {
+                            return true;
+                        }
+                        data = &data[n..];
+                        continue;
+                    }
+                    data = &data[n..];
+                    if seen.len() == H2_PREFACE.len() {
+                        *self = Proof::H2 { header: [0; 9], have: 0, skip: 0 };
+                    }
+                }
+                Proof::H1 { last } => {
+                    for &b in data {
+                        *last = (*last << 8) | u32::from(b);
+                        if *last == u32::from_be_bytes(*b"\r\n\r\n") {
+                            *self = Proof::Proven;
+                            return true;
+                        }
+                    }
+                    return false;
+                }
+                Proof::H2 { header, have, skip } => {
+                    if *skip > 0 {
+                        let n = (*skip).min(data.len());
+                        *skip -= n;
+                        data = &data[n..];
+                        continue;
+                    }
+                    let n = (9 - *have).min(data.len());
+                    header[*have..*have + n].copy_from_slice(&data[..n]);
+                    *have += n;
+                    data = &data[n..];
+                    if *have == 9 {
+                        const HEADERS: u8 = 0x1;
+                        const CONTINUATION: u8 = 0x9;
+                        const END_HEADERS: u8 = 0x4;
+                        let (kind, flags) = (header[3], header[4]);
+                        if matches!(kind, HEADERS | CONTINUATION) && flags & END_HEADERS != 0 {
+                            *self = Proof::Proven;
+                            return true;
+                        }
+                        *skip = (usize::from(header[0]) << 16) | (usize::from(header[1]) << 8) | usize::from(header[2]);
+                        *have = 0;
+                    }
+                }
+            }
+        }
+        matches!(self, Proof::Proven)
+    }
+}
 
 /// Bounds on one port's connections.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +139,7 @@ enum Io {
 
 /// Shared between a connection and its port's accept loop.
 struct Signal {
-    /// The connection sent its first request bytes: it is no longer evictable.
+    /// The connection sent a complete request head: it is no longer evictable.
     proven: AtomicBool,
     evict: Arc<Notify>,
 }
@@ -71,8 +160,9 @@ impl Drop for Slot {
 pub struct Conn {
     io: Io,
     idle: Duration,
-    /// Bytes still to come before the first request counts as sent (see FIRST_REQUEST_BYTES).
+    /// Bytes still to come before the first-request deadline is met (see FIRST_REQUEST_BYTES).
     unproven: usize,
+    proof: Proof,
     /// The first-request deadline, then the idle deadline.
     deadline: Pin<Box<Sleep>>,
     lifetime: Option<Pin<Box<Sleep>>>,
@@ -96,7 +186,7 @@ fn closed(why: &'static str) -> Poll<io::Result<()>> {
 impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.unproven > 0 && this.evicted.as_mut().poll(cx).is_ready() {
+        if !matches!(this.proof, Proof::Proven) && this.evicted.as_mut().poll(cx).is_ready() {
             return closed("connection evicted: the port is at limits.max_connections");
         }
         if let Some(l) = &mut this.lifetime
@@ -113,11 +203,9 @@ impl AsyncRead for Conn {
             Poll::Ready(result) => {
                 let got = buf.filled().len() - before;
                 if got > 0 {
-                    if this.unproven > 0 {
-                        this.unproven = this.unproven.saturating_sub(got);
-                        if this.unproven == 0 {
-                            this.signal.proven.store(true, Ordering::Release);
-                        }
+                    this.unproven = this.unproven.saturating_sub(got);
+                    if !matches!(this.proof, Proof::Proven) && this.proof.feed(&buf.filled()[before..]) {
+                        this.signal.proven.store(true, Ordering::Release);
                     }
                     if this.unproven == 0 {
                         let next = Instant::now() + this.idle;
@@ -201,7 +289,7 @@ impl Open {
         self.conns.len()
     }
 
-    /// Evicts the oldest connection that has not sent its first request; false if none.
+    /// Evicts the oldest connection that has not sent a complete request head; false if none.
     fn evict_oldest_unproven(&mut self) -> bool {
         let found = self.conns.iter().position(|w| w.upgrade().is_some_and(|s| !s.proven.load(Ordering::Acquire)));
         match found.and_then(|i| self.conns.remove(i)).and_then(|w| w.upgrade()) {
@@ -259,6 +347,7 @@ pub async fn accept_loop(
             io,
             idle: limits.idle,
             unproven: FIRST_REQUEST_BYTES,
+            proof: Proof::Sniff(Vec::with_capacity(H2_PREFACE.len())),
             deadline: Box::pin(tokio::time::sleep(limits.first_request)),
             lifetime: limits.lifetime.map(|l| Box::pin(tokio::time::sleep(l))),
             evicted: Box::pin(evict.notified_owned()),
@@ -286,5 +375,50 @@ pub async fn accept_loop(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{H2_PREFACE, Proof};
+
+    fn fresh() -> Proof {
+        Proof::Sniff(Vec::new())
+    }
+
+    #[test]
+    fn http1_is_proven_by_a_complete_head_in_any_pieces() {
+        let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut p = fresh();
+        // 33 bytes of a request are not proof.
+        assert!(!p.feed(&head[..33]));
+        assert!(p.feed(&head[33..]));
+        for cut in 1..head.len() {
+            let mut p = fresh();
+            let first = p.feed(&head[..cut]);
+            assert!(!first, "cut {cut}");
+            assert!(p.feed(&head[cut..]), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn http2_is_proven_by_a_headers_block_not_by_the_preface_and_settings() {
+        let mut bytes = H2_PREFACE.to_vec();
+        // SETTINGS (type 4), 6 bytes of payload; then a WINDOW_UPDATE (type 8) of 4.
+        bytes.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]);
+        bytes.extend_from_slice(&[0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+        let mut p = fresh();
+        assert!(!p.feed(&bytes));
+        // HEADERS without END_HEADERS, then CONTINUATION with it.
+        let mut p2 = fresh();
+        let mut more = bytes.clone();
+        more.extend_from_slice(&[0, 0, 2, 1, 0, 0, 0, 0, 1, 0x82, 0x86]);
+        assert!(!p2.feed(&more));
+        assert!(p2.feed(&[0, 0, 1, 9, 4, 0, 0, 0, 1, 0x84]));
+        // Byte by byte, HEADERS with END_HEADERS proves.
+        bytes.extend_from_slice(&[0, 0, 1, 1, 4 | 1, 0, 0, 0, 1, 0x82]);
+        let mut p3 = fresh();
+        let proven: Vec<bool> = bytes.iter().map(|b| p3.feed(&[*b])).collect();
+        assert_eq!(proven.iter().position(|p| *p), Some(bytes.len() - 2));
     }
 }

@@ -52,6 +52,8 @@ struct Shared {
     ready: Condvar,
     config: BatchConfig,
     metrics: Arc<Metrics>,
+    /// Liveness: jobs queued, batches taken (`/healthz` fails when work waits and none is taken).
+    progress: Arc<super::watchdog::Progress>,
 }
 
 impl Shared {
@@ -75,6 +77,7 @@ impl Batcher {
             ready: Condvar::new(),
             config,
             metrics,
+            progress: super::watchdog::track(),
         });
         for (i, session) in sessions.into_iter().enumerate() {
             let shared = Arc::clone(&shared);
@@ -101,6 +104,7 @@ impl Batcher {
             }
             q.segments += n;
             q.jobs.push_back(Job { features, n, deadline, enqueued: Instant::now(), reply });
+            self.shared.progress.enqueued();
         }
         self.shared.ready.notify_one();
         rx.await.map_err(|_| ServiceError::Internal("inference worker stopped".into()))?
@@ -159,6 +163,7 @@ fn worker(shared: &Shared, mut session: ModelSession) {
     let mut taken = Vec::new();
     let mut batch: Vec<f32> = Vec::with_capacity(c.max_batch * seg);
     while next_batch(shared, &mut taken).is_some() {
+        shared.progress.taken(taken.len());
         let started = Instant::now();
         let mut live = Vec::with_capacity(taken.len());
         for job in taken.drain(..) {
@@ -235,6 +240,7 @@ mod tests {
             ready: Condvar::new(),
             config: BatchConfig { max_batch, max_delay: Duration::ZERO, frames: 1, n_features: 1 },
             metrics: Arc::new(Metrics::new()),
+            progress: Arc::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use vericlip_core::audio::activity::has_speech;
 use vericlip_core::audio::{AudioInput, MonoAudio, PcmFormat, Segment, load_mono_budgeted};
 use vericlip_core::{AudioError, AudioLimits, FeatureExtractor, Normalizer};
 
@@ -38,29 +39,51 @@ impl Audio {
     }
 }
 
-/// Normalized features of a clip's segments, ready for the batcher.
+/// Normalized features of a clip's segments with speech, ready for the batcher.
 pub struct Prepared {
-    pub features: Vec<f32>,
+    pub batch: SegmentBatch,
     pub segments: Vec<Segment>,
     pub samples: usize,
     pub decode: Duration,
     pub extract: Duration,
 }
 
-/// Features of `segments` of `samples` (model-rate mono), normalized: the one place where the
-/// service turns audio into model input.
+/// Model input for some segments: which of them have speech (core's energy gate,
+/// `vericlip_core::audio::activity`), and the normalized features of those, in order. A segment
+/// without speech is neither featurized nor scored: it is answered `no_speech`.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentBatch {
+    pub features: Vec<f32>,
+    pub speech: Vec<bool>,
+}
+
+impl SegmentBatch {
+    /// Segments the model will score.
+    pub fn with_speech(&self) -> usize {
+        self.speech.iter().filter(|&&s| s).count()
+    }
+}
+
+/// Features of `segments` of `samples` (model-rate mono), normalized, for the segments with
+/// speech: the one place where the service turns audio into model input, for clips and stream
+/// windows alike.
 pub fn segment_features(
     extractor: &FeatureExtractor,
     normalizer: &Normalizer,
     samples: &[f32],
     segments: &[Segment],
-) -> Result<Vec<f32>, ServiceError> {
+) -> Result<SegmentBatch, ServiceError> {
     let spec = extractor.spec();
+    // The gate sees the window's real audio at its recorded level: before padding and features.
+    let speech: Vec<bool> =
+        segments.iter().map(|s| has_speech(&samples[s.start..s.start + s.valid], spec.sample_rate)).collect();
     let per = spec.frames_per_segment() * spec.n_features();
-    let mut out = vec![0.0; segments.len() * per];
+    let n = speech.iter().filter(|&&s| s).count();
+    let mut out = vec![0.0; n * per];
     // Each segment straight into its place in the batch, with the pool thread's own scratch.
     extractor.with_thread_scratch(|scratch| {
-        for (s, o) in segments.iter().zip(out.chunks_exact_mut(per)) {
+        let voiced = segments.iter().zip(&speech).filter(|(_, s)| **s).map(|(seg, _)| seg);
+        for (s, o) in voiced.zip(out.chunks_exact_mut(per)) {
             extractor
                 .extract_to(&s.samples(samples, spec.segment_samples), scratch, o)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -68,7 +91,7 @@ pub fn segment_features(
         }
         Ok::<_, ServiceError>(())
     })?;
-    Ok(out)
+    Ok(SegmentBatch { features: out, speech })
 }
 
 /// Decodes a clip and computes its segments' features (non-overlapping segments, DESIGN.md's
@@ -93,11 +116,11 @@ pub fn prepare(
     let segments = spec.segments(mono.samples.len(), spec.segment_samples);
     let feature_bytes = (segments.len() * spec.frames_per_segment() * spec.n_features()) as u64 * F32;
     reservation.set(mono.samples.len() as u64 * F32 + feature_bytes)?;
-    let features = segment_features(extractor, normalizer, &mono.samples, &segments)?;
+    let batch = segment_features(extractor, normalizer, &mono.samples, &segments)?;
     let samples = mono.samples.len();
     drop(mono);
     reservation.set(feature_bytes)?;
-    Ok(Prepared { features, segments, samples, decode, extract: t1.elapsed() })
+    Ok(Prepared { batch, segments, samples, decode, extract: t1.elapsed() })
 }
 
 const F32: u64 = 4;

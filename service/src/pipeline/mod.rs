@@ -5,6 +5,7 @@ pub mod batcher;
 pub mod features;
 pub mod result;
 pub mod stream;
+pub mod watchdog;
 
 pub use batcher::{BatchConfig, Batcher, Scored};
 pub use features::{Audio, Cancel, FeaturePool, Prepared, decode, prepare, segment_features};

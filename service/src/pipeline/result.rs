@@ -6,11 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::api;
 
+/// `no_speech`: the audio (a segment, or every segment of a clip) is silence or too faint to
+/// judge (core's energy gate, `vericlip_core::audio::activity`); it was not scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Real,
     Fake,
+    NoSpeech,
 }
 
 impl Verdict {
@@ -23,11 +26,12 @@ impl Verdict {
         match self {
             Self::Real => "real",
             Self::Fake => "fake",
+            Self::NoSpeech => "no_speech",
         }
     }
 }
 
-/// One scored window of audio.
+/// One window of audio: scored, or `no_speech` (then `fake_score` is 0 and means nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SegmentResult {
     pub index: u32,
@@ -66,6 +70,7 @@ impl From<Verdict> for api::Verdict {
         match v {
             Verdict::Real => api::Verdict::Real,
             Verdict::Fake => api::Verdict::Fake,
+            Verdict::NoSpeech => api::Verdict::NoSpeech,
         }
     }
 }
@@ -116,6 +121,7 @@ fn verdict_from_wire(v: i32, score: f64, threshold: f64) -> Verdict {
     match api::Verdict::try_from(v) {
         Ok(api::Verdict::Fake) => Verdict::Fake,
         Ok(api::Verdict::Real) => Verdict::Real,
+        Ok(api::Verdict::NoSpeech) => Verdict::NoSpeech,
         _ => Verdict::of(score, threshold),
     }
 }
@@ -185,5 +191,24 @@ mod tests {
         assert_eq!(json["verdict"], "fake");
         assert_eq!(json["segments"][0]["verdict"], "fake");
         assert_eq!(json["timings"]["total_ms"], 1.5);
+    }
+
+    #[test]
+    fn no_speech_has_one_name_on_every_transport() {
+        let s = SegmentResult {
+            index: 0,
+            start_seconds: 0.0,
+            end_seconds: 2.0,
+            fake_score: 0.0,
+            verdict: Verdict::NoSpeech,
+        };
+        let wire = api::SegmentScore::from(s);
+        assert_eq!(wire.verdict, api::Verdict::NoSpeech as i32);
+        assert_eq!(api::Verdict::NoSpeech.as_str_name(), "VERDICT_NO_SPEECH");
+        // A no-speech segment's 0 score is below any threshold: the wire verdict, not the score, decides.
+        assert_eq!(SegmentResult::from_wire(&wire, 0.0), s);
+        assert_eq!(serde_json::to_value(s).unwrap()["verdict"], "no_speech");
+        assert_eq!(serde_json::from_value::<Verdict>(serde_json::json!("no_speech")).unwrap(), Verdict::NoSpeech);
+        assert_eq!(Verdict::NoSpeech.as_str(), "no_speech");
     }
 }

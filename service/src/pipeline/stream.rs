@@ -14,7 +14,7 @@ use vericlip_core::audio::{PcmFormat, Segment, StreamResampler, decode_pcm};
 use vericlip_core::{AudioError, AudioLimits};
 
 use super::{Audio, ClipResult, SegmentResult, StageTimings, decode, segment_features};
-use crate::classify::{Classifier, ms, segment_results, summary};
+use crate::classify::{Classifier, ms, score_segments, segment_results, summary};
 use crate::error::ServiceError;
 use crate::models::LoadedModel;
 
@@ -121,9 +121,9 @@ impl Windows {
         let samples = kept.to_vec();
         let m = Arc::clone(&self.model);
         let t = Instant::now();
-        let features = c.pool.run(move || segment_features(&m.extractor, &m.normalizer, &samples, &local)).await?;
+        let batch = c.pool.run(move || segment_features(&m.extractor, &m.normalizer, &samples, &local)).await?;
         self.timings.features_ms += ms(t.elapsed());
-        let scored = self.model.batcher.run(features, segments.len(), None).await?;
+        let scored = score_segments(&self.model, batch, None).await?;
         self.timings.queue_ms += ms(scored.queue);
         self.timings.inference_ms += ms(scored.inference);
         let rate = self.model.extractor.spec().sample_rate;

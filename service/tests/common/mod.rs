@@ -51,6 +51,8 @@ pub struct Server {
     pub child: Child,
     pub grpc: String,
     pub http: String,
+    /// The admin port (`/healthz`, `/readyz`, `/metrics`), host:port.
+    pub admin: String,
     pub log: PathBuf,
 }
 
@@ -68,6 +70,7 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vericlip-server"));
         cmd.env("VERICLIP__GRPC__ADDR", "127.0.0.1:0")
             .env("VERICLIP__HTTP__ADDR", "127.0.0.1:0")
+            .env("VERICLIP__ADMIN__ADDR", "127.0.0.1:0")
             .env("VERICLIP__REGISTRY__PATH", registry)
             .env("VERICLIP__REGISTRY__POLL_SECONDS", "0.5")
             .env_remove("RUST_LOG")
@@ -90,8 +93,8 @@ impl Server {
         let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
             panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
-        let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_string();
-        Server { child, grpc: format!("http://{}", field("grpc=")), http: field("http="), log }
+        let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_default().to_string();
+        Server { child, grpc: format!("http://{}", field("grpc=")), http: field("http="), admin: field("admin="), log }
     }
 
     pub async fn wait_ready(&self) {
@@ -130,20 +133,7 @@ impl Server {
 
     /// A plain HTTP/1.1 request; returns (status, headers+body text).
     pub fn http(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-        let mut s = std::net::TcpStream::connect(&self.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, head, raw[split + 4..].to_vec())
+        http_request(&self.http, method, path, content_type, body)
     }
 
     pub fn metrics(&self) -> String {
@@ -198,6 +188,24 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A plain HTTP/1.1 request to `addr`; returns (status, headers+body text).
+pub fn http_request(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
 }
 
 /// A WAV file's bytes (16-bit PCM, mono), written by core's own WAV writer.

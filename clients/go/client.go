@@ -1,0 +1,159 @@
+// Package vericlip is a thin Go client for the Vericlip gRPC API (vericlip.v1): a connection with
+// the settings docs/OPERATIONS.md recommends, the API key, and helpers that classify or stream a
+// file. The generated stubs are in vericlip/v1 (regenerate with generate.sh).
+package vericlip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	vericlipv1 "vericlip/clients/go/vericlip/v1"
+)
+
+// ServiceConfig balances calls round robin over every address the target resolves to (the pods
+// behind the headless Service) and retries a call that failed with UNAVAILABLE (a pod shutting
+// down or not ready yet) on another connection, with backoff. Other codes are not retried here:
+// docs/API.md says which a caller may retry.
+const ServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "vericlip.v1.Vericlip"}],
+    "retryPolicy": {
+      "maxAttempts": 4,
+      "initialBackoff": "0.2s",
+      "maxBackoff": "5s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
+// InClusterTarget is the headless Service's DNS name (k8s/): the dns resolver returns every
+// ready pod's IP, so round robin spreads calls over them.
+const InClusterTarget = "dns:///vericlip-server-headless.vericlip.svc.cluster.local:50051"
+
+// MaxMessageBytes lets a long clip through (the server's own limit, grpc.max_message_mb, is what
+// really bounds it).
+const MaxMessageBytes = 64 << 20
+
+// Options for Dial.
+type Options struct {
+	// APIKey, when the server has [auth] api_key_file set: sent as `authorization: Bearer KEY`.
+	APIKey string
+	// TLS is nil for plaintext (inside a cluster or on loopback).
+	TLS credentials.TransportCredentials
+}
+
+// Dial opens a client connection (lazily: the first call connects).
+func Dial(target string, o Options) (*grpc.ClientConn, error) {
+	creds := grpc.WithInsecure()
+	if o.TLS != nil {
+		creds = grpc.WithTransportCredentials(o.TLS)
+	}
+	opts := []grpc.DialOption{
+		creds,
+		grpc.WithDefaultServiceConfig(ServiceConfig),
+		// A PING every 60 s on a connection with calls in flight finds a dead peer (a node
+		// gone) in 80 s rather than at the TCP timeout.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 60 * time.Second, Timeout: 20 * time.Second}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+	}
+	if o.APIKey != "" {
+		opts = append(opts,
+			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+				return invoker(withKey(ctx, o.APIKey), method, req, reply, cc, callOpts...)
+			}),
+			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
+				return streamer(withKey(ctx, o.APIKey), desc, cc, method, callOpts...)
+			}))
+	}
+	return grpc.Dial(target, opts...)
+}
+
+func withKey(ctx context.Context, key string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+}
+
+// ClassifyFile sends a whole audio file (WAV, FLAC, MP3, OGG Vorbis) to Classify.
+func ClassifyFile(ctx context.Context, c vericlipv1.VericlipClient, path string) (*vericlipv1.ClassifyResponse, error) {
+	audio, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return c.Classify(ctx, &vericlipv1.ClassifyRequest{Audio: &vericlipv1.ClassifyRequest_Encoded{Encoded: audio}})
+}
+
+// StreamFile sends a file to ClassifyStream in chunks of chunkBytes (an encoded file is decoded and
+// scored on half-close) and returns the segments as they came, then the summary.
+func StreamFile(ctx context.Context, c vericlipv1.VericlipClient, path string, chunkBytes int) ([]*vericlipv1.SegmentScore, *vericlipv1.ClassifyResponse, error) {
+	audio, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	stream, err := c.ClassifyStream(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	config := &vericlipv1.StreamConfig{Format: &vericlipv1.StreamConfig_Encoded{Encoded: true}}
+	if err := stream.Send(&vericlipv1.ClassifyStreamRequest{Message: &vericlipv1.ClassifyStreamRequest_Config{Config: config}}); err != nil {
+		return nil, nil, recvErr(stream, err)
+	}
+	for start := 0; start < len(audio); start += chunkBytes {
+		end := start + chunkBytes
+		if end > len(audio) {
+			end = len(audio)
+		}
+		chunk := &vericlipv1.ClassifyStreamRequest_Audio{Audio: audio[start:end]}
+		if err := stream.Send(&vericlipv1.ClassifyStreamRequest{Message: chunk}); err != nil {
+			return nil, nil, recvErr(stream, err)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, nil, err
+	}
+	var segments []*vericlipv1.SegmentScore
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return segments, nil, err
+		}
+		if s := m.GetSegment(); s != nil {
+			segments = append(segments, s)
+		} else if sum := m.GetSummary(); sum != nil {
+			return segments, sum, nil
+		}
+	}
+}
+
+// recvErr: when Send fails with io.EOF the server ended the stream; its status says why.
+func recvErr(stream vericlipv1.Vericlip_ClassifyStreamClient, err error) error {
+	if errors.Is(err, io.EOF) {
+		_, err = stream.Recv()
+	}
+	return err
+}
+
+// ErrorName is the stable error name (e.g. "undecodable_audio") the server puts in the
+// `vericlip-error` trailer of a failed call; pass the trailer from grpc.Trailer.
+func ErrorName(trailer metadata.MD) string {
+	if v := trailer.Get("vericlip-error"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Describe formats a failed call's status and error name for a log line.
+func Describe(err error, trailer metadata.MD) string {
+	s := status.Convert(err)
+	return fmt.Sprintf("%s (%s): %s", s.Code(), ErrorName(trailer), s.Message())
+}

@@ -1,0 +1,76 @@
+// Types for index.js: the messages as @grpc/proto-loader delivers them (enums as names, 64-bit
+// integers as numbers). Fields follow proto/vericlip/v1/vericlip.proto.
+import type { ChannelCredentials, Client, ServiceError, status as grpcStatus } from '@grpc/grpc-js';
+
+/** "VERDICT_REAL" | "VERDICT_FAKE" today; later v1 releases may add values (treat as unknown). */
+export type Verdict = string;
+
+export interface SegmentScore {
+  index: number;
+  start_seconds: number;
+  end_seconds: number;
+  fake_score: number;
+  verdict: Verdict;
+}
+
+export interface StageTimings {
+  decode_ms: number;
+  features_ms: number;
+  queue_ms: number;
+  inference_ms: number;
+  total_ms: number;
+}
+
+export interface ClassifyResponse {
+  verdict: Verdict;
+  fake_score: number;
+  threshold: number;
+  segments: SegmentScore[];
+  model: string;
+  model_version: number;
+  duration_seconds: number;
+  timings: StageTimings | null;
+  request_id: string;
+}
+
+export interface ModelInfo {
+  name: string;
+  version: number;
+  serving: boolean;
+  created_at: string;
+  sha256: string;
+  threshold: number;
+  execution_provider: string;
+  sample_rate: number;
+  segment_seconds: number;
+  frames: number;
+  features: number;
+  test_metrics: Record<string, number>;
+  manifest_json: string;
+}
+
+export interface ClientOptions {
+  apiKey?: string;
+  credentials?: ChannelCredentials;
+  protoDir?: string;
+}
+
+export const DEFAULT_PROTO_DIR: string;
+export const IN_CLUSTER_TARGET: string;
+export const SERVICE_CONFIG: object;
+export const CHANNEL_OPTIONS: Record<string, string | number>;
+export const status: typeof grpcStatus;
+
+export function createClient(target: string, options?: ClientOptions): Client;
+export function classifyFile(
+  client: Client,
+  file: string,
+  options?: { model?: string; version?: number; seconds?: number },
+): Promise<ClassifyResponse>;
+export function listModels(client: Client, seconds?: number): Promise<ModelInfo[]>;
+export function streamFile(
+  client: Client,
+  file: string,
+  options?: { chunkBytes?: number; seconds?: number; model?: string; version?: number },
+): Promise<{ segments: SegmentScore[]; summary: ClassifyResponse }>;
+export function errorName(err: ServiceError | Error | null | undefined): string;

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of the Vericlip API (proto package `vericlip`); see vericlip_client."""

@@ -1,0 +1,149 @@
+"""A thin Python client for the Vericlip gRPC API (vericlip.v1).
+
+    import vericlip_client as vc
+    with vc.connect("127.0.0.1:50051", api_key="KEY") as client:
+        r = client.classify_file("clip.wav")
+        print(vc.verdict_name(r.verdict), r.fake_score)
+
+`connect` opens a channel with the settings docs/OPERATIONS.md recommends (round robin over every
+address the target resolves to, keepalive, retry on UNAVAILABLE) and adds the API key to every
+call. The generated stubs are `vericlip.v1.vericlip_pb2` / `vericlip_pb2_grpc`, for anything the
+helpers do not cover.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator, Optional, Sequence, Tuple
+
+import grpc
+
+from vericlip.v1 import vericlip_pb2 as pb2
+from vericlip.v1 import vericlip_pb2_grpc as pb2_grpc
+
+__all__ = ["pb2", "pb2_grpc", "Client", "connect", "error_name", "verdict_name", "IN_CLUSTER_TARGET",
+           "SERVICE_CONFIG", "CHANNEL_OPTIONS"]
+
+#: The headless Service's DNS name: the resolver returns every ready pod, round robin uses each.
+IN_CLUSTER_TARGET = "dns:///vericlip-server-headless.vericlip.svc.cluster.local:50051"
+
+#: Round robin over every resolved address, and a retry (with backoff, on another connection) of a
+#: call that failed with UNAVAILABLE: a pod shutting down or not ready yet. Other codes are not
+#: retried here; docs/API.md says which a caller may retry.
+SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{"service": "vericlip.v1.Vericlip"}],
+        "retryPolicy": {
+            "maxAttempts": 4,
+            "initialBackoff": "0.2s",
+            "maxBackoff": "5s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+}
+
+CHANNEL_OPTIONS: Sequence[Tuple[str, object]] = (
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+    ("grpc.enable_retries", 1),
+    # A PING every 60 s on a connection with calls in flight finds a dead peer (a node gone) in
+    # 80 s rather than at the TCP timeout.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+)
+
+
+class _ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer KEY` to every call (works on plaintext channels too)."""
+
+    def __init__(self, key: str):
+        self._header = ("authorization", f"Bearer {key}")
+
+    def _details(self, details):
+        return _Details(details, list(details.metadata or ()) + [self._header])
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):
+        return continuation(self._details(details), request_iterator)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, d, metadata):
+        self.method, self.timeout, self.credentials = d.method, d.timeout, d.credentials
+        self.wait_for_ready, self.compression = d.wait_for_ready, d.compression
+        self.metadata = metadata
+
+
+def error_name(err: grpc.RpcError) -> str:
+    """The stable error name (e.g. "undecodable_audio") from a failed call's trailers."""
+    for key, value in err.trailing_metadata() or ():
+        if key == "vericlip-error":
+            return value
+    return ""
+
+
+def verdict_name(verdict: int) -> str:
+    """"real", "fake", ... for a Verdict value; "unknown(N)" for one this client predates."""
+    try:
+        return pb2.Verdict.Name(verdict).removeprefix("VERDICT_").lower()
+    except ValueError:
+        return f"unknown({verdict})"
+
+
+class Client:
+    """A channel and the Vericlip stub; a context manager that closes the channel."""
+
+    def __init__(self, channel: grpc.Channel):
+        self.channel = channel
+        self.stub = pb2_grpc.VericlipStub(channel)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def list_models(self, timeout: float = 10.0):
+        return self.stub.ListModels(pb2.ListModelsRequest(), timeout=timeout).models
+
+    def classify_file(self, path: str, model: str = "", version: int = 0, timeout: float = 30.0):
+        """Classifies a whole file (WAV, FLAC, MP3, OGG Vorbis); returns a ClassifyResponse."""
+        with open(path, "rb") as f:
+            audio = f.read()
+        return self.stub.Classify(pb2.ClassifyRequest(encoded=audio, model=model, version=version), timeout=timeout)
+
+    def stream_file(self, path: str, chunk_bytes: int = 16384, model: str = "", version: int = 0,
+                    timeout: float = 60.0) -> Iterator[pb2.ClassifyStreamResponse]:
+        """Streams a file to ClassifyStream in chunks (an encoded file is decoded and scored on
+        half-close); yields each ClassifyStreamResponse: segments in order, then the summary."""
+        with open(path, "rb") as f:
+            audio = f.read()
+
+        def requests():
+            yield pb2.ClassifyStreamRequest(config=pb2.StreamConfig(encoded=True, model=model, version=version))
+            for i in range(0, len(audio), chunk_bytes):
+                yield pb2.ClassifyStreamRequest(audio=audio[i:i + chunk_bytes])
+
+        yield from self.stub.ClassifyStream(requests(), timeout=timeout)
+
+
+def connect(target: str, api_key: Optional[str] = None,
+            credentials: Optional[grpc.ChannelCredentials] = None) -> Client:
+    """A client for `target` ("127.0.0.1:50051", or IN_CLUSTER_TARGET in Kubernetes); plaintext
+    unless `credentials` (e.g. grpc.ssl_channel_credentials()) is given."""
+    options = list(CHANNEL_OPTIONS)
+    if credentials is None:
+        channel = grpc.insecure_channel(target, options=options)
+    else:
+        channel = grpc.secure_channel(target, credentials, options=options)
+    if api_key:
+        channel = grpc.intercept_channel(channel, _ApiKey(api_key))
+    return Client(channel)

@@ -1,0 +1,135 @@
+//! Graceful shutdown, shared by every transport. On SIGTERM the process drains: readiness
+//! answers 503 (both ports keep accepting, so probes get an answer rather than a refused
+//! connection), requests that arrived before the drain began finish (an HTTP upload still
+//! arriving included), requests that arrive after it are refused with UNAVAILABLE, and streams
+//! run on. At `shutdown.drain_seconds` the drain is cut: every stream still open ends as if its
+//! client had finished (its windows so far are scored and its summary sent), then closes with a
+//! reason (a WebSocket close frame "going away"; gRPC's summary then OK).
+//!
+//! The state is process-wide (one server per process): the places that must ask it (admission,
+//! stream links, readiness) are reached by requests from both ports and by stream tasks, none of
+//! which share anything else that outlives a request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::sync::watch;
+
+/// Where the process is in its shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Serving,
+    /// SIGTERM: in-flight work finishes, new work is refused, readiness is 503.
+    Draining,
+    /// The drain limit passed: open streams end now.
+    Cut,
+}
+
+static PHASE: LazyLock<watch::Sender<Phase>> = LazyLock::new(|| watch::channel(Phase::Serving).0);
+/// HTTP requests whose response is not yet ready (WebSocket sessions are counted as streams).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+tokio::task_local! {
+    /// Set around each request's handling: whether it arrived before the drain began.
+    static ARRIVED_BEFORE_DRAIN: bool;
+}
+
+pub fn phase() -> Phase {
+    *PHASE.borrow()
+}
+
+pub fn draining() -> bool {
+    phase() >= Phase::Draining
+}
+
+/// Starts the drain (SIGTERM).
+pub fn begin() {
+    PHASE.send_if_modified(|p| {
+        let was = *p;
+        *p = (*p).max(Phase::Draining);
+        *p != was
+    });
+}
+
+/// The drain limit passed: open streams end.
+pub fn cut() {
+    PHASE.send_replace(Phase::Cut);
+}
+
+/// Resolves when the drain is cut (never while serving or draining).
+pub async fn cut_signal() {
+    let mut rx = PHASE.subscribe();
+    let _ = rx.wait_for(|p| *p == Phase::Cut).await;
+}
+
+/// True inside the handling of a request that arrived before the drain began: such a request is
+/// in flight, and finishes.
+pub fn arrived_before_drain() -> bool {
+    ARRIVED_BEFORE_DRAIN.try_with(|b| *b).unwrap_or(false)
+}
+
+/// HTTP requests in flight (response not yet produced).
+pub fn http_in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::Acquire)
+}
+
+/// A tower layer for both ports' services: marks each request with whether it arrived before
+/// the drain began (see `arrived_before_drain`) and, with `count`, counts it in flight until its
+/// response is ready.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainLayer {
+    pub count: bool,
+}
+
+impl<S> tower::Layer<S> for DrainLayer {
+    type Service = DrainService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DrainService { inner, count: self.count }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DrainService<S> {
+    inner: S,
+    count: bool,
+}
+
+struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S, R> tower::Service<R> for DrainService<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let before = !draining();
+        let guard = self.count.then(|| {
+            IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+            InFlight
+        });
+        let fut = ARRIVED_BEFORE_DRAIN.scope(before, self.inner.call(request));
+        Box::pin(async move {
+            let out = fut.await;
+            drop(guard);
+            out
+        })
+    }
+}

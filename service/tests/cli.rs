@@ -1,0 +1,196 @@
+//! The `vericlip` CLI through the real binaries: against a server with mutual TLS and API keys
+//! (`--ca-cert`, `--client-cert/--client-key`, `--api-key` and `VERICLIP_API_KEY`); a reader that
+//! goes away (`classify --json | head -c 10`) ends it quietly with status 0; a missing file fails
+//! its own row only; a connection error names its cause once.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{Server, samples, temp_registry};
+
+const KEY: &str = "cli-test-key-51c2";
+
+fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vericlip"));
+    c.env_remove("VERICLIP_API_KEY").env_remove("VERICLIP_ADDR");
+    c
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, in `dir`.
+fn certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vericlip cli test CA"]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        let (key, csr, pem, extfile) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        let subj = format!("/CN={name}");
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        std::fs::write(dir.join(&extfile), ext).unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+            ],
+        );
+    }
+    std::fs::write(dir.join("keys"), format!("{KEY}\n")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_a_server_with_mutual_tls_and_api_keys() {
+    let reg = temp_registry("cli-tls");
+    let dir = reg.with_extension("certs");
+    certificates(&dir);
+    let p = |f: &str| dir.join(f).display().to_string();
+    let server = Server::spawn(
+        &reg,
+        &[
+            ("VERICLIP__TLS__CERT_FILE", &p("server.pem")),
+            ("VERICLIP__TLS__KEY_FILE", &p("server.key")),
+            ("VERICLIP__TLS__CLIENT_CA_FILE", &p("ca.pem")),
+            ("VERICLIP__AUTH__API_KEY_FILE", &p("keys")),
+        ],
+    );
+    // The certificate names localhost.
+    let port = server.grpc.rsplit(':').next().unwrap().to_string();
+    let addr = format!("https://localhost:{port}");
+    let tls = ["--ca-cert", &p("ca.pem"), "--client-cert", &p("client.pem"), "--client-key", &p("client.key")];
+    let clip = samples()[0].display().to_string();
+
+    // Health is open to probes: wait for the model with it.
+    let started = std::time::Instant::now();
+    loop {
+        let out = cli().args(["--addr", &addr]).args(tls).arg("health").output().unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "never healthy over mTLS: {}\n{}", text(&out), server.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // The key as a flag, and from the environment.
+    let out = cli().args(["--addr", &addr]).args(tls).args(["--api-key", KEY, "classify", &clip]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vericlip-lstm/1"), "{}", text(&out));
+    let out = cli().env("VERICLIP_API_KEY", KEY).args(["--addr", &addr]).args(tls).args(["models"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Without the key: the server's UNAUTHENTICATED, named.
+    let out = cli().args(["--addr", &addr]).args(tls).args(["classify", &clip]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthenticated"), "{}", text(&out));
+    // Without the client certificate, the handshake is refused; without the CA, the server is
+    // not trusted; TLS options on a plaintext address are a usage error.
+    let out = cli().args(["--addr", &addr, "--ca-cert", &p("ca.pem"), "--api-key", KEY, "models"]).output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = cli()
+        .env("SSL_CERT_FILE", p("client.pem"))
+        .args(["--addr", &addr, "--api-key", KEY, "models"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = cli()
+        .args(["--addr", &format!("http://127.0.0.1:{port}"), "--ca-cert", &p("ca.pem"), "models"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("https://"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_to_a_closed_pipe_missing_files_and_connect_errors_are_handled() {
+    let reg = temp_registry("cli-plain");
+    let server = Server::start(&reg, &[]).await;
+    let files: Vec<String> = samples().iter().map(|p| p.display().to_string()).collect();
+
+    // The reader is gone before the answer is written: quiet, status 0.
+    let mut child = cli()
+        .args(["--addr", &server.grpc, "classify", "--json"])
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+
+    // As a person types it.
+    let line = format!(
+        "set -o pipefail; '{}' --addr {} classify --json {} | head -c 10",
+        env!("CARGO_BIN_EXE_vericlip"),
+        server.grpc,
+        files.join(" ")
+    );
+    let out = Command::new("bash").args(["-c", &line]).env_remove("VERICLIP_API_KEY").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.stdout.len(), 10, "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", text(&out));
+
+    // A missing file fails its row only: the others are classified and printed; status 1.
+    let missing = reg.join("no-such-clip.wav").display().to_string();
+    let out = cli().args(["--addr", &server.grpc, "classify", &missing, &files[0], &files[1]]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let name = |f: &str| Path::new(f).file_name().unwrap().to_string_lossy().to_string();
+    assert!(stdout.contains(&name(&files[0])) && stdout.contains(&name(&files[1])), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-clip.wav: cannot read"), "{}", text(&out));
+    let out = cli().args(["--addr", &server.grpc, "classify", "--json", &missing, &files[0]]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+
+    // Nothing listening: the cause once, not "tcp connect error" twice.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = cli().args(["--addr", &format!("http://127.0.0.1:{port}"), "health"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("cannot connect to http://127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.matches("tcp connect error").count() <= 1, "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+}
