@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use ndarray::Array3;
 use vericlip_core::runtime::{self, ModelSession};
+use vericlip_train::model::onnx::export_lstm_classifier;
 use vericlip_train::model::{Head, LstmClassifierWeights};
-use vericlip_train::onnx::export_lstm_classifier;
 
 const FRAMES: usize = 126;
 

@@ -8,14 +8,15 @@ use clap::{Parser, Subcommand};
 use vericlip_core::audio::AudioLimits;
 use vericlip_core::{FeatureExtractor, FeatureSpec};
 use vericlip_train::augment::{AugmentConfig, CodecFamily, KindSet};
-use vericlip_train::corpus::{self, Mode};
-use vericlip_train::evaluate;
-use vericlip_train::extract::{ExtractJson, extract_file};
-use vericlip_train::fit::{self, FitArgs};
-use vericlip_train::import::{self, ImportArgs};
-use vericlip_train::loeo::{self, LoeoArgs};
+use vericlip_train::commands::extract::{ExtractJson, extract_file};
+use vericlip_train::commands::fit::{self, FitArgs};
+use vericlip_train::commands::import::{self, ImportArgs};
+use vericlip_train::commands::loeo::{self, LoeoArgs};
+use vericlip_train::data::corpus::{self, Mode};
+use vericlip_train::eval;
 use vericlip_train::model::Head;
-use vericlip_train::train::TrainConfig;
+use vericlip_train::model::train::TrainConfig;
+use vericlip_train::pipeline::Training;
 
 #[derive(Parser)]
 #[command(name = "vericlip-train", version, about = "Train, evaluate and publish Vericlip deepfake-speech models")]
@@ -315,10 +316,19 @@ impl TrainingOptions {
     fn augment_config(&self) -> anyhow::Result<AugmentConfig> {
         AugmentConfig::new(self.augment_kinds.clone(), &self.augment_codecs)
     }
+
+    fn training(&self) -> anyhow::Result<Training> {
+        Ok(Training {
+            spec: self.features.spec(),
+            config: self.config(),
+            augment: self.augment,
+            augment_config: self.augment_config()?,
+        })
+    }
 }
 
 fn cache_dir(cache: Option<PathBuf>, no_cache: bool) -> Option<PathBuf> {
-    if no_cache { None } else { cache.or_else(fit::default_cache_dir) }
+    if no_cache { None } else { cache.or_else(vericlip_train::data::default_cache_dir) }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -331,35 +341,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                for (split, labels) in &report.clips {
-                    for (label, sources) in labels {
-                        let total: usize = sources.values().sum();
-                        println!(
-                            "{split:<11} {label:<5} {total:>6}  {}",
-                            sources.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>().join(" ")
-                        );
-                    }
-                }
-                if !report.skipped_files.is_empty() {
-                    println!("skipped {} unreadable file(s):", report.skipped_files.len());
-                    report.skipped_files.iter().for_each(|s| println!("  {s}"));
-                }
+                print!("{}", vericlip_train::commands::corpus::text(&report));
                 println!("corpus written to {}", out.display());
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Fit { data, registry, name, training, json } => {
-            let args = FitArgs {
-                data,
-                registry,
-                name,
-                cache: training.cache(),
-                spec: training.features.spec(),
-                config: training.config(),
-                augment: training.augment,
-                augment_config: training.augment_config()?,
-                progress,
-            };
+            let args =
+                FitArgs { data, registry, name, cache: training.cache(), training: training.training()?, progress };
             let s = fit::fit(&args)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
@@ -371,9 +360,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "trained {} epochs (best {}), {:.1} s; ONNX parity {:.1e}",
                     s.epochs, s.best_epoch, s.training_seconds, s.parity_max_abs_diff
                 );
-                println!("validation:\n{}", evaluate::table(&s.validation));
-                println!("test:\n{}", evaluate::table(&s.test));
-                println!("published {} version {} at {}", s.name, s.version, s.dir.display());
+                println!("validation:\n{}", eval::table(&s.validation));
+                println!("test:\n{}", eval::table(&s.test));
+                println!("published {} version {} at {}", s.release.name, s.release.version, s.release.dir.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -397,16 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Loeo { data, families, training, out, json } => {
-            let args = LoeoArgs {
-                data,
-                families,
-                cache: training.cache(),
-                spec: training.features.spec(),
-                config: training.config(),
-                augment: training.augment,
-                augment_config: training.augment_config()?,
-                progress,
-            };
+            let args = LoeoArgs { data, families, cache: training.cache(), training: training.training()?, progress };
             let s = loeo::run(&args)?;
             let text = serde_json::to_string_pretty(&s)?;
             if let Some(out) = out {
@@ -420,7 +400,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval { model, data, split, cache, no_cache, files, json } => {
-            let (e, skipped) = fit::eval(&model, &data, &split, cache_dir(cache, no_cache), files, progress)?;
+            let (e, skipped) = vericlip_train::commands::eval::eval(
+                &model,
+                &data,
+                &split,
+                cache_dir(cache, no_cache),
+                files,
+                progress,
+            )?;
             for s in &skipped {
                 eprintln!("skipped {}: {}", s.path.display(), s.reason);
             }
@@ -428,9 +415,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
                 if files {
-                    println!("{}", evaluate::segment_table(&e.segments));
+                    println!("{}", eval::segment_table(&e.segments));
                 }
-                print!("{}", evaluate::table(&e));
+                print!("{}", eval::table(&e));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -9,7 +9,7 @@ use vericlip_core::audio::{AudioLimits, load_file, write_wav_pcm16};
 use vericlip_core::registry::{self, Manifest, Provenance};
 use vericlip_core::{FeatureExtractor, FeatureSpec, Normalizer};
 use vericlip_train::model::LstmClassifierWeights;
-use vericlip_train::onnx::export_lstm_classifier;
+use vericlip_train::model::onnx::export_lstm_classifier;
 
 #[test]
 fn eval_json_matches_a_hand_computed_confusion_matrix() {

@@ -142,7 +142,7 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     assert!(branch["slope"].as_f64().unwrap() > 0.0 && branch["lstm_input"] == 96, "{branch}");
     let initializers = |path: &Path| {
         use prost::Message;
-        let m = vericlip_train::onnx::proto::ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
+        let m = vericlip_core::onnx::ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
         m.graph
             .unwrap()
             .initializer

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::{bin, corpus_work, eval_json, json, ok};
 use serde_json::Value;
-use vericlip_train::loeo::family_of;
+use vericlip_train::data::naming::family_of;
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();

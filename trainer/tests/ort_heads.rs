@@ -4,10 +4,10 @@
 
 use ndarray::Array3;
 use prost::Message;
+use vericlip_core::onnx::ModelProto;
 use vericlip_core::runtime::{self, ModelSession};
+use vericlip_train::model::onnx::export_lstm_classifier;
 use vericlip_train::model::{Head, LstmClassifierWeights};
-use vericlip_train::onnx::export_lstm_classifier;
-use vericlip_train::onnx::proto::ModelProto;
 
 const HEADS: [(Head, bool); 6] = [
     (Head::Last, false),
@@ -181,7 +181,7 @@ fn excitation_branch_runs_in_onnx_runtime_and_matches_the_reference() {
     }
     // Platt folds into both detectors: the fused calibrated logit is a * max + c.
     let mut w = LstmClassifierWeights { excitation: Some(branch), ..LstmClassifierWeights::seeded(96, 8, 3) };
-    w.calibrate(vericlip_train::calibrate::Platt { a: 0.5, c: 0.25 });
+    w.calibrate(vericlip_train::model::calibrate::Platt { a: 0.5, c: 0.25 });
     let e = w.excitation.unwrap();
     assert_eq!((e.slope, e.bias, e.center, e.loud_mid), (3.0, -1.25, 0.1, -0.2));
 }

@@ -4,7 +4,7 @@
 use ndarray::Array3;
 use vericlip_core::runtime::{self, ModelSession, RuntimeError};
 use vericlip_train::model::LstmClassifierWeights;
-use vericlip_train::onnx::export_lstm_classifier;
+use vericlip_train::model::onnx::export_lstm_classifier;
 
 fn input(batch: usize, frames: usize, features: usize, seed: u32) -> Array3<f32> {
     Array3::from_shape_fn((batch, frames, features), |(b, t, f)| {

@@ -1,6 +1,6 @@
 //! Feature extraction: `[frames][spec.n_features()]` per segment, exactly as the references in
-//! `tests/golden` (`reference_features.py`, vendored from `shared/reference/features.py`, for the
-//! seed's MFCC, chroma and log-mel; `reference_features_ext.py` for LFCC and deltas) compute it
+//! `tests/golden` (`reference_features.py` for the seed's MFCC, chroma and log-mel;
+//! `reference_features_ext.py` for LFCC and deltas) compute it
 //! with librosa 1.0, and per-feature normalization. Block order: see [`FeatureSpec`]. (The
 //! reference of the linear log-spectrogram, the phase-advance deviation and the excitation
 //! block is there too.)

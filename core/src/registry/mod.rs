@@ -6,6 +6,7 @@
 //! publisher retries with the next number. Readers ignore dot-folders and never see a partial
 //! version. Published versions are never rewritten.
 
+pub mod contract;
 mod manifest;
 
 use std::fs;

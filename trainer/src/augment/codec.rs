@@ -20,7 +20,7 @@ use serde::Serialize;
 use vericlip_core::audio::{AudioLimits, PcmFormat, decode_pcm, resample};
 
 use super::dsp;
-use crate::corpus::process::{SR, sox};
+use crate::data::corpus::process::{SR, sox};
 use crate::rng::Rng;
 
 /// A codec the `codec` augmentation kind can draw (`--augment-codecs`).

@@ -1,7 +1,7 @@
 //! Training-time augmentation, so the model leans on cues that survive real-world recording and
 //! transmission rather than on the level, noise floor, bandwidth or codec of the stand-in corpus.
 //! Applied to the 16 kHz audio of each 2 s training segment before features
-//! (`dataset::augmented_split`); every copy draws from its own seeded stream, so results do not
+//! (`pipeline::data::augmented`); every copy draws from its own seeded stream, so results do not
 //! depend on thread scheduling.
 //!
 //! Kinds (`--augment-kinds`, each applied to a copy with its probability `p`; `kind=P` sets it),
@@ -42,7 +42,7 @@ use vericlip_core::audio::resample;
 
 pub use codec::{Codec, CodecFamily};
 
-use crate::corpus::process::{Channel, SR, apply_channel};
+use crate::data::corpus::process::{Channel, SR, apply_channel};
 use crate::rng::Rng;
 
 /// One augmentation kind. The numbers salt each kind's random stream: never renumber them (the

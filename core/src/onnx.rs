@@ -1,5 +1,6 @@
-//! The subset of `onnx.proto` (ONNX IR) needed to write inference graphs, as prost messages.
-//! Field numbers follow onnx/onnx.proto; no protoc is needed at build time.
+//! The subset of `onnx.proto` (ONNX IR) Vericlip needs, as prost messages: the trainer writes its
+//! inference graphs with them and the contract check reads a model's declared inputs and outputs
+//! (`registry::contract`). Field numbers follow onnx/onnx.proto; no protoc is needed at build time.
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelProto {

@@ -1,5 +1,13 @@
 //! The LSTM classifier's weights in ONNX layout, and a plain f64 reference forward pass used to
-//! check that ONNX Runtime computes exactly what the trainer means.
+//! check that ONNX Runtime computes exactly what the trainer means; training ([`train`]),
+//! calibration ([`calibrate`]), the excitation branch ([`excitation`]) and ONNX export
+//! ([`onnx`]) beside them. A new model head goes into [`Head`] (weights and reference forward
+//! here, the candle net in [`train`], its graph in [`onnx`]).
+
+pub mod calibrate;
+pub mod excitation;
+pub mod onnx;
+pub mod train;
 
 use ndarray::ArrayView3;
 use serde::Serialize;
@@ -159,7 +167,7 @@ fn sigmoid(x: f64) -> f64 {
 impl LstmClassifierWeights {
     /// Folds Platt scaling `sigmoid(a * z + c)` into the dense layer (its output is the logit
     /// `z`), so the exported graph outputs calibrated probabilities.
-    pub fn calibrate(&mut self, platt: crate::calibrate::Platt) {
+    pub fn calibrate(&mut self, platt: crate::model::calibrate::Platt) {
         for w in &mut self.dense_w {
             *w = (f64::from(*w) * platt.a) as f32;
         }

@@ -9,9 +9,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use vericlip_core::audio::{AudioInput, AudioLimits, load_mono};
+use vericlip_core::audio::{AudioInput, AudioLimits};
+use vericlip_core::clip::{Unbudgeted, clip_features};
 use vericlip_core::registry::sha256_hex;
 use vericlip_core::{FeatureExtractor, FeatureSpec};
+
+pub mod cache;
+pub mod corpus;
+pub mod naming;
+pub mod subset;
+
+pub use cache::{FeatureCache, default_cache_dir};
+pub use naming::source_of;
+pub use subset::{Composition, composition, file_families, file_labels, subset};
 
 pub const LABELS: [(&str, bool); 2] = [("real", false), ("fake", true)];
 
@@ -88,67 +98,11 @@ pub fn list_split(dir: &Path) -> anyhow::Result<Vec<(PathBuf, bool)>> {
     Ok(out)
 }
 
-/// `<source>__rest` -> `source`.
-pub fn source_of(path: &Path) -> String {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.split_once("__").map(|(s, _)| s.to_string()))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Feature cache keyed by file content and spec.
-pub struct FeatureCache {
-    dir: Option<PathBuf>,
-    spec_key: String,
-}
-
-impl FeatureCache {
-    pub fn new(dir: Option<PathBuf>, spec: &FeatureSpec) -> anyhow::Result<Self> {
-        let spec_key = sha256_hex(&serde_json::to_vec(spec)?)[..16].to_string();
-        Ok(Self { dir, spec_key })
-    }
-
-    fn path(&self, content: &[u8]) -> Option<PathBuf> {
-        let key = sha256_hex(content);
-        self.dir.as_ref().map(|d| d.join(&self.spec_key).join(&key[..2]).join(format!("{key}.f32")))
-    }
-
-    fn get(&self, content: &[u8], seg_len: usize) -> Option<Vec<f32>> {
-        let bytes = std::fs::read(self.path(content)?).ok()?;
-        if bytes.is_empty() || bytes.len() % (4 * seg_len) != 0 {
-            return None;
-        }
-        Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-    }
-
-    fn put(&self, content: &[u8], features: &[f32]) {
-        let Some(path) = self.path(content) else { return };
-        let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
-        // Write-then-rename so a crash never leaves a truncated entry; failures only cost speed.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let ok = path.parent().is_some_and(|p| std::fs::create_dir_all(p).is_ok())
-            && std::fs::write(&tmp, bytes).is_ok()
-            && std::fs::rename(&tmp, &path).is_ok();
-        if !ok {
-            let _ = std::fs::remove_file(&tmp);
-        }
-    }
-}
-
-/// Features of every segment of one file (non-overlapping segments, tail rule).
+/// Features of every segment of one file (non-overlapping segments, tail rule; not normalized:
+/// the cache holds them as extracted). A file too short for a verdict is too short to learn
+/// from: it is skipped, with the reason.
 pub fn file_features(ex: &FeatureExtractor, bytes: &[u8], limits: &AudioLimits) -> anyhow::Result<Vec<f32>> {
-    let spec = ex.spec();
-    let audio = load_mono(AudioInput::Encoded(bytes), spec.sample_rate, limits)?;
-    // Too short for a verdict is too short to learn from: the file is skipped, with the reason.
-    spec.check_duration(audio.samples.len())?;
-    let mut scratch = ex.scratch();
-    let mut out = Vec::new();
-    let mut seg = Vec::new();
-    for s in spec.segments(audio.samples.len(), spec.segment_samples) {
-        ex.extract_into(&s.samples(&audio.samples, spec.segment_samples), &mut scratch, &mut seg)?;
-        out.extend_from_slice(&seg);
-    }
-    Ok(out)
+    Ok(clip_features(ex, None, AudioInput::Encoded(bytes), limits, &mut Unbudgeted)?.features)
 }
 
 /// Loads one split: features for every segment of every readable file.
@@ -193,55 +147,6 @@ pub fn load_split(
         }
     }
     Ok((data, skipped))
-}
-
-/// `copies` augmented versions of every segment of every readable file of a split, made as
-/// `config` says (not cached, so no cache key depends on the config: each copy is new audio).
-/// File `i`, copy `c` draws from `rng.fork(i).fork(c)`.
-pub fn augmented_split(
-    dir: &Path,
-    ex: &FeatureExtractor,
-    copies: usize,
-    config: &crate::augment::AugmentConfig,
-    rng: &crate::rng::Rng,
-) -> anyhow::Result<SplitData> {
-    let spec = ex.spec();
-    if copies > 0 && spec.sample_rate != crate::corpus::process::SR {
-        anyhow::bail!(
-            "augmentation works on {} Hz audio, the feature spec says {} Hz",
-            crate::corpus::process::SR,
-            spec.sample_rate
-        );
-    }
-    let files = list_split(dir)?;
-    let limits = AudioLimits::default();
-    let per_file: Vec<anyhow::Result<Vec<f32>>> = files
-        .par_iter()
-        .enumerate()
-        .map(|(i, (path, _))| {
-            let bytes = std::fs::read(path)?;
-            let audio = load_mono(AudioInput::Encoded(&bytes), spec.sample_rate, &limits)?;
-            let (mut scratch, mut seg, mut out) = (ex.scratch(), Vec::new(), Vec::new());
-            for c in 0..copies {
-                let mut r = rng.fork(i as u64).fork(c as u64);
-                for s in spec.segments(audio.samples.len(), spec.segment_samples) {
-                    let y = crate::augment::augment(&s.samples(&audio.samples, spec.segment_samples), config, &mut r)?;
-                    ex.extract_into(&y, &mut scratch, &mut seg)?;
-                    out.extend_from_slice(&seg);
-                }
-            }
-            Ok(out)
-        })
-        .collect();
-    let mut data = SplitData::empty(spec);
-    for ((path, fake), f) in files.into_iter().zip(per_file) {
-        match f {
-            Ok(f) => data.push_file(path, fake, &f),
-            // Unreadable files were already reported by `load_split`; say which were not augmented.
-            Err(e) => tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "no augmented copies"),
-        }
-    }
-    Ok(data)
 }
 
 impl SplitData {

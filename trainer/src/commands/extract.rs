@@ -1,5 +1,5 @@
 //! `vericlip-train extract`: the features of files' first segment, for inspection and parity
-//! checks against `shared/reference/features.py` (same JSON shape, same samples: the first
+//! checks against `tests/golden/reference_features.py` (same JSON shape, same samples: the first
 //! `segment_samples` of the 16 kHz mono audio, unpadded, before normalization).
 
 use std::path::{Path, PathBuf};

@@ -21,7 +21,7 @@ use std::ops::Range;
 use anyhow::{Context, ensure};
 use vericlip_core::{FeatureSpec, Normalizer};
 
-use crate::dataset::SplitData;
+use crate::data::SplitData;
 use crate::model::ExcitationBranch;
 
 /// Share of validation real segments the branch alone calls fake (before calibration).

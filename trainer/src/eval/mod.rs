@@ -2,6 +2,8 @@
 //! breakdown. Clip-level decisions equal segment-level ones for 2 s clips; longer files are
 //! scored per segment.
 
+pub mod plots;
+
 use std::collections::BTreeMap;
 
 use ndarray::ArrayView3;
@@ -9,7 +11,7 @@ use serde::Serialize;
 use vericlip_core::metrics::{self, Metrics};
 use vericlip_core::runtime::ModelSession;
 
-use crate::dataset::SplitData;
+use crate::data::SplitData;
 
 /// Segments per ORT run.
 const BATCH: usize = 64;
@@ -117,7 +119,7 @@ pub fn evaluate(scores: &[f32], data: &SplitData, threshold: f64) -> Evaluation 
 
 /// Metrics per fake engine family, each against all real segments.
 pub fn per_family(scores: &[f32], data: &SplitData, threshold: f64) -> BTreeMap<String, FamilyMetrics> {
-    let families = crate::loeo::file_families(data);
+    let families = crate::data::file_families(data);
     let reals: Vec<f32> = scores.iter().zip(&data.labels).filter(|(_, l)| !**l).map(|(s, _)| *s).collect();
     let mut fakes: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
     for (i, (s, l)) in scores.iter().zip(&data.labels).enumerate() {

@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
-use crate::dataset::SplitData;
+use crate::data::SplitData;
 use crate::model::{ConvFrontEnd, Head, LstmClassifierWeights};
 use crate::rng::Rng;
 
