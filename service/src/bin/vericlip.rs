@@ -512,7 +512,8 @@ fn async_stream(
 }
 
 async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitCode> {
-    let r = client(channel).list_models(api::ListModelsRequest::default()).await.map_err(|s| status_error("models", &s))?;
+    let r =
+        client(channel).list_models(api::ListModelsRequest::default()).await.map_err(|s| status_error("models", &s))?;
     let models = r.into_inner().models;
     if json {
         let out: Vec<_> = models
