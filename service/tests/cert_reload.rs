@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,52 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA, and two server certificates (`a`, `b`, each with its own key) it signed for localhost.
-fn certificates(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vericlip rotation CA"]);
-    openssl(dir, &ca);
-    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        .unwrap();
-    for name in ["a", "b"] {
-        let (key, csr, pem, subj) =
-            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("/CN={name}"));
-        let mut req = vec!["req"];
-        req.extend(ec);
-        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(dir, &req);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
-        );
-    }
-}
 
 /// Replaces `to` with `contents` atomically (write aside, rename), as the kubelet's symlink swap
 /// is atomic for a reader.
@@ -139,7 +92,11 @@ async fn wait_for(what: &str, server: &Server, mut done: impl AsyncFnMut() -> bo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_certificate_and_keys_reach_new_connections_and_old_ones_continue() {
     let dir = std::env::temp_dir().join(format!("vericlip-rotation-{}", std::process::id()));
-    certificates(&dir);
+    // A CA, and two server certificates (`a`, `b`, each with its own key) it signed.
+    common::test_ca(&dir, "vericlip rotation CA");
+    for name in ["a", "b"] {
+        common::signed_certificate(&dir, name, common::SERVER_EXT);
+    }
     let live: PathBuf = dir.join("live");
     std::fs::create_dir_all(&live).unwrap();
     let (cert, key, keys) = (live.join("tls.crt"), live.join("tls.key"), live.join("api-keys"));

@@ -28,60 +28,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, in `dir`.
-fn certificates(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vericlip cli test CA"]);
-    openssl(dir, &ca);
-    for (name, ext) in [
-        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        let (key, csr, pem, extfile) =
-            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-        let subj = format!("/CN={name}");
-        let mut req = vec!["req"];
-        req.extend(ec);
-        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(dir, &req);
-        std::fs::write(dir.join(&extfile), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &extfile,
-            ],
-        );
-    }
-    std::fs::write(dir.join("keys"), format!("{KEY}\n")).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_reaches_a_server_with_mutual_tls_and_api_keys() {
     let reg = temp_registry("cli-tls");
     let dir = reg.with_extension("certs");
-    certificates(&dir);
+    common::tls_certificates(&dir, "vericlip cli test CA");
+    std::fs::write(dir.join("keys"), format!("{KEY}\n")).unwrap();
     let p = |f: &str| dir.join(f).display().to_string();
     let server = Server::spawn(
         &reg,

@@ -14,55 +14,6 @@ use vericlip_server::api;
 
 const KEY: &str = "test-key-8f3a9c";
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, in `dir`.
-fn certificates(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vericlip test CA"]);
-    openssl(dir, &ca);
-    for (name, ext) in [
-        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        let mut req = vec!["req"];
-        req.extend(ec);
-        let (key, csr, pem, extfile) =
-            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-        let subj = format!("/CN={name}");
-        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(dir, &req);
-        std::fs::write(dir.join(&extfile), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &extfile,
-            ],
-        );
-    }
-    std::fs::write(dir.join("keys"), format!("# test keys\n{KEY}\n")).unwrap();
-}
-
 /// curl against the HTTPS port; returns (http status or 0 when the request failed, body).
 fn curl(dir: &Path, url: &str, extra: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
@@ -130,8 +81,8 @@ fn python_tls(server: &Server, dir: &Path, mutual: bool) {
 
 fn certs_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vericlip-certs-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    certificates(&dir);
+    common::tls_certificates(&dir, "vericlip test CA");
+    std::fs::write(dir.join("keys"), format!("# test keys\n{KEY}\n")).unwrap();
     dir
 }
 

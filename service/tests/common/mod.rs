@@ -244,3 +244,54 @@ pub fn long_clip() -> Vec<f32> {
     let limits = vericlip_core::AudioLimits::default();
     samples().iter().flat_map(|p| vericlip_core::audio::load_file(p, 16_000, &limits).unwrap().samples).collect()
 }
+
+/// Runs `openssl ARGS` in `dir` (the test PKI below); panics with openssl's message on failure.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+const EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+/// Extensions of a server certificate for localhost / 127.0.0.1.
+pub const SERVER_EXT: &str = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+/// Extensions of a client certificate (mutual TLS).
+pub const CLIENT_EXT: &str = "extendedKeyUsage=clientAuth\n";
+
+/// A fresh folder `dir` holding a self-signed test CA (`ca.pem`, `ca.key`, valid two days).
+pub fn test_ca(dir: &Path, common_name: &str) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let subject = format!("/CN={common_name}");
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(EC_KEY);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", &subject]);
+    openssl(dir, &ca);
+}
+
+/// `NAME.pem` and its own key `NAME.key` in `dir`, signed by the CA there, with extensions `ext`.
+pub fn signed_certificate(dir: &Path, name: &str, ext: &str) {
+    let (key, csr, pem, extfile, subject) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+        format!("/CN={name}"),
+    );
+    let mut req = vec!["req"];
+    req.extend(EC_KEY);
+    req.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+    openssl(dir, &req);
+    std::fs::write(dir.join(&extfile), ext).unwrap();
+    let sign = ["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"];
+    let mut x509 = sign.to_vec();
+    x509.extend(["-out", &pem, "-days", "2", "-extfile", &extfile]);
+    openssl(dir, &x509);
+}
+
+/// A CA, a server certificate for localhost / 127.0.0.1 (`server.pem`, `server.key`) and a client
+/// certificate (`client.pem`, `client.key`), in a fresh folder `dir`.
+pub fn tls_certificates(dir: &Path, ca_name: &str) {
+    test_ca(dir, ca_name);
+    signed_certificate(dir, "server", SERVER_EXT);
+    signed_certificate(dir, "client", CLIENT_EXT);
+}
