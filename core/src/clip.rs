@@ -69,11 +69,14 @@ impl ClipAudio for AudioInput<'_> {
     }
 }
 
-/// A clip's features, `[segments][frames][n_features]` row-major, and what they came from.
+/// A clip's features, `[kept segments][frames][n_features]` row-major, and what they came from.
 #[derive(Debug, Clone)]
 pub struct ClipFeatures {
     pub features: Vec<f32>,
     pub segments: Vec<Segment>,
+    /// Which of `segments` have features (all of them unless a gate was given; see
+    /// [`clip_features_gated`]).
+    pub kept: Vec<bool>,
     /// Mono samples at the spec's rate.
     pub samples: usize,
     /// Time spent decoding and resampling.
@@ -91,6 +94,20 @@ pub fn clip_features(
     limits: &AudioLimits,
     budget: &mut impl ClipBudget,
 ) -> Result<ClipFeatures, ClipError> {
+    clip_features_gated(extractor, normalizer, audio, limits, budget, |_, _| true)
+}
+
+/// [`clip_features`] for the segments that pass `gate` (given each segment's real, unpadded
+/// samples and the spec's rate): the others are not featurized, and `kept` says which is which.
+/// The budget is still told the features of every segment (an upper bound).
+pub fn clip_features_gated(
+    extractor: &FeatureExtractor,
+    normalizer: Option<&Normalizer>,
+    audio: impl ClipAudio,
+    limits: &AudioLimits,
+    budget: &mut impl ClipBudget,
+    gate: impl Fn(&[f32], u32) -> bool,
+) -> Result<ClipFeatures, ClipError> {
     let spec = extractor.spec();
     let t0 = Instant::now();
     let mono = {
@@ -106,11 +123,11 @@ pub fn clip_features(
     let segments = spec.segments(mono.samples.len(), spec.segment_samples);
     let floats = segments.len() * spec.frames_per_segment() * spec.n_features();
     budget.extracting(mono.samples.len(), floats)?;
-    let features = segment_features(extractor, normalizer, &mono.samples, &segments)?;
+    let (features, kept) = gated_segment_features(extractor, normalizer, &mono.samples, &segments, gate)?;
     let samples = mono.samples.len();
     drop(mono);
     budget.extracted(floats)?;
-    Ok(ClipFeatures { features, segments, samples, decode, extract: t1.elapsed() })
+    Ok(ClipFeatures { features, segments, kept, samples, decode, extract: t1.elapsed() })
 }
 
 /// Features of `segments` of `samples` (mono at the spec's rate), normalized when `normalizer`
@@ -121,11 +138,26 @@ pub fn segment_features(
     samples: &[f32],
     segments: &[Segment],
 ) -> Result<Vec<f32>, FeatureError> {
+    Ok(gated_segment_features(extractor, normalizer, samples, segments, |_, _| true)?.0)
+}
+
+/// [`segment_features`] of the segments that pass `gate` (called with each segment's real,
+/// unpadded samples, before padding and features, and the spec's rate), and which passed.
+pub fn gated_segment_features(
+    extractor: &FeatureExtractor,
+    normalizer: Option<&Normalizer>,
+    samples: &[f32],
+    segments: &[Segment],
+    gate: impl Fn(&[f32], u32) -> bool,
+) -> Result<(Vec<f32>, Vec<bool>), FeatureError> {
     let spec = extractor.spec();
+    let kept: Vec<bool> =
+        segments.iter().map(|s| gate(&samples[s.start..s.start + s.valid], spec.sample_rate)).collect();
     let per = spec.frames_per_segment() * spec.n_features();
-    let mut out = vec![0.0; segments.len() * per];
+    let mut out = vec![0.0; kept.iter().filter(|&&k| k).count() * per];
     extractor.with_thread_scratch(|scratch| {
-        for (s, o) in segments.iter().zip(out.chunks_exact_mut(per)) {
+        let passed = segments.iter().zip(&kept).filter(|(_, k)| **k).map(|(s, _)| s);
+        for (s, o) in passed.zip(out.chunks_exact_mut(per)) {
             extractor.extract_to(&s.samples(samples, spec.segment_samples), scratch, o)?;
             if let Some(n) = normalizer {
                 n.apply(o);
@@ -133,7 +165,7 @@ pub fn segment_features(
         }
         Ok::<_, FeatureError>(())
     })?;
-    Ok(out)
+    Ok((out, kept))
 }
 
 #[cfg(test)]
@@ -214,6 +246,48 @@ mod tests {
         let mut want = clip.features.clone();
         n.apply(&mut want);
         assert_eq!(normalized.features, want);
+    }
+
+    #[test]
+    fn a_gate_leaves_out_the_segments_it_refuses_and_keeps_the_others_unchanged() {
+        let spec = FeatureSpec::default();
+        let ex = FeatureExtractor::new(spec.clone()).unwrap();
+        let bytes = wav(4.5);
+        let all =
+            clip_features(&ex, None, AudioInput::Encoded(&bytes), &AudioLimits::default(), &mut Unbudgeted).unwrap();
+        assert!(all.kept.iter().all(|&k| k));
+        let mut budget = Recorder::default();
+        // Keeps every other segment, each given its real samples at the spec's rate.
+        let seen = std::cell::Cell::new(0);
+        let full = spec.segment_samples;
+        let gated = clip_features_gated(
+            &ex,
+            None,
+            AudioInput::Encoded(&bytes),
+            &AudioLimits::default(),
+            &mut budget,
+            |s, rate| {
+                assert!(s.len() <= full && rate == spec.sample_rate);
+                seen.set(seen.get() + 1);
+                seen.get() % 2 == 1
+            },
+        )
+        .unwrap();
+        assert_eq!(gated.segments, all.segments);
+        let want: Vec<bool> = (0..all.segments.len()).map(|i| i % 2 == 0).collect();
+        assert_eq!(gated.kept, want);
+        assert!(want.contains(&false) && want.contains(&true));
+        let per = spec.frames_per_segment() * spec.n_features();
+        let expected: Vec<f32> = all
+            .features
+            .chunks_exact(per)
+            .zip(&want)
+            .filter(|(_, k)| **k)
+            .flat_map(|(f, _)| f.iter().copied())
+            .collect();
+        assert_eq!(gated.features, expected);
+        // The budget is told every segment's features, gated or not.
+        assert_eq!(budget.calls.last().unwrap().1, all.features.len());
     }
 
     #[test]

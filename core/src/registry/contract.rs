@@ -36,7 +36,7 @@ pub enum ContractError {
     Input { declared: String, problems: Vec<String>, need: String },
     #[error("the model's output `{declared}` does not fit: {}; Vericlip reads {need}", problems.join("; "))]
     Output { declared: String, problems: Vec<String>, need: String },
-    #[error("manifest input shape {shape:?} does not match its feature spec ([batch, {frames}, {n_features}])")]
+    #[error("input shape {shape:?} does not match the feature spec ([batch, {frames}, {n_features}])")]
     ManifestShape { shape: Vec<Dim>, frames: usize, n_features: usize },
 }
 

@@ -213,17 +213,9 @@ fn read_bounded(path: &Path, limit: u64, limit_name: &str) -> Result<Vec<u8>, Re
 fn check_sizes(manifest: &Manifest, path: &Path) -> Result<(), RegistryError> {
     let bad = |reason: String| RegistryError::BadManifest { path: path.to_path_buf(), reason };
     manifest.feature_spec.validate().map_err(|e| bad(e.to_string()))?;
-    let spec = &manifest.feature_spec;
-    let (frames, n_features) = (spec.frames_per_segment() as u64, spec.n_features() as u64);
-    let dims = &manifest.input.shape;
-    let fixed = |d: &Dim, want: u64| matches!(d, Dim::Fixed(n) if *n == want);
-    if dims.len() != 3 || !fixed(&dims[1], frames) || !fixed(&dims[2], n_features) {
-        return Err(bad(format!(
-            "input shape {dims:?} does not match the feature spec ([batch, {frames}, {n_features}])"
-        )));
-    }
-    match &dims[0] {
-        Dim::Fixed(n) if *n == 0 || *n > MAX_FIXED_BATCH => Err(RegistryError::OverLimit {
+    contract::check_manifest(manifest).map_err(|e| bad(e.to_string()))?;
+    match manifest.input.shape.first() {
+        Some(Dim::Fixed(n)) if *n == 0 || *n > MAX_FIXED_BATCH => Err(RegistryError::OverLimit {
             path: path.to_path_buf(),
             what: format!("input batch dimension {n}"),
             limit: format!("MAX_FIXED_BATCH (1..={MAX_FIXED_BATCH})"),

@@ -46,8 +46,10 @@ impl LoadedModel {
     ) -> Result<Self, String> {
         let loaded = registry::load_version(dir).map_err(|e| e.to_string())?;
         let manifest = loaded.manifest;
-        // `load_version` checked the spec and input shape against the size limits, so these
-        // products are bounded (one segment's features are at most MAX_SEGMENT_FLOATS).
+        // `load_version` held the manifest to the model contract `vericlip-train import` checks
+        // (`registry::contract::check_manifest`: input `[batch, frames, n_features]` of its own
+        // spec) and checked the spec against the size limits, so these products are bounded (one
+        // segment's features are at most MAX_SEGMENT_FLOATS).
         let spec = manifest.feature_spec.clone();
         let (frames, n_features) = (spec.frames_per_segment(), spec.n_features());
         let extractor = FeatureExtractor::new(spec).map_err(|e| e.to_string())?;

@@ -2,11 +2,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use vericlip_core::audio::activity::has_speech;
 use vericlip_core::audio::{AudioInput, MonoAudio, PcmFormat, Segment, load_mono_budgeted};
+use vericlip_core::clip::{ClipAudio, ClipBudget, ClipError, clip_features_gated, gated_segment_features};
 use vericlip_core::{AudioError, AudioLimits, FeatureExtractor, Normalizer};
 
 use crate::budget::Reservation;
@@ -65,39 +66,24 @@ impl SegmentBatch {
 }
 
 /// Features of `segments` of `samples` (model-rate mono), normalized, for the segments with
-/// speech: the one place where the service turns audio into model input, for clips and stream
-/// windows alike.
+/// speech: how a stream window becomes model input (a clip's go through [`prepare`]; both gate
+/// and featurize with core's `gated_segment_features`).
 pub fn segment_features(
     extractor: &FeatureExtractor,
     normalizer: &Normalizer,
     samples: &[f32],
     segments: &[Segment],
 ) -> Result<SegmentBatch, ServiceError> {
-    let spec = extractor.spec();
-    // The gate sees the window's real audio at its recorded level: before padding and features.
-    let speech: Vec<bool> =
-        segments.iter().map(|s| has_speech(&samples[s.start..s.start + s.valid], spec.sample_rate)).collect();
-    let per = spec.frames_per_segment() * spec.n_features();
-    let n = speech.iter().filter(|&&s| s).count();
-    let mut out = vec![0.0; n * per];
-    // Each segment straight into its place in the batch, with the pool thread's own scratch.
-    extractor.with_thread_scratch(|scratch| {
-        let voiced = segments.iter().zip(&speech).filter(|(_, s)| **s).map(|(seg, _)| seg);
-        for (s, o) in voiced.zip(out.chunks_exact_mut(per)) {
-            extractor
-                .extract_to(&s.samples(samples, spec.segment_samples), scratch, o)
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            normalizer.apply(o);
-        }
-        Ok::<_, ServiceError>(())
-    })?;
-    Ok(SegmentBatch { features: out, speech })
+    let (features, speech) = gated_segment_features(extractor, Some(normalizer), samples, segments, has_speech)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(SegmentBatch { features, speech })
 }
 
-/// Decodes a clip and computes its segments' features (non-overlapping segments, DESIGN.md's
-/// tail rule). `reservation` holds the request's share of the memory budget: it grows before
-/// each buffer does (decoded samples, resampled samples, features) and shrinks as buffers are
-/// freed; `cancel` stops the work at the next packet or stage.
+/// Decodes a clip and computes its segments' features (core's `clip_features`: non-overlapping
+/// segments, DESIGN.md's tail rule), for the segments with speech. `reservation` holds the
+/// request's share of the memory budget: it grows before each buffer does (decoded samples,
+/// resampled samples, features) and shrinks as buffers are freed; `cancel` stops the work at the
+/// next packet or stage.
 pub fn prepare(
     extractor: &FeatureExtractor,
     normalizer: &Normalizer,
@@ -106,24 +92,67 @@ pub fn prepare(
     reservation: &mut Reservation,
     cancel: &Cancel,
 ) -> Result<Prepared, ServiceError> {
-    let spec = extractor.spec();
-    let t0 = Instant::now();
-    let mono = decode(audio, spec.sample_rate, limits, reservation, cancel)?;
-    let decode = t0.elapsed();
-    cancel.check()?;
-    let t1 = Instant::now();
-    spec.check_duration(mono.samples.len())?;
-    let segments = spec.segments(mono.samples.len(), spec.segment_samples);
-    let feature_bytes = (segments.len() * spec.frames_per_segment() * spec.n_features()) as u64 * F32;
-    reservation.set(mono.samples.len() as u64 * F32 + feature_bytes)?;
-    let batch = segment_features(extractor, normalizer, &mono.samples, &segments)?;
-    let samples = mono.samples.len();
-    drop(mono);
-    reservation.set(feature_bytes)?;
-    Ok(Prepared { batch, segments, samples, decode, extract: t1.elapsed() })
+    let mut budget = PoolBudget::new(&audio, reservation, cancel);
+    // The gate sees each segment's real audio at its recorded level: before padding and features.
+    let clip = clip_features_gated(extractor, Some(normalizer), audio, limits, &mut budget, has_speech).map_err(
+        |e| match e {
+            ClipError::Audio(e) => ServiceError::from(e),
+            ClipError::Features(e) => ServiceError::Internal(e.to_string()),
+        },
+    )?;
+    Ok(Prepared {
+        batch: SegmentBatch { features: clip.features, speech: clip.kept },
+        segments: clip.segments,
+        samples: clip.samples,
+        decode: clip.decode,
+        extract: clip.extract,
+    })
 }
 
 const F32: u64 = 4;
+
+/// The feature pool's [`ClipBudget`]: the request's memory-budget `Reservation` (which, while
+/// decoding, also covers the received input) and its job's `Cancel`.
+struct PoolBudget<'a> {
+    reservation: &'a mut Reservation,
+    cancel: &'a Cancel,
+    /// Bytes the input occupies while it is decoded.
+    input_bytes: u64,
+}
+
+impl<'a> PoolBudget<'a> {
+    fn new(audio: &Audio, reservation: &'a mut Reservation, cancel: &'a Cancel) -> Self {
+        // symphonia reads an encoded file from its own copy of the bytes.
+        let copies = if matches!(audio, Audio::Encoded(_)) { 2 } else { 1 };
+        Self { reservation, cancel, input_bytes: audio.byte_len() as u64 * copies }
+    }
+}
+
+impl ClipBudget for PoolBudget<'_> {
+    fn decoding(&mut self, samples: usize) -> Result<(), AudioError> {
+        self.cancel.check()?;
+        self.reservation.ensure(self.input_bytes + samples as u64 * F32)
+    }
+
+    fn decoded(&mut self, samples: usize) -> Result<(), AudioError> {
+        self.reservation.set(samples as u64 * F32)?;
+        self.cancel.check()
+    }
+
+    fn extracting(&mut self, samples: usize, features: usize) -> Result<(), AudioError> {
+        self.reservation.set((samples + features) as u64 * F32)
+    }
+
+    fn extracted(&mut self, features: usize) -> Result<(), AudioError> {
+        self.reservation.set(features as u64 * F32)
+    }
+}
+
+impl ClipAudio for Audio {
+    fn input(&self) -> AudioInput<'_> {
+        self.as_input()
+    }
+}
 
 /// Decodes `audio` to mono at `rate` within the memory budget: `reservation` grows before each
 /// buffer does and, on return, holds just the result; `cancel` stops at the next packet.
@@ -134,18 +163,13 @@ pub fn decode(
     reservation: &mut Reservation,
     cancel: &Cancel,
 ) -> Result<MonoAudio, ServiceError> {
-    // symphonia reads an encoded file from its own copy of the bytes.
-    let copies = if matches!(audio, Audio::Encoded(_)) { 2 } else { 1 };
-    let input_bytes = audio.byte_len() as u64 * copies;
+    let mut budget = PoolBudget::new(&audio, reservation, cancel);
     let mono = {
-        let mut budget = |samples: usize| {
-            cancel.check()?;
-            reservation.ensure(input_bytes + samples as u64 * F32)
-        };
-        load_mono_budgeted(audio.as_input(), rate, limits, &mut budget)?
+        let mut decoding = |samples: usize| budget.decoding(samples);
+        load_mono_budgeted(audio.as_input(), rate, limits, &mut decoding)?
     };
     drop(audio);
-    reservation.set(mono.samples.len() as u64 * F32)?;
+    budget.reservation.set(mono.samples.len() as u64 * F32)?;
     Ok(mono)
 }
 
