@@ -163,15 +163,13 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         max: settings.limits.max_connections,
         idle: Duration::from_secs_f64(settings.limits.connection_idle_seconds),
         first_request: Duration::from_secs_f64(settings.http.header_read_timeout_seconds),
-        lifetime: None,
     };
     // At max_connection_age tonic sends GOAWAY (no new calls on the connection); calls already
-    // open run to their own end or limits (stream idle, audio length), never cut by age: no
-    // lifetime on the connection, and no tonic grace (which would cut them).
+    // open run to their own end or limits (stream idle, audio length), never cut by age: the
+    // connection has no age limit, and tonic gets no grace (which would cut them).
     let age = settings.grpc.max_connection_age_seconds;
-    let grpc_limits = conn_limits;
     let (grpc_conns_tx, grpc_conns) = mpsc::channel(64);
-    tokio::spawn(accept_loop(grpc_listener, grpc_tls, grpc_limits, Arc::clone(&metrics), "grpc", grpc_conns_tx));
+    tokio::spawn(accept_loop(grpc_listener, grpc_tls, conn_limits, Arc::clone(&metrics), "grpc", grpc_conns_tx));
     let (http_conns_tx, http_conns) = mpsc::channel(64);
     tokio::spawn(accept_loop(http_listener, http_tls, conn_limits, Arc::clone(&metrics), "http", http_conns_tx));
     // The admin port: plaintext (probes and scrapers stay inside the cluster network), its own
@@ -179,7 +177,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::watch::channel(false);
     let admin = admin_listener.map(|listener| {
         let (tx, rx) = mpsc::channel(16);
-        let limits = ConnLimits { max: settings.admin.max_connections, lifetime: None, ..conn_limits };
+        let limits = ConnLimits { max: settings.admin.max_connections, ..conn_limits };
         tokio::spawn(accept_loop(listener, None, limits, Arc::clone(&metrics), "admin", tx));
         tokio::spawn(crate::http::serve(
             rx,

@@ -1,8 +1,8 @@
 //! Accepted connections with bounds, for both ports: a cap on open connections
 //! (`limits.max_connections`), a deadline for a connection's first request bytes (slowloris) and
-//! its TLS handshake, an idle timeout (a connection that sends nothing for a while is closed), and
-//! an optional hard lifetime (gRPC's `max_connection_age` + grace). At the cap, the oldest
-//! connection that has not yet proven itself is evicted to make room. Proven means the
+//! its TLS handshake, and an idle timeout (a connection that sends nothing for a while is closed);
+//! no age limit (gRPC's `max_connection_age` is tonic's GOAWAY: open calls finish). At the cap,
+//! the oldest connection that has not yet proven itself is evicted to make room. Proven means the
 //! connection delivered a complete request head (HTTP/1 headers up to the blank line, or an
 //! HTTP/2 HEADERS block with END_HEADERS after the preface): a byte count is not proof (33
 //! bytes of a request, or an HTTP/2 preface and SETTINGS, cost an attacker nothing), while a
@@ -128,8 +128,6 @@ pub struct ConnLimits {
     pub idle: Duration,
     /// Deadline for a connection's first request bytes and its TLS handshake.
     pub first_request: Duration,
-    /// Close the connection this long after it was accepted, whatever it is doing.
-    pub lifetime: Option<Duration>,
 }
 
 enum Io {
@@ -165,7 +163,6 @@ pub struct Conn {
     proof: Proof,
     /// The first-request deadline, then the idle deadline.
     deadline: Pin<Box<Sleep>>,
-    lifetime: Option<Pin<Box<Sleep>>>,
     evicted: Pin<Box<OwnedNotified>>,
     signal: Arc<Signal>,
     remote: SocketAddr,
@@ -188,11 +185,6 @@ impl AsyncRead for Conn {
         let this = &mut *self;
         if !matches!(this.proof, Proof::Proven) && this.evicted.as_mut().poll(cx).is_ready() {
             return closed("connection evicted: the port is at limits.max_connections");
-        }
-        if let Some(l) = &mut this.lifetime
-            && l.as_mut().poll(cx).is_ready()
-        {
-            return closed("connection reached its maximum age");
         }
         let before = buf.filled().len();
         let polled = match &mut this.io {
@@ -349,7 +341,6 @@ pub async fn accept_loop(
             unproven: FIRST_REQUEST_BYTES,
             proof: Proof::Sniff(Vec::with_capacity(H2_PREFACE.len())),
             deadline: Box::pin(tokio::time::sleep(limits.first_request)),
-            lifetime: limits.lifetime.map(|l| Box::pin(tokio::time::sleep(l))),
             evicted: Box::pin(evict.notified_owned()),
             signal,
             remote,
