@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, f32_16k, pcm_f32, pcm_request, samples, temp_registry, wav_bytes};
+use common::{Server, pcm_f32, pcm_request, samples, temp_registry, wav_bytes};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -40,29 +40,6 @@ fn assert_no_speech(r: &api::ClassifyResponse, what: &str) {
         assert_eq!(s.verdict, api::Verdict::NoSpeech as i32, "{what}: {s:?}");
         assert_eq!(s.fake_score, 0.0, "{what}");
     }
-}
-
-async fn grpc_stream(server: &Server, audio: &[f32]) -> (Vec<api::SegmentScore>, api::ClassifyResponse) {
-    use api::classify_stream_request::Message as M;
-    let mut c = server.client().await;
-    let config = M::Config(api::StreamConfig {
-        format: Some(api::stream_config::Format::Pcm(f32_16k())),
-        step_seconds: 1.0,
-        ..Default::default()
-    });
-    let msgs: Vec<_> = std::iter::once(config)
-        .chain(audio.chunks(3_200).map(|b| M::Audio(pcm_f32(b))))
-        .map(|m| api::ClassifyStreamRequest { message: Some(m) })
-        .collect();
-    let mut inbound = c.classify_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
-    let (mut windows, mut summary) = (Vec::new(), None);
-    while let Some(m) = inbound.message().await.unwrap() {
-        match m.message.unwrap() {
-            api::classify_stream_response::Message::Segment(s) => windows.push(s),
-            api::classify_stream_response::Message::Summary(s) => summary = Some(s),
-        }
-    }
-    (windows, summary.expect("a summary"))
 }
 
 async fn websocket(server: &Server, audio: &[f32]) -> Vec<Value> {
@@ -102,7 +79,7 @@ async fn silence_and_near_silence_are_no_speech_on_every_transport() {
         assert_no_speech(&r, &format!("{what}, gRPC WAV"));
 
         // gRPC ClassifyStream: every window, then the summary.
-        let (windows, summary) = grpc_stream(&server, &audio).await;
+        let (windows, summary) = common::grpc_stream(&server, &audio, 3_200).await;
         assert!(windows.len() >= 2, "{what}: {} windows", windows.len());
         assert!(windows.iter().all(|w| w.verdict == api::Verdict::NoSpeech as i32), "{what}: {windows:?}");
         assert_no_speech(&summary, &format!("{what}, gRPC stream"));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, f32_16k, long_clip, pcm_f32, pcm_request, temp_registry};
+use common::{Server, long_clip, pcm_f32, pcm_request, temp_registry};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -47,26 +47,7 @@ async fn websocket_grpc_and_http_give_the_same_scores() {
     let chunks: Vec<Vec<u8>> = audio.chunks(4_000).map(pcm_f32).collect();
 
     // gRPC ClassifyStream, step 1 s.
-    let mut c = server.client().await;
-    use api::classify_stream_request::Message as M;
-    let config = M::Config(api::StreamConfig {
-        format: Some(api::stream_config::Format::Pcm(f32_16k())),
-        step_seconds: 1.0,
-        ..Default::default()
-    });
-    let msgs: Vec<_> = std::iter::once(config)
-        .chain(chunks.iter().map(|b| M::Audio(b.clone())))
-        .map(|m| api::ClassifyStreamRequest { message: Some(m) })
-        .collect();
-    let mut inbound = c.classify_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
-    let (mut grpc_windows, mut grpc_summary) = (Vec::new(), None);
-    while let Some(m) = inbound.message().await.unwrap() {
-        match m.message.unwrap() {
-            api::classify_stream_response::Message::Segment(s) => grpc_windows.push(s),
-            api::classify_stream_response::Message::Summary(s) => grpc_summary = Some(s),
-        }
-    }
-    let grpc_summary = grpc_summary.unwrap();
+    let (grpc_windows, grpc_summary) = common::grpc_stream(&server, &audio, 4_000).await;
 
     // The WebSocket, same audio and step.
     let (messages, first_after) =
@@ -89,7 +70,7 @@ async fn websocket_grpc_and_http_give_the_same_scores() {
     assert_eq!(summary["segments"].as_array().unwrap().len(), grpc_summary.segments.len());
 
     // Unary over gRPC and HTTP JSON: one pipeline, the same numbers.
-    let unary = c.classify(pcm_request(&audio)).await.unwrap().into_inner();
+    let unary = server.client().await.classify(pcm_request(&audio)).await.unwrap().into_inner();
     let (status, _, body) = server.http(
         "POST",
         "/v1/classify?format=f32le&sample_rate=16000",

@@ -295,3 +295,33 @@ pub fn tls_certificates(dir: &Path, ca_name: &str) {
     signed_certificate(dir, "server", SERVER_EXT);
     signed_certificate(dir, "client", CLIENT_EXT);
 }
+
+/// One gRPC `ClassifyStream` of 16 kHz f32 PCM at step 1 s, the audio sent in `chunk` samples per
+/// message: the window verdicts in order, and the summary.
+pub async fn grpc_stream(
+    server: &Server,
+    audio: &[f32],
+    chunk: usize,
+) -> (Vec<vericlip_server::api::SegmentScore>, vericlip_server::api::ClassifyResponse) {
+    use api::classify_stream_request::Message as M;
+    use vericlip_server::api;
+    let mut c = server.client().await;
+    let config = M::Config(api::StreamConfig {
+        format: Some(api::stream_config::Format::Pcm(f32_16k())),
+        step_seconds: 1.0,
+        ..Default::default()
+    });
+    let msgs: Vec<_> = std::iter::once(config)
+        .chain(audio.chunks(chunk).map(|b| M::Audio(pcm_f32(b))))
+        .map(|m| api::ClassifyStreamRequest { message: Some(m) })
+        .collect();
+    let mut inbound = c.classify_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
+    let (mut windows, mut summary) = (Vec::new(), None);
+    while let Some(m) = inbound.message().await.unwrap() {
+        match m.message.unwrap() {
+            api::classify_stream_response::Message::Segment(s) => windows.push(s),
+            api::classify_stream_response::Message::Summary(s) => summary = Some(s),
+        }
+    }
+    (windows, summary.expect("a summary"))
+}
