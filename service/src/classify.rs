@@ -285,67 +285,58 @@ impl Classifier {
         deadline: Option<Instant>,
         request_id: String,
     ) -> Result<ClipResult, ServiceError> {
-        let work = self.classify_clip(audio, model, version, deadline, request_id);
+        let work = async {
+            let started = Instant::now();
+            let _admitted = self.admit()?;
+            let model = self.store.resolve(model, version)?;
+            let span = tracing::Span::current();
+            span.record("model", model.name());
+            span.record("version", model.version());
+            // The received bytes are held already; decoding asks for more as it goes.
+            let mut reservation = self.budget.reservation();
+            reservation.ensure(audio.byte_len() as u64)?;
+            let (m, limits) = (Arc::clone(&model), self.limits.audio);
+            let (prepared, _reservation) = self
+                .pool
+                .run_with((audio, reservation), move |(audio, mut r), cancel| {
+                    let p = prepare(&m.extractor, &m.normalizer, audio, &limits, &mut r, cancel)?;
+                    Ok((p, r))
+                })
+                .await?;
+            span.record("segments", prepared.segments.len());
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.metrics.expired_in_queue.inc();
+                return Err(ServiceError::DeadlineExceeded);
+            }
+            let scored = score_segments(&model, prepared.batch, deadline).await?;
+            let rate = model.extractor.spec().sample_rate;
+            // One reading of the clock, so the response and the metrics agree on the total.
+            let total = started.elapsed();
+            let timings = StageTimings {
+                decode_ms: ms(prepared.decode),
+                features_ms: ms(prepared.extract),
+                queue_ms: ms(scored.queue),
+                inference_ms: ms(scored.inference),
+                total_ms: ms(total),
+            };
+            for (stage, d) in [
+                ("decode", prepared.decode),
+                ("features", prepared.extract),
+                ("queue", scored.queue),
+                ("inference", scored.inference),
+                ("total", total),
+            ] {
+                self.metrics.stage(stage, d.as_secs_f64());
+            }
+            let segments = segment_results(0, &prepared.segments, &scored.scores, rate, model.threshold());
+            let duration = prepared.samples as f64 / f64::from(rate);
+            Ok(summary(&model, segments, duration, timings, request_id))
+        };
         let Some(d) = deadline else { return work.await };
         tokio::time::timeout_at(d.into(), work).await.unwrap_or_else(|_| {
             // Dropping the future drops the queued job's reply: the batcher skips it.
             self.metrics.expired_in_queue.inc();
             Err(ServiceError::DeadlineExceeded)
         })
-    }
-
-    async fn classify_clip(
-        &self,
-        audio: Audio,
-        model: &str,
-        version: u64,
-        deadline: Option<Instant>,
-        request_id: String,
-    ) -> Result<ClipResult, ServiceError> {
-        let started = Instant::now();
-        let _admitted = self.admit()?;
-        let model = self.store.resolve(model, version)?;
-        let span = tracing::Span::current();
-        span.record("model", model.name());
-        span.record("version", model.version());
-        // The received bytes are held already; decoding asks for more as it goes.
-        let mut reservation = self.budget.reservation();
-        reservation.ensure(audio.byte_len() as u64)?;
-        let (m, limits) = (Arc::clone(&model), self.limits.audio);
-        let (prepared, _reservation) = self
-            .pool
-            .run_with((audio, reservation), move |(audio, mut r), cancel| {
-                let p = prepare(&m.extractor, &m.normalizer, audio, &limits, &mut r, cancel)?;
-                Ok((p, r))
-            })
-            .await?;
-        span.record("segments", prepared.segments.len());
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            self.metrics.expired_in_queue.inc();
-            return Err(ServiceError::DeadlineExceeded);
-        }
-        let scored = score_segments(&model, prepared.batch, deadline).await?;
-        let rate = model.extractor.spec().sample_rate;
-        // One reading of the clock, so the response and the metrics agree on the total.
-        let total = started.elapsed();
-        let timings = StageTimings {
-            decode_ms: ms(prepared.decode),
-            features_ms: ms(prepared.extract),
-            queue_ms: ms(scored.queue),
-            inference_ms: ms(scored.inference),
-            total_ms: ms(total),
-        };
-        for (stage, d) in [
-            ("decode", prepared.decode),
-            ("features", prepared.extract),
-            ("queue", scored.queue),
-            ("inference", scored.inference),
-            ("total", total),
-        ] {
-            self.metrics.stage(stage, d.as_secs_f64());
-        }
-        let segments = segment_results(0, &prepared.segments, &scored.scores, rate, model.threshold());
-        let duration = prepared.samples as f64 / f64::from(rate);
-        Ok(summary(&model, segments, duration, timings, request_id))
     }
 }
