@@ -25,8 +25,8 @@
 #   deployment would; the features are bit-identical either way).
 #   --profile DIR: one more (unmeasured) level at the highest concurrency under `perf record`
 #   (if installed) per server; perf reports by shared object and symbol go into DIR.
-# Needs the release build (`cargo build --release -p vericlip-server --bins`, built here when
-# missing) and scripts/setup.sh's ONNX Runtime; installs the Python side's pinned packages
+# Needs the release build (`cargo build --release -p vericlip-server -p vericlip-cli --bins`, built
+# here when missing) and scripts/setup.sh's ONNX Runtime; installs the Python side's pinned packages
 # (bench/requirements.txt) into .vendor/bench-venv when missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +35,7 @@ cd "$root"
 bin=${CARGO_TARGET_DIR:-$root/target}/release
 if [ ! -x "$bin/vericlip-server" ] || [ ! -x "$bin/vericlip" ]; then
     echo "building the release binaries..." >&2
-    cargo build --release -p vericlip-server --bins >&2
+    cargo build --release -p vericlip-server -p vericlip-cli --bins >&2
 fi
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$root/.vendor/onnxruntime/libonnxruntime.so.1.31.1}
 [ -f "$ORT_DYLIB_PATH" ] || { echo "ONNX Runtime not found at $ORT_DYLIB_PATH: run scripts/setup.sh" >&2; exit 1; }

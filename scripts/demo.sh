@@ -28,7 +28,7 @@ done
 if $build; then
     # The first build takes several minutes on a small machine: show its progress.
     echo "building vericlip-server and vericlip (the first build takes a few minutes)..."
-    cargo build -p vericlip-server --bins
+    cargo build -p vericlip-server -p vericlip-cli --bins
 fi
 # Wherever cargo put them: CARGO_TARGET_DIR, build.target-dir, or target/.
 target=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
@@ -92,7 +92,7 @@ echo
 if $serve; then
     echo
     echo "== the web page: open http://$http/ in a browser (drop a clip or record); Ctrl-C stops the server"
-    echo "== the CLI from another shell (put it on PATH: cargo install --path service --bin vericlip;"
+    echo "== the CLI from another shell (put it on PATH: cargo install --path cli;"
     echo "   or run $bin/vericlip):"
     if [ "$grpc" = 127.0.0.1:50051 ]; then
         echo "   vericlip classify models/samples/real/*.wav"

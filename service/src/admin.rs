@@ -19,7 +19,7 @@ use crate::classify::Classifier;
 pub fn readiness(c: &Classifier) -> (StatusCode, &'static str) {
     if crate::drain::draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    } else if !c.store.snapshot().ready() {
+    } else if !c.store().snapshot().ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "no model loaded yet\n")
     } else {
         (StatusCode::OK, "ready\n")
@@ -31,7 +31,7 @@ async fn readyz(State(c): State<Arc<Classifier>>) -> (StatusCode, &'static str) 
 }
 
 async fn metrics(State(c): State<Arc<Classifier>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], c.metrics.encode())
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], c.metrics().encode())
 }
 
 /// The admin port's routes; anything else is 404.

@@ -1,5 +1,8 @@
-//! Classifying one clip, shared by gRPC `Classify` and HTTP `POST /v1/classify`: admission
-//! (bounded), model resolution, features on the CPU pool, batched inference, the verdict.
+//! The service's context (`Classifier`: models, feature pool, limits, admission, metrics) and
+//! the one-shot path on it, shared by gRPC `Classify` and HTTP `POST /v1/classify`: admission
+//! (bounded), model resolution, features on the CPU pool, batched inference, the verdict. The
+//! streaming path (`crate::stream`) builds on the same context and scoring; nothing here knows
+//! a transport.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,21 +14,22 @@ use vericlip_core::AudioLimits;
 use vericlip_core::audio::Segment;
 
 use crate::budget::MemoryBudget;
-use crate::error::ServiceError;
+use crate::error::{ErrorClass, ServiceError};
 use crate::metrics::Metrics;
+use crate::model_info::{self, Listing, ModelInfo};
 use crate::models::{LoadedModel, ModelStore};
 use crate::pipeline::features::SegmentBatch;
 use crate::pipeline::{Audio, ClipResult, FeaturePool, SegmentResult, StageTimings, Verdict, prepare};
 
-/// What the service shares between its API layers.
+/// What the service shares between its transports: they call its methods.
 pub struct Classifier {
-    pub store: Arc<ModelStore>,
-    pub pool: FeaturePool,
-    pub metrics: Arc<Metrics>,
-    pub limits: Limits,
-    pub budget: Arc<MemoryBudget>,
+    store: Arc<ModelStore>,
+    pool: FeaturePool,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    budget: Arc<MemoryBudget>,
     admission: Arc<Semaphore>,
-    pub streams: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
     shutting_down: AtomicBool,
     /// Request ids: a per-process prefix (so ids from different pods differ) and a counter.
     id_prefix: u32,
@@ -187,6 +191,28 @@ impl Classifier {
         }
     }
 
+    /// The loaded models (what `resolve` picks from).
+    pub fn store(&self) -> &Arc<ModelStore> {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The memory budget that request audio is held against.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    pub(crate) fn pool(&self) -> &FeaturePool {
+        &self.pool
+    }
+
     pub fn request_id(&self) -> String {
         format!("{:08x}-{:08x}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
@@ -222,21 +248,35 @@ impl Classifier {
         Ok(Admitted::new(permit, &self.metrics.active_streams))
     }
 
+    /// Every loaded model version and every rejected one.
+    pub fn models(&self, include_manifest: bool) -> Listing {
+        model_info::list(&self.store, include_manifest)
+    }
+
+    /// The version a request for (`name`, `version`) gets, described with its whole manifest.
+    pub fn model(&self, name: &str, version: u64) -> Result<ModelInfo, ServiceError> {
+        let m = self.store.resolve(name, version)?;
+        let serving = self.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
+        Ok(model_info::info(&m, serving == Some(m.version()), true))
+    }
+
+    /// Counts an answered request of `rpc` (`Ok`, or its error's class).
+    pub fn count(&self, rpc: &'static str, outcome: Result<(), ErrorClass>) {
+        self.metrics.request(rpc, outcome);
+    }
+
     /// Counts and logs a finished classification (inside its span).
     pub fn record(&self, rpc: &'static str, span: &tracing::Span, result: &Result<ClipResult, ServiceError>) {
         let _enter = span.enter();
+        self.metrics.request(rpc, ServiceError::outcome(result));
         match result {
-            Ok(r) => {
-                self.metrics.request(rpc, tonic::Code::Ok);
-                tracing::debug!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
-            }
-            Err(e) => {
-                self.metrics.request(rpc, e.code());
-                tracing::debug!(error = e.name(), message = %e.public_message(), "classify failed");
-            }
+            Ok(r) => tracing::debug!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified"),
+            Err(e) => tracing::debug!(error = e.name(), message = %e.public_message(), "classify failed"),
         }
     }
 
+    /// Classifies one clip. With a `deadline` (the client's), a clip still queued or running
+    /// when it passes is answered `deadline_exceeded` and its queued work is dropped.
     pub async fn classify(
         &self,
         audio: Audio,
@@ -245,50 +285,58 @@ impl Classifier {
         deadline: Option<Instant>,
         request_id: String,
     ) -> Result<ClipResult, ServiceError> {
-        let started = Instant::now();
-        let _admitted = self.admit()?;
-        let model = self.store.resolve(model, version)?;
-        let span = tracing::Span::current();
-        span.record("model", model.name());
-        span.record("version", model.version());
-        // The received bytes are held already; decoding asks for more as it goes.
-        let mut reservation = self.budget.reservation();
-        reservation.ensure(audio.byte_len() as u64)?;
-        let (m, limits) = (Arc::clone(&model), self.limits.audio);
-        let (prepared, _reservation) = self
-            .pool
-            .run_with((audio, reservation), move |(audio, mut r), cancel| {
-                let p = prepare(&m.extractor, &m.normalizer, audio, &limits, &mut r, cancel)?;
-                Ok((p, r))
-            })
-            .await?;
-        span.record("segments", prepared.segments.len());
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            self.metrics.expired_in_queue.inc();
-            return Err(ServiceError::DeadlineExceeded);
-        }
-        let scored = score_segments(&model, prepared.batch, deadline).await?;
-        let rate = model.extractor.spec().sample_rate;
-        // One reading of the clock, so the response and the metrics agree on the total.
-        let total = started.elapsed();
-        let timings = StageTimings {
-            decode_ms: ms(prepared.decode),
-            features_ms: ms(prepared.extract),
-            queue_ms: ms(scored.queue),
-            inference_ms: ms(scored.inference),
-            total_ms: ms(total),
+        let work = async {
+            let started = Instant::now();
+            let _admitted = self.admit()?;
+            let model = self.store.resolve(model, version)?;
+            let span = tracing::Span::current();
+            span.record("model", model.name());
+            span.record("version", model.version());
+            // The received bytes are held already; decoding asks for more as it goes.
+            let mut reservation = self.budget.reservation();
+            reservation.ensure(audio.byte_len() as u64)?;
+            let (m, limits) = (Arc::clone(&model), self.limits.audio);
+            let (prepared, _reservation) = self
+                .pool
+                .run_with((audio, reservation), move |(audio, mut r), cancel| {
+                    let p = prepare(&m.extractor, &m.normalizer, audio, &limits, &mut r, cancel)?;
+                    Ok((p, r))
+                })
+                .await?;
+            span.record("segments", prepared.segments.len());
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.metrics.expired_in_queue.inc();
+                return Err(ServiceError::DeadlineExceeded);
+            }
+            let scored = score_segments(&model, prepared.batch, deadline).await?;
+            let rate = model.extractor.spec().sample_rate;
+            // One reading of the clock, so the response and the metrics agree on the total.
+            let total = started.elapsed();
+            let timings = StageTimings {
+                decode_ms: ms(prepared.decode),
+                features_ms: ms(prepared.extract),
+                queue_ms: ms(scored.queue),
+                inference_ms: ms(scored.inference),
+                total_ms: ms(total),
+            };
+            for (stage, d) in [
+                ("decode", prepared.decode),
+                ("features", prepared.extract),
+                ("queue", scored.queue),
+                ("inference", scored.inference),
+                ("total", total),
+            ] {
+                self.metrics.stage(stage, d.as_secs_f64());
+            }
+            let segments = segment_results(0, &prepared.segments, &scored.scores, rate, model.threshold());
+            let duration = prepared.samples as f64 / f64::from(rate);
+            Ok(summary(&model, segments, duration, timings, request_id))
         };
-        for (stage, d) in [
-            ("decode", prepared.decode),
-            ("features", prepared.extract),
-            ("queue", scored.queue),
-            ("inference", scored.inference),
-            ("total", total),
-        ] {
-            self.metrics.stage(stage, d.as_secs_f64());
-        }
-        let segments = segment_results(0, &prepared.segments, &scored.scores, rate, model.threshold());
-        let duration = prepared.samples as f64 / f64::from(rate);
-        Ok(summary(&model, segments, duration, timings, request_id))
+        let Some(d) = deadline else { return work.await };
+        tokio::time::timeout_at(d.into(), work).await.unwrap_or_else(|_| {
+            // Dropping the future drops the queued job's reply: the batcher skips it.
+            self.metrics.expired_in_queue.inc();
+            Err(ServiceError::DeadlineExceeded)
+        })
     }
 }

@@ -37,7 +37,7 @@ pub struct Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct Grpc {
     pub addr: String,
-    /// Largest request message accepted (bytes); larger ones get RESOURCE_EXHAUSTED from tonic.
+    /// Largest request message accepted (bytes); larger ones get RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
     /// Close each connection (GOAWAY, in-flight calls finish) after this long, so that
     /// long-lived HTTP/2 clients re-resolve and spread over new replicas; 0 = never.
@@ -311,126 +311,118 @@ impl Settings {
         self.admin.addr.parse().ok()
     }
 
+    /// The first rule of [`RULES`] the settings break, as an error naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
-        if let Err(e) = self.grpc.addr.parse::<SocketAddr>() {
-            return invalid("grpc.addr", format!("`{}` is not a socket address (host:port): {e}", self.grpc.addr));
-        }
-        if let Err(e) = self.http.addr.parse::<SocketAddr>() {
-            return invalid("http.addr", format!("`{}` is not a socket address (host:port): {e}", self.http.addr));
-        }
-        if !self.admin.addr.is_empty()
-            && let Err(e) = self.admin.addr.parse::<SocketAddr>()
-        {
-            return invalid(
-                "admin.addr",
-                format!("`{}` is not a socket address (host:port), nor empty (no admin port): {e}", self.admin.addr),
-            );
-        }
-        if !(1..=4096).contains(&self.admin.max_connections) {
-            return invalid("admin.max_connections", "must be within 1..=4096".into());
-        }
-        if self.grpc.max_message_bytes < 1024 {
-            return invalid("grpc.max_message_bytes", "must be at least 1024".into());
-        }
-        let seconds: [(&'static str, f64, f64); 7] = [
-            ("limits.body_rate_window_seconds", self.limits.body_rate_window_seconds, 0.1),
-            ("grpc.max_connection_age_seconds", self.grpc.max_connection_age_seconds, 0.0),
-            ("grpc.keepalive_interval_seconds", self.grpc.keepalive_interval_seconds, 0.0),
-            ("grpc.keepalive_timeout_seconds", self.grpc.keepalive_timeout_seconds, 0.1),
-            ("http.header_read_timeout_seconds", self.http.header_read_timeout_seconds, 0.1),
-            ("limits.connection_idle_seconds", self.limits.connection_idle_seconds, 1.0),
-            ("shutdown.drain_seconds", self.shutdown.drain_seconds, 0.0),
-        ];
-        for (key, value, min) in seconds {
-            if !(value.is_finite() && value >= min && value <= 86_400.0 * 365.0) {
-                return invalid(
-                    key,
-                    format!("must be a number of seconds within {min}..=31536000 (0 = off where documented)"),
-                );
-            }
-        }
-        if self.grpc.max_concurrent_streams == 0 {
-            return invalid("grpc.max_concurrent_streams", "must be at least 1".into());
-        }
-        if !self.registry.path.is_dir() {
-            return invalid("registry.path", format!("{} is not a directory", self.registry.path.display()));
-        }
-        if !(self.registry.poll_seconds.is_finite() && self.registry.poll_seconds >= 0.1) {
-            return invalid("registry.poll_seconds", "must be at least 0.1".into());
-        }
-        for (name, &v) in &self.registry.pin {
-            if v == 0 {
-                return invalid("registry.pin", format!("model `{name}`: versions start at 1"));
-            }
-        }
-        let r = &self.runtime;
-        if r.execution_provider == ExecutionProvider::Cuda && !cfg!(feature = "cuda") {
-            return invalid(
-                "runtime.execution_provider",
-                "`cuda` needs a build with the `cuda` cargo feature; this one has CPU only (use `auto` or `cpu`)"
-                    .into(),
-            );
-        }
-        if !(1..=64).contains(&r.sessions) {
-            return invalid("runtime.sessions", "must be within 1..=64".into());
-        }
-        if r.feature_workers > 1024 {
-            return invalid("runtime.feature_workers", "must be within 0..=1024".into());
-        }
-        if !(1..=4096).contains(&r.max_batch) {
-            return invalid("runtime.max_batch", "must be within 1..=4096".into());
-        }
-        if r.max_delay_ms > 1000 {
-            return invalid("runtime.max_delay_ms", "must be at most 1000".into());
-        }
-        if r.max_queue == 0 {
-            return invalid("runtime.max_queue", "must be at least 1".into());
-        }
-        if !(self.limits.max_audio_seconds.is_finite() && self.limits.max_audio_seconds >= 2.0) {
-            return invalid("limits.max_audio_seconds", "must be at least 2".into());
-        }
-        if !(self.limits.stream_idle_seconds.is_finite() && self.limits.stream_idle_seconds >= 0.1) {
-            return invalid("limits.stream_idle_seconds", "must be at least 0.1".into());
-        }
-        if self.limits.max_streams == 0 {
-            return invalid("limits.max_streams", "must be at least 1".into());
-        }
-        if self.limits.memory_budget_mb != 0 && !(64..=1 << 24).contains(&self.limits.memory_budget_mb) {
-            return invalid("limits.memory_budget_mb", "must be 0 (derived) or within 64..=16777216 MiB".into());
-        }
-        if self.limits.max_connections < 4 {
-            return invalid("limits.max_connections", "must be at least 4".into());
-        }
-        let audio = AudioLimits::default();
-        if !(8_000..=audio.max_sample_rate).contains(&self.limits.max_sample_rate) {
-            return invalid("limits.max_sample_rate", format!("must be within 8000..={}", audio.max_sample_rate));
-        }
-        if !(1..=audio.max_channels).contains(&self.limits.max_channels) {
-            return invalid("limits.max_channels", format!("must be within 1..={}", audio.max_channels));
-        }
-        let tls = &self.tls;
-        if tls.cert_file.is_empty() != tls.key_file.is_empty() {
-            return invalid("tls.key_file", "tls.cert_file and tls.key_file are set together".into());
-        }
-        if !tls.client_ca_file.is_empty() && tls.cert_file.is_empty() {
-            return invalid("tls.client_ca_file", "mutual TLS needs tls.cert_file and tls.key_file too".into());
-        }
-        for (key, path) in [
-            ("tls.cert_file", &tls.cert_file),
-            ("tls.key_file", &tls.key_file),
-            ("tls.client_ca_file", &tls.client_ca_file),
-            ("auth.api_key_file", &self.auth.api_key_file),
-        ] {
-            if !path.is_empty() && !Path::new(path).is_file() {
-                return invalid(key, format!("{path} is not a readable file"));
-            }
-        }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return invalid("log.level", format!("`{}` is not a tracing filter: {e}", self.log.level));
-        }
-        Ok(())
+        RULES.iter().try_for_each(|(key, check)| check(self).map_err(|message| ConfigError::Invalid { key, message }))
     }
+}
+
+/// A check of one key: `Err` says what is wrong with its value.
+type Check = fn(&Settings) -> Result<(), String>;
+
+/// Every key's rule, in the order they are checked (the first broken one is reported).
+const RULES: &[(&str, Check)] =
+    &[
+        ("grpc.addr", |s| socket_addr(&s.grpc.addr, "")),
+        ("http.addr", |s| socket_addr(&s.http.addr, "")),
+        ("admin.addr", |s| {
+            if s.admin.addr.is_empty() { Ok(()) } else { socket_addr(&s.admin.addr, ", nor empty (no admin port)") }
+        }),
+        ("admin.max_connections", |s| within(s.admin.max_connections, 1, 4096)),
+        ("grpc.max_message_bytes", |s| at_least(s.grpc.max_message_bytes, 1024)),
+        ("limits.body_rate_window_seconds", |s| seconds(s.limits.body_rate_window_seconds, 0.1)),
+        ("grpc.max_connection_age_seconds", |s| seconds(s.grpc.max_connection_age_seconds, 0.0)),
+        ("grpc.keepalive_interval_seconds", |s| seconds(s.grpc.keepalive_interval_seconds, 0.0)),
+        ("grpc.keepalive_timeout_seconds", |s| seconds(s.grpc.keepalive_timeout_seconds, 0.1)),
+        ("http.header_read_timeout_seconds", |s| seconds(s.http.header_read_timeout_seconds, 0.1)),
+        ("limits.connection_idle_seconds", |s| seconds(s.limits.connection_idle_seconds, 1.0)),
+        ("shutdown.drain_seconds", |s| seconds(s.shutdown.drain_seconds, 0.0)),
+        ("grpc.max_concurrent_streams", |s| at_least(s.grpc.max_concurrent_streams, 1)),
+        ("registry.path", |s| {
+            let path = &s.registry.path;
+            if path.is_dir() { Ok(()) } else { Err(format!("{} is not a directory", path.display())) }
+        }),
+        ("registry.poll_seconds", |s| finite_at_least(s.registry.poll_seconds, 0.1)),
+        ("registry.pin", |s| match s.registry.pin.iter().find(|(_, v)| **v == 0) {
+            Some((name, _)) => Err(format!("model `{name}`: versions start at 1")),
+            None => Ok(()),
+        }),
+        ("runtime.execution_provider", |s| {
+            if s.runtime.execution_provider == ExecutionProvider::Cuda && !cfg!(feature = "cuda") {
+                Err("`cuda` needs a build with the `cuda` cargo feature; this one has CPU only (use `auto` or `cpu`)"
+                    .into())
+            } else {
+                Ok(())
+            }
+        }),
+        ("runtime.sessions", |s| within(s.runtime.sessions, 1, 64)),
+        ("runtime.feature_workers", |s| within(s.runtime.feature_workers, 0, 1024)),
+        ("runtime.max_batch", |s| within(s.runtime.max_batch, 1, 4096)),
+        ("runtime.max_delay_ms", |s| {
+            if s.runtime.max_delay_ms <= 1000 { Ok(()) } else { Err("must be at most 1000".into()) }
+        }),
+        ("runtime.max_queue", |s| at_least(s.runtime.max_queue, 1)),
+        ("limits.max_audio_seconds", |s| finite_at_least(s.limits.max_audio_seconds, 2.0)),
+        ("limits.stream_idle_seconds", |s| finite_at_least(s.limits.stream_idle_seconds, 0.1)),
+        ("limits.max_streams", |s| at_least(s.limits.max_streams, 1)),
+        ("limits.memory_budget_mb", |s| match s.limits.memory_budget_mb {
+            0 | 64..=0x100_0000 => Ok(()),
+            _ => Err("must be 0 (derived) or within 64..=16777216 MiB".into()),
+        }),
+        ("limits.max_connections", |s| at_least(s.limits.max_connections, 4)),
+        ("limits.max_sample_rate", |s| within(s.limits.max_sample_rate, 8_000, AudioLimits::default().max_sample_rate)),
+        ("limits.max_channels", |s| within(s.limits.max_channels, 1, AudioLimits::default().max_channels)),
+        ("tls.key_file", |s| {
+            if s.tls.cert_file.is_empty() != s.tls.key_file.is_empty() {
+                return Err("tls.cert_file and tls.key_file are set together".into());
+            }
+            readable_file(&s.tls.key_file)
+        }),
+        ("tls.client_ca_file", |s| {
+            if !s.tls.client_ca_file.is_empty() && s.tls.cert_file.is_empty() {
+                return Err("mutual TLS needs tls.cert_file and tls.key_file too".into());
+            }
+            readable_file(&s.tls.client_ca_file)
+        }),
+        ("tls.cert_file", |s| readable_file(&s.tls.cert_file)),
+        ("auth.api_key_file", |s| readable_file(&s.auth.api_key_file)),
+        ("log.level", |s| match tracing_subscriber::EnvFilter::try_new(&s.log.level) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("`{}` is not a tracing filter: {e}", s.log.level)),
+        }),
+    ];
+
+fn socket_addr(addr: &str, or: &str) -> Result<(), String> {
+    match addr.parse::<SocketAddr>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("`{addr}` is not a socket address (host:port){or}: {e}")),
+    }
+}
+
+fn within<T: PartialOrd + std::fmt::Display>(value: T, min: T, max: T) -> Result<(), String> {
+    if min <= value && value <= max { Ok(()) } else { Err(format!("must be within {min}..={max}")) }
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display>(value: T, min: T) -> Result<(), String> {
+    if value >= min { Ok(()) } else { Err(format!("must be at least {min}")) }
+}
+
+fn finite_at_least(value: f64, min: f64) -> Result<(), String> {
+    if value.is_finite() { at_least(value, min) } else { Err(format!("must be at least {min}")) }
+}
+
+/// A duration key: finite, at least `min`, at most a year.
+fn seconds(value: f64, min: f64) -> Result<(), String> {
+    if value.is_finite() && value >= min && value <= 86_400.0 * 365.0 {
+        Ok(())
+    } else {
+        Err(format!("must be a number of seconds within {min}..=31536000 (0 = off where documented)"))
+    }
+}
+
+/// A file key: empty (unset), or a file that exists.
+fn readable_file(path: &str) -> Result<(), String> {
+    if path.is_empty() || Path::new(path).is_file() { Ok(()) } else { Err(format!("{path} is not a readable file")) }
 }
 
 /// The memory this process may use: the cgroup v2 (or v1) limit when there is one, else the
@@ -495,6 +487,29 @@ mod tests {
         assert_eq!(format!("{full:?}"), format!("{defaults:?}"));
         let k8s = Settings::load(Some(&root.join("k8s/base/config.toml")), vars).unwrap();
         assert_eq!(k8s.log.format, LogFormat::Json);
+    }
+
+    /// Each key has one rule, and it is a key the shipped config documents (a typo in a rule's
+    /// key would name a key no operator can find).
+    #[test]
+    fn every_rule_names_one_documented_key() {
+        let deploy = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config.toml"));
+        // `section.key` for every `key =` line, and every `[section.table]` header.
+        let mut documented = std::collections::BTreeSet::new();
+        let mut section = String::new();
+        for line in deploy.unwrap().lines().map(str::trim) {
+            if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+                section = header.to_string();
+                documented.insert(section.clone());
+            } else if let Some((key, _)) = line.split_once('=') {
+                documented.insert(format!("{section}.{}", key.trim()));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, _) in RULES {
+            assert!(seen.insert(*key), "{key} has two rules");
+            assert!(documented.contains(*key), "{key} is not in deploy/config.toml");
+        }
     }
 
     #[test]

@@ -11,10 +11,8 @@
 //! which share anything else that outlives a request.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
 use tokio::sync::watch;
 
@@ -76,28 +74,6 @@ pub fn http_in_flight() -> usize {
     IN_FLIGHT.load(Ordering::Acquire)
 }
 
-/// A tower layer for both ports' services: marks each request with whether it arrived before
-/// the drain began (see `arrived_before_drain`) and, with `count`, counts it in flight until its
-/// response is ready.
-#[derive(Debug, Clone, Copy)]
-pub struct DrainLayer {
-    pub count: bool,
-}
-
-impl<S> tower::Layer<S> for DrainLayer {
-    type Service = DrainService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        DrainService { inner, count: self.count }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct DrainService<S> {
-    inner: S,
-    count: bool,
-}
-
 struct InFlight;
 
 impl Drop for InFlight {
@@ -106,30 +82,19 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, R> tower::Service<R> for DrainService<S>
-where
-    S: tower::Service<R>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        let before = !draining();
-        let guard = self.count.then(|| {
-            IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-            InFlight
-        });
-        let fut = ARRIVED_BEFORE_DRAIN.scope(before, self.inner.call(request));
-        Box::pin(async move {
-            let out = fut.await;
-            drop(guard);
-            out
-        })
+/// Runs a request's handling marked with whether it arrived before the drain began (see
+/// `arrived_before_drain`) and, with `count`, counted in flight until its response is ready.
+/// Both ports' services go through it (`server::layers::DrainLayer`).
+pub fn track<F: Future>(count: bool, handling: F) -> impl Future<Output = F::Output> {
+    let before = !draining();
+    let guard = count.then(|| {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        InFlight
+    });
+    let handling = ARRIVED_BEFORE_DRAIN.scope(before, handling);
+    async move {
+        let out = handling.await;
+        drop(guard);
+        out
     }
 }

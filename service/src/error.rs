@@ -1,5 +1,7 @@
-//! Every error a request can meet maps to one gRPC status code, one HTTP status and one stable
-//! name (sent in the `vericlip-error` trailer and in HTTP error bodies, and used as a metrics label).
+//! Every error a request can meet: one class (what kind of failure it is, which each transport
+//! maps to its own status once: `grpc::error` to a gRPC code, `http::error` to an HTTP status)
+//! and one stable name (sent in the `vericlip-error` trailer and in HTTP error bodies, and used as
+//! a metrics label). Nothing here knows a transport.
 
 use vericlip_core::AudioError;
 
@@ -26,9 +28,10 @@ pub enum ServiceError {
     StreamIdle { seconds: f64 },
     #[error("the request body stalled: nothing arrived for {seconds} s")]
     BodyStalled { seconds: f64 },
-    /// A request body refused on its way in (`net::body`), as tonic relayed its status.
+    /// A refusal made outside the request's handler (a request body refused on its way in by
+    /// `net::body`, a key in the wrong place), passed on with its name and class.
     #[error("{message}")]
-    Relayed { name: &'static str, code: tonic::Code, message: String },
+    Relayed { name: &'static str, class: ErrorClass, message: String },
     #[error("missing or wrong API key: send `authorization: Bearer <key>`")]
     Unauthenticated,
     #[error("{0}")]
@@ -61,13 +64,6 @@ impl ServiceError {
         }
     }
 
-    /// The error behind a status that a refused request body produced, if it is one.
-    pub fn relayed(status: &tonic::Status) -> Option<Self> {
-        let name = status.metadata().get(ERROR_NAME_KEY)?.to_str().ok()?;
-        let name = ["memory_budget_exhausted", "body_stalled"].into_iter().find(|n| *n == name)?;
-        Some(Self::Relayed { name, code: status.code(), message: status.message().to_string() })
-    }
-
     /// The message as clients and logs see it: at most 1,024 characters, control characters
     /// escaped (a request-controlled string can neither bloat an answer nor forge a log line).
     pub fn public_message(&self) -> String {
@@ -84,44 +80,60 @@ impl ServiceError {
         out
     }
 
-    pub fn code(&self) -> tonic::Code {
-        use tonic::Code;
+    /// What kind of failure this is; each transport maps the class to its own status.
+    pub fn class(&self) -> ErrorClass {
+        use ErrorClass as C;
         match self {
-            Self::Audio(AudioError::Io(_)) | Self::Internal(_) => Code::Internal,
-            Self::Audio(AudioError::OverBudget { .. }) => Code::ResourceExhausted,
-            Self::Audio(AudioError::Cancelled) => Code::Cancelled,
-            Self::Unauthenticated => Code::Unauthenticated,
-            Self::Relayed { code, .. } => *code,
-            Self::Audio(_) | Self::BadRequest { .. } => Code::InvalidArgument,
-            Self::ModelNotFound(_) => Code::NotFound,
-            Self::QueueFull { .. } | Self::TooManyStreams { .. } | Self::MessageTooLarge(_) => Code::ResourceExhausted,
-            Self::DeadlineExceeded | Self::StreamIdle { .. } | Self::BodyStalled { .. } => Code::DeadlineExceeded,
-            Self::Unavailable(_) => Code::Unavailable,
+            Self::Audio(AudioError::Io(_)) | Self::Internal(_) => C::Internal,
+            Self::Audio(AudioError::OverBudget { .. }) => C::ResourceExhausted,
+            Self::Audio(AudioError::Cancelled) => C::Cancelled,
+            Self::Unauthenticated => C::Unauthenticated,
+            Self::Relayed { class, .. } => *class,
+            Self::Audio(_) | Self::BadRequest { .. } => C::InvalidArgument,
+            Self::ModelNotFound(_) => C::NotFound,
+            Self::QueueFull { .. } | Self::TooManyStreams { .. } | Self::MessageTooLarge(_) => C::ResourceExhausted,
+            Self::DeadlineExceeded | Self::StreamIdle { .. } | Self::BodyStalled { .. } => C::DeadlineExceeded,
+            Self::Unavailable(_) => C::Unavailable,
         }
     }
 
-    pub fn http_status(&self) -> u16 {
-        use tonic::Code;
-        match self.code() {
-            Code::InvalidArgument => 400,
-            Code::Unauthenticated => 401,
-            Code::Cancelled => 499,
-            Code::NotFound => 404,
-            Code::ResourceExhausted => 429,
-            Code::DeadlineExceeded => 504,
-            Code::Unavailable => 503,
-            _ => 500,
-        }
+    /// A request's outcome as metrics count it: `Ok`, or the class of its error.
+    pub fn outcome<T>(result: &Result<T, Self>) -> Result<(), ErrorClass> {
+        result.as_ref().map(|_| ()).map_err(Self::class)
     }
 }
 
-impl From<ServiceError> for tonic::Status {
-    fn from(e: ServiceError) -> Self {
-        let mut status = tonic::Status::new(e.code(), e.public_message());
-        if let Ok(v) = e.name().parse() {
-            status.metadata_mut().insert(ERROR_NAME_KEY, v);
+/// The kinds of failure, named as gRPC names its status codes (`INVALID_ARGUMENT`, ...): that is
+/// the `code` of an HTTP error body and the `code` label of the request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The request is wrong (bad audio, a bad field); retrying it unchanged fails again.
+    InvalidArgument,
+    Unauthenticated,
+    /// The client went away (or cancelled) before the answer.
+    Cancelled,
+    NotFound,
+    /// A limit was reached (capacity, memory budget, message size); retry with backoff.
+    ResourceExhausted,
+    /// A time limit passed (the client's deadline, a stream's idle limit, a stalled body).
+    DeadlineExceeded,
+    /// Not now (no model yet, shutting down, client gone); retry, maybe elsewhere.
+    Unavailable,
+    Internal,
+}
+
+impl ErrorClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Cancelled => "CANCELLED",
+            Self::NotFound => "NOT_FOUND",
+            Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
         }
-        status
     }
 }
 
@@ -134,21 +146,4 @@ pub fn quote_bounded(s: &str) -> String {
         out.push_str("...");
     }
     format!("\"{out}\"")
-}
-
-/// tonic rejects a request message over `max_decoding_message_size` with OUT_OF_RANGE before
-/// the service sees it; gRPC's convention (grpc-core, grpc-go) is RESOURCE_EXHAUSTED. This
-/// response mapper (a tower layer on the server) rewrites that one case and adds the error name.
-pub fn oversized_message_status<B>(mut response: http::Response<B>) -> http::Response<B> {
-    let headers = response.headers_mut();
-    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
-    let too_large = headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| m.contains("too large") || m.contains("too%20large"));
-    if out_of_range && too_large {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-        headers.insert(ERROR_NAME_KEY, http::HeaderValue::from_static("message_too_large"));
-    }
-    response
 }

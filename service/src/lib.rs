@@ -1,14 +1,13 @@
 //! vericlip-server: the gRPC (and HTTP) service that classifies speech as real or synthetic.
-//! One concern per module: `config`, `error` (status mapping), `metrics`, `models` (registry,
-//! hot swap), `pipeline` (feature pool, dynamic batcher), `classify` (the unary flow shared by
-//! gRPC and HTTP), `grpc`, `http`, `server` (wiring and shutdown).
+//! A transport-free core: `classify` (the context and the one-shot path), `stream` (the
+//! streaming path), `input` (declared audio), `model_info` (the model listing), `error` (error
+//! classes and names), `models` (registry, hot swap), `pipeline` (feature pool, dynamic
+//! batcher), `budget`, `drain`, `config`, `metrics`, `net` (connections, TLS, keys, bodies).
+//! The transports map to and from it: `grpc`, `http` (with the WebSocket), `admin`; `server`
+//! wires them (and holds every tower layer, `server::layers`). docs/ARCHITECTURE.md draws it.
 
-pub mod api {
-    //! Generated from `proto/vericlip/v1/vericlip.proto`.
-    #![allow(clippy::all)]
-    tonic::include_proto!("vericlip.v1");
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vericlip_descriptor");
-}
+/// The API's gRPC messages and service (the `vericlip-proto` crate).
+pub use vericlip_proto::v1 as api;
 
 pub mod admin;
 pub mod budget;
@@ -18,8 +17,11 @@ pub mod drain;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod input;
 pub mod metrics;
+pub mod model_info;
 pub mod models;
 pub mod net;
 pub mod pipeline;
 pub mod server;
+pub mod stream;

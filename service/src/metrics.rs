@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::error::ErrorClass;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     pub rpc: &'static str,
@@ -197,12 +199,14 @@ impl Metrics {
         self.stage_seconds.get_or_create(&StageLabels { stage }).observe(seconds);
     }
 
-    pub fn request(&self, rpc: &'static str, code: tonic::Code) {
-        self.requests.get_or_create(&RpcLabels { rpc, code: code_name(code) }).inc();
-        let slot = match code {
-            tonic::Code::Ok => 0,
-            tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss | tonic::Code::Unimplemented => 2,
-            _ => 1,
+    /// Counts an answered request: `Ok`, or its error's class.
+    pub fn request(&self, rpc: &'static str, outcome: Result<(), ErrorClass>) {
+        let code = outcome.map_or_else(ErrorClass::name, |()| "OK");
+        self.requests.get_or_create(&RpcLabels { rpc, code }).inc();
+        let slot = match outcome {
+            Ok(()) => 0,
+            Err(ErrorClass::Internal) => 2,
+            Err(_) => 1,
         };
         self.tally[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -267,30 +271,6 @@ impl prometheus_client::collector::Collector for ProcessCollector {
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
         Ok(())
-    }
-}
-
-/// gRPC code names as the spec spells them (`OK`, `INVALID_ARGUMENT`, ...).
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

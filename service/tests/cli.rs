@@ -14,7 +14,7 @@ use common::{Server, samples, temp_registry};
 const KEY: &str = "cli-test-key-51c2";
 
 fn cli() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vericlip"));
+    let mut c = Command::new(common::cli_binary());
     c.env_remove("VERICLIP_API_KEY").env_remove("VERICLIP_ADDR");
     c
 }
@@ -115,7 +115,7 @@ async fn output_to_a_closed_pipe_missing_files_and_connect_errors_are_handled() 
     // As a person types it.
     let line = format!(
         "set -o pipefail; '{}' --addr {} classify --json {} | head -c 10",
-        env!("CARGO_BIN_EXE_vericlip"),
+        common::cli_binary().display(),
         server.grpc,
         files.join(" ")
     );

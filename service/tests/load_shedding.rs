@@ -129,7 +129,7 @@ async fn streams_are_capped_and_vanished_or_idle_clients_free_their_stream() {
     // connection just dies.
     let long = reg.with_extension("long.wav");
     std::fs::write(&long, long_wav()).unwrap();
-    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_vericlip"))
+    let mut client = std::process::Command::new(common::cli_binary())
         .args(["--addr", &server.grpc, "stream", "--speed", "1"])
         .arg(&long)
         .stdout(std::process::Stdio::null())

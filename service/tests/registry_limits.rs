@@ -143,10 +143,8 @@ async fn a_40_mb_manifest_does_not_break_list_models_or_the_cli() {
     let (status, _, body) = server.http("GET", "/v1/models", "text/plain", b"");
     assert_eq!(status, 200);
     assert!(body.len() < 1 << 20, "{} bytes", body.len());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vericlip"))
-        .args(["--addr", &server.grpc, "models"])
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(common::cli_binary()).args(["--addr", &server.grpc, "models"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout.lines().filter(|l| l.starts_with("vericlip-lstm")).count(), 2, "{stdout}");

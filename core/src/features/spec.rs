@@ -1,5 +1,6 @@
 //! The feature specification: every parameter that defines the model's input, recorded in each
-//! model's manifest. Field names follow `shared/reference/features.py` so the JSON is the same.
+//! model's manifest. Field names follow `tests/golden/reference_features.py` (the executable
+//! reference), so the JSON is the same.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,9 @@
-//! The `vericlip.v1.Vericlip` gRPC service: request parsing and status mapping; the work itself
-//! is in `classify` (unary), `stream` (ClassifyStream) and `models` (ListModels / GetModel).
+//! The `vericlip.v1.Vericlip` gRPC service: reads requests into the service's terms, answers
+//! with `From` conversions (`error`: statuses, `models`: listings, the results in
+//! `vericlip-proto`); the work itself is the context's (`crate::classify`, `crate::stream`).
+//! Everything that speaks tonic lives here and in the server wiring (`crate::server`).
 
+pub mod error;
 pub mod models;
 mod stream;
 
@@ -11,29 +14,29 @@ use std::time::{Duration, Instant};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
-use vericlip_core::audio::PcmFormat;
 
 use crate::api;
 use crate::classify::{Classifier, request_span};
-use crate::error::ServiceError;
-use crate::pipeline::Audio;
+use crate::error::{ErrorClass, ServiceError};
+use crate::input::{AudioFormat, Spelling};
 
 pub struct VericlipService {
-    pub classifier: Arc<Classifier>,
+    classifier: Arc<Classifier>,
 }
 
-/// When a request reached the service stack (see `stamp_arrival`).
+/// The gRPC service over `classifier`, taking and sending messages of up to `max_message_bytes`.
+pub fn service(
+    classifier: Arc<Classifier>,
+    max_message_bytes: usize,
+) -> api::vericlip_server::VericlipServer<VericlipService> {
+    api::vericlip_server::VericlipServer::new(VericlipService { classifier })
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
+}
+
+/// When a request reached the service stack (stamped by `server::layers`).
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival(pub Instant);
-
-/// A tower request mapper on the gRPC server: tonic starts its own `grpc-timeout` timer just
-/// after handing the request to our stack and answers CANCELLED when it fires. Stamping the
-/// arrival here lets the handler's deadline start no later than tonic's, so the client hears
-/// DEADLINE_EXCEEDED from us (with the error name) even on a loaded machine.
-pub fn stamp_arrival<B>(mut request: http::Request<B>) -> http::Request<B> {
-    request.extensions_mut().insert(Arrival(Instant::now()));
-    request
-}
 
 /// The client's deadline from `grpc-timeout`, counted from the request's arrival and a
 /// millisecond early, so that it fires before tonic's timer.
@@ -54,28 +57,22 @@ pub fn deadline<T>(request: &Request<T>) -> Option<Instant> {
     arrived.checked_add(timeout.saturating_sub(Duration::from_millis(1)))
 }
 
-pub fn pcm_format(format: Option<&api::PcmFormat>) -> Result<(PcmFormat, u32, u32), ServiceError> {
-    let f = format.ok_or_else(|| ServiceError::bad_request("missing_pcm_format", "raw PCM needs a `format`"))?;
-    let encoding = match api::PcmEncoding::try_from(f.encoding) {
-        Ok(api::PcmEncoding::S16le) => PcmFormat::S16Le,
-        Ok(api::PcmEncoding::F32le) => PcmFormat::F32Le,
-        _ => {
-            return Err(ServiceError::bad_request(
-                "invalid_pcm_encoding",
-                format!("PCM encoding {} is not supported; use PCM_ENCODING_S16LE or PCM_ENCODING_F32LE", f.encoding),
-            ));
-        }
-    };
-    Ok((encoding, f.sample_rate, f.channels))
+/// How the proto spells the PCM encodings.
+const SPELLING: Spelling = Spelling { s16le: "PCM_ENCODING_S16LE", f32le: "PCM_ENCODING_F32LE" };
+
+/// A `PcmFormat` message (absent: none sent) as the service's audio format.
+pub fn pcm_format(format: Option<&api::PcmFormat>) -> Result<AudioFormat, ServiceError> {
+    let encoding = format.map(|f| {
+        api::PcmEncoding::try_from(f.encoding).map_or_else(|_| f.encoding.to_string(), |e| e.as_str_name().to_string())
+    });
+    let sample_rate = format.map(|f| f.sample_rate);
+    AudioFormat::pcm(encoding.as_deref(), SPELLING, sample_rate, format.map_or(1, |f| f.channels))
 }
 
-fn audio_of(request: api::ClassifyRequest) -> Result<Audio, ServiceError> {
+fn audio_of(request: api::ClassifyRequest) -> Result<crate::pipeline::Audio, ServiceError> {
     match request.audio {
-        Some(api::classify_request::Audio::Encoded(bytes)) => Ok(Audio::Encoded(bytes)),
-        Some(api::classify_request::Audio::Pcm(pcm)) => {
-            let (format, sample_rate, channels) = pcm_format(pcm.format.as_ref())?;
-            Ok(Audio::Pcm { data: pcm.data, format, sample_rate, channels })
-        }
+        Some(api::classify_request::Audio::Encoded(bytes)) => Ok(AudioFormat::Encoded.with(bytes)),
+        Some(api::classify_request::Audio::Pcm(pcm)) => Ok(pcm_format(pcm.format.as_ref())?.with(pcm.data)),
         None => Err(ServiceError::bad_request("missing_audio", "the request carries no audio (`encoded` or `pcm`)")),
     }
 }
@@ -89,7 +86,7 @@ struct Unanswered<'a> {
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.classifier.metrics.request("Classify", tonic::Code::Cancelled);
+            self.classifier.count("Classify", Err(ErrorClass::Cancelled));
         }
     }
 }
@@ -110,15 +107,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
         let (model, version) = (req.model.clone(), req.version);
         let work = async {
             let audio = audio_of(req)?;
-            let fut = c.classify(audio, &model, version, deadline, id);
-            match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), fut).await.unwrap_or_else(|_| {
-                    // Dropping the future drops the queued job's reply: the batcher skips it.
-                    c.metrics.expired_in_queue.inc();
-                    Err(ServiceError::DeadlineExceeded)
-                }),
-                None => fut.await,
-            }
+            c.classify(audio, &model, version, deadline, id).await
         };
         // If the client cancels (or its own deadline fires first), tonic drops this future:
         // the guard still counts the request, as CANCELLED.
@@ -138,7 +127,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
         match stream::start(Arc::clone(&self.classifier), request.into_inner()).await {
             Ok(s) => Ok(Response::new(s)),
             Err(e) => {
-                self.classifier.metrics.request("ClassifyStream", e.code());
+                self.classifier.count("ClassifyStream", Err(e.class()));
                 Err(e.into())
             }
         }
@@ -148,18 +137,14 @@ impl api::vericlip_server::Vericlip for VericlipService {
         &self,
         request: Request<api::ListModelsRequest>,
     ) -> Result<Response<api::ListModelsResponse>, Status> {
-        self.classifier.metrics.request("ListModels", tonic::Code::Ok);
-        Ok(Response::new(models::list(&self.classifier.store, request.into_inner().include_manifest)))
+        self.classifier.count("ListModels", Ok(()));
+        Ok(Response::new(self.classifier.models(request.into_inner().include_manifest).into()))
     }
 
     async fn get_model(&self, request: Request<api::GetModelRequest>) -> Result<Response<api::ModelInfo>, Status> {
         let r = request.into_inner();
-        let result = self.classifier.store.resolve(&r.name, r.version).map(|m| {
-            let serving = self.classifier.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
-            models::info(&m, serving == Some(m.version()), true)
-        });
-        let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
-        self.classifier.metrics.request("GetModel", code);
-        result.map(Response::new).map_err(Into::into)
+        let result = self.classifier.model(&r.name, r.version);
+        self.classifier.count("GetModel", ServiceError::outcome(&result));
+        result.map(|m| Response::new(m.into())).map_err(Into::into)
     }
 }

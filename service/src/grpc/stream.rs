@@ -1,5 +1,6 @@
-//! ClassifyStream over gRPC: reads and checks the StreamConfig, then runs the transport-free
-//! `pipeline::stream` with a `StreamLink` over the gRPC streams, on a task of its own. When the
+//! ClassifyStream over gRPC: reads the StreamConfig into a `StreamRequest`, opens it
+//! (`Classifier::open_stream`, shared with the WebSocket), then runs the transport-free
+//! `crate::stream` with a `StreamLink` over the gRPC streams, on a task of its own. When the
 //! client goes away, the task ends and frees everything.
 
 use std::pin::Pin;
@@ -12,12 +13,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use tracing::Instrument;
 
+use super::error::{BODY_REFUSED, BODY_REFUSED_OR_SLOW, relayed};
 use crate::api;
 use crate::classify::{Admitted, Classifier};
 use crate::error::ServiceError;
-use crate::models::LoadedModel;
+use crate::input::AudioFormat;
 use crate::pipeline::SegmentResult;
-use crate::pipeline::stream::{StreamInput, StreamLink, classify_stream, step_samples};
+use crate::stream::{OpenStream, StreamLink, StreamRequest};
 
 type Out = mpsc::Sender<Result<api::ClassifyStreamResponse, Status>>;
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<api::ClassifyStreamResponse, Status>> + Send>>;
@@ -80,56 +82,40 @@ pub async fn start(
     mut inbound: Streaming<api::ClassifyStreamRequest>,
 ) -> Result<ResponseStream, ServiceError> {
     let permit = c.admit_stream()?;
-    let idle = c.limits.stream_idle;
+    let idle = c.limits().stream_idle;
     let first = tokio::time::timeout(idle, inbound.message())
         .await
         .map_err(|_| ServiceError::StreamIdle { seconds: idle.as_secs_f64() })?
         // A body refused right away (the memory budget, at the header of the message after the
         // config) says so, not a generic stream error.
         .map_err(|s| {
-            ServiceError::relayed(&s).unwrap_or_else(|| ServiceError::bad_request("stream_error", s.message()))
+            relayed(&s, BODY_REFUSED).unwrap_or_else(|| ServiceError::bad_request("stream_error", s.message()))
         })?;
     let Some(api::ClassifyStreamRequest { message: Some(api::classify_stream_request::Message::Config(config)) }) =
         first
     else {
         return Err(ServiceError::bad_request("missing_stream_config", "the first message must be a StreamConfig"));
     };
-    let model = c.store.resolve(&config.model, config.version)?;
-    let step = step_samples(config.step_seconds, model.extractor.spec().sample_rate)?;
-    let input = match config.format {
-        Some(api::stream_config::Format::Pcm(f)) => {
-            let (format, sample_rate, channels) = super::pcm_format(Some(&f))?;
-            c.limits.audio.check_format(sample_rate, channels)?;
-            StreamInput::Pcm { format, sample_rate, channels }
-        }
-        Some(api::stream_config::Format::Encoded(true)) => StreamInput::Encoded,
-        _ => {
-            return Err(ServiceError::bad_request(
-                "missing_stream_format",
-                "StreamConfig needs `pcm` (a PCM format) or `encoded = true`",
-            ));
-        }
+    let format = match config.format {
+        Some(api::stream_config::Format::Pcm(f)) => super::pcm_format(Some(&f)),
+        Some(api::stream_config::Format::Encoded(true)) => Ok(AudioFormat::Encoded),
+        _ => Err(ServiceError::bad_request(
+            "missing_stream_format",
+            "StreamConfig needs `pcm` (a PCM format) or `encoded = true`",
+        )),
     };
+    let request =
+        StreamRequest { model: config.model, version: config.version, step_seconds: config.step_seconds, format };
+    let open = c.open_stream("grpc", request)?;
     let (tx, rx) = mpsc::channel(16);
-    let id = c.request_id();
-    let span =
-        tracing::info_span!("classify_stream", request_id = %id, model = %model.name(), version = model.version());
-    let idle = c.limits.stream_idle;
     let link = Link { inbound, out: tx, idle, audio_deadline: tokio::time::Instant::now() + idle };
-    tokio::spawn(run(c, model, input, step, link, permit, id).instrument(span));
+    let span = open.span().clone();
+    tokio::spawn(run(c, open, link, permit).instrument(span));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
-async fn run(
-    c: Arc<Classifier>,
-    model: Arc<LoadedModel>,
-    input: StreamInput,
-    step: usize,
-    mut link: Link,
-    _admitted: Admitted,
-    id: String,
-) {
-    let result = match classify_stream(&c, model, input, step, &mut link, id).await {
+async fn run(c: Arc<Classifier>, open: OpenStream, mut link: Link, _admitted: Admitted) {
+    let result = match open.run(&c, &mut link).await {
         Ok(s) => {
             tracing::debug!(
                 verdict = s.verdict.as_str(),
@@ -141,14 +127,11 @@ async fn run(
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(()) => c.metrics.request("ClassifyStream", tonic::Code::Ok),
-        Err(e) => {
-            tracing::debug!(error = e.name(), message = %e.public_message(), "stream failed");
-            c.metrics.request("ClassifyStream", e.code());
-            // Best effort: the client may be gone, or not reading.
-            let _ = tokio::time::timeout(link.idle, link.out.send(Err(e.into()))).await;
-        }
+    c.count("ClassifyStream", ServiceError::outcome(&result));
+    if let Err(e) = result {
+        tracing::debug!(error = e.name(), message = %e.public_message(), "stream failed");
+        // Best effort: the client may be gone, or not reading.
+        let _ = tokio::time::timeout(link.idle, link.out.send(Err(e.into()))).await;
     }
 }
 
@@ -164,20 +147,9 @@ async fn next_message(inbound: &mut Streaming<api::ClassifyStreamRequest>) -> Re
         Ok(Some(_)) => Ok(Some(Vec::new())),
         Ok(None) => Ok(None),
         Err(s) if s.code() == tonic::Code::OutOfRange => Err(ServiceError::MessageTooLarge(s.message().into())),
-        Err(s) => {
-            // A body refused by the memory budget, stalled, or too slow arrives as its own status.
-            if let Some(e) = ServiceError::relayed(&s) {
-                return Err(e);
-            }
-            let name = s.metadata().get(crate::error::ERROR_NAME_KEY).and_then(|v| v.to_str().ok());
-            if name == Some(crate::net::body::BODY_TOO_SLOW) {
-                return Err(ServiceError::Relayed {
-                    name: crate::net::body::BODY_TOO_SLOW,
-                    code: s.code(),
-                    message: s.message().to_string(),
-                });
-            }
-            Err(ServiceError::bad_request("stream_error", format!("reading the stream failed: {}", s.message())))
-        }
+        // A body refused by the memory budget, stalled, or too slow arrives as its own status.
+        Err(s) => Err(relayed(&s, BODY_REFUSED_OR_SLOW).unwrap_or_else(|| {
+            ServiceError::bad_request("stream_error", format!("reading the stream failed: {}", s.message()))
+        })),
     }
 }

@@ -1,45 +1,41 @@
 //! The HTTP port: `/healthz` (alive), `/readyz` (a model serves and we are not draining),
 //! `/metrics` (Prometheus), `POST /v1/classify` (JSON answers; audio as the raw body, a
-//! `multipart/form-data` part named `file`, or JSON with base64 audio), `GET /v1/models`, `GET /v1/stream` (WebSocket streaming, `ws`) and the
-//! page for people at `/` (`web`).
+//! `multipart/form-data` part named `file`, or JSON with base64 audio), `GET /v1/models`,
+//! `GET /v1/stream` (WebSocket streaming, `ws`) and the page for people at `/` (`web`). Errors
+//! become HTTP answers in `error`.
 
+pub mod error;
 mod multipart;
 mod openapi;
 mod web;
 mod ws;
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
+use self::error::method_not_allowed;
 use crate::classify::{Classifier, request_span};
-use crate::error::{ERROR_NAME_KEY, ServiceError};
-use crate::net::auth::ApiKeys;
+use crate::error::ServiceError;
+use crate::input::{AudioFormat, Spelling};
 use crate::net::body::{BodyRefused, Budgeted};
 use crate::net::conn::Conn;
 use crate::pipeline::Audio;
-
-/// How much of a refused (unauthenticated) upload is read before answering.
-const REFUSED_BODY_DRAIN: usize = 1 << 20;
 
 #[derive(Clone)]
 struct AppState {
@@ -47,42 +43,15 @@ struct AppState {
     max_body_bytes: usize,
 }
 
-/// The HTTP routes. With API keys, `/v1/*` needs `authorization: Bearer KEY` (the WebSocket
-/// upgrade also takes `?api_key=`, see `net::auth`); the probes, `/metrics`, the page, its assets
-/// and `/model-card` stay open.
-pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<Arc<ApiKeys>>) -> Router<()> {
+/// The HTTP routes. `guard` wraps the API routes (`/v1/*`: the server puts the API key check
+/// there); the probes, `/metrics`, the page, its assets and `/model-card` stay open.
+pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, guard: impl FnOnce(Router) -> Router) -> Router {
+    let state = AppState { classifier, max_body_bytes };
     let api = Router::new()
         .route("/v1/classify", post(classify).fallback(method_not_allowed("POST")))
         .route("/v1/models", get(web::list_models).fallback(method_not_allowed("GET")))
         .route("/v1/stream", get(stream).fallback(method_not_allowed("GET")))
-        .layer(middleware::from_fn(move |request: Request, next: middleware::Next| {
-            let keys = keys.clone();
-            async move {
-                let refused = keys.and_then(|k| match ApiKeys::http_key(&request) {
-                    Err(e) => Some(e),
-                    Ok(presented) => (!k.allows(presented.as_ref())).then_some(ServiceError::Unauthenticated),
-                });
-                match refused {
-                    Some(refused) => {
-                        // Read (and drop, frame by frame) a small upload before refusing it, so
-                        // the client sees the 401 rather than a reset connection; larger ones
-                        // are cut off.
-                        let mut body = request.into_body();
-                        let drain = async {
-                            let mut read = 0;
-                            while read <= REFUSED_BODY_DRAIN
-                                && let Some(Ok(frame)) = body.frame().await
-                            {
-                                read += frame.data_ref().map_or(0, |d| d.len());
-                            }
-                        };
-                        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-                        error_response(&refused)
-                    }
-                    None => next.run(request).await,
-                }
-            }
-        }));
+        .with_state(state.clone());
     Router::new()
         .route("/healthz", get(crate::pipeline::watchdog::healthz))
         .route("/readyz", get(readyz))
@@ -95,9 +64,9 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, keys: Option<A
         .route("/favicon.ico", get(web::favicon))
         .route("/favicon.svg", get(web::favicon))
         .merge(openapi::routes())
-        .merge(api)
+        .with_state(state)
+        .merge(guard(api))
         .layer(DefaultBodyLimit::disable())
-        .with_state(AppState { classifier, max_body_bytes })
 }
 
 /// `GET /v1/stream`: admitted (stream slot, and the memory budget for one message in flight)
@@ -107,15 +76,15 @@ async fn stream(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
     let admitted = match c.admit_stream() {
         Ok(a) => a,
         Err(e) => {
-            c.metrics.request("WebSocketStream", e.code());
-            return error_response(&e);
+            c.count("WebSocketStream", Err(e.class()));
+            return e.into_response();
         }
     };
-    let mut reservation = c.budget.reservation();
+    let mut reservation = c.budget().reservation();
     if let Err(e) = reservation.ensure(ws::MAX_MESSAGE_BYTES as u64) {
         let e = ServiceError::from(e);
-        c.metrics.request("WebSocketStream", e.code());
-        return error_response(&e);
+        c.count("WebSocketStream", Err(e.class()));
+        return e.into_response();
     }
     upgrade
         .max_message_size(ws::MAX_MESSAGE_BYTES)
@@ -164,7 +133,7 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        s.classifier.metrics.encode(),
+        s.classifier.metrics().encode(),
     )
 }
 
@@ -184,70 +153,15 @@ struct ClassifyParams {
     audio_base64: Option<String>,
 }
 
-/// An error as HTTP JSON bodies and WebSocket messages carry it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorBody {
-    pub name: &'static str,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ErrorBody {
-    pub fn of(e: &ServiceError) -> Self {
-        Self { name: e.name(), code: crate::metrics::code_name(e.code()), message: e.public_message() }
-    }
-}
-
-fn error_response(e: &ServiceError) -> Response {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(ERROR_NAME_KEY, e.name())], axum::Json(json!({ "error": ErrorBody::of(e) }))).into_response()
-}
-
-/// 405 for an API route called with the wrong method, with the JSON error body every other
-/// error has (name `method_not_allowed`) and the `allow` header.
-fn method_not_allowed(
-    allow: &'static str,
-) -> impl Fn(http::Method, http::Uri) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    move |method, uri| {
-        let body = ErrorBody {
-            name: "method_not_allowed",
-            code: "UNIMPLEMENTED",
-            message: format!(
-                "{} {} is not supported; use {allow} {}",
-                crate::error::quote_bounded(method.as_str()),
-                uri.path(),
-                uri.path()
-            ),
-        };
-        std::future::ready(
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                [(header::ALLOW.as_str(), allow), (ERROR_NAME_KEY, body.name)],
-                axum::Json(json!({ "error": body })),
-            )
-                .into_response(),
-        )
-    }
-}
-
-/// `s16le` / `f32le`, as the HTTP and WebSocket APIs spell PCM formats.
-fn pcm_format_named(name: &str) -> Result<vericlip_core::audio::PcmFormat, ServiceError> {
-    match name {
-        "s16le" => Ok(vericlip_core::audio::PcmFormat::S16Le),
-        "f32le" => Ok(vericlip_core::audio::PcmFormat::F32Le),
-        other => Err(ServiceError::bad_request(
-            "invalid_pcm_encoding",
-            format!("format {} is not supported; use s16le or f32le", crate::error::quote_bounded(other)),
-        )),
-    }
-}
+/// How HTTP and the WebSocket spell the PCM encodings.
+const SPELLING: Spelling = Spelling { s16le: "s16le", f32le: "f32le" };
 
 fn audio_of(p: &ClassifyParams, bytes: Vec<u8>) -> Result<Audio, ServiceError> {
-    let Some(format) = &p.format else { return Ok(Audio::Encoded(bytes)) };
-    let format = pcm_format_named(format)?;
-    let sample_rate =
-        p.sample_rate.ok_or_else(|| ServiceError::bad_request("missing_pcm_format", "raw PCM needs `sample_rate`"))?;
-    Ok(Audio::Pcm { data: bytes, format, sample_rate, channels: p.channels.unwrap_or(1) })
+    let format = match &p.format {
+        None => AudioFormat::Encoded,
+        Some(name) => AudioFormat::pcm(Some(name), SPELLING, p.sample_rate, p.channels.unwrap_or(1))?,
+    };
+    Ok(format.with(bytes))
 }
 
 async fn classify(
@@ -263,7 +177,7 @@ async fn classify(
         Err(e) => {
             let span = request_span("http", &id);
             c.record("HttpClassify", &span, &Err(e.clone()));
-            return error_response(&e);
+            return e.into_response();
         }
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -303,14 +217,14 @@ async fn classify(
     c.record("HttpClassify", &span, &result);
     match result {
         Ok(r) => axum::Json(r).into_response(),
-        Err(e) => error_response(&e),
+        Err(e) => e.into_response(),
     }
 }
 
 /// Reads a request body of at most `max` bytes, counted against the memory budget as it arrives
 /// and cut off when it stalls.
 async fn read_body(c: &Classifier, body: Body, max: usize) -> Result<Bytes, ServiceError> {
-    let budgeted = Budgeted::whole(body, &c.budget, c.limits.stream_idle);
+    let budgeted = Budgeted::whole(body, c.budget(), c.limits().stream_idle);
     match http_body_util::Limited::new(budgeted, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) => {

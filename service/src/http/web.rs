@@ -12,7 +12,6 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 
 use super::AppState;
-use crate::grpc::models;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
@@ -113,39 +112,36 @@ pub struct VersionJson {
     pub feature_spec: serde_json::Value,
 }
 
-/// The loaded models, their versions and manifests' test metrics: the same facts as gRPC
-/// `ListModels`, grouped by model.
+/// The loaded models, their versions and manifests' test metrics: the same listing as gRPC
+/// `ListModels`, grouped by model, newest version first.
 pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
-    let catalog = s.classifier.store.snapshot();
-    let models = catalog
+    let listing = s.classifier.models(false);
+    let models = listing
         .models
-        .iter()
-        .map(|(name, entry)| ModelJson {
-            name: name.clone(),
-            serving_version: entry.serving,
-            versions: entry
+        .into_iter()
+        .map(|m| ModelJson {
+            name: m.name,
+            serving_version: m.serving,
+            versions: m
                 .versions
-                .iter()
+                .into_iter()
                 .rev()
-                .map(|(v, m)| {
-                    let info = models::info(m, entry.serving == Some(*v), false);
-                    VersionJson {
-                        version: info.version,
-                        serving: info.serving,
-                        threshold: info.threshold,
-                        execution_provider: info.execution_provider,
-                        created_at: info.created_at,
-                        metrics: info.test_metrics.into_iter().collect(),
-                        feature_spec: serde_json::to_value(&m.manifest.feature_spec).unwrap_or_default(),
-                    }
+                .map(|info| VersionJson {
+                    version: info.version,
+                    serving: info.serving,
+                    threshold: info.threshold,
+                    execution_provider: info.execution_provider,
+                    created_at: info.created_at,
+                    metrics: info.test_metrics,
+                    feature_spec: info.feature_spec,
                 })
                 .collect(),
         })
         .collect();
-    let rejected = catalog
+    let rejected = listing
         .rejected
-        .values()
-        .map(|r| RejectedJson { name: r.name.clone(), version: r.version, reason: r.reason.clone() })
+        .into_iter()
+        .map(|r| RejectedJson { name: r.name, version: r.version, reason: r.reason })
         .collect();
     Json(ModelsJson { models, rejected })
 }

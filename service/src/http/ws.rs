@@ -1,6 +1,6 @@
 //! `GET /v1/stream`: ClassifyStream over a WebSocket, for browsers (the page's live microphone)
-//! and anything else that cannot speak gRPC. Same pipeline (`pipeline::stream`), limits, idle
-//! timeout, admission and error names as gRPC.
+//! and anything else that cannot speak gRPC. Same stream set-up and pipeline (`crate::stream`),
+//! limits, idle timeout, admission and error names as gRPC.
 //!
 //! Client -> server: a text message with the JSON `WsConfig`; binary messages of audio (PCM in
 //! the configured format, or an encoded file's bytes); the text `{"type":"end"}` to finish.
@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
-use super::ErrorBody;
+use super::error::ErrorBody;
 use crate::budget::Reservation;
 use crate::classify::{Admitted, Classifier};
 use crate::error::ServiceError;
-use crate::pipeline::stream::{StreamInput, StreamLink, classify_stream, step_samples};
+use crate::input::AudioFormat;
 use crate::pipeline::{ClipResult, SegmentResult};
+use crate::stream::{StreamLink, StreamRequest};
 
 /// Largest WebSocket message (a config or an audio chunk): browsers send ~100 ms chunks; an
 /// encoded file goes in as many messages as it needs. Held against the memory budget per stream.
@@ -154,11 +154,10 @@ impl StreamLink for WsLink {
 
 /// One WebSocket stream, from its config to its summary or error.
 pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, reservation: Reservation) {
-    let idle = c.limits.stream_idle;
+    let idle = c.limits().stream_idle;
     let mut link = WsLink { socket, idle, audio_deadline: tokio::time::Instant::now() + idle, cut: false };
     let result = run(&c, &mut link).await;
-    let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
-    c.metrics.request("WebSocketStream", code);
+    c.count("WebSocketStream", ServiceError::outcome(&result));
     let message = match result {
         Ok(summary) => {
             tracing::debug!(
@@ -194,18 +193,11 @@ async fn run(c: &Classifier, link: &mut WsLink) -> Result<ClipResult, ServiceErr
             ));
         }
     };
-    let model = c.store.resolve(&config.model, config.version)?;
-    let step = step_samples(config.step_seconds, model.extractor.spec().sample_rate)?;
-    let input = match config.format.as_str() {
-        "encoded" => StreamInput::Encoded,
-        f => {
-            let format = super::pcm_format_named(f)?;
-            c.limits.audio.check_format(config.sample_rate, config.channels)?;
-            StreamInput::Pcm { format, sample_rate: config.sample_rate, channels: config.channels }
-        }
+    let format = match config.format.as_str() {
+        "encoded" => Ok(AudioFormat::Encoded),
+        f => AudioFormat::pcm(Some(f), super::SPELLING, Some(config.sample_rate), config.channels),
     };
-    let id = c.request_id();
-    let span =
-        tracing::info_span!("websocket_stream", request_id = %id, model = %model.name(), version = model.version());
-    classify_stream(c, model, input, step, link, id).instrument(span).await
+    let request =
+        StreamRequest { model: config.model, version: config.version, step_seconds: config.step_seconds, format };
+    c.open_stream("websocket", request)?.run(c, link).await
 }

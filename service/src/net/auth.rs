@@ -10,14 +10,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 use super::file_watch;
-use crate::error::ServiceError;
+use crate::error::{ErrorClass, ServiceError};
 
 /// The one HTTP route that takes the key as a query parameter (`?api_key=`).
 pub const QUERY_KEY_ROUTE: &str = "/v1/stream";
@@ -87,7 +86,7 @@ impl ApiKeys {
         if query_key.is_some() && request.uri().path() != QUERY_KEY_ROUTE {
             return Err(ServiceError::Relayed {
                 name: "unauthenticated",
-                code: tonic::Code::Unauthenticated,
+                class: ErrorClass::Unauthenticated,
                 message: format!(
                     "the api_key query parameter is accepted only on {QUERY_KEY_ROUTE} (WebSocket); \
                      send `authorization: Bearer <key>` instead"
@@ -142,57 +141,6 @@ fn parse(path: &str, text: &[u8]) -> anyhow::Result<Vec<[u8; 32]>> {
     Ok(digests)
 }
 
-/// gRPC paths that need no key: health checking (kubelet, load balancers).
-fn open_grpc_path(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.Health/")
-}
-
-/// A tower layer for the gRPC server: calls without a valid key are answered UNAUTHENTICATED
-/// before they reach a service.
-#[derive(Clone)]
-pub struct GrpcAuthLayer {
-    pub keys: Option<Arc<ApiKeys>>,
-}
-
-impl<S> tower::Layer<S> for GrpcAuthLayer {
-    type Service = GrpcAuth<S>;
-
-    fn layer(&self, inner: S) -> GrpcAuth<S> {
-        GrpcAuth { inner, keys: self.keys.clone() }
-    }
-}
-
-#[derive(Clone)]
-pub struct GrpcAuth<S> {
-    inner: S,
-    keys: Option<Arc<ApiKeys>>,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for GrpcAuth<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if let Some(keys) = &self.keys
-            && !open_grpc_path(request.uri().path())
-            && !keys.allows(request.headers().get(http::header::AUTHORIZATION))
-        {
-            let response = tonic::Status::from(ServiceError::Unauthenticated).into_http();
-            return Box::pin(async move { Ok(response) });
-        }
-        Box::pin(self.inner.call(request))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +182,7 @@ mod tests {
         for uri in ["/v1/classify?api_key=k", "/v1/models?model=x&api_key=", "/v1/classify?api_key"] {
             let e = key(&req(uri, Some("Bearer h"))).unwrap_err();
             assert_eq!(e.name(), "unauthenticated", "{uri}");
-            assert_eq!(e.http_status(), 401, "{uri}");
+            assert_eq!(crate::http::error::status(e.class()), 401, "{uri}");
             assert!(e.to_string().contains("only on /v1/stream"), "{uri}: {e}");
         }
         // A malformed escape is kept as typed, never a panic (even before a multi-byte char).

@@ -10,7 +10,7 @@
 //!
 //! gRPC bodies are read with their framing in mind (1 flag byte, 4 length bytes, message): a
 //! message is held at its declared size from its header on, and the largest message of the body
-//! stays held until the body is dropped (tonic keeps a decode buffer of that capacity). Other
+//! stays held until the body is dropped (the gRPC server keeps a decode buffer of that capacity). Other
 //! bodies hold everything they received until dropped.
 
 use std::pin::Pin;
@@ -85,14 +85,14 @@ impl RateWindow {
 }
 
 use crate::budget::{MemoryBudget, Reservation};
-use crate::error::ServiceError;
+use crate::error::{ErrorClass, ServiceError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where a gRPC body is within its length-prefixed messages, and what it holds: a message is
 /// counted at its declared length from its header on (so one the budget cannot hold is refused
 /// before it is buffered), and the largest message so far stays counted for the body's life:
-/// tonic's decode buffer keeps that capacity until the stream ends.
+/// the gRPC server's decode buffer keeps that capacity until the stream ends.
 #[derive(Debug, Default)]
 struct Framing {
     header: [u8; 5],
@@ -146,8 +146,13 @@ impl Framing {
     }
 }
 
+/// How a transport reads a refusal from a body's error: the gRPC server looks for its status in the
+/// error's source chain, so the gRPC transport supplies one.
+pub type RefusalSource = fn(&ServiceError) -> BoxError;
+
 pub struct Budgeted<B> {
     inner: B,
+    source: Option<RefusalSource>,
     reservation: Reservation,
     framing: Option<Framing>,
     received: u64,
@@ -157,28 +162,39 @@ pub struct Budgeted<B> {
 }
 
 impl<B> Budgeted<B> {
-    /// A gRPC body: holds the message being assembled.
-    pub fn grpc(inner: B, budget: &Arc<MemoryBudget>, idle: Duration) -> Self {
-        Self::new(inner, budget, idle, Some(Framing::default()))
+    /// A gRPC body: holds the message being assembled; a refusal carries `source` (the status).
+    pub fn grpc(inner: B, budget: &Arc<MemoryBudget>, idle: Duration, source: RefusalSource) -> Self {
+        Self::new(inner, budget, idle, Some(Framing::default()), Some(source))
     }
 
     /// Any other body: holds all it received.
     pub fn whole(inner: B, budget: &Arc<MemoryBudget>, idle: Duration) -> Self {
-        Self::new(inner, budget, idle, None)
+        Self::new(inner, budget, idle, None, None)
     }
 
-    fn new(inner: B, budget: &Arc<MemoryBudget>, idle: Duration, framing: Option<Framing>) -> Self {
+    fn new(
+        inner: B,
+        budget: &Arc<MemoryBudget>,
+        idle: Duration,
+        framing: Option<Framing>,
+        source: Option<RefusalSource>,
+    ) -> Self {
         let rate = RateWindow { rule: min_rate(), since: None, bytes: 0 };
-        Self { inner, reservation: budget.reservation(), framing, received: 0, idle, stalled: None, rate }
+        Self { inner, source, reservation: budget.reservation(), framing, received: 0, idle, stalled: None, rate }
+    }
+
+    fn refusal(&self, error: ServiceError) -> BoxError {
+        let source = self.source.map(|s| s(&error));
+        Box::new(BodyRefused { error, source })
     }
 }
 
-/// A refused or stalled body. tonic finds the status in the error's source chain and answers
-/// with it; the HTTP handler downcasts and answers with the error.
+/// A refused or stalled body. The gRPC server finds its status (the `source`) in the error's
+/// source chain and answers with it; the HTTP handler downcasts and answers with the error.
 #[derive(Debug)]
 pub struct BodyRefused {
     pub error: ServiceError,
-    status: tonic::Status,
+    source: Option<BoxError>,
 }
 
 impl std::fmt::Display for BodyRefused {
@@ -189,7 +205,7 @@ impl std::fmt::Display for BodyRefused {
 
 impl std::error::Error for BodyRefused {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.status)
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -199,18 +215,13 @@ pub const BODY_TOO_SLOW: &str = "body_too_slow";
 fn too_slow(rule: MinRate) -> ServiceError {
     ServiceError::Relayed {
         name: BODY_TOO_SLOW,
-        code: tonic::Code::DeadlineExceeded,
+        class: ErrorClass::DeadlineExceeded,
         message: format!(
             "the request body arrived too slowly: under {} bytes in {} s (limits.body_min_bytes_per_window, limits.body_rate_window_seconds)",
             rule.bytes,
             rule.window.as_secs_f64()
         ),
     }
-}
-
-fn refusal(error: ServiceError) -> BoxError {
-    let status = tonic::Status::from(error.clone());
-    Box::new(BodyRefused { error, status })
 }
 
 impl<B> Body for Budgeted<B>
@@ -235,11 +246,11 @@ where
                         }
                     };
                     if let Err(e) = this.reservation.set(held) {
-                        return Poll::Ready(Some(Err(refusal(e.into()))));
+                        return Poll::Ready(Some(Err(this.refusal(e.into()))));
                     }
                     if this.rate.feed(Instant::now(), data.remaining() as u64, in_progress).is_err() {
                         let rule = this.rate.rule;
-                        return Poll::Ready(Some(Err(refusal(too_slow(rule)))));
+                        return Poll::Ready(Some(Err(this.refusal(too_slow(rule)))));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -254,7 +265,7 @@ where
                 let timer = this.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 ready!(timer.as_mut().poll(cx));
                 let seconds = idle.as_secs_f64();
-                Poll::Ready(Some(Err(refusal(ServiceError::BodyStalled { seconds }))))
+                Poll::Ready(Some(Err(this.refusal(ServiceError::BodyStalled { seconds }))))
             }
         }
     }

@@ -1,14 +1,14 @@
 //! Accepted connections with bounds, for both ports: a cap on open connections
 //! (`limits.max_connections`), a deadline for a connection's first request bytes (slowloris) and
 //! its TLS handshake, and an idle timeout (a connection that sends nothing for a while is closed);
-//! no age limit (gRPC's `max_connection_age` is tonic's GOAWAY: open calls finish). At the cap,
+//! no age limit (gRPC's `max_connection_age` is the gRPC server's GOAWAY: open calls finish). At the cap,
 //! the oldest connection that has not yet proven itself is evicted to make room. Proven means the
 //! connection delivered a complete request head (HTTP/1 headers up to the blank line, or an
 //! HTTP/2 HEADERS block with END_HEADERS after the preface): a byte count is not proof (33
 //! bytes of a request, or an HTTP/2 preface and SETTINGS, cost an attacker nothing), while a
 //! health probe or a real client proves itself within its first round trip. A proven
 //! connection whose request body then trickles is closed by the body's minimum-rate rule
-//! (`net::body`). gRPC gets the connections as tonic's incoming stream, the HTTP port serves
+//! (`net::body`). gRPC gets the connections as the gRPC server's incoming stream, the HTTP port serves
 //! them with hyper.
 
 use std::collections::VecDeque;
@@ -171,6 +171,18 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Our end's address, when the socket could tell.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
+    }
+}
+
+impl Conn {
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote
     }
@@ -258,14 +270,6 @@ impl AsyncWrite for Conn {
             Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
-    }
-}
-
-impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        tonic::transport::server::TcpConnectInfo { local_addr: self.local, remote_addr: Some(self.remote) }
     }
 }
 

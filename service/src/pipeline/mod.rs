@@ -3,10 +3,9 @@
 
 pub mod batcher;
 pub mod features;
-pub mod result;
-pub mod stream;
 pub mod watchdog;
 
 pub use batcher::{BatchConfig, Batcher, Scored};
 pub use features::{Audio, Cancel, FeaturePool, Prepared, decode, prepare, segment_features};
-pub use result::{ClipResult, SegmentResult, StageTimings, Verdict};
+/// What a classification answers (defined with the API, in `vericlip-proto`).
+pub use vericlip_proto::result::{ClipResult, SegmentResult, StageTimings, Verdict};

@@ -47,6 +47,52 @@ pub fn temp_registry(tag: &str) -> PathBuf {
     dir
 }
 
+/// The `vericlip` client binary (package `vericlip-cli`), beside the server binary cargo built
+/// for these tests. `cargo test --workspace` builds it; when it is missing or older than its
+/// sources (a run of this package's tests alone), it is built here first, once per process.
+pub fn cli_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let server = Path::new(env!("CARGO_BIN_EXE_vericlip-server"));
+            let dir = server.parent().expect("the server binary has a directory");
+            let bin = dir.join("vericlip");
+            if !newer_than_sources(&bin) {
+                let mut cargo = Command::new(env!("CARGO"));
+                cargo.args(["build", "-p", "vericlip-cli", "--bin", "vericlip"]).current_dir(repo());
+                if dir.file_name().is_some_and(|n| n == "release") {
+                    cargo.arg("--release");
+                }
+                if let Some(target) = dir.parent() {
+                    cargo.arg("--target-dir").arg(target);
+                }
+                let status = cargo.status().expect("running cargo to build the vericlip CLI");
+                assert!(status.success(), "building the vericlip CLI failed: {status}");
+            }
+            bin
+        })
+        .clone()
+}
+
+/// Whether `bin` exists and is newer than every source file it is built from.
+fn newer_than_sources(bin: &Path) -> bool {
+    fn newest(path: &Path) -> std::time::SystemTime {
+        let Ok(meta) = std::fs::metadata(path) else { return std::time::SystemTime::UNIX_EPOCH };
+        if !meta.is_dir() {
+            return meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        }
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| newest(&e.path()))
+            .max()
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+    }
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else { return false };
+    ["cli", "proto", "core/src", "Cargo.lock"].iter().all(|p| newest(&repo().join(p)) <= built)
+}
+
 pub struct Server {
     pub child: Child,
     pub grpc: String,

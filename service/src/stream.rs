@@ -3,26 +3,75 @@
 //! (`StreamResampler`, bit-identical to whole-clip resampling), and only the audio from the next
 //! window's start on is kept, so per-stream memory is bounded by one window plus one chunk
 //! (and held against the memory budget). An encoded file is decoded whole when its stream ends
-//! and then windowed the same way. gRPC `ClassifyStream` and the WebSocket `/v1/stream` are thin
-//! `StreamLink`s over this.
+//! and then windowed the same way. gRPC `ClassifyStream` and the WebSocket `/v1/stream` read
+//! their config into a `StreamRequest`, open it here (`Classifier::open_stream`, the one set-up)
+//! and are thin `StreamLink`s over the rest. Beside the one-shot path (`crate::classify`), whose
+//! context and scoring it uses.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
 use vericlip_core::audio::{PcmFormat, Segment, StreamResampler, decode_pcm};
 use vericlip_core::{AudioError, AudioLimits};
 
-use super::{Audio, ClipResult, SegmentResult, StageTimings, decode, segment_features};
 use crate::classify::{Classifier, ms, score_segments, segment_results, summary};
 use crate::error::ServiceError;
+use crate::input::AudioFormat;
 use crate::models::LoadedModel;
+use crate::pipeline::{Audio, ClipResult, SegmentResult, StageTimings, decode, segment_features};
 
-/// What a stream carries after its configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamInput {
-    Pcm { format: PcmFormat, sample_rate: u32, channels: u32 },
-    Encoded,
+/// What opens a stream, whatever carries it: each transport reads its config message into this.
+#[derive(Debug)]
+pub struct StreamRequest {
+    pub model: String,
+    pub version: u64,
+    /// Seconds between window starts; 0 = the default.
+    pub step_seconds: f64,
+    /// The declared audio, as parsed (an error in it is reported after the model's and the
+    /// step's).
+    pub format: Result<AudioFormat, ServiceError>,
+}
+
+/// A stream set up: the model version it keeps to its end, its window step and checked format,
+/// its id and its span.
+pub struct OpenStream {
+    model: Arc<LoadedModel>,
+    format: AudioFormat,
+    step: usize,
+    id: String,
+    span: tracing::Span,
+}
+
+impl Classifier {
+    /// Sets up a stream the same way for every transport (`api` names the transport in the
+    /// span); the caller holds its stream slot (`admit_stream`) already.
+    pub fn open_stream(&self, api: &'static str, request: StreamRequest) -> Result<OpenStream, ServiceError> {
+        let model = self.store().resolve(&request.model, request.version)?;
+        let step = step_samples(request.step_seconds, model.extractor.spec().sample_rate)?;
+        let format = request.format?.checked(&self.limits().audio)?;
+        let id = self.request_id();
+        let span = tracing::info_span!(
+            "classify_stream",
+            api,
+            request_id = %id,
+            model = %model.name(),
+            version = model.version()
+        );
+        Ok(OpenStream { model, format, step, id, span })
+    }
+}
+
+impl OpenStream {
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Scores the stream's audio from `link` to its end; returns the summary.
+    pub async fn run(self, c: &Classifier, link: &mut impl StreamLink) -> Result<ClipResult, ServiceError> {
+        classify_stream(c, self.model, self.format, self.step, link, self.id).instrument(self.span).await
+    }
 }
 
 /// A stream's transport: where its audio comes from and its window results go. Both directions
@@ -48,10 +97,10 @@ pub fn step_samples(step_seconds: f64, rate: u32) -> Result<usize, ServiceError>
 
 /// Scores a whole stream: every window as its audio completes, then the tail windows when the
 /// client finishes; returns the summary. The stream keeps `model` (its version) to the end.
-pub async fn classify_stream(
+async fn classify_stream(
     c: &Classifier,
     model: Arc<LoadedModel>,
-    input: StreamInput,
+    input: AudioFormat,
     step: usize,
     link: &mut impl StreamLink,
     request_id: String,
@@ -59,10 +108,10 @@ pub async fn classify_stream(
     let started = Instant::now();
     let mut w = Windows::new(model, step);
     match input {
-        StreamInput::Pcm { format, sample_rate, channels } => {
+        AudioFormat::Pcm { format, sample_rate, channels } => {
             pcm(c, &mut w, link, format, sample_rate, channels).await?
         }
-        StreamInput::Encoded => encoded(c, &mut w, link).await?,
+        AudioFormat::Encoded => encoded(c, &mut w, link).await?,
     }
     w.timings.total_ms = ms(started.elapsed());
     let rate = w.model.extractor.spec().sample_rate;
@@ -121,7 +170,7 @@ impl Windows {
         let samples = kept.to_vec();
         let m = Arc::clone(&self.model);
         let t = Instant::now();
-        let batch = c.pool.run(move || segment_features(&m.extractor, &m.normalizer, &samples, &local)).await?;
+        let batch = c.pool().run(move || segment_features(&m.extractor, &m.normalizer, &samples, &local)).await?;
         self.timings.features_ms += ms(t.elapsed());
         let scored = score_segments(&self.model, batch, None).await?;
         self.timings.queue_ms += ms(scored.queue);
@@ -140,10 +189,10 @@ impl Windows {
         self.buf.extend_from_slice(samples);
         self.total += samples.len();
         let spec = self.model.extractor.spec();
-        let max = (c.limits.audio.max_seconds * f64::from(spec.sample_rate)) as usize;
+        let max = (c.limits().audio.max_seconds * f64::from(spec.sample_rate)) as usize;
         if self.total > max {
             let seconds = self.total as f64 / f64::from(spec.sample_rate);
-            return Err(AudioError::TooLong { seconds, limit: c.limits.audio.max_seconds }.into());
+            return Err(AudioError::TooLong { seconds, limit: c.limits().audio.max_seconds }.into());
         }
         let ready = Self::complete(self.emitted.len(), self.step, spec.segment_samples, self.total);
         self.score(c, ready, link).await?;
@@ -193,11 +242,11 @@ async fn pcm(
     let mut state = PcmState { resampler: StreamResampler::new(sample_rate, rate)?, pending: Vec::new() };
     let frame_bytes = format.bytes_per_sample() * channels as usize;
     // Per-chunk decoding: the stream's total length is checked in `Windows::push`.
-    let limits = AudioLimits { max_seconds: f64::INFINITY, ..c.limits.audio };
+    let limits = AudioLimits { max_seconds: f64::INFINITY, ..c.limits().audio };
     // What the stream holds: its window buffer, plus one chunk in its forms while that chunk is
     // decoded and resampled (on the feature pool, never on the reactor) and windowed.
     let window_bytes = ((w.model.extractor.spec().segment_samples + w.step) * 4) as u64;
-    let mut reservation = c.budget.reservation();
+    let mut reservation = c.budget().reservation();
     reservation.set(window_bytes)?;
     while let Some(chunk) = link.next_chunk().await? {
         state.pending.extend_from_slice(&chunk);
@@ -211,7 +260,7 @@ async fn pcm(
         reservation.set(window_bytes + state.pending.len() as u64 + (frames + 3 * resampled_max) * 4)?;
         let t = Instant::now();
         let (next, resampled) = c
-            .pool
+            .pool()
             .run_with(state, move |mut st, _| {
                 let mono = decode_pcm(&st.pending[..whole], format, sample_rate, channels, &limits)?;
                 st.pending.drain(..whole);
@@ -237,8 +286,8 @@ async fn pcm(
 async fn encoded(c: &Classifier, w: &mut Windows, link: &mut impl StreamLink) -> Result<(), ServiceError> {
     // An encoded file is decoded whole, so it must fit `max_encoded_stream_bytes`, and the
     // memory budget as it arrives.
-    let cap = c.limits.max_encoded_stream_bytes;
-    let mut reservation = c.budget.reservation();
+    let cap = c.limits().max_encoded_stream_bytes;
+    let mut reservation = c.budget().reservation();
     let mut bytes = Vec::new();
     while let Some(chunk) = link.next_chunk().await? {
         if bytes.len() + chunk.len() > cap {
@@ -250,10 +299,10 @@ async fn encoded(c: &Classifier, w: &mut Windows, link: &mut impl StreamLink) ->
         reservation.ensure((bytes.len() + chunk.len()) as u64)?;
         bytes.extend_from_slice(&chunk);
     }
-    let (rate, limits) = (w.model.extractor.spec().sample_rate, c.limits.audio);
+    let (rate, limits) = (w.model.extractor.spec().sample_rate, c.limits().audio);
     let t = Instant::now();
     let (mono, _reservation) = c
-        .pool
+        .pool()
         .run_with((Audio::Encoded(bytes), reservation), move |(audio, mut r), cancel| {
             Ok((decode(audio, rate, &limits, &mut r, cancel)?, r))
         })

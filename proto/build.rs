@@ -1,12 +1,13 @@
-//! Generates the gRPC code from `proto/` with protox (a pure-Rust protobuf compiler), so a fresh
-//! machine needs no system `protoc`. The encoded descriptor set is kept for server reflection.
+//! Generates the gRPC code (client and server) from `vericlip/v1/vericlip.proto` beside this
+//! file with protox (a pure-Rust protobuf compiler), so a fresh machine needs no system
+//! `protoc`. The encoded descriptor set is kept for server reflection.
 
 use std::path::PathBuf;
 
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../proto");
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let file = root.join("vericlip/v1/vericlip.proto");
     println!("cargo:rerun-if-changed={}", file.display());
     let fds = protox::compile([&file], [&root])?;

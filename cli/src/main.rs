@@ -24,8 +24,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 use vericlip_core::AudioLimits;
 use vericlip_core::audio::decode_container;
-use vericlip_server::api::{self, vericlip_client::VericlipClient};
-use vericlip_server::pipeline::{ClipResult, SegmentResult};
+use vericlip_proto::result::{ClipResult, SegmentResult};
+use vericlip_proto::v1::{self as api, vericlip_client::VericlipClient};
 
 /// Prints a line to stdout. A closed stdout (`| head`) ends the program quietly with status 0:
 /// the reader has all it wanted. Any other write error is reported.
@@ -375,7 +375,6 @@ async fn classify(
     Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn stream(
     channel: Conn,
     file: PathBuf,
@@ -389,24 +388,12 @@ async fn stream(
     let audio = decode_container(&bytes, &AudioLimits { max_seconds: 24.0 * 3600.0, ..AudioLimits::default() })?;
     let rate = audio.sample_rate;
     let chunk = ((chunk_ms.max(1) as f64 / 1000.0) * f64::from(rate)).ceil() as usize;
-    let config = api::ClassifyStreamRequest {
-        message: Some(api::classify_stream_request::Message::Config(api::StreamConfig {
-            format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
-                encoding: api::PcmEncoding::F32le as i32,
-                sample_rate: rate,
-                channels: 1,
-            })),
-            step_seconds: step,
-            model,
-            version: 0,
-        })),
-    };
     let chunks: Vec<Vec<u8>> =
         audio.samples.chunks(chunk).map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect()).collect();
     let pace = if speed > 0.0 { Some(Duration::from_secs_f64(chunk as f64 / f64::from(rate) / speed)) } else { None };
     // When each chunk went out: a window's latency is from its last audio chunk to its verdict.
     let sent = std::sync::Arc::new(std::sync::Mutex::new(vec![None; chunks.len()]));
-    let outbound = async_stream(config, chunks, pace, std::sync::Arc::clone(&sent));
+    let outbound = async_stream(stream_config(rate, step, model), chunks, pace, std::sync::Arc::clone(&sent));
     let mut c = client(channel);
     let mut inbound = c.classify_stream(outbound).await.map_err(|s| status_error("stream", &s))?.into_inner();
     let started = Instant::now();
@@ -423,61 +410,87 @@ async fn stream(
                 let sent_at = sent.lock().ok().and_then(|v| v.get(last_chunk).copied().flatten());
                 let latency_ms = sent_at.map(|t| t.elapsed().as_secs_f64() * 1e3);
                 latencies.extend(latency_ms);
-                if json {
-                    // The wire verdict is always set by the server; the threshold only matters if not.
-                    let mut v = json!(SegmentResult::from_wire(&s, f64::NAN));
-                    v["received_after_seconds"] = json!(started.elapsed().as_secs_f64());
-                    v["latency_ms"] = json!(latency_ms);
-                    outln!("{}", json!({ "segment": v }));
-                } else {
-                    outln!(
-                        "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>9}  fake_score {:.4}  {}",
-                        started.elapsed().as_secs_f64(),
-                        s.index,
-                        s.start_seconds,
-                        s.end_seconds,
-                        verdict(s.verdict),
-                        s.fake_score,
-                        latency_ms.map_or(String::new(), |l| format!("{l:.1} ms after its audio"))
-                    );
-                }
+                print_window(&s, started.elapsed().as_secs_f64(), latency_ms, json);
             }
-            Some(api::classify_stream_response::Message::Summary(r)) => {
-                if json {
-                    outln!("{}", json!({"summary": ClipResult::from(&r)}));
-                } else {
-                    outln!(
-                        "summary: {} (fake_score {:.4}, threshold {:.4}) over {} windows, {:.2} s, model {}/{}",
-                        verdict(r.verdict),
-                        r.fake_score,
-                        r.threshold,
-                        r.segments.len(),
-                        r.duration_seconds,
-                        r.model,
-                        r.model_version
-                    );
-                }
-            }
+            Some(api::classify_stream_response::Message::Summary(r)) => print_stream_summary(&r, json),
             None => {}
         }
     }
-    if !latencies.is_empty() {
-        latencies.sort_by(f64::total_cmp);
-        let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-        let (p50, p99, max) = (q(0.5), q(0.99), latencies[latencies.len() - 1]);
-        if json {
-            outln!(
-                "{}",
-                json!({"window_latency_ms": {"windows": latencies.len(), "p50": p50, "p99": p99, "max": max}})
-            );
-        } else {
-            outln!(
-                "window verdicts after their last audio chunk: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} windows)",
-                latencies.len()
-            );
-        }
-    }
+    print_window_latencies(latencies, json);
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The stream's first message: f32 PCM, mono, at `rate`.
+fn stream_config(rate: u32, step: f64, model: String) -> api::ClassifyStreamRequest {
+    api::ClassifyStreamRequest {
+        message: Some(api::classify_stream_request::Message::Config(api::StreamConfig {
+            format: Some(api::stream_config::Format::Pcm(api::PcmFormat {
+                encoding: api::PcmEncoding::F32le as i32,
+                sample_rate: rate,
+                channels: 1,
+            })),
+            step_seconds: step,
+            model,
+            version: 0,
+        })),
+    }
+}
+
+/// One window's verdict, `after` seconds into the stream, `latency_ms` after its last audio.
+fn print_window(s: &api::SegmentScore, after: f64, latency_ms: Option<f64>, json: bool) {
+    if json {
+        // The wire verdict is always set by the server; the threshold only matters if not.
+        let mut v = json!(SegmentResult::from_wire(s, f64::NAN));
+        v["received_after_seconds"] = json!(after);
+        v["latency_ms"] = json!(latency_ms);
+        outln!("{}", json!({ "segment": v }));
+    } else {
+        outln!(
+            "[{:7.2}s] window {:>3} {:6.2}-{:6.2}s  {:>9}  fake_score {:.4}  {}",
+            after,
+            s.index,
+            s.start_seconds,
+            s.end_seconds,
+            verdict(s.verdict),
+            s.fake_score,
+            latency_ms.map_or(String::new(), |l| format!("{l:.1} ms after its audio"))
+        );
+    }
+}
+
+fn print_stream_summary(r: &api::ClassifyResponse, json: bool) {
+    if json {
+        outln!("{}", json!({"summary": ClipResult::from(r)}));
+    } else {
+        outln!(
+            "summary: {} (fake_score {:.4}, threshold {:.4}) over {} windows, {:.2} s, model {}/{}",
+            verdict(r.verdict),
+            r.fake_score,
+            r.threshold,
+            r.segments.len(),
+            r.duration_seconds,
+            r.model,
+            r.model_version
+        );
+    }
+}
+
+/// Percentiles of the windows' latencies after their last audio chunk (nothing without any).
+fn print_window_latencies(mut latencies: Vec<f64>, json: bool) {
+    if latencies.is_empty() {
+        return;
+    }
+    latencies.sort_by(f64::total_cmp);
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let (p50, p99, max) = (q(0.5), q(0.99), latencies[latencies.len() - 1]);
+    if json {
+        outln!("{}", json!({"window_latency_ms": {"windows": latencies.len(), "p50": p50, "p99": p99, "max": max}}));
+    } else {
+        outln!(
+            "window verdicts after their last audio chunk: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} windows)",
+            latencies.len()
+        );
+    }
 }
 
 /// The request stream: the config, then the chunks, paced; `sent` records when each chunk went.

@@ -1,10 +1,11 @@
-//! What classifying audio produces, free of any transport: the classifier and the stream
-//! windowing return these; gRPC converts them with `From`, and HTTP JSON, WebSocket messages and
-//! the CLI's `--json` output are their serde form, so every shape comes from one set of types.
+//! What classifying audio produces, free of any transport: the server's classifier and stream
+//! windowing return these; the gRPC messages convert to and from them with `From`, and HTTP
+//! JSON, WebSocket messages and the CLI's `--json` output are their serde form, so every shape
+//! comes from one set of types.
 
 use serde::{Deserialize, Serialize};
 
-use crate::api;
+use crate::v1 as api;
 
 /// `no_speech`: the audio (a segment, or every segment of a clip) is silence or too faint to
 /// judge (core's energy gate, `vericlip_core::audio::activity`); it was not scored.
