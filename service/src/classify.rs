@@ -228,6 +228,7 @@ impl Classifier {
         match result {
             Ok(r) => {
                 self.metrics.request(rpc, tonic::Code::Ok);
+                self.metrics.answered(r);
                 tracing::debug!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
             }
             Err(e) => {
@@ -242,12 +243,14 @@ impl Classifier {
         audio: Audio,
         model: &str,
         version: u64,
+        route: crate::models::Route,
         deadline: Option<Instant>,
         request_id: String,
     ) -> Result<ClipResult, ServiceError> {
         let started = Instant::now();
         let _admitted = self.admit()?;
-        let model = self.store.resolve(model, version)?;
+        let model = self.store.resolve(model, version, route)?;
+        self.metrics.routed(model.name(), model.version());
         let span = tracing::Span::current();
         span.record("model", model.name());
         span.record("version", model.version());

@@ -112,11 +112,20 @@ pub struct Registry {
     pub pin: BTreeMap<String, u64>,
     /// Rescan interval: the fallback for volumes where file-change events do not arrive.
     pub poll_seconds: f64,
+    /// Candidates (the N newest valid versions besides stable, canary and pinned) kept loaded;
+    /// every other version stays on disk without a session.
+    pub keep_warm: usize,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Self { path: "models".into(), default_model: String::new(), pin: BTreeMap::new(), poll_seconds: 5.0 }
+        Self {
+            path: "models".into(),
+            default_model: String::new(),
+            pin: BTreeMap::new(),
+            poll_seconds: 5.0,
+            keep_warm: 0,
+        }
     }
 }
 
@@ -428,6 +437,12 @@ impl Settings {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", format!("`{}` is not a tracing filter: {e}", self.log.level));
+        }
+        if self.registry.keep_warm > 64 {
+            return invalid(
+                "registry.keep_warm",
+                "must be within 0..=64 (each kept version holds its sessions)".into(),
+            );
         }
         Ok(())
     }

@@ -106,11 +106,12 @@ impl api::vericlip_server::Vericlip for VericlipService {
         let deadline = deadline(&request);
         let id = c.request_id();
         let span = request_span("grpc", &id);
+        let route = crate::models::Route::from_metadata(request.metadata());
         let req = request.into_inner();
         let (model, version) = (req.model.clone(), req.version);
         let work = async {
             let audio = audio_of(req)?;
-            let fut = c.classify(audio, &model, version, deadline, id);
+            let fut = c.classify(audio, &model, version, route, deadline, id);
             match deadline {
                 Some(d) => tokio::time::timeout_at(d.into(), fut).await.unwrap_or_else(|_| {
                     // Dropping the future drops the queued job's reply: the batcher skips it.
@@ -135,7 +136,8 @@ impl api::vericlip_server::Vericlip for VericlipService {
         &self,
         request: Request<Streaming<api::ClassifyStreamRequest>>,
     ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
-        match stream::start(Arc::clone(&self.classifier), request.into_inner()).await {
+        let route = crate::models::Route::from_metadata(request.metadata());
+        match stream::start(Arc::clone(&self.classifier), request.into_inner(), route).await {
             Ok(s) => Ok(Response::new(s)),
             Err(e) => {
                 self.classifier.metrics.request("ClassifyStream", e.code());
@@ -154,7 +156,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
 
     async fn get_model(&self, request: Request<api::GetModelRequest>) -> Result<Response<api::ModelInfo>, Status> {
         let r = request.into_inner();
-        let result = self.classifier.store.resolve(&r.name, r.version).map(|m| {
+        let result = self.classifier.store.resolve(&r.name, r.version, crate::models::Route::STABLE).map(|m| {
             let serving = self.classifier.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
             models::info(&m, serving == Some(m.version()), true)
         });

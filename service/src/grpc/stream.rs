@@ -78,6 +78,7 @@ impl StreamLink for Link {
 pub async fn start(
     c: Arc<Classifier>,
     mut inbound: Streaming<api::ClassifyStreamRequest>,
+    route: crate::models::Route,
 ) -> Result<ResponseStream, ServiceError> {
     let permit = c.admit_stream()?;
     let idle = c.limits.stream_idle;
@@ -94,7 +95,7 @@ pub async fn start(
     else {
         return Err(ServiceError::bad_request("missing_stream_config", "the first message must be a StreamConfig"));
     };
-    let model = c.store.resolve(&config.model, config.version)?;
+    let model = c.store.resolve(&config.model, config.version, route)?;
     let step = step_samples(config.step_seconds, model.extractor.spec().sample_rate)?;
     let input = match config.format {
         Some(api::stream_config::Format::Pcm(f)) => {

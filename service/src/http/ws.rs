@@ -19,6 +19,7 @@ use super::ErrorBody;
 use crate::budget::Reservation;
 use crate::classify::{Admitted, Classifier};
 use crate::error::ServiceError;
+use crate::models::Route;
 use crate::pipeline::stream::{StreamInput, StreamLink, classify_stream, step_samples};
 use crate::pipeline::{ClipResult, SegmentResult};
 
@@ -153,10 +154,16 @@ impl StreamLink for WsLink {
 }
 
 /// One WebSocket stream, from its config to its summary or error.
-pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, reservation: Reservation) {
+pub async fn session(
+    c: Arc<Classifier>,
+    socket: WebSocket,
+    admitted: Admitted,
+    reservation: Reservation,
+    route: Route,
+) {
     let idle = c.limits.stream_idle;
     let mut link = WsLink { socket, idle, audio_deadline: tokio::time::Instant::now() + idle, cut: false };
-    let result = run(&c, &mut link).await;
+    let result = run(&c, &mut link, route).await;
     let code = result.as_ref().map_or_else(ServiceError::code, |_| tonic::Code::Ok);
     c.metrics.request("WebSocketStream", code);
     let message = match result {
@@ -182,7 +189,7 @@ pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, 
     drop((admitted, reservation));
 }
 
-async fn run(c: &Classifier, link: &mut WsLink) -> Result<ClipResult, ServiceError> {
+async fn run(c: &Classifier, link: &mut WsLink, route: Route) -> Result<ClipResult, ServiceError> {
     let config = match link.recv().await? {
         Some(Message::Text(t)) => serde_json::from_str::<WsConfig>(&t).map_err(|e| {
             ServiceError::bad_request("invalid_stream_config", format!("the first message is not a stream config: {e}"))
@@ -194,7 +201,7 @@ async fn run(c: &Classifier, link: &mut WsLink) -> Result<ClipResult, ServiceErr
             ));
         }
     };
-    let model = c.store.resolve(&config.model, config.version)?;
+    let model = c.store.resolve(&config.model, config.version, route)?;
     let step = step_samples(config.step_seconds, model.extractor.spec().sample_rate)?;
     let input = match config.format.as_str() {
         "encoded" => StreamInput::Encoded,
