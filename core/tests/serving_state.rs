@@ -1,50 +1,19 @@
 //! `seed` and the serving state (`serving.json`): a first install gets the bundle's state, a
 //! registry in use keeps (or first freezes) its own, and a retired version is never copied back.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use vericlip_core::registry::{self, serving};
 
-const MODEL: &str = "vericlip-lstm";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fresh(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vericlip-serving-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join(MODEL)).unwrap();
-    d
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
-/// Bundled version 4 as version `to` of `reg` (manifest version changed; model.onnx unchanged).
-fn place_version(reg: &Path, to: u64) {
-    let dir = reg.join(MODEL).join(to.to_string());
-    copy_dir(&repo().join(format!("models/{MODEL}/4")), &dir);
-    let path = dir.join("manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    manifest["version"] = to.into();
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-}
+#[path = "fixtures/registry_versions.rs"]
+mod fixture;
+use fixture::{MODEL, fresh, place_version, repo};
 
 /// A bundle like the image's: versions 4 and 5, and the repository's serving.json (stable 4).
 fn bundle(tag: &str) -> PathBuf {
     let b = fresh(&format!("bundle-{tag}"));
-    place_version(&b, 4);
-    place_version(&b, 5);
+    place_version(&b, 4, 4);
+    place_version(&b, 4, 5);
     std::fs::copy(repo().join(format!("models/{MODEL}/serving.json")), b.join(MODEL).join(serving::SERVING_FILE))
         .unwrap();
     b
@@ -87,8 +56,8 @@ fn seed_freezes_a_registry_in_use_and_skips_retired_versions() {
     let from = bundle("in-use");
     // A registry from before serving states, serving its highest version, 4.
     let to = fresh("in-use");
-    place_version(&to, 3);
-    place_version(&to, 4);
+    place_version(&to, 4, 3);
+    place_version(&to, 4, 4);
     let done = registry::seed(&from, &to).unwrap();
     let copied: Vec<_> = done.iter().map(|s| (s.version, s.copied)).collect();
     assert_eq!(copied, vec![(4, false), (5, true)]);

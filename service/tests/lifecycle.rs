@@ -15,12 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, copy_dir, repo};
+use common::Server;
 use tonic::transport::Channel;
 use vericlip_server::api::vericlip_client::VericlipClient;
 use vericlip_server::models::Route;
 
-const MODEL: &str = "vericlip-lstm";
+#[path = "../../core/tests/fixtures/registry_versions.rs"]
+mod fixture;
+use fixture::{MODEL, corrupt, fresh, place_version, repo, text};
 
 fn trainer() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_vericlip-server")).with_file_name("vericlip-train");
@@ -30,15 +32,6 @@ fn trainer() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `vericlip-train model ARGS --registry REG --name vericlip-lstm`.
@@ -70,25 +63,6 @@ fn seed(from: &Path, to: &Path) -> String {
         .unwrap();
     assert!(out.status.success(), "seed: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A copy of bundled version `from` as version `to` of `model_dir` (staging + rename, as a
-/// publish lands): the manifest's version changes, the checksummed model.onnx does not.
-fn place_version(model_dir: &Path, from: u64, to: u64) {
-    let staging = model_dir.join(format!(".staging-test-{to}"));
-    copy_dir(&repo().join(format!("models/{MODEL}/{from}")), &staging);
-    let path = staging.join("manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    manifest["version"] = to.into();
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-    std::fs::rename(&staging, model_dir.join(to.to_string())).unwrap();
-}
-
-fn fresh(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vericlip-lifecycle-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join(MODEL)).unwrap();
-    dir
 }
 
 fn write_state(reg: &Path, json: &str) {
@@ -215,7 +189,7 @@ async fn keyed_requests(url: &str, audio: &[f32], count: usize, concurrency: usi
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_follow_candidate_canary_promote_rollback_retire_under_load() {
     let reg = fresh("fleet");
-    place_version(&reg.join(MODEL), 4, 4);
+    place_version(&reg, 4, 4);
     // The second replica reaches the same folder through a link (its own log file).
     let reg_b = reg.with_file_name(format!("vericlip-lifecycle-fleet-b-{}", std::process::id()));
     let _ = std::fs::remove_file(&reg_b);
@@ -229,8 +203,8 @@ async fn two_replicas_follow_candidate_canary_promote_rollback_retire_under_load
     // Publish v5 as a candidate: `seed` from a bundle holding v4 and v5 (as a new image would)
     // first freezes what serves now (v4) in serving.json, then copies v5, which nobody serves.
     let bundle = fresh("bundle");
-    place_version(&bundle.join(MODEL), 4, 4);
-    place_version(&bundle.join(MODEL), 4, 5);
+    place_version(&bundle, 4, 4);
+    place_version(&bundle, 4, 5);
     std::fs::copy(repo().join(format!("models/{MODEL}/serving.json")), bundle.join(MODEL).join("serving.json"))
         .unwrap();
     let out = seed(&bundle, &reg);
@@ -333,7 +307,7 @@ async fn two_replicas_follow_candidate_canary_promote_rollback_retire_under_load
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pin_that_cannot_serve_fails_closed_with_the_reason() {
     let reg = fresh("pin");
-    place_version(&reg.join(MODEL), 4, 4);
+    place_version(&reg, 4, 4);
     let config = reg.with_extension("toml");
     std::fs::write(&config, format!("[registry.pin]\n\"{MODEL}\" = 9\n")).unwrap();
     let server = Server::spawn(&reg, &[("VERICLIP_CONFIG", config.to_str().unwrap())]);
@@ -364,11 +338,11 @@ async fn a_pin_that_cannot_serve_fails_closed_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_candidate_is_listed_as_rejected_and_counted_from_zero() {
     let reg = fresh("corrupt");
-    place_version(&reg.join(MODEL), 4, 4);
+    place_version(&reg, 4, 4);
     write_state(&reg, r#"{"format": 1, "stable": 4, "generation": 1}"#);
     let server = Server::start(&reg, &[]).await;
     // A valid candidate: checked, not loaded, its failure counter at 0.
-    place_version(&reg.join(MODEL), 4, 6);
+    place_version(&reg, 4, 6);
     let failures = format!("vericlip_model_load_failures_total{{model=\"{MODEL}\",version=\"6\"}}");
     wait_until("the candidate's counter", Duration::from_secs(30), || {
         server.metrics().lines().any(|l| l == format!("{failures} 0"))
@@ -376,10 +350,7 @@ async fn a_corrupt_candidate_is_listed_as_rejected_and_counted_from_zero() {
     .await;
     assert_eq!(loaded(&server), vec![4]);
     // Its model.onnx corrupted in place: rejected, with the reason, counted once.
-    let onnx = reg.join(MODEL).join("6/model.onnx");
-    let mut bytes = std::fs::read(&onnx).unwrap();
-    bytes.extend_from_slice(b"corrupt");
-    std::fs::write(&onnx, bytes).unwrap();
+    corrupt(&reg, 6);
     wait_until("the corrupt candidate counted", Duration::from_secs(30), || server.metric(&failures) == 1.0).await;
     let (status, _, body) = server.http("GET", "/v1/models", "application/json", b"");
     assert_eq!(status, 200);
@@ -413,7 +384,7 @@ async fn a_replica_loads_only_the_versions_the_state_names() {
     let make = |tag: &str, versions: u64, state: bool| {
         let reg = fresh(tag);
         for v in 4..4 + versions {
-            place_version(&reg.join(MODEL), 4, v);
+            place_version(&reg, 4, v);
         }
         if state {
             write_state(

@@ -3,45 +3,17 @@
 //! writers, and the Kubernetes Job (from the trainer CronJob's template) that
 //! docs/OPERATIONS.md "Rolling out a model" runs the commands with.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use vericlip_core::registry::serving;
 
-const MODEL: &str = "vericlip-lstm";
+#[path = "../../core/tests/fixtures/registry_versions.rs"]
+mod fixture;
+use fixture::{MODEL, corrupt, fresh, repo, text};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fresh(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vericlip-model-cmd-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join(MODEL)).unwrap();
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
-/// Bundled version 4 as version `to` (the manifest's version changed; model.onnx, which the
-/// checksum covers, unchanged).
 fn place_version(reg: &Path, to: u64) {
-    let dir = reg.join(MODEL).join(to.to_string());
-    copy_dir(&repo().join(format!("models/{MODEL}/4")), &dir);
-    let path = dir.join("manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    manifest["version"] = to.into();
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    fixture::place_version(reg, 4, to);
 }
 
 fn model(reg: &Path, args: &[&str]) -> Output {
@@ -53,15 +25,6 @@ fn model(reg: &Path, args: &[&str]) -> Output {
         .env("RUST_LOG", "info")
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn ok(reg: &Path, args: &[&str]) -> String {
@@ -120,10 +83,7 @@ fn commands_walk_the_lifecycle_and_refuse_bad_transitions() {
     refused(&reg, &["canary", "4", "--fraction", "1.5"], "outside (0, 1)");
     refused(&reg, &["retire", "5"], "is the stable version");
     place_version(&reg, 6);
-    let onnx = reg.join(MODEL).join("6/model.onnx");
-    let mut bytes = std::fs::read(&onnx).unwrap();
-    bytes.extend_from_slice(b"corrupt");
-    std::fs::write(&onnx, bytes).unwrap();
+    corrupt(&reg, 6);
     refused(&reg, &["promote", "6"], "version 6 fails the load check");
     refused(&reg, &["canary", "6"], "does not match the manifest");
 
