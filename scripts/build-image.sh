@@ -63,13 +63,18 @@ version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Ca
 commit=$(git rev-parse --short=7 HEAD 2>/dev/null) || { echo "build-image: not a git checkout (the tag names the commit)" >&2; exit 1; }
 tag="$version-$commit"
 changes=$(git status --porcelain --untracked-files=normal)
-if [ -n "$changes" ]; then
+# The bundled registry (models/) is copied into the images whole, git-ignored files included
+# (a serving.json or version folder hidden by a global ignore rule): they count as changes too,
+# so a different bundle never reuses a tag.
+bundled_ignored=$(git ls-files --others --ignored --exclude-standard -- models/)
+if [ -n "$changes$bundled_ignored" ]; then
     # What the build context holds beyond the commit: tracked changes and untracked files.
     sum=$( {
         git diff HEAD --binary
-        git ls-files --others --exclude-standard -z | while IFS= read -r -d '' f; do
-            if [ -f "$f" ] && [ ! -L "$f" ]; then sha256sum "$f"; fi
-        done
+        { git ls-files --others --exclude-standard -z; git ls-files --others --ignored --exclude-standard -z -- models/; } |
+            while IFS= read -r -d '' f; do
+                if [ -f "$f" ] && [ ! -L "$f" ]; then sha256sum "$f"; fi
+            done
     } | sha256sum | cut -c1-8)
     tag="$tag-dirty.$sum"
     echo "build-image: uncommitted changes: tag $tag (commit them for a release tag)" >&2

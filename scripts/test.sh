@@ -36,6 +36,9 @@ cargo_tests() {
 }
 
 step "k8s and image static checks" bash tests/k8s/static_checks.sh
+# The alert rules evaluated on recorded series by promtool (installs Debian's prometheus package
+# for it when missing): canary worse than stable, stable-version skew, a first load failure.
+step "alert rule unit tests (promtool)" bash k8s/monitoring/tests/test-rules.sh
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (every test binary)" cargo_tests

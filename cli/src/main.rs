@@ -527,7 +527,8 @@ fn async_stream(
 async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitCode> {
     let r =
         client(channel).list_models(api::ListModelsRequest::default()).await.map_err(|s| status_error("models", &s))?;
-    let models = r.into_inner().models;
+    let listed = r.into_inner();
+    let models = listed.models;
     if json {
         let out: Vec<_> = models
             .iter()
@@ -560,6 +561,9 @@ async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitC
                 m.execution_provider,
                 m.created_at
             );
+        }
+        for r in &listed.rejected {
+            outln!("{:<24}{:>8}  rejected: {}", r.name, r.version, r.reason);
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -15,18 +15,19 @@ use axum::routing::get;
 
 use crate::classify::Classifier;
 
-/// Readiness: a model serves and the process is not draining.
-pub fn readiness(c: &Classifier) -> (StatusCode, &'static str) {
+/// Readiness: a model serves, every version this replica must serve (a pin, a serving state's
+/// stable version) can, and the process is not draining. The body says why not.
+pub fn readiness(c: &Classifier) -> (StatusCode, String) {
     if crate::drain::draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    } else if !c.store().snapshot().ready() {
-        (StatusCode::SERVICE_UNAVAILABLE, "no model loaded yet\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
+    } else if let Some(reason) = c.store().snapshot().unready_reason() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"))
     } else {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".into())
     }
 }
 
-async fn readyz(State(c): State<Arc<Classifier>>) -> (StatusCode, &'static str) {
+async fn readyz(State(c): State<Arc<Classifier>>) -> (StatusCode, String) {
     readiness(&c)
 }
 

@@ -255,7 +255,7 @@ impl Classifier {
 
     /// The version a request for (`name`, `version`) gets, described with its whole manifest.
     pub fn model(&self, name: &str, version: u64) -> Result<ModelInfo, ServiceError> {
-        let m = self.store.resolve(name, version)?;
+        let m = self.store.resolve(name, version, crate::models::Route::STABLE)?;
         let serving = self.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
         Ok(model_info::info(&m, serving == Some(m.version()), true))
     }
@@ -270,7 +270,10 @@ impl Classifier {
         let _enter = span.enter();
         self.metrics.request(rpc, ServiceError::outcome(result));
         match result {
-            Ok(r) => tracing::debug!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified"),
+            Ok(r) => {
+                self.metrics.answered(r);
+                tracing::debug!(verdict = r.verdict.as_str(), fake_score = r.fake_score, "classified");
+            }
             Err(e) => tracing::debug!(error = e.name(), message = %e.public_message(), "classify failed"),
         }
     }
@@ -282,13 +285,15 @@ impl Classifier {
         audio: Audio,
         model: &str,
         version: u64,
+        route: crate::models::Route,
         deadline: Option<Instant>,
         request_id: String,
     ) -> Result<ClipResult, ServiceError> {
         let work = async {
             let started = Instant::now();
             let _admitted = self.admit()?;
-            let model = self.store.resolve(model, version)?;
+            let model = self.store.resolve(model, version, route)?;
+            self.metrics.routed(model.name(), model.version());
             let span = tracing::Span::current();
             span.record("model", model.name());
             span.record("version", model.version());

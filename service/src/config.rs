@@ -112,11 +112,20 @@ pub struct Registry {
     pub pin: BTreeMap<String, u64>,
     /// Rescan interval: the fallback for volumes where file-change events do not arrive.
     pub poll_seconds: f64,
+    /// Candidates (the N newest valid versions besides stable, canary and pinned) kept loaded;
+    /// every other version stays on disk without a session.
+    pub keep_warm: usize,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Self { path: "models".into(), default_model: String::new(), pin: BTreeMap::new(), poll_seconds: 5.0 }
+        Self {
+            path: "models".into(),
+            default_model: String::new(),
+            pin: BTreeMap::new(),
+            poll_seconds: 5.0,
+            keep_warm: 0,
+        }
     }
 }
 
@@ -347,6 +356,8 @@ const RULES: &[(&str, Check)] =
             Some((name, _)) => Err(format!("model `{name}`: versions start at 1")),
             None => Ok(()),
         }),
+        // Each kept version holds its ONNX Runtime sessions.
+        ("registry.keep_warm", |s| within(s.registry.keep_warm, 0, 64)),
         ("runtime.execution_provider", |s| {
             if s.runtime.execution_provider == ExecutionProvider::Cuda && !cfg!(feature = "cuda") {
                 Err("`cuda` needs a build with the `cuda` cargo feature; this one has CPU only (use `auto` or `cpu`)"

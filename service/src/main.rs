@@ -28,7 +28,9 @@ enum Command {
     /// Print the effective configuration (after file and environment) and exit.
     Config,
     /// Copy the model versions of `--from` that `--registry` lacks (atomically; never rewrites a
-    /// published version): fills an empty registry volume from the image's bundled models.
+    /// published version, never copies one the registry retired) as candidates: fills an empty
+    /// registry volume from the image's bundled models (with their serving.json on a first
+    /// install) and never changes an existing serving state.
     Seed {
         #[arg(long)]
         from: PathBuf,
@@ -102,7 +104,11 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 fn seed(from: &std::path::Path, registry: &std::path::Path) -> anyhow::Result<()> {
     for s in vericlip_core::registry::seed(from, registry)? {
-        let what = if s.copied { "seeded" } else { "present, left as is" };
+        let what = match (s.copied, s.retired) {
+            (true, _) => "seeded (a candidate: the serving state is unchanged)",
+            (false, true) => "retired in the registry's serving state, not copied",
+            (false, false) => "present, left as is",
+        };
         println!("{}/{}: {what}", s.name, s.version);
     }
     Ok(())

@@ -34,9 +34,24 @@ pub struct VersionLabels {
 
 /// One version of one model (no provider: a version that failed to load has none).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FailureLabels {
+pub struct ModelVersionLabels {
     pub model: String,
     pub version: String,
+}
+
+/// Answers of one version by gRPC code (canary against stable on a dashboard).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnsweredLabels {
+    pub model: String,
+    pub version: String,
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    pub model: String,
+    pub version: String,
+    pub verdict: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,7 +75,15 @@ pub struct Metrics {
     pub serving_version: Family<ModelLabels, Gauge>,
     pub loaded: Family<VersionLabels, Gauge>,
     pub swaps: Family<ModelLabels, Counter>,
-    pub load_failures: Family<FailureLabels, Counter>,
+    pub load_failures: Family<ModelVersionLabels, Counter>,
+    pub stable_version: Family<ModelLabels, Gauge>,
+    pub canary_version: Family<ModelLabels, Gauge>,
+    pub state_generation: Family<ModelLabels, Gauge>,
+    pub state_changes: Family<ModelLabels, Counter>,
+    pub version_routed: Family<ModelVersionLabels, Counter>,
+    pub version_answered: Family<AnsweredLabels, Counter>,
+    pub version_seconds: Family<ModelVersionLabels, Histogram>,
+    pub version_verdicts: Family<VerdictLabels, Counter>,
     pub execution_provider: Family<ProviderLabels, Gauge>,
     pub memory_budget_bytes: Gauge,
     pub memory_budget_used: Gauge,
@@ -113,11 +136,61 @@ impl Metrics {
         registry.register("model_loaded", "Loaded model versions (1 = loaded)", loaded.clone());
         let swaps = Family::<ModelLabels, Counter>::default();
         registry.register("model_swaps", "Changes of the served version", swaps.clone());
-        let load_failures = Family::<FailureLabels, Counter>::default();
+        let load_failures = Family::<ModelVersionLabels, Counter>::default();
         registry.register(
             "model_load_failures",
             "Failed loads per model version (0 from the first scan that sees the version)",
             load_failures.clone(),
+        );
+        let stable_version = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "model_stable_version",
+            "The stable version in the model's serving state as this replica reads it",
+            stable_version.clone(),
+        );
+        let canary_version = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "model_canary_version",
+            "The canary this replica routes to (0 = none)",
+            canary_version.clone(),
+        );
+        let state_generation = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "model_state_generation",
+            "Generation of the model's serving state this replica follows (0 = no serving.json)",
+            state_generation.clone(),
+        );
+        let state_changes = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "model_state_changes",
+            "Serving-state changes (canary, promote, rollback, retire) this replica followed",
+            state_changes.clone(),
+        );
+        let version_routed = Family::<ModelVersionLabels, Counter>::default();
+        registry.register(
+            "model_version_requests_routed",
+            "Unary classifications routed to each model version (answered or not)",
+            version_routed.clone(),
+        );
+        let version_answered = Family::<AnsweredLabels, Counter>::default();
+        registry.register(
+            "model_version_requests",
+            "Unary classifications answered by each model version, by code",
+            version_answered.clone(),
+        );
+        let version_seconds = Family::<ModelVersionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        registry.register(
+            "model_version_request_seconds",
+            "Whole-request time of the classifications each model version answered",
+            version_seconds.clone(),
+        );
+        let version_verdicts = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "model_version_verdicts",
+            "Verdicts (real, fake, no_speech) of each model version",
+            version_verdicts.clone(),
         );
         let execution_provider = Family::<ProviderLabels, Gauge>::default();
         registry.register(
@@ -171,6 +244,14 @@ impl Metrics {
             loaded,
             swaps,
             load_failures,
+            stable_version,
+            canary_version,
+            state_generation,
+            state_changes,
+            version_routed,
+            version_answered,
+            version_seconds,
+            version_verdicts,
             execution_provider,
             memory_budget_bytes,
             memory_budget_used,
@@ -209,6 +290,27 @@ impl Metrics {
             Err(_) => 1,
         };
         self.tally[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A unary classification routed to `version` of `model` (counted before it runs, so that
+    /// 1 - answered/routed is the version's failure ratio).
+    pub fn routed(&self, model: &str, version: u64) {
+        let labels = ModelVersionLabels { model: model.to_string(), version: version.to_string() };
+        self.version_routed.get_or_create(&labels).inc();
+    }
+
+    /// A classification answered: its version's answers, latency and verdict.
+    pub fn answered(&self, r: &crate::pipeline::ClipResult) {
+        let (model, version) = (r.model.clone(), r.model_version.to_string());
+        let code = "OK";
+        self.version_answered
+            .get_or_create(&AnsweredLabels { model: model.clone(), version: version.clone(), code })
+            .inc();
+        let verdict = r.verdict.as_str();
+        self.version_verdicts
+            .get_or_create(&VerdictLabels { model: model.clone(), version: version.clone(), verdict })
+            .inc();
+        self.version_seconds.get_or_create(&ModelVersionLabels { model, version }).observe(r.timings.total_ms / 1000.0);
     }
 
     /// Requests answered since the last call: (ok, refused or client errors, server errors).

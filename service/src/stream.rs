@@ -32,6 +32,8 @@ pub struct StreamRequest {
     /// The declared audio, as parsed (an error in it is reported after the model's and the
     /// step's).
     pub format: Result<AudioFormat, ServiceError>,
+    /// How a canary split picks the version (a routing key, or at random).
+    pub route: crate::models::Route,
 }
 
 /// A stream set up: the model version it keeps to its end, its window step and checked format,
@@ -48,7 +50,7 @@ impl Classifier {
     /// Sets up a stream the same way for every transport (`api` names the transport in the
     /// span); the caller holds its stream slot (`admit_stream`) already.
     pub fn open_stream(&self, api: &'static str, request: StreamRequest) -> Result<OpenStream, ServiceError> {
-        let model = self.store().resolve(&request.model, request.version)?;
+        let model = self.store().resolve(&request.model, request.version, request.route)?;
         let step = step_samples(request.step_seconds, model.extractor.spec().sample_rate)?;
         let format = request.format?.checked(&self.limits().audio)?;
         let id = self.request_id();

@@ -12,6 +12,7 @@ use vericlip_train::commands::extract::{ExtractJson, extract_file};
 use vericlip_train::commands::fit::{self, FitArgs};
 use vericlip_train::commands::import::{self, ImportArgs};
 use vericlip_train::commands::loeo::{self, LoeoArgs};
+use vericlip_train::commands::model;
 use vericlip_train::data::corpus::{self, Mode};
 use vericlip_train::eval;
 use vericlip_train::model::Head;
@@ -44,7 +45,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Train an LSTM on a for-2sec dataset, evaluate it, export ONNX and publish it.
+    /// Train an LSTM on a for-2sec dataset, evaluate it, export ONNX and publish it as a
+    /// candidate (served once promoted: `vericlip-train model`), or as the stable version with
+    /// --promote or when the model has none.
     Fit {
         /// Dataset root: training|validation|testing / real|fake / audio files.
         #[arg(long)]
@@ -57,6 +60,10 @@ enum Command {
         name: String,
         #[command(flatten)]
         training: TrainingOptions,
+        /// Make the new version stable at once (every replica serves it within one poll)
+        /// instead of publishing it as a candidate.
+        #[arg(long)]
+        promote: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -81,7 +88,8 @@ enum Command {
     /// validation AUC at least 0.5. The threshold is the validation EER point; test metrics
     /// (overall and per source) go into the manifest, and report/metrics.json and roc.png next
     /// to it. The ONNX file is published unchanged as the next version (model.kind "imported",
-    /// its file name and sha256 in the manifest), ready for vericlip-server.
+    /// its file name and sha256 in the manifest), as a candidate (or stable with --promote, or
+    /// when the model has no version yet), ready for vericlip-server.
     Import {
         /// The ONNX model file.
         #[arg(long)]
@@ -109,6 +117,9 @@ enum Command {
         /// Do not read or write the feature cache.
         #[arg(long)]
         no_cache: bool,
+        /// Make the new version stable at once instead of publishing it as a candidate.
+        #[arg(long)]
+        promote: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -160,6 +171,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A model's serving lifecycle in the registry (serving.json, followed by every server
+    /// replica within one poll): status, canary, promote, rollback, retire.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+        /// Model registry directory (read-write).
+        #[arg(long, global = true, default_value = "models")]
+        registry: PathBuf,
+        /// Model name in the registry.
+        #[arg(long, global = true, default_value = "vericlip-lstm")]
+        name: String,
+        /// Print the result as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Print the features (before normalization) of each file's first 2 s segment.
     Extract {
         /// Audio files (WAV, FLAC, MP3, OGG Vorbis; any common sample rate).
@@ -169,6 +195,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// The serving state and every version's role and load check (as a replica checks it).
+    Status,
+    /// Send --fraction of the requests that name no version to VERSION (stable keeps the rest;
+    /// callers that send a routing key always get the same one).
+    Canary {
+        version: u64,
+        /// Share of the traffic, in (0, 1).
+        #[arg(long, default_value_t = 0.1)]
+        fraction: f64,
+    },
+    /// Make VERSION the stable version (the old one becomes the rollback target).
+    Promote { version: u64 },
+    /// Back to the previous stable version; ends a canary.
+    Rollback,
+    /// VERSION never serves again, and `seed` never copies it back (its files stay on disk).
+    Retire { version: u64 },
 }
 
 fn main() -> ExitCode {
@@ -181,6 +227,7 @@ fn main() -> ExitCode {
                 }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -346,9 +393,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Fit { data, registry, name, training, json } => {
-            let args =
-                FitArgs { data, registry, name, cache: training.cache(), training: training.training()?, progress };
+        Command::Fit { data, registry, name, training, promote, json } => {
+            let args = FitArgs {
+                data,
+                registry,
+                name,
+                cache: training.cache(),
+                training: training.training()?,
+                promote,
+                progress,
+            };
             let s = fit::fit(&args)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
@@ -362,11 +416,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 println!("validation:\n{}", eval::table(&s.validation));
                 println!("test:\n{}", eval::table(&s.test));
-                println!("published {} version {} at {}", s.release.name, s.release.version, s.release.dir.display());
+                let r = &s.release;
+                println!("{}", model::published_text(&r.name, r.version, &r.dir, s.published_as));
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { onnx, data, registry, name, normalization, spec, cache, no_cache, json } => {
+        Command::Import { onnx, data, registry, name, normalization, spec, cache, no_cache, promote, json } => {
             let args = ImportArgs {
                 onnx,
                 data,
@@ -375,6 +430,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 normalization,
                 spec,
                 cache: cache_dir(cache, no_cache),
+                promote,
                 progress,
             };
             let s = import::import(&args)?;
@@ -382,6 +438,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 print!("{}", import::text(&s));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Model { command, registry, name, json } => {
+            use vericlip_core::registry::serving::Transition;
+            let t = match command {
+                ModelCommand::Status => {
+                    let s = model::status(&registry, &name)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&s)?);
+                    } else {
+                        print!("{}", model::status_text(&s));
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                ModelCommand::Canary { version, fraction } => Transition::Canary { version, fraction },
+                ModelCommand::Promote { version } => Transition::Promote { version },
+                ModelCommand::Rollback => Transition::Rollback,
+                ModelCommand::Retire { version } => Transition::Retire { version },
+            };
+            let change = model::transition(&registry, &name, t)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&change.after)?);
+            } else {
+                println!("{}", model::change_text(&name, &change));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -68,6 +68,8 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     assert_eq!(skipped.len(), 1);
     assert!(skipped[0].as_str().unwrap().contains("zz_broken.wav"), "{skipped:?}");
     assert_eq!(s["version"], 1);
+    // A model's first version is its stable version.
+    assert_eq!(s["published_as"], "stable");
 
     // The published version is complete and verifiable.
     let dir = reg.join("tiny/1");
@@ -122,6 +124,10 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     for v in versions {
         registry::load_version(&reg.join(format!("tiny/{v}"))).unwrap();
     }
+    // Later versions are candidates: nothing serves them until a canary or promote.
+    assert_eq!((&a["published_as"], &b["published_as"]), (&"candidate".into(), &"candidate".into()));
+    let state = vericlip_core::registry::serving::read(&reg.join("tiny")).unwrap().unwrap();
+    assert_eq!((state.stable, state.canary), (1, None));
     assert_eq!(a["augment"], 1);
     assert_eq!(a["splits"]["training"]["segments"], s["splits"]["training"]["segments"]);
 

@@ -8,6 +8,7 @@
 
 pub mod contract;
 mod manifest;
+pub mod serving;
 
 use std::fs;
 use std::io::Write;
@@ -45,6 +46,8 @@ pub enum RegistryError {
     Contended { path: PathBuf },
     #[error("{path}: {what} is over the limit {limit}")]
     OverLimit { path: PathBuf, what: String, limit: String },
+    #[error("{path}: {source}")]
+    Contract { path: PathBuf, source: contract::ContractError },
 }
 
 impl RegistryError {
@@ -57,6 +60,7 @@ impl RegistryError {
             RegistryError::ChecksumMismatch { .. } => "checksum_mismatch",
             RegistryError::Contended { .. } => "publish_contended",
             RegistryError::OverLimit { .. } => "over_limit",
+            RegistryError::Contract { .. } => "model_contract",
         }
     }
 }
@@ -254,6 +258,30 @@ pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
     Ok(LoadedVersion { manifest, model_onnx, dir: dir.to_path_buf() })
 }
 
+/// Everything a replica checks before it asks ONNX Runtime to load a version: [`load_version`]
+/// (manifest, limits, checksum) and the ONNX graph's declared input and output against the
+/// serving contract ([`contract::check_onnx`]). The lifecycle commands refuse a version that
+/// fails it; a replica lists such a version as rejected without loading it.
+pub fn verify_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
+    let loaded = load_version(dir)?;
+    contract::check_onnx(&loaded.model_onnx, &loaded.manifest.feature_spec)
+        .map_err(|source| RegistryError::Contract { path: dir.join(MODEL_FILE), source })?;
+    Ok(loaded)
+}
+
+/// The highest version of a model that is not `retired` and passes [`verify_version`]: what
+/// serves a model without a serving state.
+pub fn highest_valid(
+    model_dir: &Path,
+    retired: &std::collections::BTreeSet<u64>,
+) -> Result<Option<u64>, RegistryError> {
+    Ok(versions(model_dir)?
+        .into_iter()
+        .rev()
+        .filter(|v| !retired.contains(v))
+        .find(|v| verify_version(&model_dir.join(v.to_string())).is_ok()))
+}
+
 /// Model names in a registry (dot-folders ignored), sorted.
 pub fn model_names(registry: &Path) -> Result<Vec<String>, RegistryError> {
     let mut out = Vec::new();
@@ -275,26 +303,54 @@ pub fn model_names(registry: &Path) -> Result<Vec<String>, RegistryError> {
 pub struct Seeded {
     pub name: String,
     pub version: u64,
-    /// False when the target already had this version (it is never touched then).
+    /// False when the target already had this version (it is never touched then) or retired it.
     pub copied: bool,
+    /// The target's serving state retires this version: it was not copied (a tombstone).
+    pub retired: bool,
 }
 
 /// Copies every published version of `from` that `to` lacks, each one atomically (a staging
 /// dot-folder, fsynced, then renamed to its version number): how a first install fills an empty
 /// registry volume from the bundled models. A version that exists in `to` is never rewritten,
-/// whatever its content, so seeding is safe to run on every pod start.
-pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, RegistryError> {
+/// whatever its content, and one that `to`'s serving state retired is never copied back, so
+/// seeding is safe to run on every pod start.
+///
+/// Seeded versions are candidates: the target's serving state is never changed. A target model
+/// without one gets one first (under the writers' lock, before any version lands): with the
+/// bundle's `serving.json` on a first install (no versions yet), else with `stable` = the
+/// version that serves now, so a newer bundled version never starts serving by itself.
+pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError> {
     let mut out = Vec::new();
     for name in model_names(from)? {
         let model_dir = to.join(&name);
         fs::create_dir_all(&model_dir).map_err(io(&model_dir))?;
+        let _lock = serving::lock(&model_dir)?;
+        let mut state = serving::read(&model_dir)?;
+        if state.is_none() {
+            state = if versions(&model_dir)?.is_empty() {
+                serving::read(&from.join(&name))?
+            } else {
+                highest_valid(&model_dir, &Default::default())?.map(|stable| serving::ServingState {
+                    generation: 1,
+                    updated_at: rfc3339(std::time::SystemTime::now()),
+                    ..serving::ServingState::new(stable)
+                })
+            };
+            if let Some(s) = &state {
+                serving::write(&model_dir, s)?;
+            }
+        }
         for version in versions(&from.join(&name))? {
+            if state.as_ref().is_some_and(|s| s.is_retired(version)) {
+                out.push(Seeded { name: name.clone(), version, copied: false, retired: true });
+                continue;
+            }
             let source = from.join(&name).join(version.to_string());
             // Only versions that verify are worth seeding.
             load_version(&source)?;
             let target = model_dir.join(version.to_string());
             if target.exists() {
-                out.push(Seeded { name: name.clone(), version, copied: false });
+                out.push(Seeded { name: name.clone(), version, copied: false, retired: false });
                 continue;
             }
             let staging = model_dir.join(format!(".staging-seed-{}-{version}", std::process::id()));
@@ -305,7 +361,7 @@ pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, RegistryError> {
                 Err(e) => Err(io(&target)(e)),
             });
             let _ = fs::remove_dir_all(&staging);
-            out.push(Seeded { name: name.clone(), version, copied: result? });
+            out.push(Seeded { name: name.clone(), version, copied: result?, retired: false });
         }
     }
     Ok(out)

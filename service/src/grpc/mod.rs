@@ -103,11 +103,12 @@ impl api::vericlip_server::Vericlip for VericlipService {
         let deadline = deadline(&request);
         let id = c.request_id();
         let span = request_span("grpc", &id);
+        let route = crate::models::Route::from_metadata(request.metadata());
         let req = request.into_inner();
         let (model, version) = (req.model.clone(), req.version);
         let work = async {
             let audio = audio_of(req)?;
-            c.classify(audio, &model, version, deadline, id).await
+            c.classify(audio, &model, version, route, deadline, id).await
         };
         // If the client cancels (or its own deadline fires first), tonic drops this future:
         // the guard still counts the request, as CANCELLED.
@@ -124,7 +125,8 @@ impl api::vericlip_server::Vericlip for VericlipService {
         &self,
         request: Request<Streaming<api::ClassifyStreamRequest>>,
     ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
-        match stream::start(Arc::clone(&self.classifier), request.into_inner()).await {
+        let route = crate::models::Route::from_metadata(request.metadata());
+        match stream::start(Arc::clone(&self.classifier), request.into_inner(), route).await {
             Ok(s) => Ok(Response::new(s)),
             Err(e) => {
                 self.classifier.count("ClassifyStream", Err(e.class()));

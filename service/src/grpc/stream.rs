@@ -80,6 +80,7 @@ impl StreamLink for Link {
 pub async fn start(
     c: Arc<Classifier>,
     mut inbound: Streaming<api::ClassifyStreamRequest>,
+    route: crate::models::Route,
 ) -> Result<ResponseStream, ServiceError> {
     let permit = c.admit_stream()?;
     let idle = c.limits().stream_idle;
@@ -104,8 +105,13 @@ pub async fn start(
             "StreamConfig needs `pcm` (a PCM format) or `encoded = true`",
         )),
     };
-    let request =
-        StreamRequest { model: config.model, version: config.version, step_seconds: config.step_seconds, format };
+    let request = StreamRequest {
+        model: config.model,
+        version: config.version,
+        step_seconds: config.step_seconds,
+        format,
+        route,
+    };
     let open = c.open_stream("grpc", request)?;
     let (tx, rx) = mpsc::channel(16);
     let link = Link { inbound, out: tx, idle, audio_deadline: tokio::time::Instant::now() + idle };

@@ -71,7 +71,8 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, guard: impl Fn
 
 /// `GET /v1/stream`: admitted (stream slot, and the memory budget for one message in flight)
 /// before the upgrade, so a flood of WebSockets is refused with 429 rather than buffered.
-async fn stream(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn stream(State(s): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let route = crate::models::Route::from_headers(&headers);
     let c = Arc::clone(&s.classifier);
     let admitted = match c.admit_stream() {
         Ok(a) => a,
@@ -89,7 +90,7 @@ async fn stream(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
     upgrade
         .max_message_size(ws::MAX_MESSAGE_BYTES)
         .max_frame_size(ws::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| ws::session(c, socket, admitted, reservation))
+        .on_upgrade(move |socket| ws::session(c, socket, admitted, reservation, route))
 }
 
 /// Serves the HTTP port's connections (from `net::conn::accept_loop`) with hyper: HTTP/1.1
@@ -126,7 +127,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
 }
 
-async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
     crate::admin::readiness(&s.classifier)
 }
 
@@ -207,10 +208,11 @@ async fn classify(
         }
     })();
     let span = request_span("http", &id);
+    let route = crate::models::Route::from_headers(&headers);
     let result = match parsed {
         Ok((audio, p)) => {
             use tracing::Instrument;
-            c.classify(audio, &p.model, p.version, None, id).instrument(span.clone()).await
+            c.classify(audio, &p.model, p.version, route, None, id).instrument(span.clone()).await
         }
         Err(e) => Err(e),
     };

@@ -19,6 +19,7 @@ use crate::budget::Reservation;
 use crate::classify::{Admitted, Classifier};
 use crate::error::ServiceError;
 use crate::input::AudioFormat;
+use crate::models::Route;
 use crate::pipeline::{ClipResult, SegmentResult};
 use crate::stream::{StreamLink, StreamRequest};
 
@@ -153,10 +154,16 @@ impl StreamLink for WsLink {
 }
 
 /// One WebSocket stream, from its config to its summary or error.
-pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, reservation: Reservation) {
+pub async fn session(
+    c: Arc<Classifier>,
+    socket: WebSocket,
+    admitted: Admitted,
+    reservation: Reservation,
+    route: Route,
+) {
     let idle = c.limits().stream_idle;
     let mut link = WsLink { socket, idle, audio_deadline: tokio::time::Instant::now() + idle, cut: false };
-    let result = run(&c, &mut link).await;
+    let result = run(&c, &mut link, route).await;
     c.count("WebSocketStream", ServiceError::outcome(&result));
     let message = match result {
         Ok(summary) => {
@@ -181,7 +188,7 @@ pub async fn session(c: Arc<Classifier>, socket: WebSocket, admitted: Admitted, 
     drop((admitted, reservation));
 }
 
-async fn run(c: &Classifier, link: &mut WsLink) -> Result<ClipResult, ServiceError> {
+async fn run(c: &Classifier, link: &mut WsLink, route: Route) -> Result<ClipResult, ServiceError> {
     let config = match link.recv().await? {
         Some(Message::Text(t)) => serde_json::from_str::<WsConfig>(&t).map_err(|e| {
             ServiceError::bad_request("invalid_stream_config", format!("the first message is not a stream config: {e}"))
@@ -197,7 +204,12 @@ async fn run(c: &Classifier, link: &mut WsLink) -> Result<ClipResult, ServiceErr
         "encoded" => Ok(AudioFormat::Encoded),
         f => AudioFormat::pcm(Some(f), super::SPELLING, Some(config.sample_rate), config.channels),
     };
-    let request =
-        StreamRequest { model: config.model, version: config.version, step_seconds: config.step_seconds, format };
+    let request = StreamRequest {
+        model: config.model,
+        version: config.version,
+        step_seconds: config.step_seconds,
+        format,
+        route,
+    };
     c.open_stream("websocket", request)?.run(c, link).await
 }

@@ -8,13 +8,29 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::LoadedModel;
+use super::route::Route;
 use crate::error::ServiceError;
 
 #[derive(Default)]
 pub struct ModelVersions {
+    /// The loaded versions: stable, canary, pinned and `registry.keep_warm` candidates only.
     pub versions: BTreeMap<u64, Arc<LoadedModel>>,
-    /// The version requests without a version get.
+    /// The version requests without a version get (the pin, else the serving state's stable).
     pub serving: Option<u64>,
+    /// A loaded canary and its share of the unversioned requests (never with a pin).
+    pub canary: Option<(u64, f64)>,
+    /// The serving state's generation as this replica read it (0: the model has none).
+    pub generation: u64,
+}
+
+impl ModelVersions {
+    /// The version an unversioned request on `route` gets.
+    pub fn routed(&self, route: Route) -> Option<u64> {
+        match self.canary {
+            Some((v, fraction)) if route.takes_canary(fraction) => Some(v),
+            _ => self.serving,
+        }
+    }
 }
 
 /// A published version that does not serve, and why.
@@ -31,11 +47,25 @@ pub struct Catalog {
     pub models: BTreeMap<String, ModelVersions>,
     /// Versions on disk that failed to load, by (model, version).
     pub rejected: BTreeMap<(String, u64), Rejected>,
+    /// Why this replica must not take traffic although something may be loaded (a pin or a
+    /// stable version that cannot serve: fail closed, never serve another version instead).
+    pub problems: Vec<String>,
 }
 
 impl Catalog {
     pub fn ready(&self) -> bool {
-        self.models.values().any(|m| m.serving.is_some())
+        self.problems.is_empty() && self.models.values().any(|m| m.serving.is_some())
+    }
+
+    /// Why the replica is not ready, for `/readyz` (None when it is).
+    pub fn unready_reason(&self) -> Option<String> {
+        if !self.problems.is_empty() {
+            Some(self.problems.join("; "))
+        } else if !self.ready() {
+            Some("no model loaded yet".into())
+        } else {
+            None
+        }
     }
 }
 
@@ -65,8 +95,9 @@ impl ModelStore {
         self.ready.subscribe()
     }
 
-    /// The version a request gets: `name` empty = the default model, `version` 0 = the served one.
-    pub fn resolve(&self, name: &str, version: u64) -> Result<Arc<LoadedModel>, ServiceError> {
+    /// The version a request gets: `name` empty = the default model, `version` 0 = the served
+    /// one (the canary for the `route`s that fall in its fraction).
+    pub fn resolve(&self, name: &str, version: u64, route: Route) -> Result<Arc<LoadedModel>, ServiceError> {
         // Request-controlled: never echo an unbounded or control-character name back.
         if !name.is_empty() && vericlip_core::registry::validate_name(name).is_err() {
             return Err(ServiceError::bad_request(
@@ -78,8 +109,8 @@ impl ModelStore {
             ));
         }
         let catalog = self.catalog.load();
-        if !catalog.ready() {
-            return Err(ServiceError::Unavailable("no model is loaded yet; retry shortly".into()));
+        if let Some(reason) = catalog.unready_reason() {
+            return Err(ServiceError::Unavailable(format!("this replica is not ready ({reason}); retry shortly")));
         }
         let name = if !name.is_empty() {
             name
@@ -101,11 +132,11 @@ impl ModelStore {
                 names.join(", ")
             )));
         };
-        let version = if version == 0 { entry.serving } else { Some(version) };
+        let version = if version == 0 { entry.routed(route) } else { Some(version) };
         version.and_then(|v| entry.versions.get(&v)).cloned().ok_or_else(|| {
             let have: Vec<_> = entry.versions.keys().map(u64::to_string).collect();
             ServiceError::ModelNotFound(format!(
-                "model `{name}` has no loaded version {} (loaded: {})",
+                "model `{name}` has no loaded version {} (loaded: {}; a replica loads the stable, canary and pinned versions)",
                 version.map_or("to serve".to_string(), |v| v.to_string()),
                 have.join(", ")
             ))

@@ -1,22 +1,32 @@
 //! Registry watcher: rescans when files change (inotify via `notify`) and every `poll` (the
-//! fallback for network volumes, where change events do not arrive). New versions are loaded,
-//! verified and warmed up before they are swapped in; a version that fails (an error, or a panic
-//! anywhere in its load) is logged once, counted, listed as rejected with its reason and skipped
-//! until its files change; removed versions retire. A problem that persists (an unreadable
+//! fallback for network volumes, where change events do not arrive), and follows each model's
+//! serving state (`serving.json`, `vericlip_core::registry::serving`).
+//!
+//! Load policy: with a serving state, a replica loads only its stable and canary versions, the
+//! `registry.pin`ned one, and the `registry.keep_warm` newest other valid versions; every other
+//! version on disk is checked once without ONNX Runtime (`registry::verify_version`) and holds
+//! no session. A model without a serving state loads every valid version and serves the highest
+//! (how registries behaved before serving states). Versions are loaded, verified and warmed up
+//! before they are swapped in; a version that fails (an error, or a panic anywhere in its load)
+//! is logged once, counted (its counter exists at 0 from the first scan that sees it), listed as
+//! rejected with its reason and skipped until its files change; versions no longer wanted are
+//! unloaded (a request that holds one finishes on it). A pin, or a serving state's stable
+//! version, that cannot serve (missing, retired, rejected) makes the replica unready with the
+//! reason: it never serves another version instead. A problem that persists (an unreadable
 //! folder) is logged at WARN when it starts or changes, not on every scan.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
 use notify::Watcher as _;
-use vericlip_core::registry;
+use vericlip_core::registry::{self, serving};
 use vericlip_core::runtime::OrtRuntime;
 
 use super::{Catalog, LoadOptions, LoadedModel, ModelStore, ModelVersions, Rejected};
-use crate::metrics::{FailureLabels, Metrics, ModelLabels, VersionLabels};
+use crate::metrics::{Metrics, ModelLabels, ModelVersionLabels, VersionLabels};
 
 /// Size and modification time of a version's files: a failed version is retried when it changes.
 type Fingerprint = Vec<(u64, Option<SystemTime>)>;
@@ -35,8 +45,12 @@ pub struct RegistryWatcher {
     pub runtime: &'static OrtRuntime,
     pub store: Arc<ModelStore>,
     pub metrics: Arc<Metrics>,
-    /// Versions that failed to load: the files they failed with, and why.
-    failed: HashMap<(String, u64), (Fingerprint, String)>,
+    /// Candidates kept loaded besides the versions the serving state and pins name (the N
+    /// newest valid ones; `registry.keep_warm`).
+    pub keep_warm: usize,
+    /// Versions checked without being loaded, or that failed to load: the files they were
+    /// checked with, and why they cannot serve (`None`: they passed).
+    checked: HashMap<(String, u64), (Fingerprint, Option<String>)>,
     /// The last scan problem logged per scope (the registry, or a model folder), so that one
     /// that persists is not logged again on every scan.
     warned: HashMap<String, String>,
@@ -69,7 +83,23 @@ impl RegistryWatcher {
         store: Arc<ModelStore>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { root, pins, options, runtime, store, metrics, failed: HashMap::new(), warned: HashMap::new() }
+        Self {
+            root,
+            pins,
+            options,
+            runtime,
+            store,
+            metrics,
+            keep_warm: 0,
+            checked: HashMap::new(),
+            warned: HashMap::new(),
+        }
+    }
+
+    /// Keeps the `n` newest valid candidates loaded too (`registry.keep_warm`).
+    pub fn keep_warm(mut self, n: usize) -> Self {
+        self.keep_warm = n;
+        self
     }
 
     /// Scans now, then keeps watching on a thread of its own until `stop` is set.
@@ -138,7 +168,125 @@ impl RegistryWatcher {
             .unwrap_or_else(|payload| Err(format!("loading panicked: {}", panic_message(payload.as_ref()))))
     }
 
-    /// Brings the catalog in line with the registry on disk.
+    /// Server paths stay in the log; the reason clients see is relative to the registry.
+    fn relative(&self, error: &str) -> String {
+        error.replace(&format!("{}/", self.root.display()), "")
+    }
+
+    /// Records a version that cannot serve: logged and counted once per set of files.
+    fn reject(&mut self, name: &str, v: u64, print: Fingerprint, error: &str, catalog: &mut Catalog) {
+        let key = (name.to_string(), v);
+        let reason = self.relative(error);
+        if self.checked.get(&key).is_none_or(|(p, r)| *p != print || r.is_none()) {
+            let path = self.root.join(name).join(v.to_string());
+            tracing::error!(model = %name, version = v, error = %error, path = %path.display(), "model version rejected; it will not serve until its files change");
+            self.metrics
+                .load_failures
+                .get_or_create(&ModelVersionLabels { model: name.to_string(), version: v.to_string() })
+                .inc();
+        }
+        catalog.rejected.insert(key.clone(), Rejected { name: name.to_string(), version: v, reason: reason.clone() });
+        self.checked.insert(key, (print, Some(reason)));
+    }
+
+    /// Whether an unloaded version can serve, checked without ONNX Runtime once per set of
+    /// files (a rejected one is listed in `catalog`).
+    fn valid(&mut self, name: &str, v: u64, catalog: &mut Catalog) -> bool {
+        let dir = self.root.join(name).join(v.to_string());
+        let print = fingerprint(&dir);
+        let key = (name.to_string(), v);
+        if let Some((_, result)) = self.checked.get(&key).filter(|(p, _)| *p == print) {
+            return match result {
+                None => true,
+                Some(reason) => {
+                    let rejected = Rejected { name: name.to_string(), version: v, reason: reason.clone() };
+                    catalog.rejected.insert(key, rejected);
+                    false
+                }
+            };
+        }
+        match registry::verify_version(&dir) {
+            Ok(_) => {
+                self.checked.insert(key, (print, None));
+                true
+            }
+            Err(e) => {
+                self.reject(name, v, print, &e.to_string(), catalog);
+                false
+            }
+        }
+    }
+
+    /// Makes sure `v` is loaded into `entry` (reusing what `old` has loaded); false if it fails.
+    fn ensure_loaded(
+        &mut self,
+        name: &str,
+        v: u64,
+        old: Option<&ModelVersions>,
+        entry: &mut ModelVersions,
+        catalog: &mut Catalog,
+    ) -> bool {
+        if entry.versions.contains_key(&v) {
+            return true;
+        }
+        if let Some(loaded) = old.and_then(|m| m.versions.get(&v)) {
+            entry.versions.insert(v, Arc::clone(loaded));
+            return true;
+        }
+        if !self.valid(name, v, catalog) {
+            return false;
+        }
+        let dir = self.root.join(name).join(v.to_string());
+        let print = fingerprint(&dir);
+        let span = tracing::info_span!("load", model = %name, version = v);
+        let _enter = span.enter();
+        match self.load(&dir) {
+            Ok(m) => {
+                tracing::info!(provider = m.provider, threshold = m.threshold(), "model version loaded");
+                self.metrics
+                    .loaded
+                    .get_or_create(&VersionLabels {
+                        model: name.to_string(),
+                        version: v.to_string(),
+                        execution_provider: m.provider.to_string(),
+                    })
+                    .set(1);
+                self.metrics
+                    .execution_provider
+                    .get_or_create(&crate::metrics::ProviderLabels { provider: m.provider })
+                    .set(1);
+                entry.versions.insert(v, Arc::new(m));
+                true
+            }
+            Err(e) => {
+                self.reject(name, v, print, &e, catalog);
+                false
+            }
+        }
+    }
+
+    /// Why `v`, named by `what` (a pin, the stable version), cannot serve; `None` if it can.
+    fn cannot_serve(
+        name: &str,
+        v: u64,
+        what: &str,
+        on_disk: &[u64],
+        retired: bool,
+        catalog: &Catalog,
+    ) -> Option<String> {
+        if !on_disk.contains(&v) {
+            Some(format!("model `{name}`: {what} version {v} is not in the registry"))
+        } else if retired {
+            Some(format!("model `{name}`: {what} version {v} is retired"))
+        } else {
+            catalog
+                .rejected
+                .get(&(name.to_string(), v))
+                .map(|r| format!("model `{name}`: {what} version {v} was rejected: {}", r.reason))
+        }
+    }
+
+    /// Brings the catalog in line with the registry on disk and the models' serving states.
     pub fn rescan(&mut self) {
         let old = self.store.snapshot();
         let names = match registry::model_names(&self.root) {
@@ -152,19 +300,28 @@ impl RegistryWatcher {
             }
         };
         let mut catalog = Catalog::default();
-        let mut changed = false;
         for name in names {
             let model_dir = self.root.join(&name);
-            let on_disk = match registry::versions(&model_dir) {
+            let listed = registry::versions(&model_dir)
+                .map_err(|e| e.to_string())
+                .and_then(|v| serving::read(&model_dir).map(|s| (v, s)).map_err(|e| self.relative(&e.to_string())));
+            let (on_disk, state) = match listed {
                 Ok(v) => {
                     self.warned.remove(&name);
                     v
                 }
                 Err(e) => {
-                    self.warn_once(&name, e.to_string(), "cannot list versions; keeping what is loaded");
+                    self.warn_once(
+                        &name,
+                        e,
+                        "cannot read the model's versions or serving state; keeping what is loaded",
+                    );
                     if let Some(m) = old.models.get(&name) {
                         let versions = m.versions.clone();
-                        catalog.models.insert(name.clone(), ModelVersions { versions, serving: m.serving });
+                        catalog.models.insert(
+                            name.clone(),
+                            ModelVersions { versions, serving: m.serving, canary: m.canary, generation: m.generation },
+                        );
                     }
                     catalog.rejected.extend(
                         old.rejected.iter().filter(|((n, _), _)| *n == name).map(|(k, r)| (k.clone(), r.clone())),
@@ -172,80 +329,7 @@ impl RegistryWatcher {
                     continue;
                 }
             };
-            let mut entry = ModelVersions::default();
-            for v in on_disk {
-                if let Some(loaded) = old.models.get(&name).and_then(|m| m.versions.get(&v)) {
-                    entry.versions.insert(v, Arc::clone(loaded));
-                    continue;
-                }
-                let dir = model_dir.join(v.to_string());
-                let key = (name.clone(), v);
-                let print = fingerprint(&dir);
-                let failures = self
-                    .metrics
-                    .load_failures
-                    .get_or_create(&FailureLabels { model: name.clone(), version: v.to_string() })
-                    .clone();
-                if let Some((_, reason)) = self.failed.get(&key).filter(|(p, _)| *p == print) {
-                    let rejected = Rejected { name: name.clone(), version: v, reason: reason.clone() };
-                    catalog.rejected.insert(key, rejected);
-                    continue;
-                }
-                let span = tracing::info_span!("load", model = %name, version = v);
-                let _enter = span.enter();
-                match self.load(&dir) {
-                    Ok(m) => {
-                        tracing::info!(provider = m.provider, threshold = m.threshold(), "model version loaded");
-                        self.failed.remove(&key);
-                        self.metrics
-                            .loaded
-                            .get_or_create(&VersionLabels {
-                                model: name.clone(),
-                                version: v.to_string(),
-                                execution_provider: m.provider.to_string(),
-                            })
-                            .set(1);
-                        self.metrics
-                            .execution_provider
-                            .get_or_create(&crate::metrics::ProviderLabels { provider: m.provider })
-                            .set(1);
-                        entry.versions.insert(v, Arc::new(m));
-                        changed = true;
-                    }
-                    Err(e) => {
-                        // Server paths stay in the log; the reason clients see is relative.
-                        let reason = e.replace(&format!("{}/", self.root.display()), "");
-                        tracing::error!(error = %e, path = %dir.display(), "model version rejected; it will not serve until its files change");
-                        failures.inc();
-                        let rejected = Rejected { name: name.clone(), version: v, reason: reason.clone() };
-                        catalog.rejected.insert(key.clone(), rejected);
-                        self.failed.insert(key, (print, reason));
-                        changed = true;
-                    }
-                }
-            }
-            entry.serving = match self.pins.get(&name) {
-                Some(p) if entry.versions.contains_key(p) => Some(*p),
-                Some(p) => {
-                    let fallback = entry.versions.keys().next_back().copied();
-                    tracing::warn!(model = %name, pinned = p, serving = ?fallback, "pinned version is not loaded; serving the highest");
-                    fallback
-                }
-                None => entry.versions.keys().next_back().copied(),
-            };
-            let before = old.models.get(&name).and_then(|m| m.serving);
-            if before != entry.serving {
-                tracing::info!(model = %name, from = ?before, to = ?entry.serving, "serving version changed");
-                self.metrics.swaps.get_or_create(&ModelLabels { model: name.clone() }).inc();
-                changed = true;
-            }
-            self.metrics
-                .serving_version
-                .get_or_create(&ModelLabels { model: name.clone() })
-                .set(entry.serving.map_or(0, |v| v as i64));
-            if !entry.versions.is_empty() {
-                catalog.models.insert(name, entry);
-            }
+            self.follow(&name, &on_disk, state, old.models.get(&name), &mut catalog);
         }
         for (name, m) in &old.models {
             if !catalog.models.contains_key(name) {
@@ -253,20 +337,149 @@ impl RegistryWatcher {
             }
             for (v, loaded) in &m.versions {
                 if !catalog.models.get(name).is_some_and(|n| n.versions.contains_key(v)) {
-                    tracing::info!(model = %name, version = v, "model version removed from the registry; retired");
+                    tracing::info!(model = %name, version = v, "model version unloaded (removed, retired, or no longer stable, canary, pinned or kept warm)");
                     self.metrics.loaded.remove(&VersionLabels {
                         model: name.clone(),
                         version: v.to_string(),
                         execution_provider: loaded.provider.to_string(),
                     });
-                    changed = true;
                 }
             }
         }
-        // Versions no longer on disk are no longer rejected (nor remembered).
-        self.failed.retain(|k, _| catalog.rejected.contains_key(k));
-        if changed || old.models.len() != catalog.models.len() || old.rejected != catalog.rejected {
+        // Versions no longer on disk are no longer checked (nor remembered).
+        self.checked
+            .retain(|(n, v), _| registry::versions(&self.root.join(n)).is_ok_and(|on_disk| on_disk.contains(v)));
+        let same = |a: &ModelVersions, b: &ModelVersions| {
+            a.serving == b.serving
+                && a.canary == b.canary
+                && a.generation == b.generation
+                && a.versions.len() == b.versions.len()
+                && a.versions.iter().zip(&b.versions).all(|((va, ma), (vb, mb))| va == vb && Arc::ptr_eq(ma, mb))
+        };
+        let unchanged = old.models.len() == catalog.models.len()
+            && old.models.iter().zip(&catalog.models).all(|((na, a), (nb, b))| na == nb && same(a, b))
+            && old.rejected == catalog.rejected
+            && old.problems == catalog.problems;
+        if !unchanged {
             self.store.replace(catalog);
+        }
+    }
+
+    /// One model: what its serving state and the pins want loaded, loaded; what serves.
+    fn follow(
+        &mut self,
+        name: &str,
+        on_disk: &[u64],
+        state: Option<serving::ServingState>,
+        old: Option<&ModelVersions>,
+        catalog: &mut Catalog,
+    ) {
+        let model = ModelLabels { model: name.to_string() };
+        let retired = state.as_ref().map(|s| s.retired.clone()).unwrap_or_default();
+        let mut valid = BTreeSet::new();
+        for &v in on_disk {
+            // Born at 0, so that an alert on its increase fires on the first failure.
+            let labels = ModelVersionLabels { model: name.to_string(), version: v.to_string() };
+            let _ = self.metrics.load_failures.get_or_create(&labels);
+            if retired.contains(&v) {
+                continue;
+            }
+            if old.is_some_and(|m| m.versions.contains_key(&v)) || self.valid(name, v, catalog) {
+                valid.insert(v);
+            }
+        }
+        let pin = self.pins.get(name).copied();
+        let mut entry = ModelVersions { generation: state.as_ref().map_or(0, |s| s.generation), ..Default::default() };
+        let mut problems = Vec::new();
+        let mut wanted: Vec<u64> = match &state {
+            // Before serving states: every valid version, the highest serves.
+            None => valid.iter().rev().copied().collect(),
+            Some(s) => {
+                let mut w = vec![s.stable];
+                w.extend(s.canary.filter(|_| pin.is_none()).map(|c| c.version));
+                let warm: Vec<u64> = valid
+                    .iter()
+                    .rev()
+                    .filter(|v| !w.contains(v) && Some(**v) != pin)
+                    .take(self.keep_warm)
+                    .copied()
+                    .collect();
+                w.extend(warm);
+                w
+            }
+        };
+        wanted.extend(pin);
+        for v in wanted {
+            if valid.contains(&v) {
+                self.ensure_loaded(name, v, old, &mut entry, catalog);
+            }
+        }
+        let loaded = |v: u64| entry.versions.contains_key(&v);
+        entry.serving = match (pin, &state) {
+            (Some(p), _) => {
+                let why = Self::cannot_serve(name, p, "pinned (registry.pin)", on_disk, retired.contains(&p), catalog);
+                problems.extend(
+                    why.or_else(|| (!loaded(p)).then(|| format!("model `{name}`: pinned version {p} is not loaded"))),
+                );
+                Some(p).filter(|p| loaded(*p))
+            }
+            (None, Some(s)) => {
+                let why = Self::cannot_serve(name, s.stable, "stable (serving.json)", on_disk, false, catalog);
+                problems.extend(why.or_else(|| {
+                    (!loaded(s.stable)).then(|| format!("model `{name}`: stable version {} is not loaded", s.stable))
+                }));
+                Some(s.stable).filter(|v| loaded(*v))
+            }
+            (None, None) => entry.versions.keys().next_back().copied(),
+        };
+        let canary = state.as_ref().and_then(|s| s.canary).filter(|_| pin.is_none());
+        let scope = format!("{name}/canary");
+        entry.canary = match canary {
+            Some(c) if entry.versions.contains_key(&c.version) => {
+                self.warned.remove(&scope);
+                Some((c.version, c.fraction))
+            }
+            Some(c) => {
+                let why = Self::cannot_serve(name, c.version, "canary", on_disk, retired.contains(&c.version), catalog);
+                let why = why.unwrap_or_else(|| format!("model `{name}`: canary version {} is not loaded", c.version));
+                self.warn_once(&scope, why, "the canary cannot serve here; its share goes to the stable version");
+                None
+            }
+            None => None,
+        };
+        let scope = format!("{name}/ready");
+        if problems.is_empty() {
+            self.warned.remove(&scope);
+        } else {
+            self.warn_once(&scope, problems.join("; "), "not ready: a version this replica must serve cannot serve");
+        }
+        let before = old.and_then(|m| m.serving);
+        let generation_before = old.map_or(0, |m| m.generation);
+        // Exported from the first scan (at 0), so that a dashboard compares replicas at once.
+        let _ = self.metrics.state_changes.get_or_create(&model);
+        if entry.generation != generation_before {
+            tracing::info!(
+                model = %name,
+                from = ?before,
+                to = ?entry.serving,
+                canary = ?entry.canary,
+                generation = entry.generation,
+                "serving state changed"
+            );
+            self.metrics.state_changes.get_or_create(&model).inc();
+        }
+        if before != entry.serving {
+            tracing::info!(model = %name, from = ?before, to = ?entry.serving, "serving version changed");
+            self.metrics.swaps.get_or_create(&model).inc();
+        }
+        self.metrics.serving_version.get_or_create(&model).set(entry.serving.map_or(0, |v| v as i64));
+        let stable = state.as_ref().map(|s| s.stable).or(entry.serving).or(pin);
+        self.metrics.stable_version.get_or_create(&model).set(stable.map_or(0, |v| v as i64));
+        self.metrics.canary_version.get_or_create(&model).set(entry.canary.map_or(0, |(v, _)| v as i64));
+        self.metrics.state_generation.get_or_create(&model).set(entry.generation as i64);
+        catalog.problems.extend(problems);
+        if !entry.versions.is_empty() {
+            catalog.models.insert(name.to_string(), entry);
         }
     }
 }

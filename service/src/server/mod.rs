@@ -68,6 +68,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         Arc::clone(&store),
         Arc::clone(&metrics),
     )
+    .keep_warm(settings.registry.keep_warm)
     .spawn(Duration::from_secs_f64(settings.registry.poll_seconds), Arc::clone(&stop_watching))
     .context("starting the registry watcher")?;
     let (health, health_service, health_task) = start_health(store.ready()).await;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use vericlip_core::registry::{self, Manifest, Provenance};
 
 use crate::augment::AugmentConfig;
+use crate::commands::model::{self, PublishedAs};
 use crate::data::{self, SplitCounts};
 use crate::eval::Evaluation;
 use crate::model::excitation;
@@ -26,6 +27,8 @@ pub struct FitArgs {
     pub name: String,
     pub cache: Option<PathBuf>,
     pub training: Training,
+    /// Make the new version stable at once (else it is a candidate; see `commands::model`).
+    pub promote: bool,
     pub progress: bool,
 }
 
@@ -34,6 +37,8 @@ pub struct FitSummary {
     /// Name, version, folder and threshold.
     #[serde(flatten)]
     pub release: Release,
+    /// Whether the version serves (stable) or waits for a canary / promote (candidate).
+    pub published_as: PublishedAs,
     pub validation: Evaluation,
     pub test: Evaluation,
     pub epochs: u32,
@@ -82,9 +87,12 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     manifest.metrics = evaluated.manifest_metrics();
     manifest.model = model_description(t, &model, &calibration);
     let plots = pipeline::publish::plots(&scores.test, &test, Some(&model.history))?;
+    model::before_publish(&args.registry, &args.name)?;
     let release = pipeline::publish::publish(&args.registry, manifest, &onnx, &plots)?;
+    let published_as = model::after_publish(&args.registry, &args.name, release.version, args.promote)?;
     let summary = FitSummary {
         release,
+        published_as,
         validation: evaluated.validation,
         test: evaluated.test,
         epochs: model.epochs(),

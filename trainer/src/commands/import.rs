@@ -28,6 +28,7 @@ use vericlip_core::registry::{self, Dim, Manifest, Provenance};
 use vericlip_core::runtime::{ModelSession, ORT_VERSION};
 use vericlip_core::{FeatureSpec, Normalizer};
 
+use crate::commands::model::{self, PublishedAs};
 use crate::data::{self, SplitCounts, SplitData};
 use crate::eval::{self, Evaluation};
 use crate::pipeline;
@@ -51,6 +52,8 @@ pub struct ImportArgs {
     /// JSON feature spec (all fields, as in a manifest's `feature_spec`); default spec if `None`.
     pub spec: Option<PathBuf>,
     pub cache: Option<PathBuf>,
+    /// Make the new version stable at once (else it is a candidate; see `commands::model`).
+    pub promote: bool,
     pub progress: bool,
 }
 
@@ -71,6 +74,8 @@ pub struct ImportSummary {
     /// Name, version, folder and threshold.
     #[serde(flatten)]
     pub release: Release,
+    /// Whether the version serves (stable) or waits for a canary / promote (candidate).
+    pub published_as: PublishedAs,
     pub source: OnnxSource,
     /// `"<file>"` when read from `--normalization`, else `"training split"`.
     pub normalization: String,
@@ -225,9 +230,12 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<ImportSummary> {
         "dataset_fingerprint_splits": needed,
     });
     let plots = pipeline::publish::plots(&scores.test, &test, None)?;
+    model::before_publish(&args.registry, &args.name)?;
     let release = pipeline::publish::publish(&args.registry, manifest, &onnx, &plots)?;
+    let published_as = model::after_publish(&args.registry, &args.name, release.version, args.promote)?;
     let summary = ImportSummary {
         release,
+        published_as,
         source,
         normalization: norm_from,
         probe_batch_max_abs_diff: probe_diff,
@@ -257,6 +265,6 @@ pub fn text(s: &ImportSummary) -> String {
     let _ = writeln!(out, "validation:\n{}", eval::table(&s.validation));
     let _ = writeln!(out, "test:\n{}", eval::table(&s.test));
     let r = &s.release;
-    let _ = writeln!(out, "published {} version {} at {}", r.name, r.version, r.dir.display());
+    let _ = writeln!(out, "{}", model::published_text(&r.name, r.version, &r.dir, s.published_as));
     out
 }

@@ -7,3 +7,4 @@ pub mod extract;
 pub mod fit;
 pub mod import;
 pub mod loeo;
+pub mod model;

@@ -1,0 +1,88 @@
+//! `seed` and the serving state (`serving.json`): a first install gets the bundle's state, a
+//! registry in use keeps (or first freezes) its own, and a retired version is never copied back.
+
+use std::path::PathBuf;
+
+use vericlip_core::registry::{self, serving};
+
+#[path = "fixtures/registry_versions.rs"]
+mod fixture;
+use fixture::{MODEL, fresh, place_version, repo};
+
+/// A bundle like the image's: versions 4 and 5, and the repository's serving.json (stable 4).
+fn bundle(tag: &str) -> PathBuf {
+    let b = fresh(&format!("bundle-{tag}"));
+    place_version(&b, 4, 4);
+    place_version(&b, 4, 5);
+    std::fs::copy(repo().join(format!("models/{MODEL}/serving.json")), b.join(MODEL).join(serving::SERVING_FILE))
+        .unwrap();
+    b
+}
+
+#[test]
+fn the_bundled_state_is_valid_and_names_a_bundled_version() {
+    let s = serving::read(&repo().join(format!("models/{MODEL}"))).unwrap().expect("models/vericlip-lstm/serving.json");
+    assert_eq!(s.stable, 4);
+    assert!(registry::versions(&repo().join(format!("models/{MODEL}"))).unwrap().contains(&s.stable));
+    // The bundled versions pass the check the lifecycle commands and replicas run.
+    registry::verify_version(&repo().join(format!("models/{MODEL}/4"))).unwrap();
+}
+
+#[test]
+fn seed_installs_the_bundle_state_once_and_never_changes_it() {
+    let (from, to) = (bundle("first"), fresh("first"));
+    let done = registry::seed(&from, &to).unwrap();
+    assert!(done.iter().all(|s| s.copied && !s.retired), "{done:?}");
+    let first = std::fs::read(to.join(MODEL).join(serving::SERVING_FILE)).unwrap();
+    assert_eq!(serving::read(&to.join(MODEL)).unwrap().unwrap().stable, 4, "first install: the bundle's state");
+    // Promote 5 in the target, then seed again: the target's state stands.
+    serving::update(
+        &to.join(MODEL),
+        || unreachable!(),
+        |s| serving::apply(s, serving::Transition::Promote { version: 5 }),
+    )
+    .unwrap();
+    let promoted = std::fs::read(to.join(MODEL).join(serving::SERVING_FILE)).unwrap();
+    assert_ne!(first, promoted);
+    let again = registry::seed(&from, &to).unwrap();
+    assert!(again.iter().all(|s| !s.copied), "{again:?}");
+    assert_eq!(std::fs::read(to.join(MODEL).join(serving::SERVING_FILE)).unwrap(), promoted);
+    let _ = std::fs::remove_dir_all(&from);
+    let _ = std::fs::remove_dir_all(&to);
+}
+
+#[test]
+fn seed_freezes_a_registry_in_use_and_skips_retired_versions() {
+    let from = bundle("in-use");
+    // A registry from before serving states, serving its highest version, 4.
+    let to = fresh("in-use");
+    place_version(&to, 4, 3);
+    place_version(&to, 4, 4);
+    let done = registry::seed(&from, &to).unwrap();
+    let copied: Vec<_> = done.iter().map(|s| (s.version, s.copied)).collect();
+    assert_eq!(copied, vec![(4, false), (5, true)]);
+    let s = serving::read(&to.join(MODEL)).unwrap().unwrap();
+    assert_eq!((s.stable, s.canary, s.generation), (4, None, 1), "v5 lands as a candidate, v4 keeps serving");
+
+    // Retire 5 and delete its files: seeding never brings it back.
+    serving::update(
+        &to.join(MODEL),
+        || unreachable!(),
+        |s| serving::apply(s, serving::Transition::Retire { version: 5 }),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(to.join(MODEL).join("5")).unwrap();
+    let done = registry::seed(&from, &to).unwrap();
+    let five = done.iter().find(|s| s.version == 5).unwrap();
+    assert!(five.retired && !five.copied, "{five:?}");
+    assert!(!to.join(MODEL).join("5").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(to.join(MODEL))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&from);
+    let _ = std::fs::remove_dir_all(&to);
+}
