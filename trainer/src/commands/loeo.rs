@@ -77,10 +77,40 @@ pub struct LoeoSummary {
     pub folds: Vec<Fold>,
     /// Mean over folds with a defined EER.
     pub mean_eer: Option<f64>,
+    /// The two neural folds, the held-out headline (docs/MODEL_CARD.md, "Detection v3").
+    pub neural: NeuralFolds,
     pub mean_detection_rate: Option<f64>,
     pub config: TrainConfig,
     pub augment: usize,
     pub augment_config: AugmentConfig,
+}
+
+/// The neural-TTS fold (`kokoro`) and the neural-vocoder fold (the mean of the
+/// leave-one-vocoder-out folds, one per [`crate::data::naming::NEURAL_VOCODERS`] family run).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct NeuralFolds {
+    pub neural_tts_eer: Option<f64>,
+    pub neural_vocoder_eer: Option<f64>,
+    /// Leave-one-vocoder-out folds in `neural_vocoder_eer`.
+    pub neural_vocoder_folds: usize,
+    /// Mean of the two above when both were run (the rule's first criterion).
+    pub mean: Option<f64>,
+}
+
+impl NeuralFolds {
+    /// From (left-out family, EER) of each fold.
+    pub fn of<'a>(folds: impl Iterator<Item = (&'a str, Option<f64>)> + Clone) -> Self {
+        let tts = folds.clone().find(|(f, _)| *f == "kokoro").and_then(|(_, e)| e);
+        let vocoders: Vec<f64> =
+            folds.filter(|(f, _)| crate::data::naming::is_neural_vocoder(f)).filter_map(|(_, e)| e).collect();
+        let voc = mean(vocoders.iter().copied());
+        Self {
+            neural_tts_eer: tts,
+            neural_vocoder_eer: voc,
+            neural_vocoder_folds: vocoders.len(),
+            mean: tts.zip(voc).map(|(a, b)| (a + b) / 2.0),
+        }
+    }
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
@@ -118,6 +148,7 @@ pub fn run(args: &LoeoArgs) -> anyhow::Result<LoeoSummary> {
         data: args.data.clone(),
         training_families,
         mean_eer: mean(folds.iter().filter_map(|f| f.eer)),
+        neural: NeuralFolds::of(folds.iter().map(|f| (f.left_out.as_str(), f.eer))),
         mean_detection_rate: mean(folds.iter().map(|f| f.detection_rate)),
         folds,
         config: t.config.clone(),
@@ -282,5 +313,39 @@ pub fn table(s: &LoeoSummary) -> String {
         "",
         pct(s.mean_detection_rate)
     ));
+    let n = &s.neural;
+    if n.neural_tts_eer.is_some() || n.neural_vocoder_eer.is_some() {
+        out.push_str(&format!(
+            "neural folds: tts (kokoro) eer {}, vocoders (mean of {}) eer {}, mean {}\n",
+            pct(n.neural_tts_eer),
+            n.neural_vocoder_folds,
+            pct(n.neural_vocoder_eer),
+            pct(n.mean)
+        ));
+    }
     out
+}
+
+#[cfg(test)]
+mod neural_fold_tests {
+    use super::NeuralFolds;
+
+    #[test]
+    fn neural_headline_is_the_mean_of_the_tts_fold_and_the_vocoder_folds_mean() {
+        let folds = [
+            ("espeak", Some(0.10)),
+            ("kokoro", Some(0.20)),
+            ("neural-vocoder-hifigan-universal", Some(0.30)),
+            ("neural-vocoder-istft", Some(0.10)),
+            ("neural-vocoder-hifigan-finetune", None),
+        ];
+        let n = NeuralFolds::of(folds.iter().map(|(f, e)| (*f, *e)));
+        assert_eq!(n.neural_tts_eer, Some(0.20));
+        assert_eq!(n.neural_vocoder_folds, 2);
+        assert!((n.neural_vocoder_eer.unwrap() - 0.20).abs() < 1e-12);
+        assert!((n.mean.unwrap() - 0.20).abs() < 1e-12);
+        // Without a vocoder fold there is no headline mean.
+        let only_tts = NeuralFolds::of(folds[..2].iter().map(|(f, e)| (*f, *e)));
+        assert_eq!((only_tts.neural_vocoder_eer, only_tts.mean), (None, None));
+    }
 }

