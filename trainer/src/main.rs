@@ -1,6 +1,6 @@
 //! vericlip-train command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -393,13 +393,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fakes_for.iter().map(String::as_str).collect()
             };
             let report = corpus::build_splits(&out, &work, mode, seed, &splits)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", vericlip_train::commands::corpus::text(&report));
-                println!("corpus written to {}", out.display());
-            }
-            Ok(ExitCode::SUCCESS)
+            emit(json, &report, || {
+                format!("{}corpus written to {}\n", vericlip_train::commands::corpus::text(&report), out.display())
+            })
         }
         Command::Fit { data, registry, name, training, promote, json } => {
             let args = FitArgs {
@@ -412,22 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress,
             };
             let s = fit::fit(&args)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                for (split, c) in &s.splits {
-                    println!("{split:<11} {c}");
-                }
-                println!(
-                    "trained {} epochs (best {}), {:.1} s; ONNX parity {:.1e}",
-                    s.epochs, s.best_epoch, s.training_seconds, s.parity_max_abs_diff
-                );
-                println!("validation:\n{}", eval::table(&s.validation));
-                println!("test:\n{}", eval::table(&s.test));
-                let r = &s.release;
-                println!("{}", model::published_text(&r.name, r.version, &r.dir, s.published_as));
-            }
-            Ok(ExitCode::SUCCESS)
+            emit(json, &s, || fit_text(&s))
         }
         Command::Import { onnx, data, registry, name, normalization, spec, cache, no_cache, promote, json } => {
             let args = ImportArgs {
@@ -442,51 +423,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress,
             };
             let s = import::import(&args)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                print!("{}", import::text(&s));
-            }
-            Ok(ExitCode::SUCCESS)
+            emit(json, &s, || import::text(&s))
         }
-        Command::Model { command, registry, name, json } => {
-            use vericlip_core::registry::serving::Transition;
-            let t = match command {
-                ModelCommand::Status => {
-                    let s = model::status(&registry, &name)?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&s)?);
-                    } else {
-                        print!("{}", model::status_text(&s));
-                    }
-                    return Ok(ExitCode::SUCCESS);
-                }
-                ModelCommand::Canary { version, fraction } => Transition::Canary { version, fraction },
-                ModelCommand::Promote { version } => Transition::Promote { version },
-                ModelCommand::Rollback => Transition::Rollback,
-                ModelCommand::Retire { version } => Transition::Retire { version },
-            };
-            let change = model::transition(&registry, &name, t)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&change.after)?);
-            } else {
-                println!("{}", model::change_text(&name, &change));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Model { command, registry, name, json } => model_command(command, &registry, &name, json),
         Command::Loeo { data, families, training, out, json } => {
             let args = LoeoArgs { data, families, cache: training.cache(), training: training.training()?, progress };
             let s = loeo::run(&args)?;
-            let text = serde_json::to_string_pretty(&s)?;
             if let Some(out) = out {
+                let text = serde_json::to_string_pretty(&s)?;
                 std::fs::write(&out, format!("{text}\n")).with_context(|| format!("writing {}", out.display()))?;
             }
-            if json {
-                println!("{text}");
-            } else {
-                print!("{}", loeo::table(&s));
-            }
-            Ok(ExitCode::SUCCESS)
+            emit(json, &s, || loeo::table(&s))
         }
         Command::Eval { model, data, split, cache, no_cache, files, json } => {
             let (e, skipped) = vericlip_train::commands::eval::eval(
@@ -500,17 +447,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for s in &skipped {
                 eprintln!("skipped {}: {}", s.path.display(), s.reason);
             }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&e)?);
-            } else {
-                if files {
-                    println!("{}", eval::segment_table(&e.segments));
-                }
-                print!("{}", eval::table(&e));
-            }
-            Ok(ExitCode::SUCCESS)
+            emit(json, &e, || {
+                let segments = if files { format!("{}\n", eval::segment_table(&e.segments)) } else { String::new() };
+                format!("{segments}{}", eval::table(&e))
+            })
         }
     }
+}
+
+/// Prints a command's result: pretty JSON with `--json`, else its text (which ends in a newline).
+fn emit<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fit_text(s: &fit::FitSummary) -> String {
+    let mut out = String::new();
+    for (split, c) in &s.splits {
+        out += &format!("{split:<11} {c}\n");
+    }
+    out += &format!(
+        "trained {} epochs (best {}), {:.1} s; ONNX parity {:.1e}\n",
+        s.epochs, s.best_epoch, s.training_seconds, s.parity_max_abs_diff
+    );
+    out += &format!("validation:\n{}\ntest:\n{}\n", eval::table(&s.validation), eval::table(&s.test));
+    let r = &s.release;
+    out += &format!("{}\n", model::published_text(&r.name, r.version, &r.dir, s.published_as));
+    out
+}
+
+/// `vericlip-train model ...`: the serving state, or one transition of it.
+fn model_command(command: ModelCommand, registry: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    use vericlip_core::registry::serving::Transition;
+    let t = match command {
+        ModelCommand::Status => {
+            let s = model::status(registry, name)?;
+            return emit(json, &s, || model::status_text(&s));
+        }
+        ModelCommand::Canary { version, fraction } => Transition::Canary { version, fraction },
+        ModelCommand::Promote { version } => Transition::Promote { version },
+        ModelCommand::Rollback => Transition::Rollback,
+        ModelCommand::Retire { version } => Transition::Retire { version },
+    };
+    let change = model::transition(registry, name, t)?;
+    emit(json, &change.after, || format!("{}\n", model::change_text(name, &change)))
 }
 
 fn extract(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {

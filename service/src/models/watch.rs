@@ -391,24 +391,7 @@ impl RegistryWatcher {
         let pin = self.pins.get(name).copied();
         let mut entry = ModelVersions { generation: state.as_ref().map_or(0, |s| s.generation), ..Default::default() };
         let mut problems = Vec::new();
-        let mut wanted: Vec<u64> = match &state {
-            // Before serving states: every valid version, the highest serves.
-            None => valid.iter().rev().copied().collect(),
-            Some(s) => {
-                let mut w = vec![s.stable];
-                w.extend(s.canary.filter(|_| pin.is_none()).map(|c| c.version));
-                let warm: Vec<u64> = valid
-                    .iter()
-                    .rev()
-                    .filter(|v| !w.contains(v) && Some(**v) != pin)
-                    .take(self.keep_warm)
-                    .copied()
-                    .collect();
-                w.extend(warm);
-                w
-            }
-        };
-        wanted.extend(pin);
+        let wanted = self.wanted(&valid, state.as_ref(), pin);
         for v in wanted {
             if valid.contains(&v) {
                 self.ensure_loaded(name, v, old, &mut entry, catalog);
@@ -453,10 +436,52 @@ impl RegistryWatcher {
         } else {
             self.warn_once(&scope, problems.join("; "), "not ready: a version this replica must serve cannot serve");
         }
+        self.announce(&model, old, &entry, state.as_ref().map(|s| s.stable), pin);
+        catalog.problems.extend(problems);
+        if !entry.versions.is_empty() {
+            catalog.models.insert(name.to_string(), entry);
+        }
+    }
+
+    /// The versions to load, in order: stable, canary (unless pinned), `keep_warm` newest
+    /// candidates, the pin; without a serving state every valid version, the highest first.
+    fn wanted(&self, valid: &BTreeSet<u64>, state: Option<&serving::ServingState>, pin: Option<u64>) -> Vec<u64> {
+        let mut wanted: Vec<u64> = match state {
+            // Before serving states: every valid version, the highest serves.
+            None => valid.iter().rev().copied().collect(),
+            Some(s) => {
+                let mut w = vec![s.stable];
+                w.extend(s.canary.filter(|_| pin.is_none()).map(|c| c.version));
+                let warm: Vec<u64> = valid
+                    .iter()
+                    .rev()
+                    .filter(|v| !w.contains(v) && Some(**v) != pin)
+                    .take(self.keep_warm)
+                    .copied()
+                    .collect();
+                w.extend(warm);
+                w
+            }
+        };
+        wanted.extend(pin);
+        wanted
+    }
+
+    /// Logs and counts a change of the serving state or of the version that serves, and
+    /// exports what this replica serves (a dashboard compares replicas on these gauges).
+    fn announce(
+        &self,
+        model: &ModelLabels,
+        old: Option<&ModelVersions>,
+        entry: &ModelVersions,
+        stable: Option<u64>,
+        pin: Option<u64>,
+    ) {
+        let name = &model.model;
         let before = old.and_then(|m| m.serving);
         let generation_before = old.map_or(0, |m| m.generation);
         // Exported from the first scan (at 0), so that a dashboard compares replicas at once.
-        let _ = self.metrics.state_changes.get_or_create(&model);
+        let _ = self.metrics.state_changes.get_or_create(model);
         if entry.generation != generation_before {
             tracing::info!(
                 model = %name,
@@ -466,20 +491,16 @@ impl RegistryWatcher {
                 generation = entry.generation,
                 "serving state changed"
             );
-            self.metrics.state_changes.get_or_create(&model).inc();
+            self.metrics.state_changes.get_or_create(model).inc();
         }
         if before != entry.serving {
             tracing::info!(model = %name, from = ?before, to = ?entry.serving, "serving version changed");
-            self.metrics.swaps.get_or_create(&model).inc();
+            self.metrics.swaps.get_or_create(model).inc();
         }
-        self.metrics.serving_version.get_or_create(&model).set(entry.serving.map_or(0, |v| v as i64));
-        let stable = state.as_ref().map(|s| s.stable).or(entry.serving).or(pin);
-        self.metrics.stable_version.get_or_create(&model).set(stable.map_or(0, |v| v as i64));
-        self.metrics.canary_version.get_or_create(&model).set(entry.canary.map_or(0, |(v, _)| v as i64));
-        self.metrics.state_generation.get_or_create(&model).set(entry.generation as i64);
-        catalog.problems.extend(problems);
-        if !entry.versions.is_empty() {
-            catalog.models.insert(name.to_string(), entry);
-        }
+        self.metrics.serving_version.get_or_create(model).set(entry.serving.map_or(0, |v| v as i64));
+        let stable = stable.or(entry.serving).or(pin);
+        self.metrics.stable_version.get_or_create(model).set(stable.map_or(0, |v| v as i64));
+        self.metrics.canary_version.get_or_create(model).set(entry.canary.map_or(0, |(v, _)| v as i64));
+        self.metrics.state_generation.get_or_create(model).set(entry.generation as i64);
     }
 }
