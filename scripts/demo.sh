@@ -48,12 +48,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# keep_warm 3: the bundled registry's serving state serves version 4 and, by default, loads only
+# it; the demo also loads the three older versions so the page can compare a clip across them.
 # The CLI's default (50051) and the page's usual port (8080) when free; else any free port.
 in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 pick() { if in_use "$1"; then echo "${1%:*}:0"; else echo "$1"; fi; }
 VERICLIP__GRPC__ADDR=${VERICLIP__GRPC__ADDR:-$(pick 127.0.0.1:50051)} \
 VERICLIP__HTTP__ADDR=${VERICLIP__HTTP__ADDR:-$(pick 127.0.0.1:8080)} \
 VERICLIP__ADMIN__ADDR=${VERICLIP__ADMIN__ADDR:-127.0.0.1:0} \
+VERICLIP__REGISTRY__KEEP_WARM=${VERICLIP__REGISTRY__KEEP_WARM:-3} \
     "$bin/vericlip-server" >"$out" 2>"$log" &
 server=$!
 
