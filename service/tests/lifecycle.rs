@@ -20,9 +20,7 @@ use tonic::transport::Channel;
 use vericlip_server::api::vericlip_client::VericlipClient;
 use vericlip_server::models::Route;
 
-#[path = "../../core/tests/fixtures/registry_versions.rs"]
-mod fixture;
-use fixture::{MODEL, corrupt, fresh, place_version, repo, text};
+use common::fixture::{MODEL, corrupt, fresh, place_version, repo, text};
 
 fn trainer() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_vericlip-server")).with_file_name("vericlip-train");

@@ -27,17 +27,10 @@ pub fn samples() -> Vec<PathBuf> {
     out
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
+// One copy of the registry fixtures for every test crate (core, trainer, service).
+#[path = "../../../core/tests/fixtures/registry_versions.rs"]
+pub mod fixture;
+pub use fixture::copy_dir;
 
 /// A fresh registry holding a copy of the bundled model as version 1.
 pub fn temp_registry(tag: &str) -> PathBuf {
