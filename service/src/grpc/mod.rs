@@ -103,7 +103,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
         let deadline = deadline(&request);
         let id = c.request_id();
         let span = request_span("grpc", &id);
-        let route = crate::models::Route::from_metadata(request.metadata());
+        let route = route(request.metadata());
         let req = request.into_inner();
         let (model, version) = (req.model.clone(), req.version);
         let work = async {
@@ -125,7 +125,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
         &self,
         request: Request<Streaming<api::ClassifyStreamRequest>>,
     ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
-        let route = crate::models::Route::from_metadata(request.metadata());
+        let route = route(request.metadata());
         match stream::start(Arc::clone(&self.classifier), request.into_inner(), route).await {
             Ok(s) => Ok(Response::new(s)),
             Err(e) => {
@@ -149,4 +149,9 @@ impl api::vericlip_server::Vericlip for VericlipService {
         self.classifier.count("GetModel", ServiceError::outcome(&result));
         result.map(|m| Response::new(m.into())).map_err(Into::into)
     }
+}
+
+/// The canary side of a call, from its `x-vericlip-routing-key` metadata (else random).
+fn route(metadata: &tonic::metadata::MetadataMap) -> crate::models::Route {
+    crate::models::Route::from_key(metadata.get(crate::models::route::ROUTING_KEY_HEADER).map(|v| v.as_bytes()))
 }

@@ -56,11 +56,6 @@ impl Route {
         Self::from_key(headers.get(ROUTING_KEY_HEADER).map(http::HeaderValue::as_bytes))
     }
 
-    /// From gRPC request metadata.
-    pub fn from_metadata(metadata: &tonic::metadata::MetadataMap) -> Self {
-        Self::from_key(metadata.get(ROUTING_KEY_HEADER).map(|v| v.as_bytes()))
-    }
-
     /// Whether this place falls in a canary taking `fraction` (0..1) of the traffic.
     pub fn takes_canary(self, fraction: f64) -> bool {
         // `fraction` is in (0, 1) (checked when the serving state is read): the product fits.
