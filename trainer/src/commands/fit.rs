@@ -87,9 +87,8 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     manifest.metrics = evaluated.manifest_metrics();
     manifest.model = model_description(t, &model, &calibration);
     let plots = pipeline::publish::plots(&scores.test, &test, Some(&model.history))?;
-    model::before_publish(&args.registry, &args.name)?;
-    let release = pipeline::publish::publish(&args.registry, manifest, &onnx, &plots)?;
-    let published_as = model::after_publish(&args.registry, &args.name, release.version, args.promote)?;
+    let (release, published_as) =
+        model::publish_placed(&args.registry, &args.name, manifest, &onnx, &plots, args.promote)?;
     let summary = FitSummary {
         release,
         published_as,

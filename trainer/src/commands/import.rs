@@ -230,9 +230,8 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<ImportSummary> {
         "dataset_fingerprint_splits": needed,
     });
     let plots = pipeline::publish::plots(&scores.test, &test, None)?;
-    model::before_publish(&args.registry, &args.name)?;
-    let release = pipeline::publish::publish(&args.registry, manifest, &onnx, &plots)?;
-    let published_as = model::after_publish(&args.registry, &args.name, release.version, args.promote)?;
+    let (release, published_as) =
+        model::publish_placed(&args.registry, &args.name, manifest, &onnx, &plots, args.promote)?;
     let summary = ImportSummary {
         release,
         published_as,

@@ -93,9 +93,26 @@ pub enum PublishedAs {
     Candidate,
 }
 
+/// The publish stage inside the serving state (what `fit` and `import` both end with): a model
+/// that serves without a state is given one first, then `manifest` is published as the next
+/// version, which is stable with `promote` (or as the model's first version), else a candidate.
+pub fn publish_placed(
+    registry_dir: &Path,
+    name: &str,
+    manifest: registry::Manifest,
+    onnx: &[u8],
+    plots: &[(String, Vec<u8>)],
+    promote: bool,
+) -> anyhow::Result<(crate::pipeline::publish::Release, PublishedAs)> {
+    before_publish(registry_dir, name)?;
+    let release = crate::pipeline::publish::publish(registry_dir, manifest, onnx, plots)?;
+    let published_as = after_publish(registry_dir, name, release.version, promote)?;
+    Ok((release, published_as))
+}
+
 /// Before `fit`/`import` publish: a model that serves without a serving state gets one, with
 /// what serves now as stable, so that the new version lands as a candidate.
-pub fn before_publish(registry_dir: &Path, name: &str) -> anyhow::Result<()> {
+fn before_publish(registry_dir: &Path, name: &str) -> anyhow::Result<()> {
     let dir = model_dir(registry_dir, name)?;
     if !dir.is_dir() || serving::read(&dir)?.is_some() {
         return Ok(());
@@ -109,7 +126,7 @@ pub fn before_publish(registry_dir: &Path, name: &str) -> anyhow::Result<()> {
 
 /// After `fit`/`import` published `version`: promotes it when asked (or when the model has no
 /// stable version yet); else it stays a candidate.
-pub fn after_publish(registry_dir: &Path, name: &str, version: u64, promote: bool) -> anyhow::Result<PublishedAs> {
+fn after_publish(registry_dir: &Path, name: &str, version: u64, promote: bool) -> anyhow::Result<PublishedAs> {
     let dir = model_dir(registry_dir, name)?;
     if serving::read(&dir)?.is_none() {
         let change = serving::update(&dir, || Ok(ServingState::new(version)), |s| Ok(s.clone()))?;
