@@ -167,3 +167,21 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
     }
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn a_missing_onnx_runtime_stops_fit_before_it_reads_or_trains_anything() {
+    // Export, parity and the test split need ONNX Runtime; finding it missing after minutes of
+    // training would waste the run. The data path does not exist either: the runtime is checked
+    // first, so the error names the library, not the data.
+    let root = tmp("no-ort");
+    let lib = root.join("missing/libonnxruntime.so.1.31.1");
+    let out = fit(&root.join("no-such-corpus"), &root.join("registry"), &root.join("cache"), "1")
+        .env("ORT_DYLIB_PATH", &lib)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "fit without ONNX Runtime succeeded: {stderr}");
+    assert!(stderr.contains(&lib.display().to_string()) && stderr.contains("ORT_DYLIB_PATH"), "{stderr}");
+    assert!(!root.join("registry").exists(), "nothing may be published: {stderr}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -59,6 +59,8 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
     registry::validate_name(&args.name)?;
     let t = &args.training;
     t.validate()?;
+    // ONNX Runtime (export, parity, the test split) must be there before minutes of training.
+    vericlip_core::runtime::init(None)?;
     let mut loaded = pipeline::data::load(&args.data, &SPLITS, &t.spec, args.cache.clone(), args.progress)?;
     let (mut train, mut val, mut test) = (loaded.take("training"), loaded.take("validation"), loaded.take("testing"));
     if let Some(extra) = pipeline::data::augmented(&args.data, &loaded.extractor, t)? {
