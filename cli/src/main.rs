@@ -535,29 +535,35 @@ async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitC
             .map(|m| {
                 json!({"name": m.name, "version": m.version, "serving": m.serving, "created_at": m.created_at,
                        "sha256": m.sha256, "threshold": m.threshold, "execution_provider": m.execution_provider,
-                       "test_metrics": m.test_metrics})
+                       "validation_metrics": m.validation_metrics, "test_metrics": m.test_metrics})
             })
             .collect();
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        // Validation (unseen voices of trained engines) beside test (the bundled versions: engines
+        // never trained on): either alone misreads a model.
         outln!(
-            "{:<24}{:>8}{:>9}{:>11}{:>9}{:>8}  created",
+            "{:<24}{:>8}{:>9}{:>11}{:>9}{:>9}{:>8}  created",
             "model",
             "version",
             "serving",
             "threshold",
+            "val_eer",
             "test_eer",
             "ep"
         );
+        let eer = |m: &std::collections::HashMap<String, f64>| {
+            m.get("eer").map_or("-".to_string(), |e| format!("{:.1}%", 100.0 * e))
+        };
         for m in &models {
-            let eer = m.test_metrics.get("eer").map_or("-".to_string(), |e| format!("{:.1}%", 100.0 * e));
             outln!(
-                "{:<24}{:>8}{:>9}{:>11.4}{:>9}{:>8}  {}",
+                "{:<24}{:>8}{:>9}{:>11.4}{:>9}{:>9}{:>8}  {}",
                 m.name,
                 m.version,
                 if m.serving { "yes" } else { "" },
                 m.threshold,
-                eer,
+                eer(&m.validation_metrics),
+                eer(&m.test_metrics),
                 m.execution_provider,
                 m.created_at
             );

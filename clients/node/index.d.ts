@@ -46,6 +46,8 @@ export interface ModelInfo {
   frames: number;
   features: number;
   test_metrics: Record<string, number>;
+  /** Validation-split metrics (unseen voices of trained engines): read beside test_metrics. */
+  validation_metrics: Record<string, number>;
   manifest_json: string;
 }
 

@@ -30,6 +30,9 @@ pub struct ModelInfo {
     pub features: u32,
     /// Test-split metrics from the manifest (accuracy, precision, recall, f1, eer, auc).
     pub test_metrics: BTreeMap<String, f64>,
+    /// Validation-split metrics, the same keys: shown beside the test split's so that neither is
+    /// read alone (the bundled versions' test splits hold only engine families never trained on).
+    pub validation_metrics: BTreeMap<String, f64>,
     pub feature_spec: serde_json::Value,
     /// The whole manifest when asked for and under the cap, else empty.
     pub manifest_json: String,
@@ -56,22 +59,23 @@ pub struct Listing {
 /// `include_manifest`: carry the whole manifest JSON (when under the cap).
 pub fn info(m: &LoadedModel, serving: bool, include_manifest: bool) -> ModelInfo {
     let spec = m.extractor.spec();
-    let test_metrics = m
-        .manifest
-        .metrics
-        .get("test")
-        .map(|t| {
-            let mut out = BTreeMap::from([
-                ("accuracy".to_string(), t.accuracy),
-                ("precision".to_string(), t.precision),
-                ("recall".to_string(), t.recall),
-                ("f1".to_string(), t.f1),
-            ]);
-            out.extend(t.eer.map(|v| ("eer".to_string(), v)));
-            out.extend(t.auc.map(|v| ("auc".to_string(), v)));
-            out
-        })
-        .unwrap_or_default();
+    let split_metrics = |split: &str| {
+        m.manifest
+            .metrics
+            .get(split)
+            .map(|t| {
+                let mut out = BTreeMap::from([
+                    ("accuracy".to_string(), t.accuracy),
+                    ("precision".to_string(), t.precision),
+                    ("recall".to_string(), t.recall),
+                    ("f1".to_string(), t.f1),
+                ]);
+                out.extend(t.eer.map(|v| ("eer".to_string(), v)));
+                out.extend(t.auc.map(|v| ("auc".to_string(), v)));
+                out
+            })
+            .unwrap_or_default()
+    };
     ModelInfo {
         name: m.name().to_string(),
         version: m.version(),
@@ -84,7 +88,8 @@ pub fn info(m: &LoadedModel, serving: bool, include_manifest: bool) -> ModelInfo
         segment_seconds: spec.segment_seconds(),
         frames: spec.frames_per_segment() as u32,
         features: spec.n_features() as u32,
-        test_metrics,
+        test_metrics: split_metrics("test"),
+        validation_metrics: split_metrics("validation"),
         feature_spec: serde_json::to_value(&m.manifest.feature_spec).unwrap_or_default(),
         manifest_json: if include_manifest && m.manifest_json.len() <= MAX_LISTED_MANIFEST_BYTES {
             m.manifest_json.clone()

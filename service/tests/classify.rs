@@ -247,6 +247,13 @@ async fn models_are_listed_and_selected_by_name_and_version() {
     assert_eq!(m.execution_provider, "cpu");
     assert_eq!((m.frames, m.features, m.sample_rate), (126, 96, 16_000));
     assert!(m.test_metrics.contains_key("eer") && m.sha256.len() == 64);
+    // Validation beside test, each from its own split of the manifest (not one copied into both).
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reg.join("vericlip-lstm/1/manifest.json")).unwrap()).unwrap();
+    for (split, got) in [("validation", &m.validation_metrics), ("test", &m.test_metrics)] {
+        assert_eq!(got.get("eer").copied(), manifest["metrics"][split]["eer"].as_f64(), "{split}");
+    }
+    assert_ne!(m.validation_metrics.get("eer"), m.test_metrics.get("eer"));
     let got =
         c.get_model(api::GetModelRequest { name: "vericlip-lstm".into(), version: 0 }).await.unwrap().into_inner();
     assert_eq!(got.version, 1);

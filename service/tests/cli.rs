@@ -67,6 +67,11 @@ async fn the_cli_reaches_a_server_with_mutual_tls_and_api_keys() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("vericlip-lstm/1"), "{}", text(&out));
     let out = cli().env("VERICLIP_API_KEY", KEY).args(["--addr", &addr]).args(tls).args(["models"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // The listing shows validation beside test, each as a percentage.
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(listing.lines().next().is_some_and(|h| h.contains("val_eer") && h.contains("test_eer")), "{listing}");
+    let row = listing.lines().find(|l| l.starts_with("vericlip-lstm")).unwrap_or_default();
+    assert_eq!(row.matches('%').count(), 2, "{listing}");
 
     // Without the key: the server's UNAUTHENTICATED, named.
     let out = cli().args(["--addr", &addr]).args(tls).args(["classify", &clip]).output().unwrap();

@@ -257,8 +257,11 @@ def main():
         check(page.locator("#model-select").input_value() == f"vericlip-lstm|{S}", f"serving version {S} not preselected")
         info = page.locator("#model-info").inner_text()
         check("EER" in info and "Threshold" in info, f"model info lacks metrics: {info!r}")
+        val = page.locator('#model-info .fact[data-key="validation_eer"] dd')
+        check(val.count() == 1 and val.inner_text().endswith("%"),
+              f"model info lacks the validation EER beside the test metrics: {info!r}")
         page.screenshot(path=str(art / "01-start.png"), full_page=True)
-        log(f"ok: models listed (v{S} serving, v1 selectable) with test metrics")
+        log(f"ok: models listed (v{S} serving, v1 selectable) with validation and test metrics")
 
         # 4 + 1: version 1, upload; page shows version 1 and the server's numbers.
         page.select_option("#model-select", "vericlip-lstm|1")

@@ -18,6 +18,7 @@ impl From<ModelInfo> for api::ModelInfo {
             frames: m.frames,
             features: m.features,
             test_metrics: m.test_metrics.into_iter().collect(),
+            validation_metrics: m.validation_metrics.into_iter().collect(),
             manifest_json: m.manifest_json,
             manifest_bytes: m.manifest_bytes,
         }

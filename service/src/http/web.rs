@@ -109,6 +109,8 @@ pub struct VersionJson {
     pub created_at: String,
     /// Test-split metrics from the manifest (accuracy, precision, recall, f1, eer, auc).
     pub metrics: BTreeMap<String, f64>,
+    /// Validation-split metrics, the same keys (unseen voices of the trained engine families).
+    pub validation_metrics: BTreeMap<String, f64>,
     pub feature_spec: serde_json::Value,
 }
 
@@ -133,6 +135,7 @@ pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
                     execution_provider: info.execution_provider,
                     created_at: info.created_at,
                     metrics: info.test_metrics,
+                    validation_metrics: info.validation_metrics,
                     feature_spec: info.feature_spec,
                 })
                 .collect(),

@@ -172,8 +172,15 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "serving", "created_at", "sha256", "threshold", "execution_provider", "sample_rate", "segment_seconds", "frames", "features", "test_metrics", "manifest_json", "manifest_bytes")
+    __slots__ = ("name", "version", "serving", "created_at", "sha256", "threshold", "execution_provider", "sample_rate", "segment_seconds", "frames", "features", "test_metrics", "manifest_json", "manifest_bytes", "validation_metrics")
     class TestMetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ValidationMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +201,7 @@ class ModelInfo(_message.Message):
     TEST_METRICS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_METRICS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     serving: bool
@@ -208,4 +216,5 @@ class ModelInfo(_message.Message):
     test_metrics: _containers.ScalarMap[str, float]
     manifest_json: str
     manifest_bytes: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., serving: _Optional[bool] = ..., created_at: _Optional[str] = ..., sha256: _Optional[str] = ..., threshold: _Optional[float] = ..., execution_provider: _Optional[str] = ..., sample_rate: _Optional[int] = ..., segment_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., features: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., manifest_bytes: _Optional[int] = ...) -> None: ...
+    validation_metrics: _containers.ScalarMap[str, float]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., serving: _Optional[bool] = ..., created_at: _Optional[str] = ..., sha256: _Optional[str] = ..., threshold: _Optional[float] = ..., execution_provider: _Optional[str] = ..., sample_rate: _Optional[int] = ..., segment_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., features: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., manifest_bytes: _Optional[int] = ..., validation_metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
