@@ -540,8 +540,8 @@ async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitC
             .collect();
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        // Validation (unseen voices of trained engines) beside test (the bundled versions: engines
-        // never trained on): either alone misreads a model.
+        // Validation (unseen voices of trained engines) beside test (bundled versions 3 and 4:
+        // engines never trained on): either alone misreads a model.
         outln!(
             "{:<24}{:>8}{:>9}{:>11}{:>9}{:>9}{:>8}  created",
             "model",

@@ -31,7 +31,8 @@ pub struct ModelInfo {
     /// Test-split metrics from the manifest (accuracy, precision, recall, f1, eer, auc).
     pub test_metrics: BTreeMap<String, f64>,
     /// Validation-split metrics, the same keys: shown beside the test split's so that neither is
-    /// read alone (the bundled versions' test splits hold only engine families never trained on).
+    /// read alone (bundled versions 3 and 4's test splits hold only engine families never
+    /// trained on).
     pub validation_metrics: BTreeMap<String, f64>,
     pub feature_spec: serde_json::Value,
     /// The whole manifest when asked for and under the cap, else empty.

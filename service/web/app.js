@@ -240,8 +240,8 @@ function renderModelInfo() {
     fact('Runs on', v.execution_provider || '—'),
     created && !Number.isNaN(created.getTime()) ? fact('Published', created.toISOString().slice(0, 10)) : null,
     // Validation (unseen speakers and voices of trained engine families) beside the held-out test
-    // split below: the bundled versions' test split holds only engines never trained on, and
-    // either number alone misreads the model.
+    // split below: bundled versions 3 and 4's test split holds only engines never trained on,
+    // and either number alone misreads the model.
     typeof v.validation_metrics?.eer === 'number'
       ? fact('Validation EER (unseen voices)', metricValue('eer', v.validation_metrics.eer), 'validation_eer')
       : null,
@@ -258,7 +258,7 @@ function renderModelInfo() {
   const details = el(
     'details',
     { class: 'metrics-details', open: window.matchMedia('(min-width: 721px)').matches },
-    el('summary', {}, el('span', { class: 'metrics-head', text: 'Held-out test metrics (engines never trained on)' }), el('span', { class: 'metrics-sum', text: summary })),
+    el('summary', {}, el('span', { class: 'metrics-head', text: 'Held-out test metrics' }), el('span', { class: 'metrics-sum', text: summary })),
     metrics,
   );
   ui.info.replaceChildren(facts, keys.length ? details : null);

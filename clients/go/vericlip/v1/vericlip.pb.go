@@ -1183,9 +1183,9 @@ type ModelInfo struct {
 	// Size of the whole manifest JSON in bytes (whether or not manifest_json carries it).
 	ManifestBytes uint64 `protobuf:"varint,14,opt,name=manifest_bytes,json=manifestBytes,proto3" json:"manifest_bytes,omitempty"`
 	// Validation-split metrics from the manifest (same keys as test_metrics): unseen speakers and
-	// voices of the engine families the model was trained on, where test_metrics is what the
-	// manifest's test split holds (for the bundled versions, engine families never trained on).
-	// Show both: one alone misreads the model. Empty when the manifest has none.
+	// voices of the engine families the model was trained on, where test_metrics is whatever the
+	// manifest's test split holds (for bundled versions 3 and 4, only engine families never
+	// trained on). Show both: one alone misreads the model. Empty when the manifest has none.
 	ValidationMetrics map[string]float64 `protobuf:"bytes,15,rep,name=validation_metrics,json=validationMetrics,proto3" json:"validation_metrics,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"fixed64,2,opt,name=value,proto3"`
 }
 
