@@ -750,28 +750,17 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
             if let Some(ckpt) = nv.checkpoints.get(vocoder) {
                 req["checkpoint"] = serde_json::json!(ckpt.to_string_lossy());
             }
-            let wav = nv.pool.run(req)?;
-            let y = load_file(&wav, SR, &AudioLimits::default())?.samples;
-            let source = naming::source_of(src);
-            let ch = ctx.channel_of.get(source.as_str()).copied().unwrap_or(Channel::Wideband);
-            let len = 2 * SR as usize;
-            anyhow::ensure!(y.len() >= len, "{vocoder} output shorter than 2 s");
-            let name = naming::vocoded_clip(group.name, ch.tag(), vocoder, i);
-            return Ok(vec![(name, process::normalize(&process::apply_channel(&y[..len], ch)?))]);
+            let (name, ch, y) = copy_of_real(&nv.pool.run(req)?, src, vocoder, group, i, ctx)?;
+            return Ok(vec![(name, process::normalize(&process::apply_channel(&y, ch)?))]);
         }
         FakeKind::Vocoded(op) => {
             let pool = ctx.pool.context("vocoded fakes need the synthesis pool")?;
             anyhow::ensure!(!ctx.real_clips.is_empty(), "{}: no real clips in the split to vocode", group.name);
             let src = &ctx.real_clips[r.below(ctx.real_clips.len())];
             let wav = pool.run(serde_json::json!({"op": op, "in": src.to_string_lossy(), "seed": r.below(1 << 30)}))?;
-            let y = load_file(&wav, SR, &AudioLimits::default())?.samples;
             // The real clip went through its source's channel already; the fake keeps it.
-            let source = naming::source_of(src);
-            let ch = ctx.channel_of.get(source.as_str()).copied().unwrap_or(Channel::Wideband);
-            let len = 2 * SR as usize;
-            anyhow::ensure!(y.len() >= len, "{op} output shorter than 2 s");
-            let name = naming::vocoded_clip(group.name, ch.tag(), op, i);
-            return Ok(vec![(name, process::normalize(&y[..len]))]);
+            let (name, _, y) = copy_of_real(&wav, src, op, group, i, ctx)?;
+            return Ok(vec![(name, process::normalize(&y))]);
         }
     };
     let ch = ch.unwrap_or(Channel::Wideband);
@@ -787,6 +776,24 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
 }
 
 /// Generates utterances of a group until `target` 2 s clips exist.
+/// A resynthesized copy of the real clip `src` (the `wav` a vocoder made of it): its clip name,
+/// the channel of its source, and its first 2 s.
+fn copy_of_real(
+    wav: &Path,
+    src: &Path,
+    vocoder: &str,
+    group: &FakeGroup,
+    i: usize,
+    ctx: &FakeContext<'_>,
+) -> anyhow::Result<(String, Channel, Vec<f32>)> {
+    let mut y = load_file(wav, SR, &AudioLimits::default())?.samples;
+    let ch = ctx.channel_of.get(naming::source_of(src).as_str()).copied().unwrap_or(Channel::Wideband);
+    let len = 2 * SR as usize;
+    anyhow::ensure!(y.len() >= len, "{vocoder} output shorter than 2 s");
+    y.truncate(len);
+    Ok((naming::vocoded_clip(group.name, ch.tag(), vocoder, i), ch, y))
+}
+
 fn generate_fakes(group: &FakeGroup, target: usize, ctx: &FakeContext<'_>) -> anyhow::Result<usize> {
     const BATCH: usize = 32;
     let mut made = 0;
