@@ -40,6 +40,8 @@ CUSTOM_KINDS = MONITORING_KINDS | {
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
 }
+# Kinds without a namespace (everything else an install renders must sit in the Deployment's).
+CLUSTER_SCOPED_KINDS = {"Namespace", "RuntimeClass", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass", "PriorityClass"}
 # gRPC services the server registers (server.rs), for GRPCRoute method matches.
 GRPC_SERVICES = {"vericlip.v1.Vericlip", "grpc.health.v1.Health"}
 # The driver library directories the GPU image and pod need (GKE; NVIDIA container toolkit).
@@ -389,6 +391,21 @@ def check_admin_port(label, objs):
     report(f"{label}: probes and config on the admin port {ADMIN_PORT} (HTTP), NetworkPolicy per port (9090 only for metrics namespaces)", problems)
 
 
+def check_namespaces(label, objs):
+    """Every namespaced object of an install sits in the Deployment's namespace: one left
+    without a namespace lands in whatever namespace kubectl's context names, away from what it
+    scales or routes to (a ScaledObject there scales nothing; a GRPCRoute routes nowhere)."""
+    want = find(objs, "Deployment", "vericlip-server")["metadata"].get("namespace")
+    problems = [] if want else ["Deployment/vericlip-server has no namespace"]
+    for o in objs:
+        if o["kind"] in CLUSTER_SCOPED_KINDS:
+            continue
+        got = o["metadata"].get("namespace")
+        if got != want:
+            problems.append(f"{o['kind']}/{o['metadata']['name']}: namespace {got!r}, the Deployment's is {want!r}")
+    report(f"{label}: every namespaced object in the Deployment's namespace", problems)
+
+
 def check_install(label, objs, overlay):
     """What every install needs (the storage stays out, arch selector, PDB policy) and, for the
     gpu overlay, what a GPU pool needs."""
@@ -571,6 +588,7 @@ def main():
             service_objs = objs  # the first overlay's Services, for the ServiceMonitor check
         validate_core(label, text, objs)
         check_custom_resources(label, objs)
+        check_namespaces(label, objs)
         check_install(label, objs, overlay)
         check_admin_port(label, objs)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
