@@ -80,6 +80,8 @@ pub struct Metrics {
     pub canary_version: Family<ModelLabels, Gauge>,
     pub state_generation: Family<ModelLabels, Gauge>,
     pub state_changes: Family<ModelLabels, Counter>,
+    pub state_invalid: Family<ModelLabels, Counter>,
+    pub state_held: Family<ModelLabels, Gauge>,
     pub version_routed: Family<ModelVersionLabels, Counter>,
     pub version_answered: Family<AnsweredLabels, Counter>,
     pub version_seconds: Family<ModelVersionLabels, Histogram>,
@@ -166,6 +168,18 @@ impl Metrics {
             "Serving-state changes (canary, promote, rollback, retire) this replica followed",
             state_changes.clone(),
         );
+        let state_invalid = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "model_state_invalid",
+            "Serving states this replica refused (missing although the model had one, unreadable, invalid JSON, a stable or canary not on disk or rejected, a generation going backwards, a retired version back), once per distinct problem",
+            state_invalid.clone(),
+        );
+        let state_held = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "model_state_held",
+            "1 while the model's serving state on disk is refused and this replica keeps its last good one (or, with none, stays unready)",
+            state_held.clone(),
+        );
         let version_routed = Family::<ModelVersionLabels, Counter>::default();
         registry.register(
             "model_version_requests_routed",
@@ -248,6 +262,8 @@ impl Metrics {
             canary_version,
             state_generation,
             state_changes,
+            state_invalid,
+            state_held,
             version_routed,
             version_answered,
             version_seconds,

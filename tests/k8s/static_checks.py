@@ -188,6 +188,8 @@ def check_monitoring(service_objs):
         name = f"{o['kind']}/{o['metadata']['name']}"
         if o["metadata"].get("namespace") != "vericlip":
             problems.append(f"{name}: namespace is not vericlip")
+        if not (o["metadata"].get("labels") or {}).get("release"):
+            problems.append(f"{name}: no release label (kube-prometheus-stack selects by it; the kustomization sets it)")
         spec = o.get("spec") or {}
         if o["kind"] == "ServiceMonitor":
             sel = spec.get("selector", {}).get("matchLabels") or {}
@@ -271,6 +273,12 @@ def check_custom_resources(label, objs):
             triggers = spec.get("triggers") or []
             if not triggers:
                 problems.append(f"{name}: no triggers")
+            # Both kinds of load: unary requests wait in the queue, streams hold a pod without
+            # ever showing there.
+            queries = " ".join((t.get("metadata") or {}).get("query", "") for t in triggers)
+            for metric in ("vericlip_queue_depth", "vericlip_active_streams"):
+                if metric not in queries:
+                    problems.append(f"{name}: no trigger reads {metric}")
             for t in triggers:
                 md = t.get("metadata") or {}
                 if t.get("type") == "prometheus":
@@ -406,6 +414,30 @@ def check_namespaces(label, objs):
     report(f"{label}: every namespaced object in the Deployment's namespace", problems)
 
 
+def check_dockerfiles(objs):
+    """Each image EXPOSEs every port the server container declares (the admin port 9090
+    included: `docker run -P` and tools that read the image's metadata see it), and each base
+    image is pinned by digest or is a build argument the operator pins (`--build-arg
+    NAME=image@sha256:...`, documented in the Dockerfile)."""
+    problems = []
+    ports = {p["containerPort"] for p in container(objs, "Deployment", "vericlip-server", "server").get("ports") or []}
+    for df in DOCKERFILES:
+        text = (ROOT / df).read_text()
+        exposed = {int(p) for line in re.findall(r"^EXPOSE\s+(.+)$", text, re.M) for p in re.findall(r"\d+", line)}
+        if not ports <= exposed:
+            problems.append(f"{df}: EXPOSE {sorted(exposed)} lacks the container ports {sorted(ports - exposed)}")
+        args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)$", text.split("\nFROM ", 1)[0], re.M))
+        for ref in re.findall(r"^FROM\s+(\S+)", text, re.M):
+            arg = re.fullmatch(r"\$\{?(\w+)\}?", ref)
+            if "@sha256:" in ref:
+                continue
+            if not arg or arg.group(1) not in args:
+                problems.append(f"{df}: FROM {ref} is neither pinned by digest nor a build argument declared before the first FROM")
+            elif "--build-arg " + arg.group(1) + "=" not in text and "digest" not in text:
+                problems.append(f"{df}: FROM {ref}: say how to pin {arg.group(1)} by digest")
+    report("deploy/Dockerfile*: EXPOSE every container port, base images pinned by digest or pinnable build arguments", problems)
+
+
 def check_install(label, objs, overlay):
     """What every install needs (the storage stays out, arch selector, PDB policy) and, for the
     gpu overlay, what a GPU pool needs."""
@@ -460,6 +492,9 @@ def check_storage():
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objs)
     want = [("Namespace", "vericlip"), ("PersistentVolumeClaim", "vericlip-dataset"), ("PersistentVolumeClaim", "vericlip-registry")]
     problems = [] if kinds == want else [f"holds {kinds}, want {want}"]
+    for o in objs:
+        if o["kind"] == "PersistentVolumeClaim" and not o["spec"].get("storageClassName"):
+            problems.append(f"claim {o['metadata']['name']}: no storageClassName (the cluster default may be none, or unsuitable): name a placeholder to edit")
     claims = {c["persistentVolumeClaim"]["claimName"] for _, spec in pod_specs(render(ROOT / "k8s/overlays/cpu")[1]) for c in spec.get("volumes") or [] if "persistentVolumeClaim" in c}
     if not claims <= {n for k, n in kinds if k == "PersistentVolumeClaim"}:
         problems.append(f"the pods mount claims {sorted(claims)} that k8s/storage does not create")
@@ -495,6 +530,9 @@ def check_operator_sample(app_objs, storage_objs):
     reg = find(storage_objs, "PersistentVolumeClaim", "vericlip-registry")["spec"]
     if reg.get("storageClassName") != "efs-sc" or reg.get("accessModes") != ["ReadWriteMany"]:
         problems.append(f"registry claim {reg}: the sample sets storageClassName efs-sc (ReadWriteMany kept)")
+    data = find(storage_objs, "PersistentVolumeClaim", "vericlip-dataset")["spec"]
+    if data.get("storageClassName") != "gp3":
+        problems.append(f"dataset claim {data}: the sample sets storageClassName gp3")
     report(f"{OPERATOR_SAMPLE}: renders the images, memory and storage class it sets", problems)
 
 
@@ -601,6 +639,7 @@ def main():
             Path(f.name).unlink()
 
     check_monitoring(service_objs)
+    check_dockerfiles(service_objs)
     try:
         _, sample_storage = render(ROOT / OPERATOR_SAMPLE / "storage")
         report(f"render {OPERATOR_SAMPLE}/storage", [])
