@@ -438,6 +438,35 @@ def check_dockerfiles(objs):
     report("deploy/Dockerfile*: EXPOSE every container port, base images pinned by digest or pinnable build arguments", problems)
 
 
+def check_registry_owner(app_objs):
+    """k8s/storage/registry-owner (the one-time chown for NFS volumes that ignore fsGroup): a Job
+    that mounts the registry claim where the pods do and hands its root to the uid and gid the
+    pods run as (drift between the two would leave the registry unwritable again)."""
+    label = "k8s/storage/registry-owner"
+    try:
+        text, objs = render(ROOT / label)
+    except RuntimeError as e:
+        report(f"render {label}", [e])
+        return
+    report(f"render {label} ({len(objs)} objects)", [])
+    validate_core(label, text, objs)
+    problems = []
+    job = find(objs, "Job", "vericlip-registry-owner")
+    spec = job["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    mount = next((m for m in c.get("volumeMounts") or [] if m["mountPath"] == "/models"), None)
+    vol = next((v for v in spec.get("volumes") or [] if mount and v["name"] == mount["name"]), {})
+    if (vol.get("persistentVolumeClaim") or {}).get("claimName") != "vericlip-registry":
+        problems.append(f"mounts {vol} at /models, want the claim vericlip-registry")
+    pod_sc = find(app_objs, "Deployment", "vericlip-server")["spec"]["template"]["spec"]["securityContext"]
+    want = f"chown {pod_sc['runAsUser']}:{pod_sc['fsGroup']} /models"
+    if want not in " ".join(c.get("args") or []):
+        problems.append(f"args {c.get('args')}: want `{want}` (the pods' runAsUser and fsGroup)")
+    if "CHOWN" not in ((c.get("securityContext") or {}).get("capabilities") or {}).get("add", []):
+        problems.append("no CHOWN capability")
+    report(f"{label}: chowns the registry claim's root to the pods' uid/gid", problems)
+
+
 def check_install(label, objs, overlay):
     """What every install needs (the storage stays out, arch selector, PDB policy) and, for the
     gpu overlay, what a GPU pool needs."""
@@ -640,6 +669,7 @@ def main():
 
     check_monitoring(service_objs)
     check_dockerfiles(service_objs)
+    check_registry_owner(service_objs)
     try:
         _, sample_storage = render(ROOT / OPERATOR_SAMPLE / "storage")
         report(f"render {OPERATOR_SAMPLE}/storage", [])
