@@ -5,7 +5,8 @@
 #   - Debian packages: TTS engines (espeak-ng, flite, festival) and sox for the corpus, sox's MP3
 #     format and opus-tools (the trainer's codec augmentation), unzip,
 #     curl (scripts/demo.sh, the HTTPS tests), openssl (test certificates), chromium (the
-#     real-browser tests of the web page);
+#     real-browser tests of the web page), jq (docs/OPERATIONS.md's Job commands, run verbatim by
+#     trainer/tests/model_lifecycle.rs);
 #   - a Python >= 3.12 virtual environment in .venv/ with librosa 1.0.0 (feature goldens,
 #     reference benchmark), grpcio (the cross-language client tests), Playwright (driving
 #     Debian's Chromium; Playwright's own browser download is never used) and onnx (the models
@@ -71,7 +72,7 @@ find_python() {
 
 # libsox-fmt-mp3 and opus-tools: the MP3 and Opus round trips of the trainer's `codec` augmentation.
 APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-base libsox-fmt-mp3 opus-tools unzip curl
-              openssl chromium)
+              openssl chromium jq)
 
 install_apt() {
     local missing=() p want=("$@")

@@ -105,23 +105,64 @@ fn seed_copies_missing_versions_and_never_rewrites_published_ones() {
     let (from, to) = (tmp("seed-from"), tmp("seed-to"));
     registry::publish(&from, manifest("m"), b"one", &[("metrics.json", b"{}".to_vec())]).unwrap();
     registry::publish(&from, manifest("m"), b"two", &[]).unwrap();
-    // The target already holds its own version 2 (published there by a trainer).
+    // A first install copies every bundled version.
+    let fresh = tmp("seed-fresh");
+    let done = registry::seed(&from, &fresh).unwrap();
+    assert_eq!(done.iter().map(|s| (s.version, s.copied)).collect::<Vec<_>>(), vec![(1, true), (2, true)]);
+    assert_eq!(registry::load_version(&fresh.join("m/1")).unwrap().model_onnx, b"one");
+    assert!(fresh.join("m/1/report/metrics.json").is_file());
+    // The target already issued 1 and 2 to models of its own (published there by a trainer; 1
+    // deleted since): neither number is reused for the bundle's models, and each refusal says why.
     let own = registry::publish(&to, manifest("m"), b"theirs-1", &[]).unwrap();
     let own2 = registry::publish(&to, manifest("m"), b"theirs-2", &[]).unwrap();
     std::fs::remove_dir_all(&own.dir).unwrap();
     let done = registry::seed(&from, &to).unwrap();
     let copied: Vec<_> = done.iter().map(|s| (s.version, s.copied)).collect();
-    assert_eq!(copied, vec![(1, true), (2, false)]);
-    assert_eq!(registry::load_version(&to.join("m/1")).unwrap().model_onnx, b"one");
-    assert!(to.join("m/1/report/metrics.json").is_file());
+    assert_eq!(copied, vec![(1, false), (2, false)]);
+    let why: Vec<_> = done.iter().map(|s| s.refused.clone().unwrap_or_default()).collect();
+    assert!(why[0].contains("already issued version number 1"), "{why:?}");
+    assert!(why[1].contains("version 2 is another model"), "{why:?}");
+    assert!(!to.join("m/1").exists());
     assert_eq!(registry::load_version(&own2.dir).unwrap().model_onnx, b"theirs-2");
-    // Seeding again changes nothing and leaves no staging folders.
-    let again = registry::seed(&from, &to).unwrap();
-    assert!(again.iter().all(|s| !s.copied));
+    // Seeding the same bundle again over the first install: present alike, nothing copied, and
+    // no staging folders left.
+    let again = registry::seed(&from, &fresh).unwrap();
+    assert!(again.iter().all(|s| !s.copied && s.refused.is_none()), "{again:?}");
     let leftovers: Vec<_> = std::fs::read_dir(to.join("m")).unwrap().filter_map(|e| e.ok()).collect();
-    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
-    std::fs::remove_dir_all(&from).ok();
-    std::fs::remove_dir_all(&to).ok();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    for dir in [from, to, fresh] {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[test]
+fn publish_never_reuses_a_number() {
+    use vericlip_core::registry::serving;
+    let reg = tmp("reuse");
+    let dir = reg.join("m");
+    registry::publish(&reg, manifest("m"), b"one", &[]).unwrap();
+    registry::publish(&reg, manifest("m"), b"two", &[]).unwrap();
+    let record = serving::Record { what: "test", reason: None };
+    serving::update(&dir, record, false, || Ok(serving::ServingState::new(1)), |s| Ok(s.clone())).unwrap();
+    let third = registry::publish(&reg, manifest("m"), b"three", &[]).unwrap();
+    assert_eq!(third.version, 3);
+    // Retired and deleted (as the docs allow), and a candidate deleted: their numbers stay taken.
+    serving::update(
+        &dir,
+        record,
+        false,
+        || unreachable!(),
+        |s| serving::apply(s, serving::Transition::Retire { version: 3 }),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&third.dir).unwrap();
+    let next = registry::publish(&reg, manifest("m"), b"four", &[]).unwrap();
+    assert_eq!(next.version, 4, "retired 3 is never reused");
+    std::fs::remove_dir_all(&next.dir).unwrap();
+    let s = serving::read(&dir).unwrap().unwrap();
+    assert_eq!(s.highest_version, 4, "{s:?}");
+    assert_eq!(registry::publish(&reg, manifest("m"), b"five", &[]).unwrap().version, 5, "deleted 4 is never reused");
+    std::fs::remove_dir_all(&reg).ok();
 }
 
 #[test]

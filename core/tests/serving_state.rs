@@ -38,6 +38,8 @@ fn seed_installs_the_bundle_state_once_and_never_changes_it() {
     // Promote 5 in the target, then seed again: the target's state stands.
     serving::update(
         &to.join(MODEL),
+        serving::Record { what: "test", reason: None },
+        false,
         || unreachable!(),
         |s| serving::apply(s, serving::Transition::Promote { version: 5 }),
     )
@@ -62,11 +64,14 @@ fn seed_freezes_a_registry_in_use_and_skips_retired_versions() {
     let copied: Vec<_> = done.iter().map(|s| (s.version, s.copied)).collect();
     assert_eq!(copied, vec![(4, false), (5, true)]);
     let s = serving::read(&to.join(MODEL)).unwrap().unwrap();
-    assert_eq!((s.stable, s.canary, s.generation), (4, None, 1), "v5 lands as a candidate, v4 keeps serving");
+    assert_eq!((s.stable, s.canary), (4, None), "v5 lands as a candidate, v4 keeps serving");
+    assert_eq!((s.highest_version, s.generation), (5, 2), "frozen, then 5 recorded as issued");
 
     // Retire 5 and delete its files: seeding never brings it back.
     serving::update(
         &to.join(MODEL),
+        serving::Record { what: "test", reason: None },
+        false,
         || unreachable!(),
         |s| serving::apply(s, serving::Transition::Retire { version: 5 }),
     )
@@ -83,6 +88,41 @@ fn seed_freezes_a_registry_in_use_and_skips_retired_versions() {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&from);
+    let _ = std::fs::remove_dir_all(&to);
+}
+
+#[test]
+fn seed_never_picks_a_stable_version_for_a_registry_that_lost_its_state() {
+    let from = bundle("lost");
+    let to = fresh("lost");
+    place_version(&to, 4, 3);
+    place_version(&to, 4, 4);
+    let dir = to.join(MODEL);
+    registry::seed(&from, &to).unwrap();
+    serving::update(
+        &dir,
+        serving::Record { what: "test", reason: None },
+        false,
+        || unreachable!(),
+        |s| serving::apply(s, serving::Transition::Retire { version: 3 }),
+    )
+    .unwrap();
+    // Lost (or hand-edited into bad JSON): seeding writes no state (it would have promoted the
+    // highest version, 5, and dropped the tombstone of 3) and copies nothing.
+    for damage in [None, Some(&b"{not json"[..])] {
+        std::fs::remove_file(dir.join(serving::SERVING_FILE)).unwrap();
+        if let Some(bytes) = damage {
+            std::fs::write(dir.join(serving::SERVING_FILE), bytes).unwrap();
+        }
+        let done = registry::seed(&from, &to).unwrap();
+        assert!(done.is_empty(), "nothing seeded: {done:?}");
+        assert_eq!(std::fs::read(dir.join(serving::SERVING_FILE)).ok().as_deref(), damage);
+        // Restored from the history: the last state, tombstone included, one generation on.
+        std::fs::write(dir.join(serving::SERVING_FILE), b"").unwrap();
+        let restored = serving::restore(&dir, serving::Record { what: "restore", reason: None }, false).unwrap();
+        assert_eq!((restored.after.stable, restored.after.retired.iter().copied().collect::<Vec<_>>()), (4, vec![3]));
+    }
     let _ = std::fs::remove_dir_all(&from);
     let _ = std::fs::remove_dir_all(&to);
 }

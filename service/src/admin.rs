@@ -16,14 +16,15 @@ use axum::routing::get;
 use crate::classify::Classifier;
 
 /// Readiness: a model serves, every version this replica must serve (a pin, a serving state's
-/// stable version) can, and the process is not draining. The body says why not.
+/// stable version) can, and the process is not draining. The body says why not, or, when
+/// ready, what each model serves and the serving-state generation applied (one line a model).
 pub fn readiness(c: &Classifier) -> (StatusCode, String) {
     if crate::drain::draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
     } else if let Some(reason) = c.store().snapshot().unready_reason() {
         (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"))
     } else {
-        (StatusCode::OK, "ready\n".into())
+        (StatusCode::OK, format!("ready\n{}", c.store().snapshot().detail()))
     }
 }
 

@@ -104,10 +104,11 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 fn seed(from: &std::path::Path, registry: &std::path::Path) -> anyhow::Result<()> {
     for s in vericlip_core::registry::seed(from, registry)? {
-        let what = match (s.copied, s.retired) {
-            (true, _) => "seeded (a candidate: the serving state is unchanged)",
-            (false, true) => "retired in the registry's serving state, not copied",
-            (false, false) => "present, left as is",
+        let what = match (s.copied, s.retired, &s.refused) {
+            (_, _, Some(why)) => format!("NOT seeded: {why}"),
+            (true, _, None) => "seeded (a candidate: the serving state is unchanged)".into(),
+            (false, true, None) => "retired in the registry's serving state, not copied".into(),
+            (false, false, None) => "present, left as is".into(),
         };
         println!("{}/{}: {what}", s.name, s.version);
     }

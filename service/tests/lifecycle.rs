@@ -237,9 +237,13 @@ async fn two_replicas_follow_candidate_canary_promote_rollback_retire_under_load
     };
     assert!(routed(&a, 5) > 0.0 && routed(&a, 4) > routed(&a, 5), "per-version answers:\n{}", a.metrics());
 
-    // Promote: both replicas serve v5 within a poll or so of the command.
+    // Promote: both replicas serve v5 within a poll or so of the command, and say so.
     let promoted = Instant::now();
     model_ok(&reg, &["promote", "5"]);
+    let replicas = format!("{},{}", a.http, b.http);
+    let rollout = model_ok(&reg, &["status", "--wait", "30", "--replicas", &replicas]);
+    assert!(rollout.contains("2 of 2 ready replicas apply it"), "{rollout}");
+    println!("promote: {}", rollout.lines().next().unwrap_or_default());
     let swap = wait_until("v5 stable on both replicas", Duration::from_secs(30), || {
         servers.iter().all(|s| serving_version(s) == 5.0 && canary_version(s) == 0.0)
     })
@@ -422,4 +426,174 @@ async fn a_replica_loads_only_the_versions_the_state_names() {
     for reg in [two, ten, warm, legacy] {
         let _ = std::fs::remove_dir_all(reg);
     }
+}
+
+fn state_generation(reg: &Path) -> u64 {
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reg.join(MODEL).join("serving.json")).unwrap()).unwrap();
+    s["generation"].as_u64().unwrap()
+}
+
+fn state_held(s: &Server) -> f64 {
+    s.metric(&format!("vericlip_model_state_held{{model=\"{MODEL}\"}}"))
+}
+
+fn state_invalid(s: &Server) -> f64 {
+    s.metric(&format!("vericlip_model_state_invalid_total{{model=\"{MODEL}\"}}"))
+}
+
+/// `/readyz` on the admin port: (status, body).
+fn readyz(s: &Server) -> (u16, String) {
+    let (status, _, body) = common::http_request(&s.admin, "GET", "/readyz", "text/plain", b"");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Issue 32, items 1, 2 and 5, through the real binaries on two replicas sharing a registry,
+/// under load: every bad edit of serving.json (deleted, invalid JSON, a stable version not on
+/// disk, 2^63, a generation going backwards) is refused by one rule: both replicas keep the
+/// last good state (stable 4, canary 5; never the newest version, never a retired or candidate
+/// one), count it and keep answering; a fresh replica stays unready with the reason; the
+/// commands refuse to build on it; `model restore` brings the last state back; `rollback`
+/// refuses to end a canary and `abort` ends it without touching stable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_serving_states_never_widen_what_serves_nor_take_the_fleet_down() {
+    let reg = fresh("failclosed");
+    for v in [3, 4, 5, 6] {
+        place_version(&reg, 4, v);
+    }
+    write_state(&reg, r#"{"format": 1, "stable": 4, "retired": [3], "generation": 1}"#);
+    model_ok(&reg, &["canary", "5", "--fraction", "0.1", "--reason", "try 5"]);
+    let link = |tag: &str| {
+        let l = reg.with_file_name(format!("vericlip-lifecycle-failclosed-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&l);
+        std::os::unix::fs::symlink(&reg, &l).unwrap();
+        l
+    };
+    let (reg_b, reg_c) = (link("b"), link("c"));
+    let a = Server::start(&reg, &[]).await;
+    let b = Server::start(&reg_b, &[]).await;
+    let servers = [&a, &b];
+    for s in servers {
+        wait_until("the canary on both replicas", Duration::from_secs(30), || canary_version(s) == 5.0).await;
+        assert_eq!(state_held(s), 0.0);
+    }
+    let audio = clip();
+    let load = Load::start(&[a.grpc.clone(), b.grpc.clone()], &audio);
+    let good = std::fs::read(reg.join(MODEL).join("serving.json")).unwrap();
+
+    let edits: [(&str, Option<&str>); 5] = [
+        ("deleted", None),
+        ("invalid JSON", Some("{\"format\": 1, \"stable\": ")),
+        ("a stable version not on disk", Some(r#"{"format": 1, "stable": 42, "generation": 9}"#)),
+        ("stable 2^63", Some(r#"{"format": 1, "stable": 9223372036854775808, "generation": 9}"#)),
+        ("a generation going backwards", Some(r#"{"format": 1, "stable": 6, "generation": 1}"#)),
+    ];
+    for (n, (what, content)) in edits.iter().enumerate() {
+        // Replaced in one rename (a replica never sees the file missing between two edits).
+        let path = reg.join(MODEL).join("serving.json");
+        match content {
+            Some(c) => {
+                let tmp = reg.join(MODEL).join(".edit.tmp");
+                std::fs::write(&tmp, c).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+            }
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+        for s in servers {
+            wait_until(what, Duration::from_secs(30), || state_invalid(s) == (n + 1) as f64).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await; // two more polls
+        for s in servers {
+            assert_eq!(state_held(s), 1.0, "{what}");
+            assert_eq!((serving_version(s), canary_version(s)), (4.0, 5.0), "{what}: the last good state serves");
+            assert_eq!(loaded(s), vec![4, 5], "{what}: nothing else loads (not 6, not retired 3)");
+            let (status, body) = readyz(s);
+            assert_eq!(status, 200, "{what}: a running replica stays ready: {body}");
+            assert!(
+                body.contains(&format!(
+                    "model {MODEL}: serving 4, canary 5 at 10.0 %, generation 2 (serving.json refused"
+                )),
+                "{what}: {body}"
+            );
+            let mut c = s.client().await;
+            let pinned = vericlip_server::api::ClassifyRequest { version: 3, ..common::pcm_request(&audio) };
+            let e = c.classify(pinned).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::NotFound, "{what}: retired 3 never answers again");
+        }
+        // The commands refuse to build on it.
+        let refused = model(&reg, &["promote", "6"]);
+        assert!(!refused.status.success(), "{what}: {}", text(&refused));
+        if n == 1 {
+            // A fresh replica with no good state stays unready, with the reason.
+            let c = Server::spawn(&reg_c, &[]);
+            let started = Instant::now();
+            loop {
+                let (status, body) = readyz(&c);
+                if body.contains("no good serving state yet") {
+                    assert_eq!(status, 503, "{body}");
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "readyz: {status} {body}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut client = c.client().await;
+            assert_eq!(classify(&mut client, &audio, None).await.unwrap_err().code(), tonic::Code::Unavailable);
+        }
+    }
+    // Restore: the last state written by a command, one generation on; both replicas follow it.
+    std::fs::remove_file(reg.join(MODEL).join("serving.json")).unwrap();
+    let out = model_ok(&reg, &["restore", "--reason", "lost by hand"]);
+    assert!(out.contains("stable 4, canary 5 at 10.0 %") && out.contains("generation 3"), "{out}");
+    assert_ne!(std::fs::read(reg.join(MODEL).join("serving.json")).unwrap(), good);
+    for s in servers {
+        wait_until("the restored state", Duration::from_secs(30), || state_held(s) == 0.0).await;
+        assert_eq!(s.metric(&format!("vericlip_model_state_generation{{model=\"{MODEL}\"}}")), 3.0);
+    }
+
+    // Ending a canary: rollback refuses (it would move stable), abort ends it, stable stays 4.
+    let refused = model(&reg, &["rollback"]);
+    assert!(!refused.status.success() && text(&refused).contains("model abort"), "{}", text(&refused));
+    let dry = model_ok(&reg, &["abort", "--dry-run"]);
+    assert!(dry.contains("dry run, nothing written") && dry.contains("stable 4 (generation 4)"), "{dry}");
+    assert_eq!(state_generation(&reg), 3, "a dry run writes nothing");
+    let aborted = Instant::now();
+    let out = model_ok(&reg, &["abort", "--reason", "5 looks wrong"]);
+    assert!(out.contains("stable 4 (generation 4)"), "{out}");
+    let ended = wait_until("the canary ended on both replicas", Duration::from_secs(30), || {
+        servers.iter().all(|s| canary_version(s) == 0.0)
+    })
+    .await;
+    println!(
+        "abort: both replicas ended the canary {} ms after the command began ({} ms after it exited)",
+        aborted.elapsed().as_millis(),
+        ended.as_millis()
+    );
+    // Rollout status: both replicas (by their HTTP port) report generation 4.
+    let replicas = format!("{},{}", a.http, b.http);
+    let out = model_ok(&reg, &["status", "--wait", "30", "--replicas", &replicas]);
+    assert!(out.contains("generation 4: 2 of 2 ready replicas apply it"), "{out}");
+    for s in servers {
+        assert_eq!((canary_version(s), serving_version(s)), (0.0, 4.0));
+        assert!(readyz(s).1.contains(&format!("model {MODEL}: serving 4, generation 4\n")), "{}", readyz(s).1);
+    }
+    // Nothing ready to ask: the wait times out and says so.
+    let out = model(&reg, &["status", "--wait", "0.3", "--replicas", "127.0.0.1:1"]);
+    assert!(
+        !out.status.success() && text(&out).contains("NOT DONE") && text(&out).contains("no ready replica"),
+        "{}",
+        text(&out)
+    );
+    let history = model_ok(&reg, &["history"]);
+    for want in ["canary", "try 5", "restore", "lost by hand", "abort", "5 looks wrong"] {
+        assert!(history.contains(want), "history lacks {want:?}:\n{history}");
+    }
+
+    let (versions, failures) = load.finish().await;
+    assert!(failures.is_empty(), "failed requests while serving.json was bad: {failures:?}");
+    assert!(versions.iter().all(|v| [4, 5].contains(v)), "only the last good state's versions answered");
+    println!("fail closed: {} requests under 5 bad edits, restore and abort, 0 failed", versions.len());
+    for l in [reg_b, reg_c] {
+        let _ = std::fs::remove_file(l);
+    }
+    let _ = std::fs::remove_dir_all(&reg);
 }

@@ -175,19 +175,27 @@ enum Command {
         json: bool,
     },
     /// A model's serving lifecycle in the registry (serving.json, followed by every server
-    /// replica within one poll): status, canary, promote, rollback, retire.
+    /// replica within one poll): status, canary, abort, promote, rollback, retire, restore,
+    /// history.
     Model {
         #[command(subcommand)]
         command: ModelCommand,
-        /// Model registry directory (read-write).
-        #[arg(long, global = true, default_value = "models")]
-        registry: PathBuf,
+        /// Model registry directory (read-write; required: no default, so that a command never
+        /// writes a registry of its own in whatever folder it was started from).
+        #[arg(long, global = true, env = "VERICLIP_REGISTRY")]
+        registry: Option<PathBuf>,
         /// Model name in the registry.
         #[arg(long, global = true, default_value = "vericlip-lstm")]
         name: String,
         /// Print the result as JSON.
         #[arg(long, global = true)]
         json: bool,
+        /// Why (kept in the model's history, `model history`).
+        #[arg(long, global = true)]
+        reason: Option<String>,
+        /// Check the transition and print the state it would write; write nothing.
+        #[arg(long, global = true)]
+        dry_run: bool,
     },
     /// Print the features (before normalization) of each file's first 2 s segment.
     Extract {
@@ -202,8 +210,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelCommand {
-    /// The serving state and every version's role and load check (as a replica checks it).
-    Status,
+    /// The serving state and every version's role and load check (as a replica checks it);
+    /// with --wait, waits until every ready replica applies the state's generation.
+    Status {
+        /// Wait up to SECONDS until every ready replica of --replicas applies the current
+        /// generation (exit status 1 if they do not).
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<f64>,
+        /// Replicas to ask (`/readyz` over plain HTTP): HOST:PORT, comma-separated; a name
+        /// resolves to all its addresses (on Kubernetes the headless Service,
+        /// vericlip-server-headless:8080).
+        #[arg(long, env = "VERICLIP_REPLICAS", value_delimiter = ',')]
+        replicas: Vec<String>,
+    },
     /// Send --fraction of the requests that name no version to VERSION (stable keeps the rest;
     /// callers that send a routing key always get the same one).
     Canary {
@@ -212,12 +231,19 @@ enum ModelCommand {
         #[arg(long, default_value_t = 0.1)]
         fraction: f64,
     },
+    /// End the canary: all traffic to the stable version, which stays what it is.
+    Abort,
     /// Make VERSION the stable version (the old one becomes the rollback target).
     Promote { version: u64 },
-    /// Back to the previous stable version; ends a canary.
+    /// Stable back to the previous stable version (refused while a canary runs: `abort` ends a
+    /// canary).
     Rollback,
     /// VERSION never serves again, and `seed` never copies it back (its files stay on disk).
     Retire { version: u64 },
+    /// Rewrite a lost or unreadable serving.json from the last state in the model's history.
+    Restore,
+    /// Every change of the serving state: when, by whom, from what to what, and why.
+    History,
 }
 
 fn main() -> ExitCode {
@@ -425,7 +451,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let s = import::import(&args)?;
             emit(json, &s, || import::text(&s))
         }
-        Command::Model { command, registry, name, json } => model_command(command, &registry, &name, json),
+        Command::Model { command, registry, name, json, reason, dry_run } => {
+            let registry = registry.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--registry DIR (or VERICLIP_REGISTRY) is required: the registry folder (on Kubernetes: /models)"
+                )
+            })?;
+            let how = model::WriteOptions { reason: reason.as_deref(), dry_run };
+            model_command(command, &registry, &name, json, how)
+        }
         Command::Loeo { data, families, training, out, json } => {
             let args = LoeoArgs { data, families, cache: training.cache(), training: training.training()?, progress };
             let s = loeo::run(&args)?;
@@ -481,20 +515,45 @@ fn fit_text(s: &fit::FitSummary) -> String {
 }
 
 /// `vericlip-train model ...`: the serving state, or one transition of it.
-fn model_command(command: ModelCommand, registry: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+fn model_command(
+    command: ModelCommand,
+    registry: &Path,
+    name: &str,
+    json: bool,
+    how: model::WriteOptions<'_>,
+) -> anyhow::Result<ExitCode> {
     use vericlip_core::registry::serving::Transition;
     let t = match command {
-        ModelCommand::Status => {
+        ModelCommand::Status { wait: Some(seconds), replicas } => {
+            anyhow::ensure!(
+                !replicas.is_empty(),
+                "--wait needs --replicas HOST:PORT (on Kubernetes: vericlip-server-headless:8080)"
+            );
+            anyhow::ensure!(seconds.is_finite() && seconds >= 0.0, "--wait {seconds}: give seconds, e.g. 60");
+            let r = model::wait_rollout(registry, name, &replicas, std::time::Duration::from_secs_f64(seconds))?;
+            emit(json, &r, || model::rollout_text(&r))?;
+            return Ok(if r.converged { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        ModelCommand::Status { wait: None, .. } => {
             let s = model::status(registry, name)?;
             return emit(json, &s, || model::status_text(&s));
         }
+        ModelCommand::History => {
+            let h = model::history(registry, name)?;
+            return emit(json, &h, || model::history_text(&h));
+        }
+        ModelCommand::Restore => {
+            let change = model::restore(registry, name, how)?;
+            return emit(json, &change.after, || format!("{}\n", model::change_text(name, &change, how.dry_run)));
+        }
         ModelCommand::Canary { version, fraction } => Transition::Canary { version, fraction },
+        ModelCommand::Abort => Transition::Abort,
         ModelCommand::Promote { version } => Transition::Promote { version },
         ModelCommand::Rollback => Transition::Rollback,
         ModelCommand::Retire { version } => Transition::Retire { version },
     };
-    let change = model::transition(registry, name, t)?;
-    emit(json, &change.after, || format!("{}\n", model::change_text(name, &change)))
+    let change = model::transition(registry, name, t, how)?;
+    emit(json, &change.after, || format!("{}\n", model::change_text(name, &change, how.dry_run)))
 }
 
 fn extract(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {

@@ -192,32 +192,104 @@ fn the_documented_kubernetes_job_runs_the_commands_on_the_registry() {
     assert_eq!(server_mount["readOnly"], true);
     let server_claim = claim_of(server_pod, server_mount["name"].as_str().unwrap());
     assert_eq!(claim_of(pod, mount["name"].as_str().unwrap()), server_claim);
+}
 
-    // docs/OPERATIONS.md builds the Job from this template and replaces the arguments so.
+#[test]
+fn the_registry_is_required_never_a_relative_default() {
+    let cwd = fresh("no-default");
+    let out = Command::new(env!("CARGO_BIN_EXE_vericlip-train"))
+        .args(["model", "canary", "4"])
+        .current_dir(&cwd)
+        .env_remove("VERICLIP_REGISTRY")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("--registry DIR (or VERICLIP_REGISTRY) is required"),
+        "{}",
+        text(&out)
+    );
+    assert!(!cwd.join("models").exists(), "wrote a registry of its own in the working folder");
+    let _ = std::fs::remove_dir_all(&cwd);
+}
+
+/// The `vericlip_model` function of docs/OPERATIONS.md "Rolling out a model" and every
+/// `vericlip_model ...` command of its steps, in order, run verbatim by bash with a stand-in
+/// kubectl (tests/k8s/fake-kubectl.sh: it builds the Job from the rendered cpu overlay's
+/// CronJob, refuses a Job that mounts any claim but the registry, and runs the Job's command line
+/// with the real vericlip-train on a registry folder standing in for the volume); each prints
+/// what the page says it prints.
+#[test]
+fn the_documented_job_commands_run_verbatim() {
     let docs = std::fs::read_to_string(repo().join("docs/OPERATIONS.md")).unwrap();
-    for needle in [
-        "kubectl create job --from=cronjob/vericlip-train",
-        r#".spec.template.spec.containers[0].args = ["model"] + $ARGS.positional + ["--registry", "/models"]"#,
-    ] {
-        assert!(docs.contains(needle), "docs/OPERATIONS.md no longer says {needle}");
+    let start = docs.find("## Rolling out a model\n").expect("the section");
+    let section = &docs[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let function_at = section.find("vericlip_model() {").expect("the vericlip_model function");
+    let function_end = function_at + section[function_at..].find("```").expect("its code block ends");
+    let function = &section[function_at..function_end];
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    // (command, what it prints) in the page's order.
+    let mut steps: Vec<(String, Option<String>)> = Vec::new();
+    let mut rest = &section[function_end + 3..];
+    while let Some(at) = rest.find("`vericlip_model ") {
+        let after = &rest[at + 1..];
+        let end = after.find('`').expect("a closed code span");
+        let command = squash(&after[..end]);
+        rest = &after[end + 1..];
+        let prints = rest.strip_prefix(" prints `").map(|p| {
+            let end = p.find('`').expect("a closed code span");
+            let printed = squash(&p[..end]);
+            rest = &p[end + 1..];
+            printed
+        });
+        steps.push((command, prints));
     }
-    // The command lines the Job runs, on a registry standing in for the volume.
-    let reg = fresh("k8s");
-    place_version(&reg, 4);
-    place_version(&reg, 5);
-    for positional in [
-        vec!["status"],
-        vec!["canary", "4", "--fraction", "0.1"],
-        vec!["promote", "4"],
-        vec!["rollback"],
-        vec!["retire", "4"],
-    ] {
-        let mut args = vec!["model".to_string()];
-        args.extend(positional.iter().map(|s| s.to_string()));
-        args.extend(["--registry".to_string(), reg.display().to_string()]);
-        let out = Command::new(env!("CARGO_BIN_EXE_vericlip-train")).args(&args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    let commands: Vec<&str> = steps.iter().map(|(c, _)| c.as_str()).collect();
+    for want in ["status", "canary 6", "abort", "promote 6", "rollback", "retire 6"] {
+        assert!(
+            commands.iter().any(|c| c.starts_with(&format!("vericlip_model {want}"))),
+            "the walk-through lost `vericlip_model {want}`: {commands:?}"
+        );
     }
-    assert!(state(&reg).is_retired(4));
+
+    // The registry of step 1: stable 5 (4 before it), candidate 6, generation 7.
+    let reg = fresh("doc-job");
+    for v in 4..=6 {
+        place_version(&reg, v);
+    }
+    let mut start_state = serving::ServingState::new(5);
+    start_state.history = vec![4];
+    start_state.generation = 7;
+    serving::write(&reg.join(MODEL), &start_state).unwrap();
+    // The stand-in kubectl, first on PATH; jq is the system's.
+    let tmp = reg.with_extension("kubectl");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("bin")).unwrap();
+    std::os::unix::fs::symlink(repo().join("tests/k8s/fake-kubectl.sh"), tmp.join("bin/kubectl")).unwrap();
+    let objs = rendered_overlay();
+    let cron = objs.iter().find(|o| o["kind"] == "CronJob" && o["metadata"]["name"] == "vericlip-train").unwrap();
+    std::fs::write(tmp.join("cronjob.json"), serde_json::to_vec(cron).unwrap()).unwrap();
+    let path = format!("{}:{}", tmp.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    for (command, prints) in &steps {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("{function}\n{command}"))
+            .env("PATH", &path)
+            .env("FAKE_KUBECTL_STATE", tmp.join("state"))
+            .env("FAKE_KUBECTL_CRONJOB", tmp.join("cronjob.json"))
+            .env("FAKE_KUBECTL_TRAIN", env!("CARGO_BIN_EXE_vericlip-train"))
+            .env("FAKE_KUBECTL_REGISTRY", &reg)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "`{command}` (docs/OPERATIONS.md) failed: {}", text(&out));
+        if let Some(want) = prints {
+            let got = squash(&String::from_utf8_lossy(&out.stdout));
+            assert!(got.contains(want.as_str()), "`{command}` prints {got:?}, the page says {want:?}");
+        }
+    }
+    let s = state(&reg);
+    assert_eq!((s.stable, s.canary, s.is_retired(6)), (5, None, true), "{s:?}");
+    let _ = std::fs::remove_dir_all(&tmp);
     let _ = std::fs::remove_dir_all(&reg);
 }

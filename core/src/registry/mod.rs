@@ -48,6 +48,8 @@ pub enum RegistryError {
     OverLimit { path: PathBuf, what: String, limit: String },
     #[error("{path}: {source}")]
     Contract { path: PathBuf, source: contract::ContractError },
+    #[error("{path}: {reason}")]
+    ServingState { path: PathBuf, reason: String },
 }
 
 impl RegistryError {
@@ -61,6 +63,7 @@ impl RegistryError {
             RegistryError::Contended { .. } => "publish_contended",
             RegistryError::OverLimit { .. } => "over_limit",
             RegistryError::Contract { .. } => "model_contract",
+            RegistryError::ServingState { .. } => "bad_serving_state",
         }
     }
 }
@@ -120,8 +123,12 @@ pub struct Published {
     pub dir: PathBuf,
 }
 
-/// Publishes a model atomically as the next free version of `manifest.name`. `report` holds
-/// `(relative path under report/, bytes)`. Returns where it landed.
+/// Publishes a model atomically as the next version of `manifest.name`: the number after every
+/// one ever issued (the serving state's `highest_version`, its retired and named versions, and
+/// the folders on disk), so a retired or deleted version's number is never reused. The number
+/// is taken under the model's writers' lock and recorded in the serving state (when the model
+/// has one) before the lock is released. `report` holds `(relative path under report/,
+/// bytes)`. Returns where it landed.
 pub fn publish(
     registry: &Path,
     mut manifest: Manifest,
@@ -154,8 +161,26 @@ pub fn publish(
         sync_dir(&report_dir)?;
         manifest.format = MANIFEST_FORMAT;
         manifest.sha256 = sha256_hex(model_onnx);
+        let serving_error = |e: serving::ServingError| match e {
+            serving::ServingError::Registry(r) => r,
+            other => {
+                RegistryError::ServingState { path: model_dir.join(serving::SERVING_FILE), reason: other.to_string() }
+            }
+        };
+        let _lock = serving::lock(&model_dir).map_err(serving_error)?;
+        let state = serving::read(&model_dir).map_err(serving_error)?;
+        if state.is_none() && serving::had_state(&model_dir) {
+            return Err(RegistryError::ServingState {
+                path: model_dir.join(serving::SERVING_FILE),
+                reason: "missing although the model had one: the next version number is unknown \
+                         (`vericlip-train model restore` first)"
+                    .into(),
+            });
+        }
         for _ in 0..MAX_PUBLISH_ATTEMPTS {
-            let version = versions(&model_dir)?.last().map_or(1, |v| v + 1);
+            let on_disk = versions(&model_dir)?;
+            let version =
+                state.as_ref().map_or(0, |s| s.issued(&on_disk)).max(on_disk.last().copied().unwrap_or(0)) + 1;
             manifest.version = version;
             let json = serde_json::to_vec_pretty(&manifest)
                 .map_err(|e| RegistryError::BadManifest { path: staging.clone(), reason: e.to_string() })?;
@@ -166,6 +191,14 @@ pub fn publish(
             match fs::rename(&staging, &target) {
                 Ok(()) => {
                     sync_dir(&model_dir)?;
+                    if let Some(before) = &state {
+                        let mut after = before.clone();
+                        after.highest_version = version;
+                        after.generation += 1;
+                        after.updated_at = rfc3339(std::time::SystemTime::now());
+                        let record = serving::Record { what: "publish", reason: None };
+                        serving::write_recorded(&model_dir, Some(before), &after, record).map_err(serving_error)?;
+                    }
                     return Ok(Published { name: manifest.name.clone(), version, dir: target });
                 }
                 Err(e) if target.exists() => {
@@ -307,6 +340,9 @@ pub struct Seeded {
     pub copied: bool,
     /// The target's serving state retires this version: it was not copied (a tombstone).
     pub retired: bool,
+    /// Why it was not copied although the target lacks it or holds another model under its
+    /// number (numbers are never reused): `None` when copied, present alike, or retired.
+    pub refused: Option<String>,
 }
 
 /// Copies every published version of `from` that `to` lacks, each one atomically (a staging
@@ -318,39 +354,110 @@ pub struct Seeded {
 /// Seeded versions are candidates: the target's serving state is never changed. A target model
 /// without one gets one first (under the writers' lock, before any version lands): with the
 /// bundle's `serving.json` on a first install (no versions yet), else with `stable` = the
-/// version that serves now, so a newer bundled version never starts serving by itself.
+/// version that serves now, so a newer bundled version never starts serving by itself. A target
+/// whose state is unreadable, or missing although it had one (its history exists), gets no
+/// state and no version: what serves is the operator's to restore (`model restore`), never
+/// seeding's to pick; its replicas keep their last good state or stay unready with the reason.
 pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError> {
     let mut out = Vec::new();
     for name in model_names(from)? {
         let model_dir = to.join(&name);
         fs::create_dir_all(&model_dir).map_err(io(&model_dir))?;
-        let _lock = serving::lock(&model_dir)?;
-        let mut state = serving::read(&model_dir)?;
-        if state.is_none() {
-            state = if versions(&model_dir)?.is_empty() {
-                serving::read(&from.join(&name))?
-            } else {
-                highest_valid(&model_dir, &Default::default())?.map(|stable| serving::ServingState {
-                    generation: 1,
-                    updated_at: rfc3339(std::time::SystemTime::now()),
-                    ..serving::ServingState::new(stable)
-                })
-            };
-            if let Some(s) = &state {
-                serving::write(&model_dir, s)?;
-            }
-        }
-        for version in versions(&from.join(&name))? {
-            if state.as_ref().is_some_and(|s| s.is_retired(version)) {
-                out.push(Seeded { name: name.clone(), version, copied: false, retired: true });
+        let lock = serving::lock(&model_dir)?;
+        let state = match serving::read(&model_dir).and_then(|s| match s {
+            Some(s) => match serving::refused_base(&model_dir, &s, &versions(&model_dir)?)? {
+                Some(reason) => {
+                    Err(serving::ServingError::BadState { path: model_dir.join(serving::SERVING_FILE), reason })
+                }
+                None => Ok(Some(s)),
+            },
+            None => Ok(None),
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(model = %name, error = %e, "not seeding this model: its serving state is unreadable (fix or `vericlip-train model restore` it)");
                 continue;
             }
+        };
+        let first_install = state.is_none() && !serving::had_state(&model_dir) && versions(&model_dir)?.is_empty();
+        let state = match state {
+            Some(s) => Some(s),
+            None if serving::had_state(&model_dir) => {
+                tracing::error!(model = %name, "not seeding this model: its serving.json is missing although it had one (`vericlip-train model restore` it)");
+                continue;
+            }
+            None => {
+                let on_disk = versions(&model_dir)?;
+                let first = if on_disk.is_empty() {
+                    // A first install: the bundle's state, if it names a bundled version.
+                    let bundle = from.join(&name);
+                    match serving::read(&bundle)? {
+                        Some(s) => {
+                            serving::check_successor(None, &s, &versions(&bundle)?).map_err(|reason| {
+                                serving::ServingError::BadState { path: bundle.join(serving::SERVING_FILE), reason }
+                            })?;
+                            Some(s)
+                        }
+                        None => None,
+                    }
+                } else {
+                    highest_valid(&model_dir, &Default::default())?.map(|stable| serving::ServingState {
+                        generation: 1,
+                        updated_at: rfc3339(std::time::SystemTime::now()),
+                        ..serving::ServingState::new(stable)
+                    })
+                };
+                if let Some(s) = &first {
+                    serving::write_recorded(&model_dir, None, s, serving::Record { what: "seed", reason: None })?;
+                }
+                first
+            }
+        };
+        // Numbers this registry issued before this seed: a bundled version under one of them is
+        // another model (or a deleted one), never copied in its place.
+        let on_disk = versions(&model_dir)?;
+        let issued = if first_install {
+            0
+        } else {
+            state.as_ref().map_or(0, |s| s.issued(&on_disk)).max(on_disk.last().copied().unwrap_or(0))
+        };
+        let mut highest_copied = 0;
+        for version in versions(&from.join(&name))? {
+            let seeded = |copied, retired, refused| Seeded { name: name.clone(), version, copied, retired, refused };
+            if state.as_ref().is_some_and(|s| s.is_retired(version)) {
+                out.push(seeded(false, true, None));
+                continue;
+            }
+            lock.refresh();
             let source = from.join(&name).join(version.to_string());
             // Only versions that verify are worth seeding.
-            load_version(&source)?;
+            let bundled = load_version(&source)?;
             let target = model_dir.join(version.to_string());
             if target.exists() {
-                out.push(Seeded { name: name.clone(), version, copied: false, retired: false });
+                let theirs = load_version(&target).map(|t| t.manifest.sha256);
+                let refused = match theirs {
+                    Ok(sha) if sha == bundled.manifest.sha256 => None,
+                    Ok(sha) => Some(format!(
+                        "this registry's version {version} is another model (model.onnx sha256 {sha}, the bundle's {}): \
+                         the bundled one is not seeded, as numbers are never reused",
+                        bundled.manifest.sha256
+                    )),
+                    Err(e) => Some(format!(
+                        "this registry's version {version} does not load ({e}): the bundled one is not seeded in its place"
+                    )),
+                };
+                out.push(seeded(false, false, refused));
+                continue;
+            }
+            if version <= issued {
+                out.push(seeded(
+                    false,
+                    false,
+                    Some(format!(
+                        "this registry already issued version number {version} (up to {issued}; its folder is gone): \
+                         the bundled one is not seeded, as numbers are never reused"
+                    )),
+                ));
                 continue;
             }
             let staging = model_dir.join(format!(".staging-seed-{}-{version}", std::process::id()));
@@ -361,7 +468,19 @@ pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError
                 Err(e) => Err(io(&target)(e)),
             });
             let _ = fs::remove_dir_all(&staging);
-            out.push(Seeded { name: name.clone(), version, copied: result?, retired: false });
+            let copied = result?;
+            if copied {
+                highest_copied = highest_copied.max(version);
+            }
+            out.push(seeded(copied, false, None));
+        }
+        // The copied numbers are issued now: recorded, so that they are never reused.
+        if let Some(before) = state.as_ref().filter(|s| highest_copied > s.highest_version) {
+            let mut after = before.clone();
+            after.highest_version = highest_copied;
+            after.generation += 1;
+            after.updated_at = rfc3339(std::time::SystemTime::now());
+            serving::write_recorded(&model_dir, Some(before), &after, serving::Record { what: "seed", reason: None })?;
         }
     }
     Ok(out)

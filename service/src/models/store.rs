@@ -50,11 +50,32 @@ pub struct Catalog {
     /// Why this replica must not take traffic although something may be loaded (a pin or a
     /// stable version that cannot serve: fail closed, never serve another version instead).
     pub problems: Vec<String>,
+    /// Models whose serving state on disk is refused, and why: they follow their last good state.
+    pub held: BTreeMap<String, String>,
 }
 
 impl Catalog {
     pub fn ready(&self) -> bool {
         self.problems.is_empty() && self.models.values().any(|m| m.serving.is_some())
+    }
+
+    /// What this replica applies, one line a model, for `/readyz` (what `vericlip-train model
+    /// status --wait` reads): `model NAME: serving V[, canary C at F %], generation G`, and the
+    /// refused serving state when it keeps its last good one.
+    pub fn detail(&self) -> String {
+        let mut out = String::new();
+        for (name, m) in &self.models {
+            out.push_str(&format!("model {name}: serving {}", m.serving.map_or("none".into(), |v| v.to_string())));
+            if let Some((v, f)) = m.canary {
+                out.push_str(&format!(", canary {v} at {:.1} %", f * 100.0));
+            }
+            out.push_str(&format!(", generation {}", m.generation));
+            if let Some(problem) = self.held.get(name) {
+                out.push_str(&format!(" (serving.json refused, keeping this: {problem})"));
+            }
+            out.push('\n');
+        }
+        out
     }
 
     /// Why the replica is not ready, for `/readyz` (None when it is).

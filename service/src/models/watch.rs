@@ -14,6 +14,14 @@
 //! version, that cannot serve (missing, retired, rejected) makes the replica unready with the
 //! reason: it never serves another version instead. A problem that persists (an unreadable
 //! folder) is logged at WARN when it starts or changes, not on every scan.
+//!
+//! Serving states fail closed, by one rule (`serving::check_successor`, plus: its stable version
+//! is not rejected here): a state that is missing although the model had one (this replica read
+//! one, or the model's history exists), unreadable, invalid, naming a stable or canary version
+//! not on disk (or a stable one that is rejected), going back in generation or bringing a
+//! retired version back is refused. The replica keeps following its last good state (counted
+//! once per problem in `vericlip_model_state_invalid_total`, `vericlip_model_state_held` = 1,
+//! logged at ERROR); a replica with no good state yet stays unready with the reason.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -54,6 +62,14 @@ pub struct RegistryWatcher {
     /// The last scan problem logged per scope (the registry, or a model folder), so that one
     /// that persists is not logged again on every scan.
     warned: HashMap<String, String>,
+    /// Per model, the last serving state that passed the checks: followed while the one on disk
+    /// is refused.
+    last_good: HashMap<String, serving::ServingState>,
+    /// Per model, the serving-state problem being held (counted once per distinct problem).
+    held: HashMap<String, String>,
+    /// The files each loaded version was loaded from: compared on every scan (size and mtime),
+    /// re-verified when they differ.
+    loaded_prints: HashMap<(String, u64), Fingerprint>,
 }
 
 /// The panic message of a caught panic.
@@ -93,6 +109,9 @@ impl RegistryWatcher {
             keep_warm: 0,
             checked: HashMap::new(),
             warned: HashMap::new(),
+            last_good: HashMap::new(),
+            held: HashMap::new(),
+            loaded_prints: HashMap::new(),
         }
     }
 
@@ -243,6 +262,7 @@ impl RegistryWatcher {
         match self.load(&dir) {
             Ok(m) => {
                 tracing::info!(provider = m.provider, threshold = m.threshold(), "model version loaded");
+                self.loaded_prints.insert((name.to_string(), v), print);
                 self.metrics
                     .loaded
                     .get_or_create(&VersionLabels {
@@ -302,10 +322,8 @@ impl RegistryWatcher {
         let mut catalog = Catalog::default();
         for name in names {
             let model_dir = self.root.join(&name);
-            let listed = registry::versions(&model_dir)
-                .map_err(|e| e.to_string())
-                .and_then(|v| serving::read(&model_dir).map(|s| (v, s)).map_err(|e| self.relative(&e.to_string())));
-            let (on_disk, state) = match listed {
+            let listed = registry::versions(&model_dir).map_err(|e| e.to_string());
+            let (on_disk, state) = match listed.map(|v| (v, serving::read(&model_dir))) {
                 Ok(v) => {
                     self.warned.remove(&name);
                     v
@@ -326,6 +344,13 @@ impl RegistryWatcher {
                     catalog.rejected.extend(
                         old.rejected.iter().filter(|((n, _), _)| *n == name).map(|(k, r)| (k.clone(), r.clone())),
                     );
+                    continue;
+                }
+            };
+            let state = match self.judge(&name, &model_dir, &on_disk, state, &mut catalog) {
+                Ok(state) => state,
+                Err(reason) => {
+                    catalog.problems.push(format!("model `{name}`: no good serving state yet: {reason}"));
                     continue;
                 }
             };
@@ -359,10 +384,68 @@ impl RegistryWatcher {
         let unchanged = old.models.len() == catalog.models.len()
             && old.models.iter().zip(&catalog.models).all(|((na, a), (nb, b))| na == nb && same(a, b))
             && old.rejected == catalog.rejected
-            && old.problems == catalog.problems;
+            && old.problems == catalog.problems
+            && old.held == catalog.held;
         if !unchanged {
             self.store.replace(catalog);
         }
+    }
+
+    /// Which serving state the model follows: the one on disk if it passes the checks (it
+    /// becomes the last good one), else the last good one (`Err` with the reason when there is
+    /// none: the replica stays unready rather than serve something the operator did not name).
+    /// `None`: the model never had a serving state (every valid version loads, the highest
+    /// serves).
+    fn judge(
+        &mut self,
+        name: &str,
+        model_dir: &Path,
+        on_disk: &[u64],
+        read: Result<Option<serving::ServingState>, serving::ServingError>,
+        catalog: &mut Catalog,
+    ) -> Result<Option<serving::ServingState>, String> {
+        let last = self.last_good.get(name).cloned();
+        let problem = match read {
+            Ok(Some(s)) => {
+                let checked = serving::check_successor(last.as_ref(), &s, on_disk).and_then(|()| {
+                    if self.valid(name, s.stable, catalog) {
+                        Ok(())
+                    } else {
+                        Err(format!("stable version {} is rejected here", s.stable))
+                    }
+                });
+                match checked {
+                    Ok(()) => {
+                        self.last_good.insert(name.to_string(), s.clone());
+                        if self.held.remove(name).is_some() {
+                            tracing::info!(model = %name, generation = s.generation, "serving state readable and valid again");
+                        }
+                        self.metrics.state_held.get_or_create(&ModelLabels { model: name.to_string() }).set(0);
+                        return Ok(Some(s));
+                    }
+                    Err(reason) => format!("{}: {reason}", serving::SERVING_FILE),
+                }
+            }
+            Ok(None) if last.is_none() && !serving::had_state(model_dir) => return Ok(None),
+            Ok(None) => format!("{} is missing although the model had one", serving::SERVING_FILE),
+            Err(e) => self.relative(&e.to_string()),
+        };
+        let labels = ModelLabels { model: name.to_string() };
+        self.metrics.state_held.get_or_create(&labels).set(1);
+        catalog.held.insert(name.to_string(), problem.clone());
+        if self.held.get(name) != Some(&problem) {
+            self.metrics.state_invalid.get_or_create(&labels).inc();
+            match &last {
+                Some(l) => {
+                    tracing::error!(model = %name, problem = %problem, kept_generation = l.generation, kept_stable = l.stable, "serving state refused; keeping the last good one (fix it, or `vericlip-train model restore`)")
+                }
+                None => {
+                    tracing::error!(model = %name, problem = %problem, "serving state refused and no good one yet: not ready (fix it, or `vericlip-train model restore`)")
+                }
+            }
+            self.held.insert(name.to_string(), problem.clone());
+        }
+        last.map(Some).ok_or(problem)
     }
 
     /// One model: what its serving state and the pins want loaded, loaded; what serves.
@@ -375,6 +458,8 @@ impl RegistryWatcher {
         catalog: &mut Catalog,
     ) {
         let model = ModelLabels { model: name.to_string() };
+        let unchanged = old.map(|m| self.unchanged_versions(name, m, catalog));
+        let old = unchanged.as_ref();
         let retired = state.as_ref().map(|s| s.retired.clone()).unwrap_or_default();
         let mut valid = BTreeSet::new();
         for &v in on_disk {
@@ -441,6 +526,41 @@ impl RegistryWatcher {
         if !entry.versions.is_empty() {
             catalog.models.insert(name.to_string(), entry);
         }
+    }
+
+    /// `old` without the loaded versions whose files changed since they were loaded: published
+    /// versions are immutable, so a changed one is rejected (unloaded, listed with the reason,
+    /// counted) whether or not its new files would pass the checks, and is not loaded again
+    /// until its files change once more. Size and mtime are compared on every scan; when they
+    /// differ the version is read and verified again (a `touch` that changes nothing is fine).
+    fn unchanged_versions(&mut self, name: &str, old: &ModelVersions, catalog: &mut Catalog) -> ModelVersions {
+        let mut kept = ModelVersions { versions: BTreeMap::new(), ..*old };
+        for (&v, loaded) in &old.versions {
+            let key = (name.to_string(), v);
+            let dir = self.root.join(name).join(v.to_string());
+            let print = fingerprint(&dir);
+            if self.loaded_prints.get(&key).is_none_or(|p| *p == print) {
+                kept.versions.insert(v, Arc::clone(loaded));
+                continue;
+            }
+            let problem = match registry::verify_version(&dir) {
+                Ok(now) if now.manifest == loaded.manifest => None,
+                Ok(_) => Some("its manifest or model changed after it was published and loaded".to_string()),
+                Err(e) => Some(format!("its files changed after it was published and loaded: {e}")),
+            };
+            match problem {
+                None => {
+                    self.loaded_prints.insert(key, print);
+                    kept.versions.insert(v, Arc::clone(loaded));
+                }
+                Some(p) => {
+                    self.loaded_prints.remove(&key);
+                    let reason = format!("{p} (published versions are immutable: publish a new version instead)");
+                    self.reject(name, v, print, &reason, catalog);
+                }
+            }
+        }
+        kept
     }
 
     /// The versions to load, in order: stable, canary (unless pinned), `keep_warm` newest
