@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent set-up of what the API checks and the client tests need (tests/api/run.sh), on a
 # fresh Debian machine, from package registries only:
-#   - Debian: Go, protoc, protoc-gen-go, protoc-gen-go-grpc, and grpc-go / protobuf-go as
-#     Debian's Go source packages (the Go client builds in GOPATH mode against them: it needs no
-#     module proxy); Node.js and npm when `node` is missing; python3-venv;
+#   - Debian: Go, protoc, protoc-gen-go, protoc-gen-go-grpc, and grpc-go / protobuf-go / genproto
+#     / go-cmp as Debian's Go source packages (scripts/release-clients.sh serves them with the Go
+#     client as a module proxy directory: module mode without a network proxy); Node.js and npm
+#     when `node` is missing; python3-venv;
 #   - npm (exact versions, package-lock.json): buf (tests/api/), @grpc/grpc-js and
 #     @grpc/proto-loader (clients/node/);
 #   - PyPI (pinned, tests/api/requirements.txt) into tests/api/.venv: the OpenAPI validator,
@@ -19,7 +20,8 @@ log() { printf '[clients/setup] %s\n' "$*" >&2; }
 # and only its 1.5 line (a wrapper over protobuf-go) marshals protoc-gen-go 1.28's messages; apt
 # would otherwise pick the 1.3 line for golang-google-grpc-dev.
 APT=(golang-go protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-github-golang-protobuf-1-5-dev
-     golang-google-grpc-dev golang-google-protobuf-dev python3-venv)
+     golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev golang-github-google-go-cmp-dev
+     golang-golang-x-net-dev golang-golang-x-sys-dev golang-golang-x-text-dev python3-venv)
 command -v node >/dev/null 2>&1 || APT+=(nodejs)
 command -v npm >/dev/null 2>&1 || APT+=(npm)
 missing=()

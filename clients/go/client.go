@@ -17,26 +17,15 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	vericlipv1 "vericlip/clients/go/vericlip/v1"
+	vericlipv1 "github.com/vericlip/vericlip/clients/go/vericlip/v1"
 )
 
 // ServiceConfig balances calls round robin over every address the target resolves to (the pods
-// behind the headless Service) and retries a call that failed with UNAVAILABLE (a pod shutting
-// down or not ready yet) on another connection, with backoff. Other codes are not retried here:
-// docs/API.md says which a caller may retry.
-const ServiceConfig = `{
-  "loadBalancingConfig": [{"round_robin": {}}],
-  "methodConfig": [{
-    "name": [{"service": "vericlip.v1.Vericlip"}],
-    "retryPolicy": {
-      "maxAttempts": 4,
-      "initialBackoff": "0.2s",
-      "maxBackoff": "5s",
-      "backoffMultiplier": 2,
-      "retryableStatusCodes": ["UNAVAILABLE"]
-    }
-  }]
-}`
+// behind the headless Service). The retry policy of docs/API.md's service config (UNAVAILABLE,
+// and RESOURCE_EXHAUSTED when the server advises a retry) is DefaultRetryPolicy, applied by Dial's
+// interceptor: grpc-go 1.33 applies a service config's retryPolicy only with the process-wide
+// GRPC_GO_RETRY=on, and leaving it out here means setting that too never doubles the attempts.
+const ServiceConfig = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 
 // InClusterTarget is the headless Service's DNS name (k8s/): the dns resolver returns every
 // ready pod's IP, so round robin spreads calls over them.
@@ -52,9 +41,12 @@ type Options struct {
 	APIKey string
 	// TLS is nil for plaintext (inside a cluster or on loopback).
 	TLS credentials.TransportCredentials
+	// Retry replaces DefaultRetryPolicy for unary calls (MaxAttempts 1: no retries).
+	Retry *RetryPolicy
 }
 
-// Dial opens a client connection (lazily: the first call connects).
+// Dial opens a client connection (lazily: the first call connects). Unary calls through it are
+// retried by the retry policy and fail with an *Error (errors.As); so do StreamFile's streams.
 func Dial(target string, o Options) (*grpc.ClientConn, error) {
 	creds := grpc.WithInsecure()
 	if o.TLS != nil {
@@ -68,15 +60,20 @@ func Dial(target string, o Options) (*grpc.ClientConn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 60 * time.Second, Timeout: 20 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	}
-	if o.APIKey != "" {
-		opts = append(opts,
-			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
-				return invoker(withKey(ctx, o.APIKey), method, req, reply, cc, callOpts...)
-			}),
-			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
-				return streamer(withKey(ctx, o.APIKey), desc, cc, method, callOpts...)
-			}))
+	policy := DefaultRetryPolicy
+	if o.Retry != nil {
+		policy = *o.Retry
 	}
+	unary := []grpc.UnaryClientInterceptor{retryUnary(policy)}
+	if o.APIKey != "" {
+		unary = append(unary, func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+			return invoker(withKey(ctx, o.APIKey), method, req, reply, cc, callOpts...)
+		})
+		opts = append(opts, grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(withKey(ctx, o.APIKey), desc, cc, method, callOpts...)
+		}))
+	}
+	opts = append(opts, grpc.WithChainUnaryInterceptor(unary...))
 	return grpc.Dial(target, opts...)
 }
 
@@ -102,8 +99,17 @@ func StreamFile(ctx context.Context, c vericlipv1.VericlipClient, path string, c
 	}
 	stream, err := c.ClassifyStream(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, asError(err, nil, nil)
 	}
+	segments, summary, err := streamAudio(stream, audio, chunkBytes)
+	if err != nil {
+		header, _ := stream.Header()
+		return segments, summary, asError(err, header, stream.Trailer())
+	}
+	return segments, summary, nil
+}
+
+func streamAudio(stream vericlipv1.Vericlip_ClassifyStreamClient, audio []byte, chunkBytes int) ([]*vericlipv1.SegmentScore, *vericlipv1.ClassifyResponse, error) {
 	config := &vericlipv1.StreamConfig{Format: &vericlipv1.StreamConfig_Encoded{Encoded: true}}
 	if err := stream.Send(&vericlipv1.ClassifyStreamRequest{Message: &vericlipv1.ClassifyStreamRequest_Config{Config: config}}); err != nil {
 		return nil, nil, recvErr(stream, err)
@@ -156,4 +162,57 @@ func ErrorName(trailer metadata.MD) string {
 func Describe(err error, trailer metadata.MD) string {
 	s := status.Convert(err)
 	return fmt.Sprintf("%s (%s): %s", s.Code(), ErrorName(trailer), s.Message())
+}
+
+// StreamPCM streams live PCM: it sends each chunk from chunks (as it is captured, any size) until
+// the channel is closed, calls onSegment with each window's verdict as soon as the server has it,
+// and returns the summary. format gives the encoding, rate and channels; stepSeconds 0 is the
+// server's default. Errors are *Error (errors.As).
+func StreamPCM(ctx context.Context, c vericlipv1.VericlipClient, format *vericlipv1.PcmFormat, stepSeconds float64,
+	chunks <-chan []byte, onSegment func(*vericlipv1.SegmentScore)) (*vericlipv1.ClassifyResponse, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the sender if the server ends the stream first
+	stream, err := c.ClassifyStream(ctx)
+	if err != nil {
+		return nil, asError(err, nil, nil)
+	}
+	config := &vericlipv1.StreamConfig{Format: &vericlipv1.StreamConfig_Pcm{Pcm: format}, StepSeconds: stepSeconds}
+	if err := stream.Send(&vericlipv1.ClassifyStreamRequest{Message: &vericlipv1.ClassifyStreamRequest_Config{Config: config}}); err != nil {
+		return nil, typedStreamErr(stream, recvErr(stream, err))
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case chunk, ok := <-chunks:
+				if !ok {
+					_ = stream.CloseSend()
+					return
+				}
+				if err := stream.Send(&vericlipv1.ClassifyStreamRequest{Message: &vericlipv1.ClassifyStreamRequest_Audio{Audio: chunk}}); err != nil {
+					return // Recv below reports why
+				}
+			}
+		}
+	}()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("vericlip: the stream ended without a summary")
+			}
+			return nil, typedStreamErr(stream, err)
+		}
+		if s := m.GetSegment(); s != nil && onSegment != nil {
+			onSegment(s)
+		} else if sum := m.GetSummary(); sum != nil {
+			return sum, nil
+		}
+	}
+}
+
+func typedStreamErr(stream vericlipv1.Vericlip_ClassifyStreamClient, err error) error {
+	header, _ := stream.Header()
+	return asError(err, header, stream.Trailer())
 }

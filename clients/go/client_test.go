@@ -6,9 +6,14 @@ package vericlip
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	vericlipv1 "vericlip/clients/go/vericlip/v1"
+	vericlipv1 "github.com/vericlip/vericlip/clients/go/vericlip/v1"
 )
 
 func env(t *testing.T, key string) string {
@@ -156,5 +161,68 @@ func TestErrors(t *testing.T) {
 	_, err = noKey.ListModels(ctx(t), &vericlipv1.ListModelsRequest{}, grpc.Trailer(&trailer))
 	if status.Code(err) != codes.Unauthenticated || ErrorName(trailer) != "unauthenticated" {
 		t.Errorf("without the API key: %s", Describe(err, trailer))
+	}
+}
+
+func TestTypedErrors(t *testing.T) {
+	c := connect(t, env(t, "VERICLIP_API_KEY"))
+	_, err := c.Classify(ctx(t), &vericlipv1.ClassifyRequest{
+		Audio: &vericlipv1.ClassifyRequest_Encoded{Encoded: []byte("definitely not audio")},
+	})
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("want an *Error, got %T %v", err, err)
+	}
+	if e.Code != codes.InvalidArgument || e.Name != "undecodable_audio" || e.RequestID == "" || e.RetryDelay != 0 {
+		t.Errorf("garbage: %+v", e)
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("status.Code sees %v", status.Code(err))
+	}
+	_, err = c.GetModel(ctx(t), &vericlipv1.GetModelRequest{Name: "no-such-model"})
+	if !errors.Is(err, ErrModelNotFound) || errors.Is(err, ErrQueueFull) {
+		t.Errorf("unknown model: errors.Is(ErrModelNotFound) false for %v", err)
+	}
+}
+
+// attempts reads the empty server's count of Classify calls answered UNAVAILABLE.
+func attempts(t *testing.T) int {
+	t.Helper()
+	r, err := http.Get("http://" + env(t, "VERICLIP_EMPTY_HTTP") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	body, _ := io.ReadAll(r.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v := strings.TrimPrefix(line, `vericlip_requests_total{rpc="Classify",code="UNAVAILABLE"} `); v != line {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// A server with no model answers UNAVAILABLE: Dial's retry policy tries 4 times in all, and the
+// server counts each attempt.
+func TestRetriesUnavailable(t *testing.T) {
+	conn, err := Dial(env(t, "VERICLIP_EMPTY_GRPC_ADDR"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	before := attempts(t)
+	_, err = ClassifyFile(ctx(t), vericlipv1.NewVericlipClient(conn), samples(t)[0])
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("want unavailable, got %v", err)
+	}
+	if e, _ := AsError(err); e.RetryDelay <= 0 {
+		t.Errorf("unavailable without RetryInfo: %+v", e)
+	}
+	if got := attempts(t) - before; got != DefaultRetryPolicy.MaxAttempts {
+		t.Errorf("the server saw %d attempts, want %d", got, DefaultRetryPolicy.MaxAttempts)
 	}
 }

@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 proto=$here/../../proto
-pkg=vericlip/clients/go/vericlip/v1
+pkg=github.com/vericlip/vericlip/clients/go/vericlip/v1
 out=$here
 if [ "${1:-}" = "--check" ]; then out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
 mkdir -p "$out/vericlip/v1"

@@ -75,4 +75,41 @@ export function streamFile(
   file: string,
   options?: { chunkBytes?: number; seconds?: number; model?: string; version?: number },
 ): Promise<{ segments: SegmentScore[]; summary: ClassifyResponse }>;
+export interface StreamResponse {
+  segment?: SegmentScore | null;
+  summary?: ClassifyResponse | null;
+  message?: 'segment' | 'summary';
+}
+export interface PcmStream {
+  /** Sends one captured chunk of PCM (any size). */
+  write(chunk: Buffer | Uint8Array): boolean;
+  /** No more audio: the server scores the tail and sends the summary. */
+  end(): void;
+  cancel(): void;
+  /** Each window's verdict as soon as it is in, then the summary. */
+  responses: AsyncIterableIterator<StreamResponse>;
+}
+export function streamPcm(
+  client: Client,
+  options: {
+    sampleRate: number;
+    encoding?: 's16le' | 'f32le';
+    channels?: number;
+    stepSeconds?: number;
+    model?: string;
+    version?: number;
+    seconds?: number;
+  },
+): PcmStream;
 export function errorName(err: ServiceError | Error | null | undefined): string;
+
+/** A failed call as the helpers reject it: grpc-js's error plus what the server said. */
+export interface VericlipError extends ServiceError {
+  /** The stable error name (google.rpc.ErrorInfo reason), e.g. "queue_full". */
+  reason: string;
+  /** The request id the server answered with; quote it when reporting a problem. */
+  requestId: string;
+  /** Seconds the server advises before a retry (RetryInfo); null: a retry does not help. */
+  retryDelay: number | null;
+}
+export function typeError(err: ServiceError): VericlipError;

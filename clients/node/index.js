@@ -16,8 +16,9 @@ const IN_CLUSTER_TARGET = 'dns:///vericlip-server-headless.vericlip.svc.cluster.
 
 /**
  * Round robin over every address the target resolves to, and a retry (with backoff, on another
- * connection) of a call that failed with UNAVAILABLE: a pod shutting down or not ready yet.
- * Other codes are not retried here; docs/API.md says which a caller may retry.
+ * connection) of a call that failed with UNAVAILABLE (a pod shutting down or not ready yet) or
+ * RESOURCE_EXHAUSTED when the server advises a retry (`queue_full`: its `grpc-retry-pushback-ms`
+ * gives the delay; `message_too_large` sends -1, which ends the retries).
  */
 const SERVICE_CONFIG = {
   loadBalancingConfig: [{ round_robin: {} }],
@@ -28,7 +29,7 @@ const SERVICE_CONFIG = {
       initialBackoff: '0.2s',
       maxBackoff: '5s',
       backoffMultiplier: 2,
-      retryableStatusCodes: ['UNAVAILABLE'],
+      retryableStatusCodes: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'],
     },
   }],
 };
@@ -83,11 +84,88 @@ function deadline(seconds) {
   return new Date(Date.now() + seconds * 1000);
 }
 
-/** Calls a unary method as a promise. */
+/** Calls a unary method as a promise; a failure rejects with the error typed (typeError). */
 function unary(client, method, request, seconds = 30) {
   return new Promise((resolve, reject) => {
-    client[method](request, { deadline: deadline(seconds) }, (err, response) => (err ? reject(err) : resolve(response)));
+    client[method](request, { deadline: deadline(seconds) },
+      (err, response) => (err ? reject(typeError(err)) : resolve(response)));
   });
+}
+
+function varint(buf, i) {
+  let value = 0;
+  let scale = 1;
+  for (;;) {
+    if (i >= buf.length) throw new Error('truncated varint');
+    const b = buf[i++];
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) return [value, i];
+    scale *= 128;
+  }
+}
+
+/** [field number, number | Buffer] of a protobuf message's fields (wire types 0, 1, 2, 5). */
+function fields(buf) {
+  const out = [];
+  let i = 0;
+  while (i < buf.length) {
+    let key;
+    [key, i] = varint(buf, i);
+    const wire = key & 7;
+    let value;
+    if (wire === 0) [value, i] = varint(buf, i);
+    else if (wire === 2) {
+      let n;
+      [n, i] = varint(buf, i);
+      value = buf.subarray(i, i + n);
+      i += n;
+    } else if (wire === 1) { value = buf.subarray(i, i + 8); i += 8; } else if (wire === 5) { value = buf.subarray(i, i + 4); i += 4; } else throw new Error(`wire type ${wire}`);
+    out.push([Math.floor(key / 8), value]);
+  }
+  return out;
+}
+
+/**
+ * { reason, retryDelay } from a serialized google.rpc.Status: the ErrorInfo reason in the
+ * `vericlip` domain, the RetryInfo delay in seconds (null when absent).
+ */
+function statusDetails(raw) {
+  const out = { reason: '', retryDelay: null };
+  try {
+    for (const [n, any] of fields(raw)) {
+      if (n !== 3 || !Buffer.isBuffer(any)) continue;
+      const parts = new Map(fields(any));
+      const typeUrl = String(parts.get(1) || '');
+      const value = parts.get(2) || Buffer.alloc(0);
+      if (typeUrl.endsWith('/google.rpc.ErrorInfo')) {
+        const info = new Map(fields(value));
+        if (String(info.get(2) || '') === 'vericlip') out.reason = String(info.get(1) || '');
+      } else if (typeUrl.endsWith('/google.rpc.RetryInfo')) {
+        const d = new Map(fields(new Map(fields(value)).get(1) || Buffer.alloc(0)));
+        out.retryDelay = (d.get(1) || 0) + (d.get(2) || 0) / 1e9;
+      }
+    }
+  } catch (e) {
+    return { reason: '', retryDelay: null };
+  }
+  return out;
+}
+
+/**
+ * Adds what the server said about a failed call to its error (and returns it): `reason` (the
+ * stable error name, from the google.rpc.Status ErrorInfo), `requestId` (quote it when
+ * reporting a problem) and `retryDelay` (seconds the server advises before a retry; null: a
+ * retry does not help). `code` and `details` stay grpc-js's.
+ */
+function typeError(err) {
+  if (!err || !err.metadata || typeof err.metadata.get !== 'function') return err;
+  const raw = err.metadata.get('grpc-status-details-bin');
+  const details = raw.length && Buffer.isBuffer(raw[0]) ? statusDetails(raw[0]) : { reason: '', retryDelay: null };
+  err.reason = details.reason || errorName(err);
+  err.retryDelay = details.retryDelay;
+  const id = err.metadata.get('x-request-id');
+  err.requestId = id.length ? String(id[0]) : '';
+  return err;
 }
 
 /** Classifies a whole file (WAV, FLAC, MP3, OGG Vorbis). */
@@ -114,12 +192,46 @@ function streamFile(client, file, { chunkBytes = 16384, seconds = 60, model = ''
       if (m.segment) segments.push(m.segment);
       if (m.summary) summary = m.summary;
     });
-    call.on('error', reject);
+    call.on('error', (err) => reject(typeError(err)));
     call.on('end', () => (summary ? resolve({ segments, summary }) : reject(new Error('stream ended without a summary'))));
     call.write({ config: { encoded: true, model, version } });
     for (let i = 0; i < audio.length; i += chunkBytes) call.write({ audio: audio.subarray(i, i + chunkBytes) });
     call.end();
   });
+}
+
+/**
+ * Live streaming: opens ClassifyStream for PCM (`encoding` "s16le" or "f32le", `sampleRate`,
+ * `channels`) and returns { write(chunk), end(), responses }: call write() with each chunk as
+ * it is captured (any size) and end() when capture stops; `responses` is an async iterator of
+ * each window's verdict ({ segment }) as soon as the server has it, then the { summary }. A
+ * failure rejects the iteration with the error typed (typeError).
+ */
+function streamPcm(client, { sampleRate, encoding = 's16le', channels = 1, stepSeconds = 0, model = '', version = 0, seconds = 3600 } = {}) {
+  const encodings = { s16le: 'PCM_ENCODING_S16LE', f32le: 'PCM_ENCODING_F32LE' };
+  if (!encodings[encoding]) throw new Error(`encoding ${encoding}: use s16le or f32le`);
+  const call = client.ClassifyStream({ deadline: deadline(seconds) });
+  call.write({
+    config: {
+      pcm: { encoding: encodings[encoding], sample_rate: sampleRate, channels },
+      step_seconds: stepSeconds,
+      model,
+      version,
+    },
+  });
+  async function* responses() {
+    try {
+      for await (const m of call) yield m;
+    } catch (err) {
+      throw typeError(err);
+    }
+  }
+  return {
+    write: (chunk) => call.write({ audio: chunk }),
+    end: () => call.end(),
+    cancel: () => call.cancel(),
+    responses: responses(),
+  };
 }
 
 /** The stable error name (e.g. "undecodable_audio") of a failed call, from its trailers. */
@@ -137,6 +249,8 @@ module.exports = {
   classifyFile,
   listModels,
   streamFile,
+  streamPcm,
   errorName,
+  typeError,
   status: grpc.status,
 };

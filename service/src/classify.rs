@@ -5,7 +5,7 @@
 //! a transport.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -31,9 +31,6 @@ pub struct Classifier {
     admission: Arc<Semaphore>,
     streams: Arc<Semaphore>,
     shutting_down: AtomicBool,
-    /// Request ids: a per-process prefix (so ids from different pods differ) and a counter.
-    id_prefix: u32,
-    next_id: AtomicU64,
 }
 
 /// Bounds on what requests and streams may use.
@@ -183,11 +180,6 @@ impl Classifier {
             admission: Arc::new(Semaphore::new(limits.max_queue)),
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             shutting_down: AtomicBool::new(false),
-            id_prefix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32)
-                ^ std::process::id().rotate_left(16),
-            next_id: AtomicU64::new(1),
         }
     }
 
@@ -211,10 +203,6 @@ impl Classifier {
 
     pub(crate) fn pool(&self) -> &FeaturePool {
         &self.pool
-    }
-
-    pub fn request_id(&self) -> String {
-        format!("{:08x}-{:08x}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn begin_shutdown(&self) {

@@ -97,6 +97,24 @@ impl ServiceError {
         }
     }
 
+    /// When a retry may succeed, how long to wait first (gRPC `RetryInfo` and
+    /// `grpc-retry-pushback-ms`, HTTP `Retry-After`); `None`: retrying the same request is
+    /// pointless (it is wrong, too large, or unknown to us) or not ours to advise.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        use std::time::Duration;
+        match self {
+            // Capacity frees as requests finish: soon.
+            Self::QueueFull { .. } => Some(Duration::from_millis(250)),
+            Self::Audio(AudioError::OverBudget { .. }) => Some(Duration::from_millis(500)),
+            Self::Relayed { class: ErrorClass::ResourceExhausted, name, .. } if *name != "message_too_large" => {
+                Some(Duration::from_millis(500))
+            }
+            // A stream slot frees when a whole stream ends; a model loads, a pod drains.
+            Self::TooManyStreams { .. } | Self::Unavailable(_) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
     /// A request's outcome as metrics count it: `Ok`, or the class of its error.
     pub fn outcome<T>(result: &Result<T, Self>) -> Result<(), ErrorClass> {
         result.as_ref().map(|_| ()).map_err(Self::class)

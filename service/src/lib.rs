@@ -13,6 +13,7 @@ pub mod admin;
 pub mod budget;
 pub mod classify;
 pub mod config;
+pub mod correlation;
 pub mod drain;
 pub mod error;
 pub mod grpc;

@@ -34,6 +34,8 @@ pub struct StreamRequest {
     pub format: Result<AudioFormat, ServiceError>,
     /// How a canary split picks the version (a routing key, or at random).
     pub route: crate::models::Route,
+    /// The request id (`crate::correlation`), for the span and the summary.
+    pub request_id: String,
 }
 
 /// A stream set up: the model version it keeps to its end, its window step and checked format,
@@ -53,7 +55,7 @@ impl Classifier {
         let model = self.store().resolve(&request.model, request.version, request.route)?;
         let step = step_samples(request.step_seconds, model.extractor.spec().sample_rate)?;
         let format = request.format?.checked(&self.limits().audio)?;
-        let id = self.request_id();
+        let id = request.request_id;
         let span = tracing::info_span!(
             "classify_stream",
             api,

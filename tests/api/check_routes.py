@@ -42,6 +42,8 @@ SPEC_URI = "urn:vericlip:openapi"
 # Documented statuses this check cannot reach from outside, and why. Everything else must be seen.
 NOT_TRIGGERED = {
     ("/v1/classify", "post", "500"): "a server fault (a feature or inference worker gone): no request can cause it",
+    ("/v1/classify", "post", "429"): "queue_full / memory_budget_exhausted need a loaded server at capacity: "
+                                     "service/tests/load_shedding.rs and memory_budget.rs reach them",
 }
 
 
@@ -92,6 +94,16 @@ class Checker:
         """Checks one HTTP answer against the document; returns the parsed JSON body (or None)."""
         if want_status is not None and status != want_status:
             self.fail(f"{what}: status {status}, want {want_status}: {body[:300]!r}")
+            return None
+        # Every answer carries its request id; a retryable error says when; a 401 how.
+        if not headers.get("x-request-id"):
+            self.fail(f"{what}: no x-request-id header")
+            return None
+        if status in (429, 503) and path.startswith("/v1/") and not (headers.get("retry-after") or "").isdigit():
+            self.fail(f"{what}: {status} without a Retry-After")
+            return None
+        if status == 401 and not (headers.get("www-authenticate") or "").startswith("Bearer "):
+            self.fail(f"{what}: 401 without a WWW-Authenticate: Bearer challenge")
             return None
         r, pointer, documented = self.response_spec(path, method, status)
         if r is None:
@@ -231,6 +243,32 @@ async def ws_session(c, addr, key, what, config, chunks, end=True, want_error=No
     return msgs
 
 
+async def ws_burst(c, addr, key, what, config, want_name, want_code):
+    """Sends a config, a chunk and the end in one burst (before reading anything), then reads:
+    the server must answer with the error message and close with `want_code` and the error name
+    as the reason, not drop the connection (1006)."""
+    async with websockets.connect(f"ws://{addr}/v1/stream", additional_headers={"authorization": f"Bearer {key}"},
+                                  max_size=None, open_timeout=30) as ws:
+        await asyncio.gather(ws.send(config), ws.send(b"\x00" * 4096), ws.send(json.dumps({"type": "end"})))
+        msgs = []
+        try:
+            async for m in ws:
+                msgs.append(json.loads(m))
+        except websockets.ConnectionClosed:
+            pass
+        code, reason = ws.close_code, ws.close_reason
+    if not msgs or msgs[-1].get("type") != "error" or msgs[-1]["error"]["name"] != want_name:
+        c.fail(f"{what}: messages {msgs}, want a final error {want_name}")
+    elif not c.validate(f"{what}: error message", msgs[-1], "#/components/schemas/WsErrorMessage"):
+        pass
+    elif not msgs[-1].get("request_id"):
+        c.fail(f"{what}: the error message has no request_id")
+    elif (code, reason) != (want_code, want_name):
+        c.fail(f"{what}: closed with {code} {reason!r}, want {want_code} {want_name!r}")
+    else:
+        c.ok(f"{what}: error message, then close {code} {reason}")
+
+
 async def ws_refused(c, addr, headers, what, want_status, want_name):
     try:
         async with websockets.connect(f"ws://{addr}/v1/stream", additional_headers=headers, open_timeout=30):
@@ -332,7 +370,7 @@ def main():
         ("invalid JSON", "/v1/classify", b"{not json", {"content-type": "application/json"}, 400, "invalid_json"),
         ("JSON without audio", "/v1/classify", b"{}", {"content-type": "application/json"}, 400, "missing_audio"),
         ("JSON bad base64", "/v1/classify", b'{"audio_base64": "***"}', {"content-type": "application/json"}, 400, "invalid_base64"),
-        ("body over max_message_bytes", "/v1/classify", bytes(5 << 20), octet, 429, "message_too_large"),
+        ("body over max_message_bytes", "/v1/classify", bytes(5 << 20), octet, 413, "message_too_large"),
     ]
     ctype, body = multipart([("audio", "clip.wav", first)])
     cases.append(("multipart without a `file` part", "/v1/classify", body, {"content-type": ctype}, 400, "missing_file_part"))
@@ -348,9 +386,15 @@ def main():
 
     # The WebSocket.
     status, hdrs, data = http(addr, "get", "/v1/stream", headers=auth)
-    c.check("GET /v1/stream without an upgrade", "/v1/stream", "get", status, hdrs, data)
-    if status < 400:
-        c.fail(f"GET /v1/stream without an upgrade: {status}, want a 4xx")
+    c.check("GET /v1/stream without an upgrade", "/v1/stream", "get", status, hdrs, data, 400, "websocket_required")
+
+    # Unknown routes: the JSON error too (not a route of the document: checked by hand).
+    status, hdrs, data = http(addr, "get", "/v1/no-such-route", headers=auth)
+    body = json.loads(data or b"null") if hdrs.get("content-type", "").startswith("application/json") else None
+    if status != 404 or not body or body["error"]["name"] != "not_found" or not hdrs.get("x-request-id"):
+        c.fail(f"GET /v1/no-such-route: {status} {data[:200]!r}, want a JSON 404 not_found with a request id")
+    else:
+        c.validate("GET /v1/no-such-route", body, "#/components/schemas/ErrorBody") and c.ok("unknown route: JSON 404")
     call("POST /v1/stream", "post", "/v1/stream", b"", None, 405, "method_not_allowed")
 
     async def websockets_checks():
@@ -364,6 +408,11 @@ def main():
             c.fail(f"WebSocket, 3 s of PCM at step 1 s: {len(pcm) - 1} segments, want 2")
         await ws_session(c, addr, key, "WebSocket, bad config", '{"format": "mp4"}', [], end=False,
                          want_error="invalid_pcm_encoding")
+        for attempt in range(3):
+            await ws_burst(c, addr, key, f"WebSocket, bad config + chunk + end in one burst (#{attempt + 1})",
+                           '{"format": "mp4"}', "invalid_pcm_encoding", 1003)
+        await ws_burst(c, addr, key, "WebSocket, unknown model in a burst",
+                       json.dumps({"format": "encoded", "model": "nope"}), "model_not_found", 1008)
         await ws_session(c, addr, key, "WebSocket, config not JSON", "hello", [], end=False,
                          want_error="invalid_stream_config")
         await ws_session(c, addr, key, "WebSocket, unknown model", json.dumps({"format": "encoded", "model": "nope"}), [],

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	vericlip "vericlip/clients/go"
-	vericlipv1 "vericlip/clients/go/vericlip/v1"
+	vericlip "github.com/vericlip/vericlip/clients/go"
+	vericlipv1 "github.com/vericlip/vericlip/clients/go/vericlip/v1"
 )
 
 func main() {

@@ -5,7 +5,9 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { classifyFile, createClient, errorName, listModels, status, streamFile } = require('..');
+const {
+  SERVICE_CONFIG, classifyFile, createClient, errorName, listModels, status, streamFile,
+} = require('..');
 
 function env(key) {
   const v = process.env[key];
@@ -88,5 +90,43 @@ test('errors carry their status code and stable name', async () => {
       (err) => err.code === status.UNAUTHENTICATED && errorName(err) === 'unauthenticated');
   } finally {
     noKey.close();
+  }
+});
+
+test('a failed call rejects with its reason, request id and retry advice', async () => {
+  const c = client();
+  try {
+    await assert.rejects(classifyFile(c, '/dev/null'), (err) => {
+      assert.equal(err.code, status.INVALID_ARGUMENT);
+      assert.equal(err.reason, 'empty_audio');
+      assert.ok(err.requestId.length > 0, 'a request id');
+      assert.equal(err.retryDelay, null);
+      return true;
+    });
+  } finally {
+    c.close();
+  }
+});
+
+/** The empty server's count of Classify calls it answered UNAVAILABLE. */
+async function attempts() {
+  const text = await (await fetch(`http://${env('VERICLIP_EMPTY_HTTP')}/metrics`)).text();
+  const series = 'vericlip_requests_total{rpc="Classify",code="UNAVAILABLE"} ';
+  const line = text.split('\n').find((l) => l.startsWith(series));
+  return line ? Number(line.slice(series.length)) : 0;
+}
+
+test('UNAVAILABLE is retried by the service config: the server sees maxAttempts calls', async () => {
+  const c = createClient(env('VERICLIP_EMPTY_GRPC_ADDR'));
+  try {
+    const before = await attempts();
+    await assert.rejects(classifyFile(c, samples()[0]), (err) => {
+      assert.equal(err.reason, 'unavailable');
+      assert.ok(err.retryDelay > 0, `retry advice ${err.retryDelay}`);
+      return true;
+    });
+    assert.equal(await attempts() - before, SERVICE_CONFIG.methodConfig[0].retryPolicy.maxAttempts);
+  } finally {
+    c.close();
   }
 });

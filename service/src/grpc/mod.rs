@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::api;
 use crate::classify::{Classifier, request_span};
+use crate::correlation::Correlation;
 use crate::error::{ErrorClass, ServiceError};
 use crate::input::{AudioFormat, Spelling};
 
@@ -101,7 +102,7 @@ impl api::vericlip_server::Vericlip for VericlipService {
     ) -> Result<Response<api::ClassifyResponse>, Status> {
         let c = &self.classifier;
         let deadline = deadline(&request);
-        let id = c.request_id();
+        let id = Correlation::of(request.extensions().get()).id;
         let span = request_span("grpc", &id);
         let route = route(request.metadata());
         let req = request.into_inner();
@@ -126,7 +127,8 @@ impl api::vericlip_server::Vericlip for VericlipService {
         request: Request<Streaming<api::ClassifyStreamRequest>>,
     ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
         let route = route(request.metadata());
-        match stream::start(Arc::clone(&self.classifier), request.into_inner(), route).await {
+        let id = Correlation::of(request.extensions().get()).id;
+        match stream::start(Arc::clone(&self.classifier), request.into_inner(), route, id).await {
             Ok(s) => Ok(Response::new(s)),
             Err(e) => {
                 self.classifier.count("ClassifyStream", Err(e.class()));

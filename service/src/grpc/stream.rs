@@ -81,6 +81,7 @@ pub async fn start(
     c: Arc<Classifier>,
     mut inbound: Streaming<api::ClassifyStreamRequest>,
     route: crate::models::Route,
+    request_id: String,
 ) -> Result<ResponseStream, ServiceError> {
     let permit = c.admit_stream()?;
     let idle = c.limits().stream_idle;
@@ -111,6 +112,7 @@ pub async fn start(
         step_seconds: config.step_seconds,
         format,
         route,
+        request_id,
     };
     let open = c.open_stream("grpc", request)?;
     let (tx, rx) = mpsc::channel(16);

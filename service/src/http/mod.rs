@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 use self::error::method_not_allowed;
 use crate::classify::{Classifier, request_span};
+use crate::correlation::{CorrelateLayer, Correlation};
 use crate::error::ServiceError;
 use crate::input::{AudioFormat, Spelling};
 use crate::net::body::{BodyRefused, Budgeted};
@@ -66,13 +67,31 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, guard: impl Fn
         .merge(openapi::routes())
         .with_state(state)
         .merge(guard(api))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::any_method_not_allowed)
         .layer(DefaultBodyLimit::disable())
+        .layer(CorrelateLayer { port: "http" })
 }
 
 /// `GET /v1/stream`: admitted (stream slot, and the memory budget for one message in flight)
 /// before the upgrade, so a flood of WebSockets is refused with 429 rather than buffered.
-async fn stream(State(s): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+async fn stream(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    extensions: http::Extensions,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => {
+            let message = format!("GET /v1/stream is a WebSocket: send the upgrade handshake ({e})");
+            let mut response = ServiceError::bad_request("websocket_required", message).into_response();
+            *response.status_mut() = e.status();
+            return response;
+        }
+    };
     let route = crate::models::Route::from_headers(&headers);
+    let request_id = Correlation::of(extensions.get()).id;
     let c = Arc::clone(&s.classifier);
     let admitted = match c.admit_stream() {
         Ok(a) => a,
@@ -90,7 +109,7 @@ async fn stream(State(s): State<AppState>, headers: HeaderMap, upgrade: WebSocke
     upgrade
         .max_message_size(ws::MAX_MESSAGE_BYTES)
         .max_frame_size(ws::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| ws::session(c, socket, admitted, reservation, route))
+        .on_upgrade(move |socket| ws::session(c, socket, admitted, reservation, route, request_id))
 }
 
 /// Serves the HTTP port's connections (from `net::conn::accept_loop`) with hyper: HTTP/1.1
@@ -169,10 +188,11 @@ async fn classify(
     State(s): State<AppState>,
     query: Result<Query<ClassifyParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
+    extensions: http::Extensions,
     body: Body,
 ) -> Response {
     let c = &s.classifier;
-    let id = c.request_id();
+    let id = Correlation::of(extensions.get()).id;
     let body = match read_body(c, body, s.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {

@@ -6,12 +6,13 @@
 //! the configured format, or an encoded file's bytes); the text `{"type":"end"}` to finish.
 //! Server -> client: text JSON `{"type":"segment", ...}` per window as soon as its audio is in,
 //! then `{"type":"summary", ...}` (the classify JSON), or `{"type":"error","error":{...}}`; then
-//! the server closes.
+//! the server closes: after an error with a close code for its kind (`close_code`) and the error
+//! name as the reason. Every message carries the stream's `request_id`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
@@ -49,6 +50,14 @@ fn one() -> u32 {
     1
 }
 
+/// What the server sends: a `WsMessage` with the stream's request id beside its fields.
+#[derive(Debug, Serialize)]
+struct WsOut<'a> {
+    #[serde(flatten)]
+    message: &'a WsMessage,
+    request_id: &'a str,
+}
+
 /// What the server sends.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -66,6 +75,7 @@ struct WsLink {
     audio_deadline: tokio::time::Instant,
     /// The drain limit ended the stream: its close frame says so.
     cut: bool,
+    request_id: String,
 }
 
 /// WebSocket close code "going away" (RFC 6455), with the reason, when the drain cuts a stream.
@@ -73,7 +83,8 @@ const GOING_AWAY: u16 = 1001;
 
 impl WsLink {
     async fn send(&mut self, message: &WsMessage) -> Result<(), ServiceError> {
-        let text = serde_json::to_string(message).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let out = WsOut { message, request_id: &self.request_id };
+        let text = serde_json::to_string(&out).map_err(|e| ServiceError::Internal(e.to_string()))?;
         match tokio::time::timeout(self.idle, self.socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(ServiceError::Unavailable("the client went away".into())),
@@ -160,11 +171,14 @@ pub async fn session(
     admitted: Admitted,
     reservation: Reservation,
     route: Route,
+    request_id: String,
 ) {
     let idle = c.limits().stream_idle;
-    let mut link = WsLink { socket, idle, audio_deadline: tokio::time::Instant::now() + idle, cut: false };
+    let audio_deadline = tokio::time::Instant::now() + idle;
+    let mut link = WsLink { socket, idle, audio_deadline, cut: false, request_id };
     let result = run(&c, &mut link, route).await;
     c.count("WebSocketStream", ServiceError::outcome(&result));
+    let mut close = None;
     let message = match result {
         Ok(summary) => {
             tracing::debug!(
@@ -175,17 +189,60 @@ pub async fn session(
             WsMessage::Summary(summary)
         }
         Err(e) => {
-            tracing::debug!(error = e.name(), message = %e.public_message(), "websocket stream failed");
+            crate::correlation::log_error_answer(crate::correlation::ErrorAnswer {
+                request_id: &link.request_id,
+                name: e.name(),
+                status: e.class().name(),
+                message: &e.public_message(),
+                server_side: super::error::status(e.class()).is_server_error()
+                    || e.class() == crate::error::ErrorClass::ResourceExhausted,
+            });
+            close = Some(CloseFrame { code: close_code(&e), reason: e.name().into() });
             WsMessage::Error { error: ErrorBody::of(&e) }
         }
     };
     let _ = link.send(&message).await;
-    let close = link.cut.then(|| axum::extract::ws::CloseFrame {
-        code: GOING_AWAY,
-        reason: "server shutting down: shutdown.drain_seconds reached; the summary covers the audio so far".into(),
-    });
+    if link.cut {
+        close = Some(CloseFrame {
+            code: GOING_AWAY,
+            reason: "server shutting down: shutdown.drain_seconds reached; the summary covers the audio so far".into(),
+        });
+    }
     let _ = tokio::time::timeout(Duration::from_secs(1), link.socket.send(Message::Close(close))).await;
+    // Read (and drop) what the client had sent already, up to its own close frame: closing with
+    // unread data resets the connection, and the client would see 1006 instead of our message
+    // and close code.
+    let drain = async {
+        let mut read = 0usize;
+        while read <= CLOSE_DRAIN_BYTES
+            && let Some(Ok(m)) = link.socket.recv().await
+        {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+            read += m.into_data().len();
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_DRAIN_TIME, drain).await;
     drop((admitted, reservation));
+}
+
+/// How much of what a client sent before our close frame is read before the socket is dropped.
+const CLOSE_DRAIN_BYTES: usize = 8 << 20;
+const CLOSE_DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// The close code (RFC 6455) of a stream that ended with `e`: 1009 for audio over a size limit,
+/// 1003 for data the server cannot take (bad config, bad audio), 1011 for a server fault or a
+/// server that cannot serve now, 1008 (policy) for the rest: limits, the idle time, an unknown
+/// model, a missing key.
+pub fn close_code(e: &ServiceError) -> u16 {
+    use crate::error::ErrorClass as C;
+    match (e.name(), e.class()) {
+        ("message_too_large" | "stream_too_large" | "audio_too_long", _) => 1009,
+        (_, C::InvalidArgument) => 1003,
+        (_, C::Internal | C::Unavailable | C::Cancelled) => 1011,
+        (_, C::NotFound | C::Unauthenticated | C::ResourceExhausted | C::DeadlineExceeded) => 1008,
+    }
 }
 
 async fn run(c: &Classifier, link: &mut WsLink, route: Route) -> Result<ClipResult, ServiceError> {
@@ -210,6 +267,7 @@ async fn run(c: &Classifier, link: &mut WsLink, route: Route) -> Result<ClipResu
         step_seconds: config.step_seconds,
         format,
         route,
+        request_id: link.request_id.clone(),
     };
     c.open_stream("websocket", request)?.run(c, link).await
 }

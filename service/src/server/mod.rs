@@ -312,6 +312,7 @@ async fn serve_grpc(
         let _ = drain.wait_for(|d| *d).await;
     };
     server
+        .layer(crate::correlation::CorrelateLayer { port: "grpc" })
         .layer(stack)
         .add_service(health)
         .add_service(reflection_v1)

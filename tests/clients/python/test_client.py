@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import sys
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -38,6 +39,8 @@ def main():
     ap.add_argument("--samples", required=True)
     ap.add_argument("--expect", required=True)
     ap.add_argument("--api-key", default="")
+    ap.add_argument("--empty-addr", default="", help="gRPC address of a server with no model (retry check)")
+    ap.add_argument("--empty-http", default="", help="its HTTP address (metrics)")
     args = ap.parse_args()
     expected = json.load(open(args.expect))
     files = sorted(glob.glob(os.path.join(args.samples, "*", "*.wav")))
@@ -111,8 +114,50 @@ def main():
                     for r in replies]
         check(verdicts == ["no_speech"] * 3, f"silence verdicts {verdicts}")
 
+        # Typed errors: a class per name, the request id, the retry advice.
+        try:
+            client.classify_file(os.devnull)
+            check(False, "an empty file is rejected")
+        except vc.EmptyAudioError as e:
+            check(isinstance(e, vc.VericlipError) and isinstance(e, grpc.RpcError), "EmptyAudioError is a VericlipError")
+            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and e.name == "empty_audio", f"{e.code()} {e.name}")
+            check(len(e.request_id) > 0 and e.retry_delay is None, f"request id {e.request_id!r}, no retry advice")
+        # The request id sent is the one answered.
+        r, call = client.stub.Classify.with_call(pb2.ClassifyRequest(encoded=open(files[0], "rb").read()),
+                                                 metadata=[("x-request-id", "py-client-1")], timeout=30)
+        check(r.request_id == "py-client-1", f"request id kept: {r.request_id}")
+        check(dict(call.initial_metadata()).get("x-request-id") == "py-client-1", "request id in the headers")
+        check(dict(call.trailing_metadata()).get("x-request-id") == "py-client-1", "request id in the trailers")
+
+    if args.empty_addr:
+        # A server with no model: UNAVAILABLE, retried by the service config; the server counts
+        # every attempt (its metrics), which must be the policy's maxAttempts.
+        def attempts():
+            text = urllib.request.urlopen(f"http://{args.empty_http}/metrics", timeout=10).read().decode()
+            series = 'vericlip_requests_total{rpc="Classify",code="UNAVAILABLE"} '
+            return next((int(float(line[len(series):])) for line in text.splitlines() if line.startswith(series)), 0)
+        before = attempts()
+        with vc.connect(args.empty_addr) as empty:
+            try:
+                empty.classify_file(files[0])
+                check(False, "a server with no model is UNAVAILABLE")
+            except vc.UnavailableError as e:
+                check(e.retry_delay is not None and e.retry_delay > 0, f"unavailable advises a retry ({e.retry_delay})")
+        want = vc.SERVICE_CONFIG["methodConfig"][0]["retryPolicy"]["maxAttempts"]
+        check(attempts() - before == want, f"the server saw {attempts() - before} attempts, want {want}")
+
     if args.api_key:
         with vc.connect(args.addr) as anonymous:
+            # docs/API.md's rule: with a key, only health is open; reflection needs the key.
+            status = health_pb2_grpc.HealthStub(anonymous.channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            check(status.status == health_pb2.HealthCheckResponse.SERVING, "health needs no key")
+            try:
+                reflection = reflection_pb2_grpc.ServerReflectionStub(anonymous.channel)
+                list(reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                                     timeout=10))
+                check(False, "reflection without the key is refused")
+            except grpc.RpcError as e:
+                check(e.code() == grpc.StatusCode.UNAUTHENTICATED, f"reflection without the key -> {e.code()}")
             try:
                 anonymous.list_models()
                 check(False, "a call without the API key is refused")

@@ -6,30 +6,38 @@
         print(vc.verdict_name(r.verdict), r.fake_score)
 
 `connect` opens a channel with the settings docs/OPERATIONS.md recommends (round robin over every
-address the target resolves to, keepalive, retry on UNAVAILABLE) and adds the API key to every
-call. The generated stubs are `vericlip.v1.vericlip_pb2` / `vericlip_pb2_grpc`, for anything the
+address the target resolves to, keepalive, retries through the service config) and adds the API
+key to every call. The helpers raise typed errors (`errors`: `VericlipError` and a subclass per
+stable name, e.g. `QueueFullError`), with the request id and the advised retry delay. The generated stubs are `vericlip.v1.vericlip_pb2` / `vericlip_pb2_grpc`, for anything the
 helpers do not cover.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, Optional, Sequence, Tuple
 
 import grpc
 
 from vericlip.v1 import vericlip_pb2 as pb2
 from vericlip.v1 import vericlip_pb2_grpc as pb2_grpc
 
+from . import errors
+from .errors import ERROR_CLASSES, VericlipError, from_rpc_error
+
+globals().update({cls.__name__: cls for cls in ERROR_CLASSES.values()})
+
 __all__ = ["pb2", "pb2_grpc", "Client", "connect", "error_name", "verdict_name", "IN_CLUSTER_TARGET",
-           "SERVICE_CONFIG", "CHANNEL_OPTIONS"]
+           "SERVICE_CONFIG", "CHANNEL_OPTIONS", "errors", "VericlipError", "from_rpc_error"] + [
+    cls.__name__ for cls in ERROR_CLASSES.values()]
 
 #: The headless Service's DNS name: the resolver returns every ready pod, round robin uses each.
 IN_CLUSTER_TARGET = "dns:///vericlip-server-headless.vericlip.svc.cluster.local:50051"
 
 #: Round robin over every resolved address, and a retry (with backoff, on another connection) of a
-#: call that failed with UNAVAILABLE: a pod shutting down or not ready yet. Other codes are not
-#: retried here; docs/API.md says which a caller may retry.
+#: call that failed with UNAVAILABLE (a pod shutting down or not ready yet) or RESOURCE_EXHAUSTED
+#: when the server advises a retry (`queue_full`: its `grpc-retry-pushback-ms` trailer gives the
+#: delay; `message_too_large` sends -1, which ends the retries).
 SERVICE_CONFIG = {
     "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [{
@@ -39,7 +47,7 @@ SERVICE_CONFIG = {
             "initialBackoff": "0.2s",
             "maxBackoff": "5s",
             "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
+            "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
         },
     }],
 }
@@ -112,13 +120,21 @@ class Client:
         self.channel.close()
 
     def list_models(self, timeout: float = 10.0):
-        return self.stub.ListModels(pb2.ListModelsRequest(), timeout=timeout).models
+        try:
+            return self.stub.ListModels(pb2.ListModelsRequest(), timeout=timeout).models
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
 
     def classify_file(self, path: str, model: str = "", version: int = 0, timeout: float = 30.0):
-        """Classifies a whole file (WAV, FLAC, MP3, OGG Vorbis); returns a ClassifyResponse."""
+        """Classifies a whole file (WAV, FLAC, MP3, OGG Vorbis); returns a ClassifyResponse.
+        Raises a VericlipError subclass when the server refuses it."""
         with open(path, "rb") as f:
             audio = f.read()
-        return self.stub.Classify(pb2.ClassifyRequest(encoded=audio, model=model, version=version), timeout=timeout)
+        try:
+            return self.stub.Classify(pb2.ClassifyRequest(encoded=audio, model=model, version=version),
+                                      timeout=timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
 
     def stream_file(self, path: str, chunk_bytes: int = 16384, model: str = "", version: int = 0,
                     timeout: float = 60.0) -> Iterator[pb2.ClassifyStreamResponse]:
@@ -132,7 +148,44 @@ class Client:
             for i in range(0, len(audio), chunk_bytes):
                 yield pb2.ClassifyStreamRequest(audio=audio[i:i + chunk_bytes])
 
-        yield from self.stub.ClassifyStream(requests(), timeout=timeout)
+        try:
+            yield from self.stub.ClassifyStream(requests(), timeout=timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def stream_pcm(self, chunks: Iterable[bytes], sample_rate: int, encoding: str = "s16le", channels: int = 1,
+                   step_seconds: float = 0.0, model: str = "", version: int = 0,
+                   timeout: Optional[float] = None) -> Iterator[pb2.ClassifyStreamResponse]:
+        """Live streaming: sends each PCM chunk from `chunks` (e.g. a microphone's, as it is
+        captured; any size) and yields each window's verdict as soon as the server has it (a
+        `segment` every `step_seconds` once 2 s are in), then the `summary` when `chunks` ends.
+        `encoding`: "s16le" or "f32le" (interleaved when `channels` > 1)."""
+        return _stream_pcm(self.stub, chunks, sample_rate, encoding, channels, step_seconds, model, version,
+                           timeout)
+
+
+#: PCM encodings by the names HTTP and the WebSocket use.
+PCM_ENCODINGS = {"s16le": pb2.PCM_ENCODING_S16LE, "f32le": pb2.PCM_ENCODING_F32LE}
+
+
+def _stream_pcm(stub, chunks: Iterable[bytes], sample_rate: int, encoding: str, channels: int,
+                step_seconds: float, model: str, version: int, timeout: Optional[float]):
+    if encoding not in PCM_ENCODINGS:
+        raise ValueError(f"encoding {encoding!r}: use one of {sorted(PCM_ENCODINGS)}")
+    config = pb2.StreamConfig(pcm=pb2.PcmFormat(encoding=PCM_ENCODINGS[encoding], sample_rate=sample_rate,
+                                                channels=channels),
+                              step_seconds=step_seconds, model=model, version=version)
+
+    def requests():
+        yield pb2.ClassifyStreamRequest(config=config)
+        for chunk in chunks:
+            yield pb2.ClassifyStreamRequest(audio=bytes(chunk))
+
+    try:
+        # gRPC sends from `chunks` on a thread of its own while this yields what arrives.
+        yield from stub.ClassifyStream(requests(), timeout=timeout)
+    except grpc.RpcError as e:
+        raise from_rpc_error(e) from None
 
 
 def connect(target: str, api_key: Optional[str] = None,

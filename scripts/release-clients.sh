@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the client release artefacts, all with the API client version in clients/VERSION:
+#   dist/clients/go-proxy/   the Go module github.com/vericlip/vericlip/clients/go@vVERSION with
+#                            the modules it builds with (from Debian's Go source packages), in
+#                            the layout a module proxy serves: GOPROXY=file://.../go-proxy
+# Needs what clients/setup.sh installs. Usage: scripts/release-clients.sh [OUT_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$(realpath -m "${1:-$root/dist/clients}")
+version=$(tr -d ' \n' < "$root/clients/VERSION")
+[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "clients/VERSION: not a version: $version" >&2; exit 1; }
+log() { printf '[release-clients] %s\n' "$*" >&2; }
+
+mkdir -p "$out"
+rm -rf "$out/go-proxy"
+python3 "$root/clients/go/module_proxy.py" "$out/go-proxy" "$version" >/dev/null
+log "Go: $out/go-proxy (github.com/vericlip/vericlip/clients/go@v$version)"
