@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use ndarray::Array3;
 use vericlip_core::runtime::{self, ModelSession};
-use vericlip_train::model::onnx::export_lstm_classifier;
-use vericlip_train::model::{Head, LstmClassifierWeights};
+use vericlip_train::model::onnx::export_network;
+use vericlip_train::model::{Head, LstmRecipe};
 
 const FRAMES: usize = 126;
 
@@ -87,11 +87,9 @@ fn main() {
         (Head::Attention, true),
     ] {
         for (features, conv) in [(96, None), (156, None), (353, Some((64, 3)))] {
-            let weights = LstmClassifierWeights {
-                segment_mean_norm: true,
-                ..LstmClassifierWeights::seeded_conv(features, hidden, head, bidirectional, conv, 1)
-            };
-            let mut session = ModelSession::from_bytes(rt, &export_lstm_classifier(&weights, &[])).expect("session");
+            let weights =
+                LstmRecipe { input: features, hidden, head, bidirectional, conv, segment_mean_norm: true }.seeded(1);
+            let mut session = ModelSession::from_bytes(rt, &export_network(&weights, &[])).expect("session");
             let cells: Vec<String> = [1, 16]
                 .iter()
                 .map(|&batch| {

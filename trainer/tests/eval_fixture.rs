@@ -8,8 +8,8 @@ use ndarray::Array3;
 use vericlip_core::audio::{AudioLimits, load_file, write_wav_pcm16};
 use vericlip_core::registry::{self, Manifest, Provenance};
 use vericlip_core::{FeatureExtractor, FeatureSpec, Normalizer};
-use vericlip_train::model::LstmClassifierWeights;
-use vericlip_train::model::onnx::export_lstm_classifier;
+use vericlip_train::model::onnx::export_network;
+use vericlip_train::model::{Head, LstmRecipe};
 
 #[test]
 fn eval_json_matches_a_hand_computed_confusion_matrix() {
@@ -33,7 +33,15 @@ fn eval_json_matches_a_hand_computed_confusion_matrix() {
         files.push((path, *label == "fake"));
     }
     // Reference scores: core features (what eval decodes) -> identity normalization -> f64 LSTM.
-    let weights = LstmClassifierWeights::seeded(96, 8, 3);
+    let weights = LstmRecipe {
+        input: 96,
+        hidden: 8,
+        head: Head::Last,
+        bidirectional: false,
+        conv: None,
+        segment_mean_norm: false,
+    }
+    .seeded(3);
     let ex = FeatureExtractor::new(spec.clone()).unwrap();
     let scores: Vec<f32> = files
         .iter()
@@ -65,8 +73,7 @@ fn eval_json_matches_a_hand_computed_confusion_matrix() {
     };
     let manifest =
         Manifest::new("fixture", spec, Normalizer { mean: vec![0.0; n], std: vec![1.0; n] }, threshold, provenance);
-    let published =
-        registry::publish(&root.join("registry"), manifest, &export_lstm_classifier(&weights, &[]), &[]).unwrap();
+    let published = registry::publish(&root.join("registry"), manifest, &export_network(&weights, &[]), &[]).unwrap();
 
     let out = Command::new(env!("CARGO_BIN_EXE_vericlip-train"))
         .args(["eval", "--json", "--no-cache", "--model"])

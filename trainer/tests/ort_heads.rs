@@ -6,8 +6,9 @@ use ndarray::Array3;
 use prost::Message;
 use vericlip_core::onnx::ModelProto;
 use vericlip_core::runtime::{self, ModelSession};
-use vericlip_train::model::onnx::export_lstm_classifier;
-use vericlip_train::model::{Head, LstmClassifierWeights};
+use vericlip_train::model::network::{Layer, Network};
+use vericlip_train::model::onnx::export_network;
+use vericlip_train::model::{Head, LstmRecipe};
 
 const HEADS: [(Head, bool); 6] = [
     (Head::Last, false),
@@ -25,6 +26,21 @@ fn input(batch: usize, frames: usize, features: usize, seed: u32) -> Array3<f32>
     })
 }
 
+fn recipe(input: usize, hidden: usize, head: Head, bidirectional: bool) -> LstmRecipe {
+    LstmRecipe { input, hidden, head, bidirectional, conv: None, segment_mean_norm: false }
+}
+
+/// Scales the dense, attention `v` and conv weights: scores spread over 0..1 and attention
+/// far from uniform, so a pooling or direction mistake cannot hide near 0.5.
+fn scale(net: &mut Network, dense: f32, attention: f32, conv: f32) {
+    net.visit_mut(|l| match l {
+        Layer::Linear(l) => l.w.iter_mut().for_each(|v| *v *= dense),
+        Layer::Attention(a) => a.v.iter_mut().for_each(|v| *v *= attention),
+        Layer::Conv1d(c) => c.w.iter_mut().for_each(|v| *v *= conv),
+        _ => {}
+    });
+}
+
 fn ops(model: &[u8]) -> Vec<String> {
     let m = ModelProto::decode(model).unwrap();
     m.graph.unwrap().node.into_iter().map(|n| n.op_type).collect()
@@ -36,15 +52,9 @@ fn every_head_runs_in_onnx_runtime_and_matches_the_reference() {
     for (head, bidirectional) in HEADS {
         let (mut worst, mut spread) = (0f32, 0f32);
         for segment_mean_norm in [false, true] {
-            let mut weights = LstmClassifierWeights {
-                segment_mean_norm,
-                ..LstmClassifierWeights::seeded_with(96, 16, head, bidirectional, 7)
-            };
-            // Larger dense and attention weights: scores spread over 0..1 and attention weights
-            // far from uniform, so a pooling or direction mistake cannot hide near 0.5.
-            weights.dense_w.iter_mut().for_each(|v| *v *= 8.0);
-            weights.attn_v.iter_mut().for_each(|v| *v *= 4.0);
-            let model = export_lstm_classifier(&weights, &[("vericlip.test", "heads")]);
+            let mut weights = LstmRecipe { segment_mean_norm, ..recipe(96, 16, head, bidirectional) }.seeded(7);
+            scale(&mut weights, 8.0, 4.0, 1.0);
+            let model = export_network(&weights, &[("vericlip.test", "heads")]);
             let mut session = ModelSession::from_bytes(rt, &model).unwrap();
             for (batch, frames, seed) in [(1, 126, 1), (4, 126, 2), (9, 126, 3), (3, 40, 4)] {
                 let x =
@@ -73,7 +83,7 @@ fn every_head_runs_in_onnx_runtime_and_matches_the_reference() {
 
 #[test]
 fn heads_use_standard_ops_and_the_default_graph_is_the_original_one() {
-    let graph = |head, bi| ops(&export_lstm_classifier(&LstmClassifierWeights::seeded_with(8, 4, head, bi, 1), &[]));
+    let graph = |head, bi| ops(&export_network(&recipe(8, 4, head, bi).seeded(1), &[]));
     assert_eq!(graph(Head::Last, false), ["Transpose", "LSTM", "Squeeze", "Gemm", "Sigmoid", "Squeeze"]);
     assert_eq!(graph(Head::Last, true), ["Transpose", "LSTM", "Transpose", "Reshape", "Gemm", "Sigmoid", "Squeeze"]);
     assert_eq!(graph(Head::Mean, false), ["Transpose", "LSTM", "ReduceMean", "Squeeze", "Gemm", "Sigmoid", "Squeeze"]);
@@ -81,17 +91,14 @@ fn heads_use_standard_ops_and_the_default_graph_is_the_original_one() {
     for op in ["MatMul", "Add", "Tanh", "Softmax", "Mul", "ReduceSum"] {
         assert!(attention.iter().any(|o| o == op), "{attention:?}");
     }
-    let m = ModelProto::decode(&export_lstm_classifier(&LstmClassifierWeights::seeded(8, 4, 1), &[])[..]).unwrap();
+    let m = ModelProto::decode(&export_network(&recipe(8, 4, Head::Last, false).seeded(1), &[])[..]).unwrap();
     let g = m.graph.unwrap();
     let names: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["lstm_W", "lstm_R", "lstm_B", "dense_W", "dense_B", "axes_0", "axes_1"]);
     let lstm = g.node.iter().find(|n| n.op_type == "LSTM").unwrap();
     assert!(lstm.attribute.iter().all(|a| a.name != "direction"), "unidirectional is the ONNX default");
     for (head, bi) in HEADS {
-        let m = ModelProto::decode(
-            &export_lstm_classifier(&LstmClassifierWeights::seeded_with(8, 4, head, bi, 1), &[])[..],
-        )
-        .unwrap();
+        let m = ModelProto::decode(&export_network(&recipe(8, 4, head, bi).seeded(1), &[])[..]).unwrap();
         let g = m.graph.unwrap();
         assert_eq!(m.opset_import[0].version, 17);
         assert_eq!((g.input[0].name.as_str(), g.output[0].name.as_str()), ("features", "fake_prob"));
@@ -108,14 +115,15 @@ fn conv_front_end_runs_in_onnx_runtime_and_matches_the_reference() {
     // A wide input (the seed's 96 + a 257-bin log-spectrogram), as `--features log-spec` gives.
     let features = 353;
     for (head, bidirectional, kernel) in [(Head::Last, false, 3), (Head::Mean, true, 5), (Head::Attention, false, 1)] {
-        let mut weights = LstmClassifierWeights {
+        let mut weights = LstmRecipe {
             segment_mean_norm: true,
-            ..LstmClassifierWeights::seeded_conv(features, 16, head, bidirectional, Some((24, kernel)), 3)
-        };
+            conv: Some((24, kernel)),
+            ..recipe(features, 16, head, bidirectional)
+        }
+        .seeded(3);
         // Scores spread over 0..1: mistakes cannot hide near 0.5.
-        weights.dense_w.iter_mut().for_each(|v| *v *= 16.0);
-        weights.conv.iter_mut().for_each(|c| c.w.iter_mut().for_each(|v| *v *= 4.0));
-        let model = export_lstm_classifier(&weights, &[]);
+        scale(&mut weights, 16.0, 1.0, 4.0);
+        let model = export_network(&weights, &[]);
         let graph = ops(&model);
         assert_eq!(graph[..6], ["ReduceMean", "Sub", "Transpose", "Conv", "Relu", "Transpose"], "{graph:?}");
         let mut session = ModelSession::from_bytes(rt, &model).unwrap();
@@ -144,13 +152,10 @@ fn excitation_branch_runs_in_onnx_runtime_and_matches_the_reference() {
     // no loud frame at all (statistic 0).
     let branch = ExcitationBranch { loud_mid: -0.2, center: 0.1, slope: 6.0, bias: -3.0 };
     for segment_mean_norm in [false, true] {
-        let mut weights = LstmClassifierWeights {
-            segment_mean_norm,
-            excitation: Some(branch),
-            ..LstmClassifierWeights::seeded_with(96, 16, Head::Last, false, 7)
-        };
-        weights.dense_w.iter_mut().for_each(|v| *v *= 8.0);
-        let model = export_lstm_classifier(&weights, &[]);
+        let mut lstm_only = LstmRecipe { segment_mean_norm, ..recipe(96, 16, Head::Last, false) }.seeded(7);
+        scale(&mut lstm_only, 8.0, 1.0, 1.0);
+        let weights = Network::with_excitation(lstm_only.clone(), branch);
+        let model = export_network(&weights, &[]);
         assert_eq!(ops(&model).iter().filter(|o| *o == "Max").count(), 2, "{:?}", ops(&model));
         let mut session = ModelSession::from_bytes(rt, &model).unwrap();
         let (batch, frames) = (12, 126);
@@ -167,7 +172,6 @@ fn excitation_branch_runs_in_onnx_runtime_and_matches_the_reference() {
         let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(max <= 1e-5, "mean norm {segment_mean_norm}: ORT vs reference {max}");
         // The branch decides where its logit is the larger: the LSTM alone scores otherwise.
-        let lstm_only = LstmClassifierWeights { excitation: None, ..weights.clone() };
         let base = lstm_only.forward(x.slice(ndarray::s![.., .., ..96]));
         let mut raised = 0;
         for b in 0..batch {
@@ -180,8 +184,8 @@ fn excitation_branch_runs_in_onnx_runtime_and_matches_the_reference() {
         assert!((2..batch - 1).contains(&raised), "the branch raised {raised} of {batch} segments");
     }
     // Platt folds into both detectors: the fused calibrated logit is a * max + c.
-    let mut w = LstmClassifierWeights { excitation: Some(branch), ..LstmClassifierWeights::seeded(96, 8, 3) };
+    let mut w = Network::with_excitation(recipe(96, 8, Head::Last, false).seeded(3), branch);
     w.calibrate(vericlip_train::model::calibrate::Platt { a: 0.5, c: 0.25 });
-    let e = w.excitation.unwrap();
+    let e = w.excitation().unwrap().0;
     assert_eq!((e.slope, e.bias, e.center, e.loud_mid), (3.0, -1.25, 0.1, -0.2));
 }

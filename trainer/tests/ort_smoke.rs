@@ -3,8 +3,8 @@
 
 use ndarray::Array3;
 use vericlip_core::runtime::{self, ModelSession, RuntimeError};
-use vericlip_train::model::LstmClassifierWeights;
-use vericlip_train::model::onnx::export_lstm_classifier;
+use vericlip_train::model::onnx::export_network;
+use vericlip_train::model::{Head, LstmRecipe};
 
 fn input(batch: usize, frames: usize, features: usize, seed: u32) -> Array3<f32> {
     Array3::from_shape_fn((batch, frames, features), |(b, t, f)| {
@@ -13,12 +13,16 @@ fn input(batch: usize, frames: usize, features: usize, seed: u32) -> Array3<f32>
     })
 }
 
+fn recipe() -> LstmRecipe {
+    LstmRecipe { input: 96, hidden: 16, head: Head::Last, bidirectional: false, conv: None, segment_mean_norm: false }
+}
+
 #[test]
 fn exported_lstm_runs_in_onnx_runtime_and_matches_the_reference() {
     let rt = runtime::init(None).expect("ONNX Runtime (run scripts/setup.sh)");
     for segment_mean_norm in [false, true] {
-        let weights = LstmClassifierWeights { segment_mean_norm, ..LstmClassifierWeights::seeded(96, 16, 7) };
-        let model = export_lstm_classifier(&weights, &[("vericlip.test", "smoke")]);
+        let weights = LstmRecipe { segment_mean_norm, ..recipe() }.seeded(7);
+        let model = export_network(&weights, &[("vericlip.test", "smoke")]);
         let mut session = ModelSession::from_bytes(rt, &model).unwrap();
         for (batch, seed) in [(1, 1), (4, 2), (9, 3)] {
             // An offset per feature: segment mean normalization must remove it exactly.
@@ -36,8 +40,8 @@ fn exported_lstm_runs_in_onnx_runtime_and_matches_the_reference() {
             }
         }
     }
-    let weights = LstmClassifierWeights::seeded(96, 16, 7);
-    let mut session = ModelSession::from_bytes(rt, &export_lstm_classifier(&weights, &[])).unwrap();
+    let weights = recipe().seeded(7);
+    let mut session = ModelSession::from_bytes(rt, &export_network(&weights, &[])).unwrap();
     // Features of the wrong width are an error, not a crash.
     let e = session.run(input(2, 126, 95, 4).view()).unwrap_err();
     assert!(matches!(e, RuntimeError::Inference(_)), "{e}");

@@ -114,7 +114,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<FitSummary> {
 /// The manifest's `model`: what was trained and how.
 fn model_description(t: &Training, model: &Trained, calibration: &CalibrationSummary) -> serde_json::Value {
     let c = &t.config;
-    let head = crate::model::LstmClassifierWeights::describe_head(c.head, c.bidirectional, c.conv);
+    let head = crate::model::LstmRecipe::describe_head(c.head, c.bidirectional, c.conv);
     let mut description = serde_json::json!({
         "kind": "lstm_classifier",
         "layers": 1,
@@ -132,12 +132,12 @@ fn model_description(t: &Training, model: &Trained, calibration: &CalibrationSum
                       } else { serde_json::json!("none") }},
     });
     if let Some(m) = description.as_object_mut() {
-        if let Some(e) = &model.weights.excitation {
+        if let Some((e, lstm_input)) = model.weights.excitation() {
             m.insert(
                 "excitation_branch".into(),
                 serde_json::json!({
                     "what": "one-class detector on the excitation block, fitted on real speech; the segment's logit is max(LSTM, branch)",
-                    "lstm_input": model.weights.input,
+                    "lstm_input": lstm_input,
                     "false_alarms_on_validation_reals": excitation::FALSE_ALARMS,
                     "slope_per_sd": excitation::SLOPE_PER_SD,
                     "loud_mid": e.loud_mid, "center": e.center, "slope": e.slope, "bias": e.bias,

@@ -111,13 +111,6 @@ impl Columns {
     }
 }
 
-/// `logits[i] = max(logits[i], branch.logit(stats[i]))`: the fused model's logits.
-pub fn fuse(logits: &mut [f64], stats: &[f64], branch: &ExcitationBranch) {
-    for (z, s) in logits.iter_mut().zip(stats) {
-        *z = z.max(branch.logit(*s));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,10 +165,6 @@ mod tests {
         assert_eq!(flagged(&val), 2);
         // Far outside real speech either way: flagged, with a logit growing with the distance.
         assert!(b.logit(5.0 + 20.0) > 4.0 && b.logit(5.0 - 20.0) > 4.0 && b.logit(5.0) < 0.0);
-        let mut z = vec![-1.0, -1.0, 0.5];
-        fuse(&mut z, &[5.0, 30.0, 5.0], &b);
-        assert_eq!((z[0], z[2]), (-1.0, 0.5));
-        assert!(z[1] > 4.0);
         // No real speech: a clear error, not a NaN threshold.
         assert!(x.fit(&train, &[true; 10], &val, &[false; 102]).is_err());
     }

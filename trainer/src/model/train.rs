@@ -1,11 +1,13 @@
-//! LSTM training with candle: an LSTM (optionally bidirectional) over the normalized
-//! `[frames][96]` sequence, a pooling head (last hidden state, the seed model's shape; mean over
-//! frames; attention), then dense + sigmoid. Adam, stable BCE-with-logits, early
-//! stopping on validation loss, best weights kept. Deterministic for a given seed on CPU.
+//! Training a [`Network`] with candle: each layer of the description becomes candle tensor
+//! ops over trainable `Var`s, and training writes the `Var`s back into the description. Adam,
+//! stable BCE-with-logits, gradient clipping, early stopping on validation loss, best weights
+//! kept. Deterministic for a given seed on CPU. [`train`] trains the `LstmRecipe` the flags
+//! describe (drawn as the trainer always drew it); [`train_network`] any network.
 //!
 //! The LSTM is written from candle tensor ops with gates in ONNX order (i, o, f, c), so export is
 //! a transpose, not a reshuffle. The input projection of all frames is one matmul; only the
-//! recurrent part runs per step.
+//! recurrent part runs per step. The conv over time is one matmul of the `K` shifted frames
+//! side by side.
 
 use std::time::Instant;
 
@@ -15,7 +17,8 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::data::SplitData;
-use crate::model::{ConvFrontEnd, Head, LstmClassifierWeights};
+use crate::model::network::{Activation, Layer, LstmOutput, Merge, Network, PoolKind, Stream, Streams};
+use crate::model::{ExcitationBranch, Head, LstmRecipe, transpose};
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,13 +32,13 @@ pub struct TrainConfig {
     /// Epochs without a better validation loss before stopping.
     pub patience: u32,
     pub seed: u64,
-    /// Per-segment mean normalization of the input (see `LstmClassifierWeights`).
+    /// Per-segment mean normalization of the input (`Layer::CenterOverTime`).
     pub segment_mean_norm: bool,
     /// How the LSTM outputs are pooled before the dense layer.
     pub head: Head,
     /// A bidirectional LSTM (forward and backward states concatenated).
     pub bidirectional: bool,
-    /// A conv front-end `(channels, kernel)` before the LSTM (`model::ConvFrontEnd`), or none.
+    /// A conv front-end `(channels, kernel)` before the LSTM (conv over time + ReLU), or none.
     pub conv: Option<(usize, usize)>,
     /// SpecAugment-style masking of training batches (Park et al. 2019): per training segment,
     /// one run of up to this many adjacent feature columns set to 0 (the training mean, as the
@@ -43,6 +46,20 @@ pub struct TrainConfig {
     pub feature_mask: usize,
     /// Likewise one run of up to this many frames set to 0 over all features; 0: off.
     pub time_mask: usize,
+}
+
+impl TrainConfig {
+    /// The network these flags describe for `input` floats per frame.
+    pub fn recipe(&self, input: usize) -> LstmRecipe {
+        LstmRecipe {
+            input,
+            hidden: self.hidden,
+            head: self.head,
+            bidirectional: self.bidirectional,
+            conv: self.conv,
+            segment_mean_norm: self.segment_mean_norm,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -81,7 +98,7 @@ pub struct EpochStats {
 }
 
 pub struct TrainOutcome {
-    pub weights: LstmClassifierWeights,
+    pub weights: Network,
     pub history: Vec<EpochStats>,
     pub best_epoch: u32,
     pub seconds: f64,
@@ -93,322 +110,424 @@ struct Direction {
     w: Var,
     /// `[H, 4H]`: hidden -> gates.
     r: Var,
-    /// `[4H]`.
+    /// `[4H]`: input and recurrent biases summed.
     b: Var,
 }
 
-/// Attention pooling: score_t = v . tanh(A h_t + a).
-struct Attention {
-    /// `[D*H, K]` (A transposed).
-    a: Var,
-    /// `[K]`.
-    ab: Var,
-    /// `[K, 1]`.
-    v: Var,
+/// A layer of the description as candle tensors; parameters as `Var`s in the layout candle
+/// multiplies with (noted per field), converted from and to the description's ONNX layout.
+enum CandleLayer {
+    Center,
+    Conv1d {
+        /// `[K*F, C]`: the `K` frames around each frame side by side (frame offset major).
+        w: Var,
+        b: Var,
+        kernel: usize,
+    },
+    Conv2d {
+        /// `[out, in, kt, kh]` (as ONNX).
+        w: Var,
+        b: Var,
+        kernel: (usize, usize),
+    },
+    Pool(crate::model::network::Pool),
+    ToMap,
+    FromMap,
+    Act(Activation),
+    Linear {
+        /// `[in, out]`.
+        w: Var,
+        b: Var,
+    },
+    Lstm {
+        hidden: usize,
+        output: LstmOutput,
+        /// Forward, then (BiLSTM) backward.
+        dirs: Vec<Direction>,
+    },
+    Mean,
+    Attention {
+        /// `[C, K]` (A transposed).
+        a: Var,
+        /// `[K]`.
+        ab: Var,
+        /// `[K, 1]`.
+        v: Var,
+    },
+    Residual(Vec<CandleLayer>),
+    Streams {
+        parts: Vec<(usize, usize, Vec<CandleLayer>)>,
+        merge: Merge,
+    },
+    Excitation(ExcitationBranch),
 }
 
-/// The conv front-end as one matmul: the `K` frames around each frame side by side
-/// (`[B*T, K*F]`, frame offset major) times `w`.
-struct Conv {
-    /// `[K*F, C]`.
-    w: Var,
-    /// `[C]`.
-    b: Var,
-    kernel: usize,
+fn var(data: Vec<f32>, shape: impl Into<candle_core::Shape>, dev: &Device) -> candle_core::Result<Var> {
+    Var::from_vec(data, shape, dev)
 }
 
+fn values(v: &Var) -> candle_core::Result<Vec<f32>> {
+    v.as_tensor().flatten_all()?.to_vec1()
+}
+
+/// Input channels of a layer reading `shape`.
+fn width(shape: crate::model::network::Shape) -> usize {
+    use crate::model::network::Shape;
+    match shape {
+        Shape::Seq(c) | Shape::Vec(c) => c,
+        Shape::Map { channels, .. } => channels,
+    }
+}
+
+fn build(layers: &[Layer], mut shape: crate::model::network::Shape, dev: &Device) -> anyhow::Result<Vec<CandleLayer>> {
+    let mut out = Vec::with_capacity(layers.len());
+    for layer in layers {
+        out.push(CandleLayer::new(layer, shape, dev)?);
+        shape = layer.output_shape(shape).map_err(anyhow::Error::msg)?;
+    }
+    Ok(out)
+}
+
+impl CandleLayer {
+    fn new(layer: &Layer, shape: crate::model::network::Shape, dev: &Device) -> anyhow::Result<Self> {
+        use crate::model::network::Shape;
+        let fi = width(shape);
+        Ok(match layer {
+            Layer::CenterOverTime => CandleLayer::Center,
+            Layer::Conv1d(c) => {
+                // ONNX `[C, F, K]` -> `[K*F, C]`.
+                let k = c.kernel;
+                let w: Vec<f32> = (0..k * fi)
+                    .flat_map(|row| (0..c.out).map(move |ch| (row / fi, row % fi, ch)))
+                    .map(|(j, q, ch)| c.w[(ch * fi + q) * k + j])
+                    .collect();
+                CandleLayer::Conv1d { w: var(w, (k * fi, c.out), dev)?, b: var(c.b.clone(), c.out, dev)?, kernel: k }
+            }
+            Layer::Conv2d(c) => CandleLayer::Conv2d {
+                w: var(c.w.clone(), (c.out, fi, c.kernel.0, c.kernel.1), dev)?,
+                b: var(c.b.clone(), c.out, dev)?,
+                kernel: c.kernel,
+            },
+            Layer::Pool(p) => CandleLayer::Pool(*p),
+            Layer::ToMap => CandleLayer::ToMap,
+            Layer::FromMap => CandleLayer::FromMap,
+            Layer::Activation(a) => CandleLayer::Act(*a),
+            Layer::Linear(l) => CandleLayer::Linear {
+                w: var(transpose(&l.w, l.out, fi), (fi, l.out), dev)?,
+                b: var(l.b.clone(), l.out, dev)?,
+            },
+            Layer::Lstm(l) => {
+                let (h, f) = (l.hidden, fi);
+                let dirs = (0..l.directions())
+                    .map(|k| -> anyhow::Result<Direction> {
+                        let b = &l.b[k * 8 * h..(k + 1) * 8 * h];
+                        Ok(Direction {
+                            w: var(transpose(&l.w[k * 4 * h * f..(k + 1) * 4 * h * f], 4 * h, f), (f, 4 * h), dev)?,
+                            r: var(transpose(&l.r[k * 4 * h * h..(k + 1) * 4 * h * h], 4 * h, h), (h, 4 * h), dev)?,
+                            b: var(b[..4 * h].iter().zip(&b[4 * h..]).map(|(a, b)| a + b).collect(), 4 * h, dev)?,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                CandleLayer::Lstm { hidden: h, output: l.output, dirs }
+            }
+            Layer::MeanOverTime => CandleLayer::Mean,
+            Layer::Attention(a) => {
+                let k = a.b.len();
+                CandleLayer::Attention {
+                    a: var(transpose(&a.w, k, fi), (fi, k), dev)?,
+                    ab: var(a.b.clone(), k, dev)?,
+                    v: var(a.v.clone(), (k, 1), dev)?,
+                }
+            }
+            Layer::Residual(body) => CandleLayer::Residual(build(body, shape, dev)?),
+            Layer::Streams(s) => CandleLayer::Streams {
+                parts: s
+                    .parts
+                    .iter()
+                    .map(|p| Ok((p.from, p.to, build(&p.layers, Shape::Seq(p.to - p.from), dev)?)))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                merge: s.merge,
+            },
+            Layer::Excitation(e) => CandleLayer::Excitation(*e),
+        })
+    }
+
+    /// The description of this layer with the current parameter values.
+    fn layer(&self, shape: crate::model::network::Shape) -> anyhow::Result<Layer> {
+        use crate::model::network::{self as n, Shape};
+        let fi = width(shape);
+        Ok(match self {
+            CandleLayer::Center => Layer::CenterOverTime,
+            CandleLayer::Conv1d { w, b, kernel } => {
+                // `[K*F, C]` -> ONNX `[C, F, K]`.
+                let (m, k) = (values(w)?, *kernel);
+                let out = b.as_tensor().dim(0)?;
+                let w = (0..out * fi * k)
+                    .map(|at| {
+                        let (ch, q, j) = (at / (fi * k), at / k % fi, at % k);
+                        m[(j * fi + q) * out + ch]
+                    })
+                    .collect();
+                Layer::Conv1d(n::Conv1d { out, kernel: k, w, b: values(b)? })
+            }
+            CandleLayer::Conv2d { w, b, kernel } => {
+                Layer::Conv2d(n::Conv2d { out: b.as_tensor().dim(0)?, kernel: *kernel, w: values(w)?, b: values(b)? })
+            }
+            CandleLayer::Pool(p) => Layer::Pool(*p),
+            CandleLayer::ToMap => Layer::ToMap,
+            CandleLayer::FromMap => Layer::FromMap,
+            CandleLayer::Act(a) => Layer::Activation(*a),
+            CandleLayer::Linear { w, b } => {
+                let out = b.as_tensor().dim(0)?;
+                Layer::Linear(n::Linear { out, w: transpose(&values(w)?, fi, out), b: values(b)? })
+            }
+            CandleLayer::Lstm { hidden, output, dirs } => {
+                let h = *hidden;
+                let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+                for d in dirs {
+                    w.extend(transpose(&values(&d.w)?, fi, 4 * h));
+                    r.extend(transpose(&values(&d.r)?, h, 4 * h));
+                    b.extend(values(&d.b)?);
+                    b.extend(std::iter::repeat_n(0.0, 4 * h)); // ONNX splits input and recurrent biases
+                }
+                Layer::Lstm(n::Lstm { hidden: h, bidirectional: dirs.len() == 2, output: *output, w, r, b })
+            }
+            CandleLayer::Mean => Layer::MeanOverTime,
+            CandleLayer::Attention { a, ab, v } => {
+                let k = ab.as_tensor().dim(0)?;
+                Layer::Attention(n::Attention { w: transpose(&values(a)?, fi, k), b: values(ab)?, v: values(v)? })
+            }
+            CandleLayer::Residual(body) => Layer::Residual(describe(body, shape)?),
+            CandleLayer::Streams { parts, merge } => Layer::Streams(Streams {
+                parts: parts
+                    .iter()
+                    .map(|(from, to, layers)| {
+                        Ok(Stream { from: *from, to: *to, layers: describe(layers, Shape::Seq(to - from))? })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                merge: *merge,
+            }),
+            CandleLayer::Excitation(e) => Layer::Excitation(*e),
+        })
+    }
+
+    /// Trainable parameters, in layer order (nested layers included).
+    fn vars(&self, out: &mut Vec<Var>) {
+        match self {
+            CandleLayer::Conv1d { w, b, .. } | CandleLayer::Conv2d { w, b, .. } | CandleLayer::Linear { w, b } => {
+                out.extend([w.clone(), b.clone()])
+            }
+            CandleLayer::Lstm { dirs, .. } => {
+                dirs.iter().for_each(|d| out.extend([d.w.clone(), d.r.clone(), d.b.clone()]))
+            }
+            CandleLayer::Attention { a, ab, v } => out.extend([a.clone(), ab.clone(), v.clone()]),
+            CandleLayer::Residual(body) => body.iter().for_each(|l| l.vars(out)),
+            CandleLayer::Streams { parts, .. } => parts.iter().flat_map(|p| &p.2).for_each(|l| l.vars(out)),
+            _ => {}
+        }
+    }
+
+    /// Sequences are `[B, T, C]`, maps `[B, Ch, T, H]`, vectors `[B, W]`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            CandleLayer::Center => x.broadcast_sub(&x.mean_keepdim(1)?),
+            CandleLayer::Conv1d { w, b, kernel } => {
+                // Zero frames at both ends, then the K shifted views side by side.
+                let (bn, t, f) = x.dims3()?;
+                let pad = (kernel - 1) / 2;
+                let padded = x.pad_with_zeros(1, pad, pad)?;
+                let views = (0..*kernel).map(|j| padded.narrow(1, j, t)).collect::<candle_core::Result<Vec<_>>>()?;
+                let windows = Tensor::cat(&views, 2)?.reshape((bn * t, kernel * f))?;
+                let y = windows.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+                y.reshape((bn, t, b.as_tensor().dim(0)?))
+            }
+            CandleLayer::Conv2d { w, b, kernel } => {
+                let (pt, ph) = ((kernel.0 - 1) / 2, (kernel.1 - 1) / 2);
+                let padded = x.pad_with_zeros(2, pt, pt)?.pad_with_zeros(3, ph, ph)?;
+                let y = padded.conv2d(w.as_tensor(), 0, 1, 1, 1)?;
+                y.broadcast_add(&b.as_tensor().reshape((1, b.as_tensor().dim(0)?, 1, 1))?)
+            }
+            CandleLayer::Pool(p) => {
+                let reduce = |t: Tensor, dim: usize| match p.kind {
+                    PoolKind::Max => t.max(dim),
+                    PoolKind::Avg => t.mean(dim),
+                };
+                if x.rank() == 3 {
+                    let (bn, t, c) = x.dims3()?;
+                    let n = t / p.time;
+                    reduce(x.narrow(1, 0, n * p.time)?.reshape((bn, n, p.time, c))?, 2)
+                } else {
+                    let (bn, ch, t, h) = x.dims4()?;
+                    let (nt, nh) = (t / p.time, h / p.height);
+                    let x = x.narrow(2, 0, nt * p.time)?.narrow(3, 0, nh * p.height)?;
+                    let x = x.reshape(vec![bn, ch, nt, p.time, nh, p.height])?;
+                    reduce(reduce(x, 5)?, 3)
+                }
+            }
+            CandleLayer::ToMap => x.unsqueeze(1),
+            CandleLayer::FromMap => {
+                let (bn, ch, t, h) = x.dims4()?;
+                x.transpose(1, 2)?.contiguous()?.reshape((bn, t, ch * h))
+            }
+            CandleLayer::Act(a) => match a {
+                Activation::Relu => x.relu(),
+                Activation::Sigmoid => candle_nn::ops::sigmoid(x),
+                Activation::Tanh => x.tanh(),
+            },
+            CandleLayer::Linear { w, b } => {
+                if x.rank() == 2 {
+                    x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())
+                } else {
+                    let (bn, t, c) = x.dims3()?;
+                    let y = x.reshape((bn * t, c))?.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+                    y.reshape((bn, t, b.as_tensor().dim(0)?))
+                }
+            }
+            CandleLayer::Lstm { hidden, output, dirs } => {
+                let (bn, t, f) = x.dims3()?;
+                let x2 = x.reshape((bn * t, f))?;
+                let keep = *output == LstmOutput::Sequence;
+                let mut finals = Vec::with_capacity(dirs.len());
+                let mut seqs = Vec::new();
+                for (k, d) in dirs.iter().enumerate() {
+                    let (last, states) = run_direction(d, *hidden, k != 0, &x2, (bn, t), keep)?;
+                    finals.push(last);
+                    if keep {
+                        seqs.push(Tensor::stack(&states, 1)?); // [B, T, H]
+                    }
+                }
+                let parts = if keep { seqs } else { finals };
+                if parts.len() == 1 {
+                    Ok(parts.into_iter().next().expect("one direction"))
+                } else {
+                    Tensor::cat(&parts, parts[0].rank() - 1)
+                }
+            }
+            CandleLayer::Mean => {
+                let t = x.dim(1)?;
+                x.sum(1)?.affine(1.0 / t as f64, 0.0)
+            }
+            CandleLayer::Attention { a, ab, v } => {
+                let (bn, t, width) = x.dims3()?;
+                let score = x
+                    .reshape((bn * t, width))?
+                    .matmul(a.as_tensor())?
+                    .broadcast_add(ab.as_tensor())?
+                    .tanh()?
+                    .matmul(v.as_tensor())?
+                    .reshape((bn, 1, t))?;
+                let weight = candle_nn::ops::softmax(&score, 2)?;
+                weight.matmul(x)?.squeeze(1) // [B, C]
+            }
+            CandleLayer::Residual(body) => x.add(&forward_all(body, x)?),
+            CandleLayer::Streams { parts, merge } => {
+                let outs = parts
+                    .iter()
+                    .map(|(from, to, layers)| forward_all(layers, &x.narrow(2, *from, to - from)?))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                match merge {
+                    Merge::Max => {
+                        let mut acc = outs[0].clone();
+                        for o in &outs[1..] {
+                            acc = acc.maximum(o)?;
+                        }
+                        Ok(acc)
+                    }
+                    Merge::Concat => Tensor::cat(&outs, outs[0].rank() - 1),
+                }
+            }
+            CandleLayer::Excitation(e) => {
+                // `[B, T, 2]` (log-kurtosis, flag) -> `[B, 1]`: the mean kurtosis of loud frames.
+                let kurt = x.narrow(2, 0, 1)?;
+                let loud = x.narrow(2, 1, 1)?.gt(f64::from(e.loud_mid))?.to_dtype(DType::F32)?;
+                let sum = kurt.mul(&loud)?.sum(1)?;
+                let count = loud.sum(1)?.maximum(1f32)?;
+                let stat = sum.div(&count)?;
+                stat.affine(1.0, -f64::from(e.center))?.abs()?.affine(f64::from(e.slope), f64::from(e.bias))
+            }
+        }
+    }
+}
+
+fn forward_all(layers: &[CandleLayer], x: &Tensor) -> candle_core::Result<Tensor> {
+    let mut x = x.clone();
+    for l in layers {
+        x = l.forward(&x)?;
+    }
+    Ok(x)
+}
+
+fn describe(layers: &[CandleLayer], mut shape: crate::model::network::Shape) -> anyhow::Result<Vec<Layer>> {
+    let mut out = Vec::with_capacity(layers.len());
+    for l in layers {
+        let layer = l.layer(shape)?;
+        shape = layer.output_shape(shape).map_err(anyhow::Error::msg)?;
+        out.push(layer);
+    }
+    Ok(out)
+}
+
+/// Runs one LSTM direction over `x2` (`[B*T, F]`). Returns its last state (after the last
+/// frame it read) and, when `keep`, all its states in frame order.
+fn run_direction(
+    d: &Direction,
+    hs: usize,
+    backward: bool,
+    x2: &Tensor,
+    (b, t): (usize, usize),
+    keep: bool,
+) -> candle_core::Result<(Tensor, Vec<Tensor>)> {
+    let xw = x2.matmul(d.w.as_tensor())?.broadcast_add(d.b.as_tensor())?;
+    let xw = xw.reshape((b, t, 4 * hs))?.transpose(0, 1)?.contiguous()?; // [T, B, 4H]
+    let mut h = Tensor::zeros((b, hs), DType::F32, x2.device())?;
+    let mut c = h.clone();
+    let mut states = Vec::new();
+    for k in 0..t {
+        let step = if backward { t - 1 - k } else { k };
+        let g = xw.get(step)?.add(&h.matmul(d.r.as_tensor())?)?;
+        let i = candle_nn::ops::sigmoid(&g.narrow(1, 0, hs)?)?;
+        let o = candle_nn::ops::sigmoid(&g.narrow(1, hs, hs)?)?;
+        let fg = candle_nn::ops::sigmoid(&g.narrow(1, 2 * hs, hs)?)?;
+        let cc = g.narrow(1, 3 * hs, hs)?.tanh()?;
+        c = fg.mul(&c)?.add(&i.mul(&cc)?)?;
+        h = o.mul(&c.tanh()?)?;
+        if keep {
+            states.push(h.clone());
+        }
+    }
+    if backward {
+        states.reverse();
+    }
+    Ok((h, states))
+}
+
+/// A [`Network`] as candle tensors.
 struct Net {
-    hidden: usize,
     input: usize,
-    segment_mean_norm: bool,
-    head: Head,
-    /// Forward, then (BiLSTM) backward.
-    dirs: Vec<Direction>,
-    /// `[D*H, 1]`.
-    dw: Var,
-    /// `[1]`.
-    db: Var,
-    attn: Option<Attention>,
-    conv: Option<Conv>,
+    layers: Vec<CandleLayer>,
 }
 
 impl Net {
-    fn init(input: usize, cfg: &TrainConfig, rng: &mut Rng, dev: &Device) -> candle_core::Result<Self> {
-        let hidden = cfg.hidden;
-        let d = if cfg.bidirectional { 2 } else { 1 };
-        let (features, input) = (input, cfg.conv.map_or(input, |(c, _)| c));
-        let s = 1.0 / (hidden as f64).sqrt();
-        let mut uniform = |n: usize| (0..n).map(|_| rng.range(-s, s) as f32).collect::<Vec<f32>>();
-        let mut b = vec![0f32; 4 * hidden];
-        // Forget-gate bias 1: remember by default early in training (Jozefowicz et al. 2015).
-        b[2 * hidden..3 * hidden].fill(1.0);
-        let direction = |w: Vec<f32>, r: Vec<f32>| -> candle_core::Result<Direction> {
-            Ok(Direction {
-                w: Var::from_vec(w, (input, 4 * hidden), dev)?,
-                r: Var::from_vec(r, (hidden, 4 * hidden), dev)?,
-                b: Var::from_vec(b.clone(), 4 * hidden, dev)?,
-            })
-        };
-        // Draw order: the unidirectional last-state model draws exactly what it always drew.
-        let (w0, r0) = (uniform(input * 4 * hidden), uniform(hidden * 4 * hidden));
-        let dw = uniform(d * hidden);
-        let mut dirs = vec![direction(w0, r0)?];
-        if cfg.bidirectional {
-            let (w1, r1) = (uniform(input * 4 * hidden), uniform(hidden * 4 * hidden));
-            dirs.push(direction(w1, r1)?);
-        }
-        let attn = if cfg.head == Head::Attention {
-            let k = hidden;
-            Some(Attention {
-                a: Var::from_vec(uniform(d * hidden * k), (d * hidden, k), dev)?,
-                ab: Var::from_vec(vec![0f32; k], k, dev)?,
-                v: Var::from_vec(uniform(k), (k, 1), dev)?,
-            })
-        } else {
-            None
-        };
-        // Drawn last, so the networks without it draw what they always drew. He-uniform
-        // (ReLU follows), zero bias.
-        let conv = match cfg.conv {
-            Some((channels, kernel)) => {
-                let fan_in = features * kernel;
-                let sc = (6.0 / fan_in as f64).sqrt();
-                let w: Vec<f32> = (0..fan_in * channels).map(|_| rng.range(-sc, sc) as f32).collect();
-                Some(Conv {
-                    w: Var::from_vec(w, (fan_in, channels), dev)?,
-                    b: Var::from_vec(vec![0f32; channels], channels, dev)?,
-                    kernel,
-                })
-            }
-            None => None,
-        };
-        Ok(Self {
-            hidden,
-            input: features,
-            segment_mean_norm: cfg.segment_mean_norm,
-            head: cfg.head,
-            dirs,
-            dw: Var::from_vec(dw, (d * hidden, 1), dev)?,
-            db: Var::from_vec(vec![0f32], 1, dev)?,
-            attn,
-            conv,
-        })
-    }
-
-    /// The trainer's network holding `weights` (recurrent biases folded into the input biases).
-    fn from_weights(weights: &LstmClassifierWeights, dev: &Device) -> anyhow::Result<Self> {
-        weights.check().map_err(anyhow::Error::msg)?;
-        let (h, f, d) = (weights.hidden, weights.lstm_input(), weights.directions());
-        let dirs = (0..d)
-            .map(|k| -> anyhow::Result<Direction> {
-                let b = &weights.b[k * 8 * h..(k + 1) * 8 * h];
-                Ok(Direction {
-                    w: Var::from_vec(
-                        transpose(&weights.w[k * 4 * h * f..(k + 1) * 4 * h * f], 4 * h, f),
-                        (f, 4 * h),
-                        dev,
-                    )?,
-                    r: Var::from_vec(
-                        transpose(&weights.r[k * 4 * h * h..(k + 1) * 4 * h * h], 4 * h, h),
-                        (h, 4 * h),
-                        dev,
-                    )?,
-                    b: Var::from_vec(b[..4 * h].iter().zip(&b[4 * h..]).map(|(a, b)| a + b).collect(), 4 * h, dev)?,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let attn = if weights.head == Head::Attention {
-            let k = weights.attention_dim();
-            Some(Attention {
-                a: Var::from_vec(transpose(&weights.attn_w, k, d * h), (d * h, k), dev)?,
-                ab: Var::from_vec(weights.attn_b.clone(), k, dev)?,
-                v: Var::from_vec(weights.attn_v.clone(), (k, 1), dev)?,
-            })
-        } else {
-            None
-        };
-        let conv = match &weights.conv {
-            Some(c) => {
-                // ONNX `[C, F, K]` -> `[K*F, C]`.
-                let (fi, k) = (weights.input, c.kernel);
-                let w: Vec<f32> = (0..k * fi)
-                    .flat_map(|row| (0..c.channels).map(move |ch| (row / fi, row % fi, ch)))
-                    .map(|(j, q, ch)| c.w[(ch * fi + q) * k + j])
-                    .collect();
-                Some(Conv {
-                    w: Var::from_vec(w, (k * fi, c.channels), dev)?,
-                    b: Var::from_vec(c.b.clone(), c.channels, dev)?,
-                    kernel: k,
-                })
-            }
-            None => None,
-        };
-        Ok(Self {
-            hidden: h,
-            input: weights.input,
-            segment_mean_norm: weights.segment_mean_norm,
-            head: weights.head,
-            dirs,
-            dw: Var::from_vec(weights.dense_w.clone(), (d * h, 1), dev)?,
-            db: Var::from_vec(vec![weights.dense_b], 1, dev)?,
-            attn,
-            conv,
-        })
+    fn new(net: &Network, dev: &Device) -> anyhow::Result<Self> {
+        net.check().map_err(anyhow::Error::msg)?;
+        Ok(Self { input: net.input, layers: build(&net.layers, crate::model::network::Shape::Seq(net.input), dev)? })
     }
 
     fn vars(&self) -> Vec<Var> {
-        let d0 = &self.dirs[0];
-        let mut v = vec![d0.w.clone(), d0.r.clone(), d0.b.clone(), self.dw.clone(), self.db.clone()];
-        for d in &self.dirs[1..] {
-            v.extend([d.w.clone(), d.r.clone(), d.b.clone()]);
-        }
-        if let Some(a) = &self.attn {
-            v.extend([a.a.clone(), a.ab.clone(), a.v.clone()]);
-        }
-        if let Some(c) = &self.conv {
-            v.extend([c.w.clone(), c.b.clone()]);
-        }
-        v
-    }
-
-    /// Runs direction `dir` (0 forward, 1 backward) over `x2` (`[B*T, F]`). Returns its last
-    /// state (after the last frame it read) and, unless only that is needed, what the head
-    /// pools: the sum of its states (mean head) or all of them in frame order (attention).
-    fn run_direction(
-        &self,
-        dir: usize,
-        x2: &Tensor,
-        (b, t): (usize, usize),
-    ) -> candle_core::Result<(Tensor, Option<Tensor>, Vec<Tensor>)> {
-        let d = &self.dirs[dir];
-        let hs = self.hidden;
-        let xw = x2.matmul(d.w.as_tensor())?.broadcast_add(d.b.as_tensor())?;
-        let xw = xw.reshape((b, t, 4 * hs))?.transpose(0, 1)?.contiguous()?; // [T, B, 4H]
-        let mut h = Tensor::zeros((b, hs), DType::F32, x2.device())?;
-        let mut c = h.clone();
-        let mut sum: Option<Tensor> = None;
-        let mut states = Vec::new();
-        for k in 0..t {
-            let step = if dir == 0 { k } else { t - 1 - k };
-            let g = xw.get(step)?.add(&h.matmul(d.r.as_tensor())?)?;
-            let i = candle_nn::ops::sigmoid(&g.narrow(1, 0, hs)?)?;
-            let o = candle_nn::ops::sigmoid(&g.narrow(1, hs, hs)?)?;
-            let fg = candle_nn::ops::sigmoid(&g.narrow(1, 2 * hs, hs)?)?;
-            let cc = g.narrow(1, 3 * hs, hs)?.tanh()?;
-            c = fg.mul(&c)?.add(&i.mul(&cc)?)?;
-            h = o.mul(&c.tanh()?)?;
-            match self.head {
-                Head::Last => {}
-                Head::Mean => sum = Some(if let Some(s) = sum { s.add(&h)? } else { h.clone() }),
-                Head::Attention => states.push(h.clone()),
-            }
-        }
-        if dir != 0 {
-            states.reverse();
-        }
-        Ok((h, sum, states))
+        let mut out = Vec::new();
+        self.layers.iter().for_each(|l| l.vars(&mut out));
+        out
     }
 
     /// Logits `[B]` for `x` `[B, T, F]`.
     fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t, f) = x.dims3()?;
-        let centered;
-        let x = if self.segment_mean_norm {
-            centered = x.broadcast_sub(&x.mean_keepdim(1)?)?;
-            &centered
-        } else {
-            x
-        };
-        let x2 = match &self.conv {
-            Some(c) => {
-                // Zero frames at both ends, then the K shifted views side by side.
-                let pad = (c.kernel - 1) / 2;
-                let padded = x.pad_with_zeros(1, pad, pad)?;
-                let views = (0..c.kernel).map(|j| padded.narrow(1, j, t)).collect::<candle_core::Result<Vec<_>>>()?;
-                let windows = Tensor::cat(&views, 2)?.reshape((b * t, c.kernel * f))?;
-                windows.matmul(c.w.as_tensor())?.broadcast_add(c.b.as_tensor())?.relu()?
-            }
-            None => x.reshape((b * t, f))?,
-        };
-        let mut pooled = Vec::with_capacity(self.dirs.len());
-        let mut seqs = Vec::new();
-        for dir in 0..self.dirs.len() {
-            let (last, sum, states) = self.run_direction(dir, &x2, (b, t))?;
-            match self.head {
-                Head::Last => pooled.push(last),
-                Head::Mean => match sum {
-                    Some(s) => pooled.push(s.affine(1.0 / t as f64, 0.0)?),
-                    None => pooled.push(last),
-                },
-                Head::Attention => seqs.push(Tensor::stack(&states, 1)?), // [B, T, H]
-            }
-        }
-        let pooled = match &self.attn {
-            Some(a) if self.head == Head::Attention => {
-                let seq = Tensor::cat(&seqs, 2)?; // [B, T, D*H]
-                let width = seq.dim(2)?;
-                let score = seq
-                    .reshape((b * t, width))?
-                    .matmul(a.a.as_tensor())?
-                    .broadcast_add(a.ab.as_tensor())?
-                    .tanh()?
-                    .matmul(a.v.as_tensor())?
-                    .reshape((b, 1, t))?;
-                let weight = candle_nn::ops::softmax(&score, 2)?;
-                weight.matmul(&seq)?.squeeze(1)? // [B, D*H]
-            }
-            _ if pooled.len() == 1 => pooled.pop().expect("one direction"),
-            _ => Tensor::cat(&pooled, 1)?,
-        };
-        pooled.matmul(self.dw.as_tensor())?.squeeze(1)?.broadcast_add(self.db.as_tensor())
+        forward_all(&self.layers, x)?.squeeze(1)
     }
 
-    fn export(&self) -> anyhow::Result<LstmClassifierWeights> {
-        let t =
-            |v: &Var| -> anyhow::Result<Vec<f32>> { Ok(v.as_tensor().t()?.contiguous()?.flatten_all()?.to_vec1()?) };
-        let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
-        for d in &self.dirs {
-            w.extend(t(&d.w)?);
-            r.extend(t(&d.r)?);
-            b.extend(d.b.as_tensor().to_vec1::<f32>()?);
-            b.extend(std::iter::repeat_n(0.0, 4 * self.hidden)); // ONNX splits input and recurrent biases
-        }
-        let (attn_w, attn_b, attn_v) = match &self.attn {
-            Some(a) => (t(&a.a)?, a.ab.as_tensor().to_vec1()?, a.v.as_tensor().flatten_all()?.to_vec1()?),
-            None => (vec![], vec![], vec![]),
-        };
-        let conv = match &self.conv {
-            Some(c) => {
-                // `[K*F, C]` -> ONNX `[C, F, K]`.
-                let (fi, k) = (self.input, c.kernel);
-                let m: Vec<f32> = c.w.as_tensor().flatten_all()?.to_vec1()?;
-                let channels = c.b.as_tensor().dim(0)?;
-                let w = (0..channels * fi * k)
-                    .map(|at| {
-                        let (ch, q, j) = (at / (fi * k), at / k % fi, at % k);
-                        m[(j * fi + q) * channels + ch]
-                    })
-                    .collect();
-                Some(ConvFrontEnd { channels, kernel: k, w, b: c.b.as_tensor().to_vec1()? })
-            }
-            None => None,
-        };
-        Ok(LstmClassifierWeights {
+    fn export(&self) -> anyhow::Result<Network> {
+        Ok(Network {
             input: self.input,
-            hidden: self.hidden,
-            w,
-            r,
-            b,
-            dense_w: self.dw.as_tensor().flatten_all()?.to_vec1()?,
-            dense_b: self.db.as_tensor().to_vec1::<f32>()?[0],
-            segment_mean_norm: self.segment_mean_norm,
-            head: self.head,
-            bidirectional: self.dirs.len() == 2,
-            attn_w,
-            attn_b,
-            attn_v,
-            conv,
-            excitation: None,
+            layers: describe(&self.layers, crate::model::network::Shape::Seq(self.input))?,
         })
     }
 
@@ -523,25 +642,17 @@ fn evaluate(net: &Net, data: &SplitData, batch: usize, dev: &Device) -> anyhow::
 }
 
 /// P(fake) per segment from the trainer's own forward pass (export parity checks).
-/// With an excitation branch (which the candle net does not have) this is the f64 reference
-/// forward, which defines the branch.
-pub fn predict(weights: &LstmClassifierWeights, data: &SplitData, idx: &[usize]) -> anyhow::Result<Vec<f32>> {
-    if weights.excitation.is_some() {
-        let (t, f) = (data.frames, data.n_features);
-        let x: Vec<f32> = idx.iter().flat_map(|&i| data.features[i * t * f..(i + 1) * t * f].iter().copied()).collect();
-        let x = ndarray::ArrayView3::from_shape((idx.len(), t, f), &x)?;
-        return Ok(weights.forward(x));
-    }
+pub fn predict(weights: &Network, data: &SplitData, idx: &[usize]) -> anyhow::Result<Vec<f32>> {
     let dev = Device::Cpu;
-    let net = Net::from_weights(weights, &dev)?;
+    let net = Net::new(weights, &dev)?;
     let (x, _) = batch_tensor(data, idx, &dev)?;
     Ok(candle_nn::ops::sigmoid(&net.logits(&x)?)?.to_vec1()?)
 }
 
 /// The logits (before the sigmoid) of every segment of `data`, in batches.
-pub fn logits(weights: &LstmClassifierWeights, data: &SplitData) -> anyhow::Result<Vec<f64>> {
+pub fn logits(weights: &Network, data: &SplitData) -> anyhow::Result<Vec<f64>> {
     let dev = Device::Cpu;
-    let net = Net::from_weights(weights, &dev)?;
+    let net = Net::new(weights, &dev)?;
     let all: Vec<usize> = (0..data.len()).collect();
     let mut out = Vec::with_capacity(all.len());
     for idx in all.chunks(256) {
@@ -551,16 +662,12 @@ pub fn logits(weights: &LstmClassifierWeights, data: &SplitData) -> anyhow::Resu
     Ok(out)
 }
 
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..cols).flat_map(|c| (0..rows).map(move |r| m[r * cols + c])).collect()
-}
-
 /// Trains on `train`, early-stopping on `val` loss; both already normalized.
 pub fn train(
     train: &SplitData,
     val: &SplitData,
     cfg: &TrainConfig,
-    mut on_epoch: impl FnMut(&EpochStats),
+    on_epoch: impl FnMut(&EpochStats),
 ) -> anyhow::Result<TrainOutcome> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "training and validation splits must not be empty");
     if let Some((channels, kernel)) = cfg.conv {
@@ -571,10 +678,31 @@ pub fn train(
             train.frames
         );
     }
+    let initial = cfg.recipe(train.n_features).init(&mut Rng::new(cfg.seed).fork(1));
+    train_network(train, val, cfg, &initial, on_epoch)
+}
+
+/// Trains `initial` (any network; its weights are the starting point) on `train`,
+/// early-stopping on `val` loss; both already normalized. Of `cfg` it uses the optimizer,
+/// batch, epoch, masking and seed settings (the architecture is `initial`'s).
+pub fn train_network(
+    train: &SplitData,
+    val: &SplitData,
+    cfg: &TrainConfig,
+    initial: &Network,
+    mut on_epoch: impl FnMut(&EpochStats),
+) -> anyhow::Result<TrainOutcome> {
+    anyhow::ensure!(!train.is_empty() && !val.is_empty(), "training and validation splits must not be empty");
+    anyhow::ensure!(
+        train.n_features == initial.input,
+        "the network reads {} floats per frame, the data has {}",
+        initial.input,
+        train.n_features
+    );
     let started = Instant::now();
     let dev = Device::Cpu;
     let rng = Rng::new(cfg.seed);
-    let net = Net::init(train.n_features, cfg, &mut rng.fork(1), &dev)?;
+    let net = Net::new(initial, &dev)?;
     let vars = net.vars();
     let mut opt =
         AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.learning_rate, weight_decay: 0.0, ..Default::default() })?;
@@ -622,6 +750,28 @@ pub fn train(
 mod tests {
     use super::*;
 
+    fn recipe(
+        input: usize,
+        hidden: usize,
+        head: Head,
+        bidirectional: bool,
+        segment_mean_norm: bool,
+        conv: Option<(usize, usize)>,
+    ) -> LstmRecipe {
+        LstmRecipe { input, hidden, head, bidirectional, conv, segment_mean_norm }
+    }
+
+    /// Scales the dense, attention `v` and conv weights (scores spread over 0..1 and attention
+    /// far from uniform, so a mistake cannot hide near 0.5).
+    fn scale(net: &mut Network, dense: f32, attention: f32, conv: f32) {
+        net.visit_mut(|l| match l {
+            Layer::Linear(l) => l.w.iter_mut().for_each(|v| *v *= dense),
+            Layer::Attention(a) => a.v.iter_mut().for_each(|v| *v *= attention),
+            Layer::Conv1d(c) => c.w.iter_mut().for_each(|v| *v *= conv),
+            _ => {}
+        });
+    }
+
     const HEADS: [(Head, bool); 6] = [
         (Head::Last, false),
         (Head::Last, true),
@@ -655,13 +805,9 @@ mod tests {
         let x = ndarray::Array3::from_shape_vec((5, 17, 7), data.features.clone()).unwrap();
         for (head, bi) in HEADS {
             for segment_mean_norm in [false, true] {
-                let mut w = LstmClassifierWeights {
-                    segment_mean_norm,
-                    ..LstmClassifierWeights::seeded_with(7, 6, head, bi, 11)
-                };
+                let mut w = recipe(7, 6, head, bi, segment_mean_norm, None).seeded(11);
                 // Scores spread over 0..1 and attention far from uniform: mistakes cannot hide.
-                w.dense_w.iter_mut().for_each(|v| *v *= 8.0);
-                w.attn_v.iter_mut().for_each(|v| *v *= 4.0);
+                scale(&mut w, 8.0, 4.0, 1.0);
                 let ours = predict(&w, &data, &[0, 1, 2, 3, 4]).unwrap();
                 let reference = w.forward(x.view());
                 let max = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -678,17 +824,23 @@ mod tests {
         let x = ndarray::Array3::from_shape_vec((5, 17, 7), data.features.clone()).unwrap();
         for (head, bi) in [(Head::Last, false), (Head::Attention, true)] {
             for kernel in [1, 3, 5] {
-                let mut w = LstmClassifierWeights {
-                    segment_mean_norm: true,
-                    ..LstmClassifierWeights::seeded_conv(7, 6, head, bi, Some((4, kernel)), 11)
-                };
+                let mut w = recipe(7, 6, head, bi, true, Some((4, kernel))).seeded(11);
                 w.check().unwrap();
                 // Scores spread over 0..1: mistakes cannot hide near 0.5.
-                w.dense_w.iter_mut().for_each(|v| *v *= 16.0);
-                w.conv.iter_mut().for_each(|c| c.w.iter_mut().for_each(|v| *v *= 4.0));
+                scale(&mut w, 16.0, 1.0, 4.0);
                 // Through candle (weights re-laid out to its matmul form) and back.
-                let net = Net::from_weights(&w, &Device::Cpu).unwrap();
-                assert_eq!(net.export().unwrap().conv, w.conv, "{head:?} {bi} kernel {kernel}: layout round trip");
+                let net = Net::new(&w, &Device::Cpu).unwrap();
+                // (candle keeps one bias per gate: the recurrent biases come back folded in)
+                let mut folded = w.clone();
+                folded.visit_mut(|l| {
+                    if let Layer::Lstm(l) = l {
+                        for d in l.b.chunks_exact_mut(8 * l.hidden) {
+                            let (input, recurrent) = d.split_at_mut(4 * l.hidden);
+                            input.iter_mut().zip(recurrent.iter_mut()).for_each(|(a, b)| (*a, *b) = (*a + *b, 0.0));
+                        }
+                    }
+                });
+                assert_eq!(net.export().unwrap(), folded, "{head:?} {bi} kernel {kernel}: layout round trip");
                 let ours = predict(&w, &data, &[0, 1, 2, 3, 4]).unwrap();
                 let reference = w.forward(x.view());
                 let max = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -708,7 +860,7 @@ mod tests {
         };
         let out = train(&train_d, &val_d, &cfg, |_| {}).unwrap();
         let w = &out.weights;
-        assert_eq!(w.conv.as_ref().map(|c| (c.channels, c.kernel, w.input, w.lstm_input())), Some((5, 3, 4, 5)));
+        assert!(matches!(&w.layers[1], Layer::Conv1d(c) if (c.out, c.kernel, w.input) == (5, 3, 4)), "{w:?}");
         let best = out.history.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
         assert!(best < 0.5, "best validation loss {best}");
         let x = ndarray::Array3::from_shape_vec((16, 10, 4), val_d.features.clone()).unwrap();
@@ -769,8 +921,10 @@ mod tests {
             };
             let out = train(&train_d, &val_d, &cfg, |_| {}).unwrap();
             let w = &out.weights;
-            assert_eq!((w.head, w.bidirectional), (head, bidirectional));
             w.check().unwrap();
+            let reference = recipe(4, 6, head, bidirectional, true, None).seeded(1);
+            let kinds = |n: &Network| n.layers.iter().map(Layer::name).collect::<Vec<_>>();
+            assert_eq!(kinds(w), kinds(&reference), "{head:?} bi {bidirectional}");
             let best = out.history.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
             assert!(best < 0.5, "{head:?} bi {bidirectional}: best validation loss {best}");
             // The exported weights reproduce the trained network's validation predictions.
@@ -785,22 +939,18 @@ mod tests {
     #[test]
     fn the_default_model_draws_its_initial_weights_as_before() {
         // The unidirectional last-state network is the original one: same parameters, same order.
-        let net = Net::init(
-            5,
-            &TrainConfig { hidden: 3, head: Head::Last, bidirectional: false, ..TrainConfig::default() },
-            &mut Rng::new(4),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let cfg = TrainConfig { hidden: 3, head: Head::Last, bidirectional: false, ..TrainConfig::default() };
+        let net = Net::new(&cfg.recipe(5).init(&mut Rng::new(4)), &Device::Cpu).unwrap();
+        let vars: Vec<Vec<f32>> = net.vars().iter().map(|v| values(v).unwrap()).collect();
         let shapes: Vec<Vec<usize>> = net.vars().iter().map(|v| v.as_tensor().dims().to_vec()).collect();
         assert_eq!(shapes, vec![vec![5, 12], vec![3, 12], vec![12], vec![3, 1], vec![1]]);
         let mut rng = Rng::new(4);
         let s = 1.0 / 3f64.sqrt();
         let first: Vec<f32> = (0..60).map(|_| rng.range(-s, s) as f32).collect();
-        assert_eq!(net.dirs[0].w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), first);
         let r: Vec<f32> = (0..36).map(|_| rng.range(-s, s) as f32).collect();
         let dw: Vec<f32> = (0..3).map(|_| rng.range(-s, s) as f32).collect();
-        assert_eq!(net.dirs[0].r.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), r);
-        assert_eq!(net.dw.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), dw);
+        assert_eq!((&vars[0], &vars[1], &vars[3]), (&first, &r, &dw));
+        assert_eq!(vars[2], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(vars[4], [0.0]);
     }
 }

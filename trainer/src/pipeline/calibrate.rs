@@ -28,7 +28,7 @@ pub fn calibrate(model: &mut Trained, validation: &SplitData, test: &SplitData) 
     // Folding Platt into max(LSTM, branch) needs a positive slope (a model whose scores rank
     // real above fake on validation has nothing to publish anyway).
     anyhow::ensure!(
-        model.weights.excitation.is_none() || platt.a > 0.0,
+        model.weights.excitation().is_none() || platt.a > 0.0,
         "Platt slope {} on validation is not positive: the model ranks validation reals above fakes",
         platt.a
     );

@@ -6,8 +6,8 @@ use vericlip_core::runtime::{self, ModelSession};
 
 use crate::data::SplitData;
 use crate::eval;
-use crate::model::LstmClassifierWeights;
-use crate::model::onnx::export_lstm_classifier;
+use crate::model::network::Network;
+use crate::model::onnx::export_network;
 use crate::model::train;
 
 /// Largest |ORT - trainer| accepted on validation segments before publishing.
@@ -16,8 +16,8 @@ pub const PARITY_TOLERANCE: f32 = 1e-4;
 const PARITY_SEGMENTS: usize = 256;
 
 /// The ONNX bytes of `weights`, with `metadata` in the model's properties.
-pub fn export(weights: &LstmClassifierWeights, metadata: &[(&str, &str)]) -> Vec<u8> {
-    export_lstm_classifier(weights, metadata)
+pub fn export(weights: &Network, metadata: &[(&str, &str)]) -> Vec<u8> {
+    export_network(weights, metadata)
 }
 
 /// An ONNX Runtime session over `onnx`, as the service builds it.
@@ -28,11 +28,7 @@ pub fn session(onnx: &[u8]) -> anyhow::Result<ModelSession> {
 
 /// The exported graph must compute what the trainer computed: the largest difference on the
 /// first validation segments, or an error above [`PARITY_TOLERANCE`].
-pub fn parity(
-    weights: &LstmClassifierWeights,
-    session: &mut ModelSession,
-    validation: &SplitData,
-) -> anyhow::Result<f32> {
+pub fn parity(weights: &Network, session: &mut ModelSession, validation: &SplitData) -> anyhow::Result<f32> {
     let idx: Vec<usize> = (0..validation.len().min(PARITY_SEGMENTS)).collect();
     let ours = train::predict(weights, validation, &idx)?;
     let sub = SplitData {

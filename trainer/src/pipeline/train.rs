@@ -6,14 +6,14 @@
 use vericlip_core::{FeatureSpec, Normalizer};
 
 use crate::data::SplitData;
-use crate::model::LstmClassifierWeights;
-use crate::model::excitation::{self, Columns};
+use crate::model::excitation::Columns;
+use crate::model::network::Network;
 use crate::model::train::{self, EpochStats, TrainConfig};
 
 /// A trained model and how training went.
 pub struct Trained {
-    /// With the excitation branch when the spec has the block.
-    pub weights: LstmClassifierWeights,
+    /// With the excitation branch when the spec has the block (`Network::with_excitation`).
+    pub weights: Network,
     pub history: Vec<EpochStats>,
     pub best_epoch: u32,
     pub seconds: f64,
@@ -28,14 +28,7 @@ impl Trained {
 
     /// The model's logits on `d` (normalized, full width): the LSTM's, fused with the branch's.
     pub fn logits(&self, d: &SplitData) -> anyhow::Result<Vec<f64>> {
-        let mut lstm = self.weights.clone();
-        let branch = lstm.excitation.take();
-        let (Some(x), Some(branch)) = (&self.columns, branch) else { return train::logits(&lstm, d) };
-        let mut narrow = d.clone();
-        x.drop_from(&mut narrow);
-        let mut z = train::logits(&lstm, &narrow)?;
-        excitation::fuse(&mut z, &x.stats(d), &branch);
-        Ok(z)
+        train::logits(&self.weights, d)
     }
 }
 
@@ -72,7 +65,7 @@ pub fn train(
     })?;
     let mut weights = outcome.weights.clone();
     if let (Some(x), Some((st, sv))) = (&columns, &stats) {
-        weights.excitation = Some(x.fit(st, &training.labels, sv, &validation.labels)?);
+        weights = Network::with_excitation(weights, x.fit(st, &training.labels, sv, &validation.labels)?);
     }
     Ok(Trained { weights, history: outcome.history, best_epoch: outcome.best_epoch, seconds: outcome.seconds, columns })
 }

@@ -33,3 +33,18 @@ pub fn eval_json(model: &Path, data: &Path, cache: &Path, what: &str) -> Value {
     cmd.args(["eval", "--json", "--model"]).arg(model).arg("--data").arg(data).arg("--cache").arg(cache);
     json(&ok(cmd.output().unwrap(), what))
 }
+
+/// The librosa goldens and their clips (`tests/golden/make_goldens.py`), or `$VERICLIP_GOLDEN_DIR`;
+/// missing goldens fail the test with the command that makes them.
+pub fn golden_dir() -> PathBuf {
+    let dir = std::env::var_os("VERICLIP_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/out"));
+    assert!(
+        dir.join("clips").is_dir(),
+        "golden clips missing in {}: run `.venv/bin/python tests/golden/make_goldens.py tests/golden/out` \
+         (scripts/test.sh does this after scripts/setup.sh)",
+        dir.display()
+    );
+    dir
+}
