@@ -166,7 +166,8 @@ pub struct FeatureSpec {
     /// loudest frame). See `features::excitation`. 16 at 16 kHz (2 + kHz, the textbook order).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub excitation_order: usize,
-    /// `n_fft` of the fine kinds' STFT (0: none; then the three fields below are 0 too): the
+    /// `n_fft` of the fine kinds' STFT (0: none; then the three fields below are 0 too; else a
+    /// multiple of 4 within `max(hop_length, 16)..=16384`): the
     /// same STFT implementation (Hann window of this length, centre zero padding) at the seed's
     /// `hop_length`, so its frame `t` is centred where the seed STFT's frame `t` is and both have
     /// `1 + samples / hop_length` frames; longer than `n_fft` for finer bins (1024 at 16 kHz:
@@ -497,11 +498,11 @@ impl FeatureSpec {
         } else {
             if self.fine_n_fft < self.hop_length.max(16)
                 || self.fine_n_fft > 1 << 14
-                || !self.fine_n_fft.is_multiple_of(2)
+                || !self.fine_n_fft.is_multiple_of(4)
             {
                 return bad(
                     "fine_n_fft",
-                    format!("{} must be even and within max(hop_length, 16)..=16384", self.fine_n_fft),
+                    format!("{} must be a multiple of 4 within max(hop_length, 16)..=16384", self.fine_n_fft),
                 );
             }
             let fine_bins = self.fine_n_fft / 2 + 1;
@@ -767,6 +768,7 @@ mod tests {
         assert_eq!(field(FeatureSpec { n_fine_log_spec: 10, ..d.clone() }), "n_fine_log_spec");
         assert_eq!(field(FeatureSpec { fine_n_fft: 1024, ..d }), "fine_n_fft");
         assert_eq!(field(FeatureSpec { fine_n_fft: 1023, ..fs.clone() }), "fine_n_fft");
+        assert_eq!(field(FeatureSpec { fine_n_fft: 1026, ..fs.clone() }), "fine_n_fft");
         assert_eq!(field(FeatureSpec { fine_n_fft: 128, n_fine_structure: 65, ..fs.clone() }), "fine_n_fft");
         assert_eq!(field(FeatureSpec { fine_n_fft: 1 << 15, ..fs.clone() }), "fine_n_fft");
         assert_eq!(field(FeatureSpec { n_fine_structure: 514, ..fs.clone() }), "n_fine_structure");
