@@ -1,6 +1,7 @@
 //! Per-clip cost of the core pipeline on a 2 s, 16 kHz clip: WAV decode, features (the seed
 //! spec, `FeatureSpec::lfcc_deltas` with first- and second-order deltas, `log_spec` and
-//! `phase_dev`, `excitation`), both, and
+//! `phase_dev`, `excitation`, and the fine kinds of issue 31: `fine_structure`, `fine_log_spec`,
+//! `fine_phase`), both, and
 //! resampling from 44.1 kHz. `cargo bench -p vericlip-core --bench features`.
 
 use std::hint::black_box;
@@ -58,6 +59,9 @@ fn bench(c: &mut Criterion) {
         ("features_2s_log_spec", FeatureSpec::log_spec()),
         ("features_2s_phase_dev", FeatureSpec::phase_dev()),
         ("features_2s_excitation", FeatureSpec::excitation()),
+        ("features_2s_fine_structure", FeatureSpec::fine_structure()),
+        ("features_2s_fine_log_spec", FeatureSpec::fine_log_spec()),
+        ("features_2s_fine_phase", FeatureSpec::fine_phase()),
     ] {
         let rich = FeatureExtractor::new(spec).expect("extractor");
         let mut scratch = rich.scratch();

@@ -1,9 +1,10 @@
 //! The Rust extractor against librosa 1.0 (tests/golden/make_goldens.py): MFCC and log-mel within
 //! 1e-3, chroma within 1e-4, on speech, silence, a sweep, noise, a DC offset and a short clip.
-//! The richer specs (LFCC, deltas, the linear log-spectrogram, the phase-advance deviation:
+//! The richer specs (LFCC, deltas, the linear log-spectrogram, the phase-advance deviation, the
+//! excitation, the fine structure and log spectrum of the 1024-point STFT:
 //! `reference_features_ext.py`) against their goldens with the
 //! same discipline: every block of `FeatureSpec::layout`, cepstra, dB and deltas within 1e-3,
-//! chroma within 1e-4.
+//! chroma, the phase-advance deviation and the fine kinds within 1e-4.
 
 mod common;
 
@@ -78,6 +79,9 @@ fn features_match_librosa_on_every_golden_clip() {
     }
 }
 
+/// Blocks held to 1e-4 rather than 1e-3 (dB and cepstra).
+const TIGHT_BLOCKS: [&str; 4] = ["chroma", "phase_dev", "fine_structure", "fine_log_spec"];
+
 /// Every field of the golden's spec equals ours, then every block of our layout matches the
 /// golden features within its tolerance on every clip.
 fn check_rich_spec(file: &str, spec: FeatureSpec) {
@@ -93,7 +97,19 @@ fn check_rich_spec(file: &str, spec: FeatureSpec) {
         };
         assert!(same, "{file}: spec field `{key}`: ours {got}, reference {want}");
     }
-    for key in ["n_lfcc", "n_lfcc_filters", "deltas", "delta_width", "n_log_spec", "n_phase_dev", "excitation_order"] {
+    for key in [
+        "n_lfcc",
+        "n_lfcc_filters",
+        "deltas",
+        "delta_width",
+        "n_log_spec",
+        "n_phase_dev",
+        "excitation_order",
+        "fine_n_fft",
+        "n_fine_structure",
+        "fine_lifter",
+        "n_fine_log_spec",
+    ] {
         assert!(g.spec.contains_key(key), "{file}: the reference spec lacks `{key}`");
     }
     let ex = FeatureExtractor::new(spec.clone()).unwrap();
@@ -106,7 +122,7 @@ fn check_rich_spec(file: &str, spec: FeatureSpec) {
         assert_eq!(got.nrows(), want.len(), "{file} {name}: frame count");
         assert!(want.iter().all(|r| r.len() == spec.n_features()), "{file} {name}: reference width");
         for block in spec.layout() {
-            let tol = if block.name == "chroma" { 1e-4f32 } else { 1e-3 };
+            let tol = if TIGHT_BLOCKS.contains(&block.name) { 1e-4f32 } else { 1e-3 };
             let mut worst = (0f32, 0, 0);
             for (t, row) in want.iter().enumerate() {
                 for c in block.columns.clone() {
@@ -155,4 +171,19 @@ fn phase_advance_deviation_matches_the_reference_on_every_golden_clip() {
 #[test]
 fn excitation_matches_the_reference_on_every_golden_clip() {
     check_rich_spec("goldens_excitation.json", FeatureSpec::excitation());
+}
+
+#[test]
+fn fine_structure_matches_the_reference_on_every_golden_clip() {
+    check_rich_spec("goldens_fine_structure.json", FeatureSpec::fine_structure());
+}
+
+#[test]
+fn fine_log_spectrum_matches_the_reference_on_every_golden_clip() {
+    check_rich_spec("goldens_fine_log_spec.json", FeatureSpec::fine_log_spec());
+}
+
+#[test]
+fn fine_structure_with_the_phase_deviation_matches_the_reference_on_every_golden_clip() {
+    check_rich_spec("goldens_fine_phase.json", FeatureSpec::fine_phase());
 }

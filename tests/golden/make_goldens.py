@@ -16,6 +16,12 @@ OUTDIR/goldens_phase_dev.json      and for reference_features_ext.SPEC_PHASE_DEV
                            phase-advance deviation coefficients: 126)
 OUTDIR/goldens_excitation.json     and for reference_features_ext.SPEC_EXCITATION (the seed spec + the
                            excitation block, LPC order 16: 98)
+OUTDIR/goldens_fine_structure.json and for reference_features_ext.SPEC_FINE_STRUCTURE (the seed spec +
+                           the spectral fine structure of a 1024-point STFT, all 513 bins: 609)
+OUTDIR/goldens_fine_log_spec.json  and for reference_features_ext.SPEC_FINE_LOG_SPEC (the seed spec +
+                           the linear log power spectrum of that STFT: 609)
+OUTDIR/goldens_fine_phase.json     and for reference_features_ext.SPEC_FINE_PHASE (the seed spec + 30
+                           phase-advance deviation coefficients + the fine structure: 639)
 OUTDIR/formats/<name>.*    the speech clip as WAV u8/s16/s24/s32/f32, FLAC, OGG Vorbis, MP3, stereo
                            44.1 kHz and 8 kHz WAV; OUTDIR/formats/index.json says, per file, whether
                            it is lossless and where libsndfile's decode of it (float32 raw) lies
@@ -84,7 +90,8 @@ def main() -> None:
 
     specs_ext = {"lfcc_deltas": ext.SPEC_LFCC_DELTAS, "lfcc_deltas2": dict(ext.SPEC_LFCC_DELTAS, deltas=2),
                  "log_spec": ext.SPEC_LOG_SPEC, "phase_dev": ext.SPEC_PHASE_DEV,
-                 "excitation": ext.SPEC_EXCITATION}
+                 "excitation": ext.SPEC_EXCITATION, "fine_structure": ext.SPEC_FINE_STRUCTURE,
+                 "fine_log_spec": ext.SPEC_FINE_LOG_SPEC, "fine_phase": ext.SPEC_FINE_PHASE}
     feats, feats_ext = {}, {key: {} for key in specs_ext}
     for name, p in paths.items():
         # Read exactly as reference_features.main() does.

@@ -1,5 +1,6 @@
 """Executable reference for the feature kinds beyond the seed spec: LFCC, the linear
-log-spectrogram and deltas (librosa 1.0.x,
+log-spectrogram, deltas, the phase-advance deviation, the excitation and the fine kinds (the
+spectral fine structure and linear log spectrum of a longer STFT) (librosa 1.0.x,
 numpy, scipy). reference_features.py (vendored unchanged from shared/reference) stays the
 definition of the seed spec; this module extends it and its first blocks are exactly that spec's.
 
@@ -12,6 +13,12 @@ A spec here is reference_features.SPEC plus these fields (names as in core's Fea
   n_log_spec      linear log-spectrogram: the first n_log_spec STFT bins (0: no such block)
   n_phase_dev     phase-advance deviation cepstrum: coefficients kept (0: no such block)
   excitation_order  LPC order of the excitation block (0: no such block; else 2 values per frame)
+  fine_n_fft      n_fft of the second, longer STFT of the fine kinds (0: none); same hop, Hann
+                  window of that length, centre zero padding: frame t is centred on sample
+                  t * hop_length as the seed STFT's frame t is, and there are as many frames
+  n_fine_structure  spectral fine structure: the first n_fine_structure bins (0: no such block)
+  fine_lifter     cepstral coefficients kept for the fine structure's envelope (Q)
+  n_fine_log_spec linear log power spectrum of the fine STFT: the first n_fine_log_spec bins
 
 Frame vector, in this order:
   [mfcc n_mfcc, chroma n_chroma, log-mel n_mels,                      <- the seed spec
@@ -19,6 +26,8 @@ Frame vector, in this order:
    log_spec n_log_spec,
    phase_dev n_phase_dev,
    excitation 2 (when excitation_order > 0),
+   fine_structure n_fine_structure,
+   fine_log_spec n_fine_log_spec,
    delta1 of (mfcc, lfcc), delta2 of (mfcc, lfcc)]                     <- up to `deltas`
 
 LFCC: the same power spectrogram as the mel path -> linear triangular filterbank (librosa's mel
@@ -44,6 +53,17 @@ residual is all zeros), value 1 = 1.0 where r[0] > 0 and r[0] >= 10^(-20/10) of 
 largest r[0] (the loud frames), else 0.0. Natural voiced speech leaves a residual with glottal
 pulses of a natural peakiness; pulse-excited vocoders leave a peakier one, phase-reconstructing
 ones (Griffin-Lim) a flatter one.
+Fine kinds: P = |librosa.stft(y, n_fft=fine_n_fft, hop_length, win_length=fine_n_fft, "hann",
+center=True, pad_mode="constant")|**2 (all K = fine_n_fft / 2 + 1 bins, 0..sample_rate / 2);
+L = power_to_db(P, ref=db_ref, amin=db_amin, top_db=db_top) with the floor over all K bins of the
+segment (float32, as librosa computes it).
+  Linear log power spectrum: rows 0..n_fine_log_spec of L.
+  Fine structure: L minus its cepstrally liftered envelope, per frame: c = irfft(L, n=fine_n_fft)
+  (the real cepstrum of the frame's log spectrum, float64), c[Q : fine_n_fft - Q + 1] = 0 (keep
+  quefrencies |q| < Q = fine_lifter), E = rfft(c).real; value L - E, rows 0..n_fine_structure.
+  With Q = 30 at 16 kHz the envelope keeps spectral ripples slower than 16000 / 30 = 533 Hz
+  (formants, tilt); harmonics of any voice under 533 Hz (quefrency > 30 samples) and whatever a
+  vocoder leaves between them are in the fine structure.
 Deltas: librosa.feature.delta(block, width=delta_width, order=k, mode="interp", axis=-1) of the
 float32 MFCC and LFCC blocks (for order 2 that is a second derivative straight from the
 cepstra, Savitzky-Golay, not a delta of the delta).
@@ -55,7 +75,7 @@ import scipy.fft
 import reference_features as ref
 
 EXT_ABSENT = dict(n_lfcc=0, n_lfcc_filters=0, deltas=0, delta_width=0, n_log_spec=0, n_phase_dev=0,
-                  excitation_order=0)
+                  excitation_order=0, fine_n_fft=0, n_fine_structure=0, fine_lifter=0, n_fine_log_spec=0)
 
 # Today's 96 + LFCC 20 (70 linear filters over 0..8000 Hz, as the ASVspoof LFCC baseline) +
 # first-order deltas of MFCC and LFCC: 156 floats per frame. Rust: FeatureSpec::lfcc_deltas().
@@ -72,6 +92,18 @@ SPEC_PHASE_DEV = dict(ref.SPEC, n_phase_dev=30)
 # Today's 96 + the excitation block (LPC order 16 at 16 kHz): 98 floats per frame.
 # Rust: FeatureSpec::excitation().
 SPEC_EXCITATION = dict(ref.SPEC, excitation_order=16)
+
+# Today's 96 + the fine structure of all 513 bins of a 1024-point STFT (lifter 30): 609 floats per
+# frame. Rust: FeatureSpec::fine_structure().
+SPEC_FINE_STRUCTURE = dict(ref.SPEC, fine_n_fft=1024, n_fine_structure=513, fine_lifter=30)
+
+# Today's 96 + the linear log power spectrum of all 513 bins of a 1024-point STFT: 609.
+# Rust: FeatureSpec::fine_log_spec().
+SPEC_FINE_LOG_SPEC = dict(ref.SPEC, fine_n_fft=1024, n_fine_log_spec=513)
+
+# Today's 96 + 30 phase-advance deviation coefficients + the fine structure: 639.
+# Rust: FeatureSpec::fine_phase().
+SPEC_FINE_PHASE = dict(SPEC_FINE_STRUCTURE, n_phase_dev=30)
 
 PRE_EMPHASIS = 0.97
 WHITE_NOISE_CORRECTION = 1.0001
@@ -136,6 +168,23 @@ def phase_dev(stft: np.ndarray, s: dict) -> np.ndarray:
     return scipy.fft.dct(dev, axis=0, type=2, norm="ortho")[: s["n_phase_dev"]]
 
 
+def fine_db(y: np.ndarray, s: dict) -> np.ndarray:
+    """[K, frames] float32 dB of the fine STFT's power (K = fine_n_fft // 2 + 1), floor over all of it."""
+    n = s["fine_n_fft"]
+    stft = librosa.stft(y, n_fft=n, hop_length=s["hop_length"], win_length=n, window=s["window"],
+                        center=s["center"], pad_mode=s["pad_mode"])
+    return librosa.power_to_db(np.abs(stft) ** s["power"], ref=s["db_ref"], amin=s["db_amin"], top_db=s["db_top"])
+
+
+def fine_structure(db: np.ndarray, s: dict) -> np.ndarray:
+    """[n_fine_structure, frames]: each frame's log spectrum minus its liftered envelope."""
+    n, q = s["fine_n_fft"], s["fine_lifter"]
+    ceps = np.fft.irfft(db.astype(np.float64), n=n, axis=0)
+    ceps[q: n - q + 1] = 0.0
+    envelope = np.fft.rfft(ceps, n=n, axis=0).real
+    return (db - envelope)[: s["n_fine_structure"]]
+
+
 def linear_filterbank(sr: int, n_fft: int, n_filters: int, fmin: float, fmax: float) -> np.ndarray:
     """[n_filters, 1 + n_fft // 2] float32 triangles, librosa.filters.mel's construction with
     band edges np.linspace(fmin, fmax, n_filters + 2) in Hz and no normalization."""
@@ -181,6 +230,12 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
         blocks.append(phase_dev(stft, s).astype(np.float32))
     if s["excitation_order"]:
         blocks.append(excitation(y, power, s).astype(np.float32))
+    if s["fine_n_fft"]:
+        db = fine_db(y, s)
+        if s["n_fine_structure"]:
+            blocks.append(fine_structure(db, s).astype(np.float32))
+        if s["n_fine_log_spec"]:
+            blocks.append(db[: s["n_fine_log_spec"]].astype(np.float32))
     for order in range(1, s["deltas"] + 1):
         for c in ceps:
             blocks.append(librosa.feature.delta(c, width=s["delta_width"], order=order, mode="interp", axis=-1))
@@ -190,5 +245,5 @@ def features(y: np.ndarray, spec: dict) -> np.ndarray:
 def n_features(spec: dict) -> int:
     s = dict(EXT_ABSENT, **spec)
     return (s["n_mfcc"] + s["n_chroma"] + s["n_mels"] + s["n_lfcc"] + s["n_log_spec"] + s["n_phase_dev"]
-            + (2 if s["excitation_order"] else 0)
+            + (2 if s["excitation_order"] else 0) + s["n_fine_structure"] + s["n_fine_log_spec"]
             + s["deltas"] * (s["n_mfcc"] + s["n_lfcc"]))

@@ -1,5 +1,7 @@
 //! Orthonormal DCT-II (scipy `dct(type=2, norm="ortho")`) truncated to the first `n_out`
 //! coefficients: MFCCs from log-mel. A precomputed matrix: `n_out x n_in` is tiny (20 x 64).
+//! [`Dct::from_matrix`] runs another cosine basis through the same kernel (the fine structure's
+//! cepstral lifter, `features::fine`).
 
 #[derive(Debug, Clone)]
 pub struct Dct {
@@ -17,6 +19,13 @@ impl Dct {
                 (0..n_in).map(|i| scale * (std::f64::consts::PI * k as f64 * (2.0 * i as f64 + 1.0) / (2.0 * n)).cos()),
             );
         }
+        Self { matrix, n_in }
+    }
+
+    /// Any `n_out x n_in` row-major basis (`matrix.len()` a multiple of `n_in`), applied as
+    /// [`Self::apply_columns`] applies the DCT's.
+    pub fn from_matrix(matrix: Vec<f64>, n_in: usize) -> Self {
+        debug_assert!(n_in > 0 && matrix.len().is_multiple_of(n_in));
         Self { matrix, n_in }
     }
 

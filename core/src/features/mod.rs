@@ -12,13 +12,15 @@
 //! Layout: the power spectra of all frames are stored bin-major (`[bin][frame]`), so the mel,
 //! chroma and DCT stages are sums of scaled rows over all frames at once (see `kernels`), and
 //! the result is transposed into frame-major rows at the end. One power spectrogram feeds the
-//! mel, chroma and LFCC filterbanks.
+//! mel, chroma and LFCC filterbanks. The fine kinds (`fine`) run the same STFT code at their own,
+//! longer `fine_n_fft` and the same hop, so their frames are the seed's.
 
 mod chroma;
 mod dct;
 mod delta;
 mod excitation;
 pub mod filterbank;
+mod fine;
 pub mod mel;
 mod normalize;
 mod phase;
@@ -36,6 +38,7 @@ use dct::Dct;
 use delta::Delta;
 use excitation::{Excitation, ExcitationScratch};
 use filterbank::Filterbank;
+use fine::{Fine, FineScratch};
 use phase::{PhaseDeviation, PhaseScratch};
 use stft::{Stft, StftScratch};
 
@@ -54,8 +57,9 @@ pub enum FeatureError {
 }
 
 thread_local! {
-    /// Each thread's scratch buffers, one per FFT size (see `FeatureExtractor::with_thread_scratch`).
-    static THREAD_SCRATCH: std::cell::RefCell<Vec<(usize, Scratch)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's scratch buffers, one per pair of FFT sizes (`n_fft`, `fine_n_fft`; see
+    /// `FeatureExtractor::with_thread_scratch`).
+    static THREAD_SCRATCH: std::cell::RefCell<Vec<((usize, usize), Scratch)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub struct FeatureExtractor {
@@ -72,6 +76,8 @@ pub struct FeatureExtractor {
     phase: Option<PhaseDeviation>,
     /// LPC residual kurtosis and loud-frame flag (when `excitation_order > 0`).
     excitation: Option<Excitation>,
+    /// The fine kinds' STFT, lifter and blocks (when `fine_n_fft > 0`).
+    fine: Option<Fine>,
 }
 
 /// Per-worker buffers for [`FeatureExtractor::extract_into`].
@@ -103,6 +109,11 @@ pub struct Scratch {
     excitation: ExcitationScratch,
     /// `[2][frames]` when the spec has the excitation block, else empty.
     excitation_out: Vec<f64>,
+    /// The fine STFT's buffers (when the spec has one).
+    fine: Option<FineScratch>,
+    /// `[n_fine_structure][frames]` and `[n_fine_log_spec][frames]`.
+    fine_structure: Vec<f32>,
+    fine_log_spec: Vec<f32>,
     /// `[n_features][frames]`: the output, bin-major, before its transpose.
     rows: Vec<f32>,
 }
@@ -123,6 +134,15 @@ impl FeatureExtractor {
             phase: (spec.n_phase_dev > 0).then(|| PhaseDeviation::new(spec.n_fft, spec.hop_length, spec.n_phase_dev)),
             excitation: (spec.excitation_order > 0)
                 .then(|| Excitation::new(spec.n_fft, spec.hop_length, spec.excitation_order)),
+            fine: (spec.fine_n_fft > 0).then(|| {
+                Fine::new(
+                    spec.fine_n_fft,
+                    spec.hop_length,
+                    spec.fine_lifter,
+                    spec.n_fine_structure,
+                    spec.n_fine_log_spec,
+                )
+            }),
             spec,
         })
     }
@@ -147,21 +167,24 @@ impl FeatureExtractor {
             phase_out: Vec::new(),
             excitation: ExcitationScratch::default(),
             excitation_out: Vec::new(),
+            fine: self.fine.as_ref().map(Fine::scratch),
+            fine_structure: Vec::new(),
+            fine_log_spec: Vec::new(),
             rows: Vec::new(),
         }
     }
 
-    /// Runs `f` with this thread's [`Scratch`] for this extractor's FFT size, kept between calls:
+    /// Runs `f` with this thread's [`Scratch`] for this extractor's FFT sizes, kept between calls:
     /// a worker thread (the service's feature pool, the trainer's rayon threads) allocates its
     /// buffers once instead of per request. A nested call gets a fresh scratch.
     pub fn with_thread_scratch<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
-        let n_fft = self.spec.n_fft;
+        let sizes = (self.spec.n_fft, self.spec.fine_n_fft);
         THREAD_SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut cache) => {
-                let at = match cache.iter().position(|(n, _)| *n == n_fft) {
+                let at = match cache.iter().position(|(n, _)| *n == sizes) {
                     Some(at) => at,
                     None => {
-                        cache.push((n_fft, self.scratch()));
+                        cache.push((sizes, self.scratch()));
                         cache.len() - 1
                     }
                 };
@@ -257,7 +280,14 @@ impl FeatureExtractor {
         let frames = self.stft.prepare(samples, &mut scratch.stft);
         let sc = scratch;
         sc.power.resize(self.stft.n_bins() * frames, 0.0);
-        self.stft.power::<SIMD>(frames, &mut sc.stft, &mut sc.power);
+        if let Some(ph) = &self.phase {
+            // The phase-advance deviation reads this transform's complex spectra: one FFT per frame.
+            ph.prepare(frames, &mut sc.phase);
+            let (re, im) = (&mut sc.phase.re, &mut sc.phase.im);
+            self.stft.power_and_spectra::<SIMD>(frames, &mut sc.stft, &mut sc.power, re, im);
+        } else {
+            self.stft.power::<SIMD>(frames, &mut sc.stft, &mut sc.power);
+        }
         let (db_amin, db_ref, db_top) = (s.db_amin as f32, s.db_ref as f32, s.db_top as f32);
         sc.mel.resize(s.n_mels * frames, 0.0);
         self.mel.apply_columns(&sc.power, frames, &mut sc.mel);
@@ -292,13 +322,33 @@ impl FeatureExtractor {
         if let Some(ph) = &self.phase {
             let max_power = sc.power.iter().fold(0f32, |m, v| m.max(*v));
             let amin_top = (s.db_amin, s.db_top);
-            ph.apply::<WIDE>(sc.stft.padded(), frames, max_power, amin_top, &mut sc.phase, phase_out);
+            ph.apply::<WIDE>(frames, max_power, amin_top, &mut sc.phase, phase_out);
         }
         let excitation_out = &mut sc.excitation_out;
         excitation_out.clear();
         if let Some(ex) = &self.excitation {
             excitation_out.resize(s.n_excitation() * frames, 0.0);
             ex.apply(&sc.power, sc.stft.padded(), frames, &mut sc.excitation, excitation_out);
+        }
+        if let Some(fine) = &self.fine {
+            // A scratch made by another extractor (or before) gets the buffers of this one's size.
+            if sc.fine.as_ref().is_none_or(|f| !fine.fits(f)) {
+                sc.fine = Some(fine.scratch());
+            }
+            if let Some(fine_scratch) = &mut sc.fine {
+                let db = (db_amin, db_ref, db_top);
+                fine.apply::<SIMD, WIDE>(
+                    samples,
+                    frames,
+                    db,
+                    fine_scratch,
+                    &mut sc.fine_structure,
+                    &mut sc.fine_log_spec,
+                );
+            }
+        } else {
+            sc.fine_structure.clear();
+            sc.fine_log_spec.clear();
         }
         // Output precision now, so the deltas see exactly the cepstra that are output.
         for v in sc.ceps.iter_mut() {
@@ -311,7 +361,8 @@ impl FeatureExtractor {
             }
         }
         // Frame-major rows, blocks in `FeatureSpec::layout` order:
-        // [mfcc, chroma, log-mel, lfcc, log-spec, phase-dev, excitation, deltas of (mfcc, lfcc) by order]: staged bin-major in
+        // [mfcc, chroma, log-mel, lfcc, log-spec, phase-dev, excitation, fine structure,
+        // fine log-spec, deltas of (mfcc, lfcc) by order]: staged bin-major in
         // f32, then transposed.
         let width = s.n_features();
         let (ceps, delta) = (&sc.ceps, &sc.delta[..s.deltas * n_ceps * frames]);
@@ -324,6 +375,8 @@ impl FeatureExtractor {
         sc.rows.extend_from_slice(&sc.log_spec);
         sc.rows.extend(sc.phase_out.iter().map(|&v| v as f32));
         sc.rows.extend(sc.excitation_out.iter().map(|&v| v as f32));
+        sc.rows.extend_from_slice(&sc.fine_structure);
+        sc.rows.extend_from_slice(&sc.fine_log_spec);
         sc.rows.extend(delta.iter().map(|&v| v as f32));
         debug_assert_eq!(sc.rows.len(), width * frames);
         debug_assert_eq!(out.len(), width * frames);
@@ -582,6 +635,80 @@ mod tests {
         ex.extract_into(&x, &mut ex.scratch(), &mut a).unwrap();
         ex.extract_body::<false, false>(&x, &mut ex.scratch(), &mut b);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn fine_structure_peaks_at_harmonics_and_keeps_the_seed_blocks() {
+        // 150 Hz and 9 harmonics: at 15.625 Hz bins the harmonics sit at bins 9.6, 19.2, ...,
+        // with troughs between them; the liftered envelope (ripples slower than 533 Hz) passes
+        // under the peaks, so the fine structure is positive on the harmonics and negative
+        // between them, while the log spectrum itself is dominated by the envelope.
+        let spec = FeatureSpec::fine_structure();
+        let ex = FeatureExtractor::new(spec.clone()).unwrap();
+        let x: Vec<f32> = (0..32_000)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                (1..=10).map(|h| 0.3 / h as f32 * (2.0 * std::f32::consts::PI * 150.0 * h as f32 * t).sin()).sum()
+            })
+            .collect();
+        let f = ex.extract(&x).unwrap();
+        assert_eq!(f.dim(), (126, 609));
+        let block = spec.block("fine_structure").unwrap();
+        let row = f.row(60);
+        let fine = &row.as_slice().unwrap()[block];
+        for h in 1..=8 {
+            let peak = (150.0 * h as f32 / 15.625).round() as usize;
+            let trough = (150.0 * (h as f32 + 0.5) / 15.625).round() as usize;
+            assert!(fine[peak] > 5.0 && fine[trough] < -5.0, "harmonic {h}: {} {}", fine[peak], fine[trough]);
+        }
+        // Silence: the log spectrum is the flat floor, its envelope is itself.
+        let silence = ex.extract(&vec![0.0; 32_000]).unwrap();
+        assert!(silence.rows().into_iter().all(|r| r.iter().skip(96).all(|v| v.abs() < 1e-6)));
+        seed_blocks_untouched_and_portable_path_identical(&ex, &x, &f);
+        let ex = FeatureExtractor::new(FeatureSpec::fine_phase()).unwrap();
+        let f = ex.extract(&x).unwrap();
+        seed_blocks_untouched_and_portable_path_identical(&ex, &x, &f);
+    }
+
+    #[test]
+    fn fine_stream_frames_align_with_the_seed_frames() {
+        // A click at sample 16,000 (frame 62.5 at hop 256): the loudest frames of the seed's
+        // log-mel and of the 1024-point log spectrum are the same two, 62 and 63.
+        let spec = FeatureSpec::fine_log_spec();
+        let mut x = vec![0f32; 32_000];
+        x[16_000] = 1.0;
+        let f = FeatureExtractor::new(spec.clone()).unwrap().extract(&x).unwrap();
+        let energy = |cols: std::ops::Range<usize>| -> Vec<f32> {
+            f.rows().into_iter().map(|r| cols.clone().map(|c| r[c]).sum()).collect()
+        };
+        let top2 = |e: Vec<f32>| {
+            let mut idx: Vec<usize> = (0..e.len()).collect();
+            idx.sort_by(|&a, &b| e[b].total_cmp(&e[a]));
+            let mut two = [idx[0], idx[1]];
+            two.sort();
+            two
+        };
+        assert_eq!(top2(energy(spec.block("log_mel").unwrap())), [62, 63]);
+        assert_eq!(top2(energy(spec.block("fine_log_spec").unwrap())), [62, 63]);
+        // Frame count from the same rule for both streams, on a length that is not a whole hop.
+        let short = FeatureExtractor::new(spec).unwrap().extract(&x[..5_000]).unwrap();
+        assert_eq!(short.nrows(), 1 + 5_000 / 256);
+    }
+
+    #[test]
+    fn a_scratch_of_another_extractor_still_gives_the_fine_blocks() {
+        let x = noise(32_000, 11);
+        let fine = FeatureExtractor::new(FeatureSpec::fine_structure()).unwrap();
+        let seed = FeatureExtractor::new(FeatureSpec::default()).unwrap();
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        fine.extract_into(&x, &mut fine.scratch(), &mut want).unwrap();
+        fine.extract_into(&x, &mut seed.scratch(), &mut got).unwrap();
+        assert!(want.len() == 126 * 609 && want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // And the thread scratch keeps the two extractors apart.
+        let mut a = Vec::new();
+        seed.with_thread_scratch(|s| seed.extract_into(&x, s, &mut a)).unwrap();
+        fine.with_thread_scratch(|s| fine.extract_into(&x, s, &mut got)).unwrap();
+        assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]

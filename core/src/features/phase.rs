@@ -16,38 +16,24 @@
 //! and their weight vanishes). `1 - cos d` rather than `|d|`: no arctangent and no `hypot` per
 //! bin, a sixth of the cost (docs/BENCHMARKS.md). Frame 0 has no predecessor: all
 //! zeros. Then an orthonormal DCT-II over the bins, first `n_phase_dev` coefficients. `X` is the
-//! STFT of the power path (f64 transform rounded to complex64, as librosa's), so this agrees with
+//! power path's own STFT (`Stft::power_and_spectra`: f64 transform rounded to complex64, as
+//! librosa's; one FFT per frame for both), so this agrees with
 //! `tests/golden/reference_features_ext.py` to ~1e-6.
-
-use std::sync::Arc;
-
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
 
 use super::dct::Dct;
 
 pub struct PhaseDeviation {
-    r2c: Arc<dyn RealToComplex<f64>>,
-    window: Vec<f64>,
     /// `exp(-2 pi i k hop / n_fft)` per bin.
     advance: Vec<(f64, f64)>,
     dct: Dct,
-    n_fft: usize,
-    hop: usize,
 }
 
 /// Per-worker buffers of [`PhaseDeviation::apply`].
 #[derive(Default)]
 pub struct PhaseScratch {
-    input: Vec<f64>,
-    spectrum: Vec<Complex<f64>>,
-    fft_scratch: Vec<Complex<f64>>,
-    /// This frame's and the previous frame's spectrum, rounded to complex64, as split real and
-    /// imaginary parts in f64 (so the per-bin pass is element-wise and vectorizes).
-    cur_re: Vec<f64>,
-    cur_im: Vec<f64>,
-    prev_re: Vec<f64>,
-    prev_im: Vec<f64>,
+    /// `[frames][n_bins]` complex64 spectra of the power path, real and imaginary parts.
+    pub re: Vec<f32>,
+    pub im: Vec<f32>,
     /// One frame's values, before they go to their bin-major column.
     row: Vec<f64>,
     /// `[n_bins][frames]` weighted deviations, the DCT's input.
@@ -56,25 +42,29 @@ pub struct PhaseScratch {
 
 impl PhaseDeviation {
     pub fn new(n_fft: usize, hop: usize, n_out: usize) -> Self {
-        let r2c = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
         let n_bins = n_fft / 2 + 1;
-        let window = super::stft::hann(n_fft);
         let advance = (0..n_bins)
             .map(|k| {
                 let angle = -2.0 * std::f64::consts::PI * k as f64 * hop as f64 / n_fft as f64;
                 (angle.cos(), angle.sin())
             })
             .collect();
-        Self { r2c, window, advance, dct: Dct::new(n_bins, n_out), n_fft, hop }
+        Self { advance, dct: Dct::new(n_bins, n_out) }
     }
 
-    /// The block for `frames` frames of `padded` (the zero-padded signal of the STFT) into `out`
-    /// (`[n_out][frames]`), given the segment's largest power-spectrum value.
+    /// Sizes `s.re` and `s.im` for `frames` frames, for `Stft::power_and_spectra` to fill.
+    pub fn prepare(&self, frames: usize, s: &mut PhaseScratch) {
+        let n = self.advance.len() * frames;
+        s.re.resize(n, 0.0);
+        s.im.resize(n, 0.0);
+    }
+
+    /// The block for the `frames` spectra in `s.re` / `s.im` into `out` (`[n_out][frames]`),
+    /// given the segment's largest power-spectrum value.
     /// Always inlined, so the extractor's AVX2 / AVX-512 copies compile it for those targets.
     #[inline(always)]
     pub fn apply<const WIDE: bool>(
         &self,
-        padded: &[f32],
         frames: usize,
         max_power: f32,
         (db_amin, db_top): (f64, f64),
@@ -82,49 +72,28 @@ impl PhaseDeviation {
         out: &mut [f64],
     ) {
         let n_bins = self.advance.len();
-        s.input.resize(self.n_fft, 0.0);
-        s.spectrum.resize(n_bins, Complex::default());
-        s.fft_scratch.resize(self.r2c.get_scratch_len(), Complex::default());
-        for v in [&mut s.cur_re, &mut s.cur_im, &mut s.prev_re, &mut s.prev_im, &mut s.row] {
-            v.resize(n_bins, 0.0);
-        }
+        s.row.resize(n_bins, 0.0);
         s.dev.clear();
         s.dev.resize(n_bins * frames, 0.0);
         let floor = (f64::from(max_power) * 10f64.powf(-db_top / 10.0)).max(db_amin);
-        for t in 0..frames {
-            let src = &padded[t * self.hop..t * self.hop + self.n_fft];
-            for ((f, x), w) in s.input.iter_mut().zip(src).zip(&self.window) {
-                *f = f64::from(*x) * w;
+        for t in 1..frames {
+            let (prev, cur) = ((t - 1) * n_bins..t * n_bins, t * n_bins..(t + 1) * n_bins);
+            let (b, a) = ((&s.re[cur.clone()], &s.im[cur]), (&s.re[prev.clone()], &s.im[prev]));
+            deviation_row(b, a, &self.advance, floor, &mut s.row);
+            for (k, v) in s.row.iter().enumerate() {
+                s.dev[k * frames + t] = *v;
             }
-            // The buffers have the plan's own lengths, so this cannot fail; if it ever did, the
-            // frame would read as silence rather than take the worker down.
-            if self.r2c.process_with_scratch(&mut s.input, &mut s.spectrum, &mut s.fft_scratch).is_err() {
-                s.spectrum.fill(Complex::default());
-            }
-            for (k, c) in s.spectrum.iter().enumerate() {
-                s.cur_re[k] = f64::from(c.re as f32);
-                s.cur_im[k] = f64::from(c.im as f32);
-            }
-            if t > 0 {
-                deviation_row(&s.cur_re, &s.cur_im, &s.prev_re, &s.prev_im, &self.advance, floor, &mut s.row);
-                for (k, v) in s.row.iter().enumerate() {
-                    s.dev[k * frames + t] = *v;
-                }
-            }
-            std::mem::swap(&mut s.cur_re, &mut s.prev_re);
-            std::mem::swap(&mut s.cur_im, &mut s.prev_im);
         }
         self.dct.apply_columns::<WIDE>(&s.dev, frames, out);
     }
 }
 
-/// `(m - Re z) / (m + floor)` per bin (see the module comment): `b` this frame, `a` the previous.
+/// `(m - Re z) / (m + floor)` per bin (see the module comment): `b` this frame's complex64
+/// spectrum (real, imaginary parts), `a` the previous one's; the arithmetic in f64.
 #[inline(always)]
 fn deviation_row(
-    b_re: &[f64],
-    b_im: &[f64],
-    a_re: &[f64],
-    a_im: &[f64],
+    (b_re, b_im): (&[f32], &[f32]),
+    (a_re, a_im): (&[f32], &[f32]),
     advance: &[(f64, f64)],
     floor: f64,
     out: &mut [f64],
@@ -132,11 +101,12 @@ fn deviation_row(
     let n = out.len();
     let (b_re, b_im, a_re, a_im, advance) = (&b_re[..n], &b_im[..n], &a_re[..n], &a_im[..n], &advance[..n]);
     for k in 0..n {
+        let (b_re, b_im, a_re, a_im) = (f64::from(b_re[k]), f64::from(b_im[k]), f64::from(a_re[k]), f64::from(a_im[k]));
         // c = b * conj(a); Re(c * advance).
-        let c_re = b_re[k] * a_re[k] + b_im[k] * a_im[k];
-        let c_im = b_im[k] * a_re[k] - b_re[k] * a_im[k];
+        let c_re = b_re * a_re + b_im * a_im;
+        let c_im = b_im * a_re - b_re * a_im;
         let re = c_re * advance[k].0 - c_im * advance[k].1;
-        let m = ((a_re[k] * a_re[k] + a_im[k] * a_im[k]) * (b_re[k] * b_re[k] + b_im[k] * b_im[k])).sqrt();
+        let m = ((a_re * a_re + a_im * a_im) * (b_re * b_re + b_im * b_im)).sqrt();
         out[k] = (m - re) / (m + floor);
     }
 }

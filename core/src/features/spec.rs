@@ -81,6 +81,8 @@ pub mod limits {
 /// | `log_spec`     | `n_log_spec`          | `power_to_db` of the first STFT bins (linear)     |
 /// | `phase_dev`    | `n_phase_dev`         | DCT-II (ortho) of the phase-advance deviation     |
 /// | `excitation`   | 2 if `excitation_order` | ln kurtosis of the LPC residual, loud-frame flag |
+/// | `fine_structure` | `n_fine_structure`  | log power minus its liftered envelope, `fine_n_fft` STFT |
+/// | `fine_log_spec`  | `n_fine_log_spec`   | log power of the `fine_n_fft` STFT's first bins    |
 /// | `delta_mfcc`   | `n_mfcc` if deltas>=1 | `librosa.feature.delta(mfcc, width, order=1)`     |
 /// | `delta_lfcc`   | `n_lfcc` if deltas>=1 | same, of the LFCC                                 |
 /// | `delta2_mfcc`  | `n_mfcc` if deltas=2  | `delta(mfcc, width, order=2)`                     |
@@ -164,6 +166,29 @@ pub struct FeatureSpec {
     /// loudest frame). See `features::excitation`. 16 at 16 kHz (2 + kHz, the textbook order).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub excitation_order: usize,
+    /// `n_fft` of the fine kinds' STFT (0: none; then the three fields below are 0 too; else a
+    /// multiple of 4 within `max(hop_length, 16)..=16384`): the
+    /// same STFT implementation (Hann window of this length, centre zero padding) at the seed's
+    /// `hop_length`, so its frame `t` is centred where the seed STFT's frame `t` is and both have
+    /// `1 + samples / hop_length` frames; longer than `n_fft` for finer bins (1024 at 16 kHz:
+    /// 15.6 Hz over the full 0..8 kHz band). Its log power spectrum `L` is `power_to_db` (with
+    /// `db_ref`, `db_amin`, `db_top`, floor over all its bins of the segment). See
+    /// `features::fine`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fine_n_fft: usize,
+    /// Spectral fine structure bins per frame (0: no such block): `L` minus its cepstrally
+    /// liftered envelope (quefrencies under `fine_lifter` kept), bins `0..n_fine_structure`.
+    /// What a neural vocoder leaves between the harmonics, which the envelope features miss.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_fine_structure: usize,
+    /// Cepstral coefficients of the fine structure's envelope (`1..=fine_n_fft / 2`; 30 keeps
+    /// ripples slower than 533 Hz at 16 kHz: formants and tilt, not harmonics); 0 without it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fine_lifter: usize,
+    /// Linear log power spectrum bins of the fine STFT per frame (0: no such block): rows
+    /// `0..n_fine_log_spec` of `L`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_fine_log_spec: usize,
 }
 
 /// Floats per frame of the excitation block when present.
@@ -209,6 +234,10 @@ impl Default for FeatureSpec {
             n_log_spec: 0,
             n_phase_dev: 0,
             excitation_order: 0,
+            fine_n_fft: 0,
+            n_fine_structure: 0,
+            fine_lifter: 0,
+            n_fine_log_spec: 0,
         }
     }
 }
@@ -241,6 +270,25 @@ impl FeatureSpec {
         Self { excitation_order: 16, ..Self::default() }
     }
 
+    /// The seed spec plus the spectral fine structure of a 1024-point STFT (all 513 bins, 0..8
+    /// kHz; lifter 30): 96 + 513 = 609 floats per frame, two streams (the seed's 96, then the
+    /// fine structure) per frame at the seed's frames. Not the default: a trainer opts in.
+    pub fn fine_structure() -> Self {
+        Self { fine_n_fft: 1024, n_fine_structure: 513, fine_lifter: 30, ..Self::default() }
+    }
+
+    /// The seed spec plus the linear log power spectrum of a 1024-point STFT (all 513 bins):
+    /// 96 + 513 = 609 floats per frame. Not the default: a trainer opts in.
+    pub fn fine_log_spec() -> Self {
+        Self { fine_n_fft: 1024, n_fine_log_spec: 513, ..Self::default() }
+    }
+
+    /// [`Self::fine_structure`] plus 30 phase-advance deviation coefficients (of the seed's
+    /// 512-point STFT): 96 + 30 + 513 = 639 floats per frame. Not the default: a trainer opts in.
+    pub fn fine_phase() -> Self {
+        Self { n_phase_dev: 30, ..Self::fine_structure() }
+    }
+
     /// Columns of the excitation block (0 without it).
     pub fn n_excitation(&self) -> usize {
         if self.excitation_order > 0 { EXCITATION_FLOATS } else { 0 }
@@ -255,6 +303,8 @@ impl FeatureSpec {
             + self.n_log_spec
             + self.n_phase_dev
             + self.n_excitation()
+            + self.n_fine_structure
+            + self.n_fine_log_spec
             + self.deltas * (self.n_mfcc + self.n_lfcc)
     }
 
@@ -269,6 +319,8 @@ impl FeatureSpec {
             ("log_spec", self.n_log_spec),
             ("phase_dev", self.n_phase_dev),
             ("excitation", self.n_excitation()),
+            ("fine_structure", self.n_fine_structure),
+            ("fine_log_spec", self.n_fine_log_spec),
         ];
         const DELTA_NAMES: [[&str; 2]; MAX_DELTA_ORDER] =
             [["delta_mfcc", "delta_lfcc"], ["delta2_mfcc", "delta2_lfcc"]];
@@ -374,6 +426,8 @@ impl FeatureSpec {
             ("n_lfcc", self.n_lfcc),
             ("n_log_spec", self.n_log_spec),
             ("n_phase_dev", self.n_phase_dev),
+            ("n_fine_structure", self.n_fine_structure),
+            ("n_fine_log_spec", self.n_fine_log_spec),
         ] {
             if n > limits::MAX_FEATURES {
                 return bad(field, format!("{n} is over the limit MAX_FEATURES ({})", limits::MAX_FEATURES));
@@ -430,6 +484,49 @@ impl FeatureSpec {
         }
         if self.n_phase_dev > n_bins {
             return bad("n_phase_dev", format!("{} must be within 0..=n_fft / 2 + 1 ({n_bins})", self.n_phase_dev));
+        }
+        if self.fine_n_fft == 0 {
+            for (field, n) in [
+                ("n_fine_structure", self.n_fine_structure),
+                ("fine_lifter", self.fine_lifter),
+                ("n_fine_log_spec", self.n_fine_log_spec),
+            ] {
+                if n != 0 {
+                    return bad(field, format!("{n} must be 0 without the fine STFT (fine_n_fft 0)"));
+                }
+            }
+        } else {
+            if self.fine_n_fft < self.hop_length.max(16)
+                || self.fine_n_fft > 1 << 14
+                || !self.fine_n_fft.is_multiple_of(4)
+            {
+                return bad(
+                    "fine_n_fft",
+                    format!("{} must be a multiple of 4 within max(hop_length, 16)..=16384", self.fine_n_fft),
+                );
+            }
+            let fine_bins = self.fine_n_fft / 2 + 1;
+            if self.n_fine_structure == 0 && self.n_fine_log_spec == 0 {
+                return bad(
+                    "fine_n_fft",
+                    format!("{}: neither n_fine_structure nor n_fine_log_spec uses it", self.fine_n_fft),
+                );
+            }
+            for (field, n) in [("n_fine_structure", self.n_fine_structure), ("n_fine_log_spec", self.n_fine_log_spec)] {
+                if n > fine_bins {
+                    return bad(field, format!("{n} must be within 0..=fine_n_fft / 2 + 1 ({fine_bins})"));
+                }
+            }
+            let max_lifter = self.fine_n_fft / 2;
+            if self.n_fine_structure > 0 && !(1..=max_lifter).contains(&self.fine_lifter) {
+                return bad(
+                    "fine_lifter",
+                    format!("{} must be within 1..=fine_n_fft / 2 ({max_lifter})", self.fine_lifter),
+                );
+            }
+            if self.n_fine_structure == 0 && self.fine_lifter != 0 {
+                return bad("fine_lifter", format!("{} must be 0 without the fine structure", self.fine_lifter));
+            }
         }
         // The residual of a frame's central hop reaches `order + 1` samples back: it must stay
         // inside the frame's share of the centre padding.
@@ -601,6 +698,86 @@ mod tests {
         assert!(rich.contains("\"n_lfcc\":20") && rich.contains("\"delta_width\":9"), "{rich}");
         assert_eq!(serde_json::from_str::<FeatureSpec>(&rich).unwrap(), FeatureSpec::lfcc_deltas());
         assert!(serde_json::from_str::<FeatureSpec>(&rich.replacen("n_lfcc\"", "n_lfccs\"", 1)).is_err());
+    }
+
+    #[test]
+    fn bundled_manifests_parse_and_write_back_unchanged_and_have_no_fine_kinds() {
+        // Versions 1-4 as bundled: the fine kinds' fields are absent, read as 0 and not written.
+        for (manifest, want) in [
+            (include_str!("../../../models/vericlip-lstm/1/manifest.json"), FeatureSpec::default()),
+            (include_str!("../../../models/vericlip-lstm/2/manifest.json"), FeatureSpec::default()),
+            (include_str!("../../../models/vericlip-lstm/3/manifest.json"), FeatureSpec::lfcc_deltas()),
+            (include_str!("../../../models/vericlip-lstm/4/manifest.json"), FeatureSpec::default()),
+        ] {
+            let old = serde_json::from_str::<serde_json::Value>(manifest).unwrap()["feature_spec"].clone();
+            let s: FeatureSpec = serde_json::from_value(old.clone()).unwrap();
+            assert_eq!(s, want);
+            assert_eq!((s.fine_n_fft, s.n_fine_structure, s.fine_lifter, s.n_fine_log_spec), (0, 0, 0, 0));
+            assert!(s.layout().iter().all(|b| !b.name.starts_with("fine")));
+            let mut j = serde_json::to_value(&s).unwrap();
+            if old.get("min_audio_seconds").is_none() {
+                j.as_object_mut().unwrap().remove("min_audio_seconds");
+            }
+            assert_eq!(j, old);
+        }
+    }
+
+    #[test]
+    fn fine_kinds_sit_after_the_excitation_and_round_trip_through_json() {
+        let fs = FeatureSpec::fine_structure();
+        fs.validate().unwrap();
+        assert_eq!((fs.n_features(), fs.block("fine_structure")), (609, Some(96..609)));
+        assert_eq!(fs.frames_per_segment(), 126, "the seed's frames");
+        let fl = FeatureSpec::fine_log_spec();
+        fl.validate().unwrap();
+        assert_eq!((fl.n_features(), fl.block("fine_log_spec")), (609, Some(96..609)));
+        let fp = FeatureSpec::fine_phase();
+        fp.validate().unwrap();
+        assert_eq!(
+            (fp.block("phase_dev"), fp.block("fine_structure"), fp.n_features()),
+            (Some(96..126), Some(126..639), 639)
+        );
+        let all = FeatureSpec {
+            n_fine_log_spec: 100,
+            excitation_order: 16,
+            ..FeatureSpec { deltas: 1, delta_width: 9, ..FeatureSpec::fine_phase() }
+        };
+        all.validate().unwrap();
+        assert_eq!(
+            all.layout().iter().map(|b| b.name).collect::<Vec<_>>(),
+            ["mfcc", "chroma", "log_mel", "phase_dev", "excitation", "fine_structure", "fine_log_spec", "delta_mfcc"]
+        );
+        assert_eq!((all.block("fine_log_spec"), all.n_features()), (Some(641..741), 761));
+        for s in [fs, fl, fp, all] {
+            let j = serde_json::to_string(&s).unwrap();
+            assert!(j.contains("\"fine_n_fft\":1024"), "{j}");
+            assert_eq!(serde_json::from_str::<FeatureSpec>(&j).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn invalid_fine_kinds_name_the_field() {
+        let field = |s: FeatureSpec| match s.validate() {
+            Err(FeatureError::InvalidSpec { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let fs = FeatureSpec::fine_structure();
+        let d = FeatureSpec::default();
+        assert_eq!(field(FeatureSpec { n_fine_structure: 10, ..d.clone() }), "n_fine_structure");
+        assert_eq!(field(FeatureSpec { fine_lifter: 10, ..d.clone() }), "fine_lifter");
+        assert_eq!(field(FeatureSpec { n_fine_log_spec: 10, ..d.clone() }), "n_fine_log_spec");
+        assert_eq!(field(FeatureSpec { fine_n_fft: 1024, ..d }), "fine_n_fft");
+        assert_eq!(field(FeatureSpec { fine_n_fft: 1023, ..fs.clone() }), "fine_n_fft");
+        assert_eq!(field(FeatureSpec { fine_n_fft: 1026, ..fs.clone() }), "fine_n_fft");
+        assert_eq!(field(FeatureSpec { fine_n_fft: 128, n_fine_structure: 65, ..fs.clone() }), "fine_n_fft");
+        assert_eq!(field(FeatureSpec { fine_n_fft: 1 << 15, ..fs.clone() }), "fine_n_fft");
+        assert_eq!(field(FeatureSpec { n_fine_structure: 514, ..fs.clone() }), "n_fine_structure");
+        assert_eq!(field(FeatureSpec { n_fine_log_spec: 514, ..fs.clone() }), "n_fine_log_spec");
+        assert_eq!(field(FeatureSpec { fine_lifter: 0, ..fs.clone() }), "fine_lifter");
+        assert_eq!(field(FeatureSpec { fine_lifter: 513, ..fs.clone() }), "fine_lifter");
+        assert_eq!(field(FeatureSpec { fine_lifter: 3, ..FeatureSpec::fine_log_spec() }), "fine_lifter");
+        assert_eq!(field(FeatureSpec { n_fine_structure: usize::MAX, ..fs.clone() }), "n_fine_structure");
+        FeatureSpec { fine_lifter: 512, n_fine_structure: 20, ..fs }.validate().unwrap();
     }
 
     #[test]

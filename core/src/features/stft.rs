@@ -13,6 +13,10 @@
 //! block's power spectra are written frame-major into the scratch and then transposed into the
 //! bin-major matrix eight frames at a time, so the stores are contiguous instead of one
 //! scattered float per bin and frame.
+//!
+//! [`Stft::power_and_spectra`] also keeps each frame's complex spectrum (complex64, as librosa's
+//! `stft`), so the phase-advance deviation reads the power path's transform instead of running
+//! a second FFT per frame.
 
 use std::sync::Arc;
 
@@ -72,6 +76,10 @@ impl Stft {
         Self { fft, tw_re, tw_im, window, n_fft, hop }
     }
 
+    pub fn n_fft(&self) -> usize {
+        self.n_fft
+    }
+
     pub fn n_bins(&self) -> usize {
         self.n_fft / 2 + 1
     }
@@ -91,6 +99,10 @@ impl Stft {
                 b_im: vec![0.0; self.tw_re.len()],
                 lo: vec![0.0; self.tw_re.len()],
                 hi: vec![0.0; self.tw_re.len()],
+                lo_re: vec![0.0; self.tw_re.len()],
+                lo_im: vec![0.0; self.tw_re.len()],
+                hi_re: vec![0.0; self.tw_re.len()],
+                hi_im: vec![0.0; self.tw_re.len()],
             },
         }
     }
@@ -110,6 +122,33 @@ impl Stft {
     /// bin-major `power` matrix (`n_fft/2 + 1` rows of `frames` columns).
     #[inline(always)]
     pub fn power<const SIMD: bool>(&self, frames: usize, s: &mut StftScratch, power: &mut [f32]) {
+        self.transform::<SIMD, false>(frames, s, power, (&mut [], &mut []));
+    }
+
+    /// [`Self::power`], and the complex spectra (rounded to complex64, the values whose squares
+    /// are the power) frame-major into `re` and `im` (`frames` rows of `n_fft/2 + 1`).
+    #[inline(always)]
+    pub fn power_and_spectra<const SIMD: bool>(
+        &self,
+        frames: usize,
+        s: &mut StftScratch,
+        power: &mut [f32],
+        re: &mut [f32],
+        im: &mut [f32],
+    ) {
+        debug_assert!(re.len() == frames * self.n_bins() && im.len() == re.len());
+        self.transform::<SIMD, true>(frames, s, power, (re, im));
+    }
+
+    /// Both of the above; `KEEP`: write the spectra too.
+    #[inline(always)]
+    fn transform<const SIMD: bool, const KEEP: bool>(
+        &self,
+        frames: usize,
+        s: &mut StftScratch,
+        power: &mut [f32],
+        (re, im): (&mut [f32], &mut [f32]),
+    ) {
         let n_bins = self.n_bins();
         debug_assert_eq!(power.len(), n_bins * frames);
         let StftScratch { padded, frame, spectrum, fft_scratch, block, post } = s;
@@ -117,7 +156,14 @@ impl Stft {
         while t0 < frames {
             let n = BLOCK.min(frames - t0);
             for (j, out) in block.chunks_exact_mut(n_bins).take(n).enumerate() {
-                self.power_frame(t0 + j, padded, frame, spectrum, fft_scratch, post, out);
+                let t = t0 + j;
+                // `KEEP` is a constant: the seed path compiles without any of this.
+                let keep = if KEEP {
+                    Some((&mut re[t * n_bins..(t + 1) * n_bins], &mut im[t * n_bins..(t + 1) * n_bins]))
+                } else {
+                    None
+                };
+                self.power_frame::<KEEP>(t, padded, frame, spectrum, fft_scratch, post, out, keep);
             }
             // Transpose the block: bin k of frames t0..t0+n is one contiguous run of `power`.
             crate::kernels::transpose::<SIMD>(block, n_bins, n, n_bins, &mut power[t0..], frames);
@@ -125,10 +171,11 @@ impl Stft {
         }
     }
 
-    /// Power spectrum of frame `t` into `out` (`n_bins` values).
+    /// Power spectrum of frame `t` into `out` (`n_bins` values), and with `keep` its complex64
+    /// spectrum into those real and imaginary rows.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn power_frame(
+    fn power_frame<const KEEP: bool>(
         &self,
         t: usize,
         padded: &[f32],
@@ -137,6 +184,7 @@ impl Stft {
         fft_scratch: &mut [Complex<f64>],
         post: &mut PostScratch,
         out: &mut [f32],
+        keep: Option<(&mut [f32], &mut [f32])>,
     ) {
         let start = t * self.hop;
         let src = &padded[start..start + self.n_fft];
@@ -150,8 +198,9 @@ impl Stft {
         // realfft's RealToComplexEven post-processing, squared as it goes: bins k and half - k
         // from spectrum values k and half - k, for k = 1..=pairs.
         let first = spectrum[0];
-        out[0] = power(first.re + first.im, 0.0);
-        out[half] = power(first.re - first.im, 0.0);
+        let (dc, nyquist) = (c64(first.re + first.im, 0.0), c64(first.re - first.im, 0.0));
+        out[0] = power(dc);
+        out[half] = power(nyquist);
         let mid = half.div_ceil(2);
         let pairs = self.tw_re.len().min(mid - 1).min(half - mid);
         // Split into plain arrays first (a = values 1..=pairs, b = values half-1 down to
@@ -168,17 +217,34 @@ impl Stft {
         }
         for i in 0..pairs {
             let (lo, hi) = post_pair(p.a_re[i], p.a_im[i], p.b_re[i], p.b_im[i], self.tw_re[i], self.tw_im[i]);
-            p.lo[i] = lo;
-            p.hi[i] = hi;
+            p.lo[i] = power(lo);
+            p.hi[i] = power(hi);
+            if KEEP {
+                (p.lo_re[i], p.lo_im[i], p.hi_re[i], p.hi_im[i]) = (lo.0, lo.1, hi.0, hi.1);
+            }
         }
         out[1..=pairs].copy_from_slice(&p.lo[..pairs]);
         for (o, h) in out[half - pairs..half].iter_mut().rev().zip(&p.hi[..pairs]) {
             *o = *h;
         }
         // With an even half length the centre bin is its own mirror: realfft only conjugates it.
-        if half.is_multiple_of(2) {
-            let c = spectrum[half / 2];
-            out[half / 2] = power(c.re, -c.im);
+        let centre = half.is_multiple_of(2).then(|| c64(spectrum[half / 2].re, -spectrum[half / 2].im));
+        if let Some(c) = centre {
+            out[half / 2] = power(c);
+        }
+        if let Some((re, im)) = keep {
+            for (row, lo, hi, edge) in [(re, &p.lo_re, &p.hi_re, 0), (im, &p.lo_im, &p.hi_im, 1)] {
+                let pick = |c: (f32, f32)| if edge == 0 { c.0 } else { c.1 };
+                row[0] = pick(dc);
+                row[half] = pick(nyquist);
+                row[1..=pairs].copy_from_slice(&lo[..pairs]);
+                for (o, h) in row[half - pairs..half].iter_mut().rev().zip(&hi[..pairs]) {
+                    *o = *h;
+                }
+                if let Some(c) = centre {
+                    row[half / 2] = pick(c);
+                }
+            }
         }
     }
 }
@@ -188,17 +254,22 @@ pub fn hann(n_fft: usize) -> Vec<f64> {
     (0..n_fft).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()).collect()
 }
 
-/// `re^2 + im^2` of the spectrum value rounded to complex64, as librosa's `abs(.)**2`.
+/// A spectrum value rounded to complex64, as librosa's `stft` returns it.
 #[inline(always)]
-fn power(re: f64, im: f64) -> f32 {
-    let (re, im) = (re as f32, im as f32);
+fn c64(re: f64, im: f64) -> (f32, f32) {
+    (re as f32, im as f32)
+}
+
+/// `re^2 + im^2` of a complex64 spectrum value, as librosa's `abs(.)**2`.
+#[inline(always)]
+fn power((re, im): (f32, f32)) -> f32 {
     re * re + im * im
 }
 
 /// realfft's twiddle step for the pair of bins `(k, half - k)` (values `a`, `b`, twiddle `tw`),
-/// in its operations and order, each output squared.
+/// in its operations and order, each output rounded to complex64.
 #[inline(always)]
-fn post_pair(a_re: f64, a_im: f64, b_re: f64, b_im: f64, tw_re: f64, tw_im: f64) -> (f32, f32) {
+fn post_pair(a_re: f64, a_im: f64, b_re: f64, b_im: f64, tw_re: f64, tw_im: f64) -> ((f32, f32), (f32, f32)) {
     let (sum_re, sum_im) = (a_re + b_re, a_im + b_im);
     let (diff_re, diff_im) = (a_re - b_re, a_im - b_im);
     // realfft: twiddled_re_sum = sum * tw.re, twiddled_im_sum = sum * tw.im, ... (complex times
@@ -212,8 +283,8 @@ fn post_pair(a_re: f64, a_im: f64, b_re: f64, b_im: f64, tw_re: f64, tw_im: f64)
     let output_twiddled_real = twiddled_re_sum_im + twiddled_im_diff_re;
     let output_twiddled_im = twiddled_im_sum_im - twiddled_re_diff_re;
     (
-        power(half_sum_re + output_twiddled_real, half_diff_im + output_twiddled_im),
-        power(half_sum_re - output_twiddled_real, output_twiddled_im - half_diff_im),
+        c64(half_sum_re + output_twiddled_real, half_diff_im + output_twiddled_im),
+        c64(half_sum_re - output_twiddled_real, output_twiddled_im - half_diff_im),
     )
 }
 
@@ -225,6 +296,11 @@ pub struct PostScratch {
     b_im: Vec<f64>,
     lo: Vec<f32>,
     hi: Vec<f32>,
+    /// The complex64 values of `lo` and `hi` (for [`Stft::power_and_spectra`]).
+    lo_re: Vec<f32>,
+    lo_im: Vec<f32>,
+    hi_re: Vec<f32>,
+    hi_im: Vec<f32>,
 }
 
 /// A complex slice as its interleaved real and imaginary parts.
@@ -242,7 +318,7 @@ mod tests {
     use realfft::RealFftPlanner;
 
     /// The power spectrum as it was computed through realfft (window, real FFT, f32 rounding,
-    /// square): the fused pass must give the same bits.
+    /// square): the fused pass must give the same bits, and the kept spectra realfft's complex64.
     #[test]
     fn realfft_power_matches_this_bitwise() {
         for (n_fft, hop, len) in
@@ -259,6 +335,11 @@ mod tests {
             let n_bins = stft.n_bins();
             let mut power = vec![0f32; n_bins * frames];
             stft.power::<false>(frames, &mut s, &mut power);
+            // The same power, and the complex64 spectra, through the path that keeps them.
+            let (mut again, mut spec_re, mut spec_im) =
+                (vec![0f32; power.len()], vec![f32::NAN; power.len()], vec![f32::NAN; power.len()]);
+            stft.power_and_spectra::<false>(frames, &mut s, &mut again, &mut spec_re, &mut spec_im);
+            assert!(power.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()));
 
             let r2c = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
             let (mut input, mut spectrum) = (r2c.make_input_vec(), r2c.make_output_vec());
@@ -272,6 +353,8 @@ mod tests {
                     let (re, im) = (c.re as f32, c.im as f32);
                     let want = re * re + im * im;
                     assert_eq!(power[k * frames + t].to_bits(), want.to_bits(), "n_fft {n_fft} frame {t} bin {k}");
+                    let at = t * n_bins + k;
+                    assert_eq!((spec_re[at].to_bits(), spec_im[at].to_bits()), (re.to_bits(), im.to_bits()));
                 }
             }
         }
