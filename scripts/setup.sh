@@ -202,10 +202,13 @@ install_cuda() {
     log "onnxruntime-gpu ${ORT_VERSION} + CUDA libraries: $CUDA_DIR (source $CUDA_DIR/env.sh)"
 }
 
-# Festival voices of the full corpus (trainer/src/corpus/mod.rs); the corpus only uses voices the
-# project may use (see docs/MODEL_CARD.md for the reserved list).
-CORPUS_APT=(festvox-kdlpc16k festvox-czech-dita festvox-czech-krb festvox-czech-ph festvox-italp16k
-            festvox-ca-ona-hts)
+# Festival voices of the full corpus (trainer/src/data/corpus/mod.rs; festvox-czech-machac is the
+# test split's unseen festival voice); the corpus only uses voices the project may use (see
+# docs/MODEL_CARD.md for the reserved list). The corpus's real speech comes from data packages it
+# fetches itself (`apt-get download`, SOURCES.md), unpacked with dpkg-deb, unzip (Warzone 2100's
+# base.wz) and opusdec (ktuberling's Opus folder): unzip and opus-tools are in APT_PACKAGES.
+CORPUS_APT=(festvox-kdlpc16k festvox-czech-dita festvox-czech-krb festvox-czech-ph festvox-czech-machac
+            festvox-italp16k festvox-ca-ona-hts)
 SYNTH_VENV=$root/.vendor/synth-venv
 
 # A venv at DIR with one requirements file REQS, reinstalled when REQS changes (its sha256 is

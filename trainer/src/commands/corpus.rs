@@ -14,6 +14,11 @@ pub fn text(report: &CorpusReport) -> String {
             ));
         }
     }
+    for (split, speakers) in &report.speakers {
+        let langs =
+            report.languages.get(split).map(|l| l.iter().cloned().collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        out.push_str(&format!("{split:<11} real speakers {:>3}, languages {langs}\n", speakers.len()));
+    }
     if !report.skipped_files.is_empty() {
         out.push_str(&format!("skipped {} unreadable file(s):\n", report.skipped_files.len()));
         report.skipped_files.iter().for_each(|s| out.push_str(&format!("  {s}\n")));

@@ -38,6 +38,10 @@ pub struct SplitData {
     pub files: Vec<PathBuf>,
     pub frames: usize,
     pub n_features: usize,
+    /// Draw training epochs by weight ([`epoch_order`]): every real source the same total
+    /// weight, all reals together the fakes' total. Set by [`load_splits`] for a training split
+    /// whose dataset asks for it (`corpus.json`: `"balance_real_sources": true`).
+    pub balance_real: bool,
 }
 
 impl SplitData {
@@ -214,6 +218,56 @@ impl std::fmt::Display for SplitCounts {
     }
 }
 
+/// Whether the dataset at `data` asks for real sources balanced by weight in training: its
+/// `corpus.json` (written by `vericlip-train corpus`) says `"balance_real_sources": true`. A
+/// dataset without the file, or with an older one, trains as before.
+pub fn balances_real_sources(data: &Path) -> anyhow::Result<bool> {
+    let path = data.join("corpus.json");
+    let Ok(bytes) = std::fs::read(&path) else { return Ok(false) };
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
+    Ok(json.get("balance_real_sources").and_then(serde_json::Value::as_bool).unwrap_or(false))
+}
+
+/// Most times one real segment may be drawn per epoch: a source of a handful of clips is not
+/// repeated into memorization (its share stays below the others' then).
+pub const MAX_REPEATS: f64 = 8.0;
+
+/// The order of one training epoch, drawn from `rng`. Without [`SplitData::balance_real`] a
+/// shuffle of `order` in place (every segment once, as always). With it, each segment is drawn
+/// `floor(w)` times plus once more with probability `frac(w)`, its weight `w` being such that
+/// every real source has the same expected total (capped at [`MAX_REPEATS`] per segment) and
+/// the reals together as much as the fakes (each fake weight 1): a language folder of 12 clips
+/// counts as much as an IVR speaker of 400, and a split with more fakes than reals is balanced.
+pub fn epoch_order(data: &SplitData, order: &mut Vec<usize>, rng: &mut crate::rng::Rng) {
+    if !data.balance_real {
+        rng.shuffle(order);
+        return;
+    }
+    let mut per_source: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (l, s) in data.labels.iter().zip(&data.sources) {
+        if !*l {
+            *per_source.entry(s.as_str()).or_default() += 1;
+        }
+    }
+    let fakes = data.labels.iter().filter(|l| **l).count();
+    let reals = data.len() - fakes;
+    // Each source's share of the real total, then scaled so the reals weigh as much as the fakes
+    // (as much as they are when there are no fakes).
+    let per_group = reals as f64 / per_source.len().max(1) as f64;
+    let raw = |s: &str| (per_group / per_source[s] as f64).min(MAX_REPEATS);
+    let raw_total: f64 = per_source.iter().map(|(s, n)| raw(s) * *n as f64).sum();
+    let target = if fakes > 0 { fakes as f64 } else { reals as f64 };
+    let scale = if raw_total > 0.0 { target / raw_total } else { 1.0 };
+    order.clear();
+    for i in 0..data.len() {
+        let w = if data.labels[i] { 1.0 } else { (raw(&data.sources[i]) * scale).min(MAX_REPEATS) };
+        let times = w.floor() as usize + usize::from(rng.uniform() < w.fract());
+        order.extend(std::iter::repeat_n(i, times));
+    }
+    rng.shuffle(order);
+}
+
 /// Loads the named splits of a for-2sec dataset (`<data>/<split>/{real,fake}/...`), logging what
 /// each holds and each skipped file: the one loader of `fit`, `import` and `loeo`. A missing
 /// split folder, or a split without both real and fake audio, is an error that says so.
@@ -225,6 +279,7 @@ pub fn load_splits(
     progress: bool,
 ) -> anyhow::Result<std::collections::BTreeMap<&'static str, (SplitData, SplitCounts)>> {
     let mut out = std::collections::BTreeMap::new();
+    let balance = balances_real_sources(data)?;
     for &split in names {
         let dir = data.join(split);
         if !dir.is_dir() {
@@ -250,7 +305,83 @@ pub fn load_splits(
         if c.real == 0 || c.fake == 0 {
             anyhow::bail!("{split}: needs both real and fake audio (found {} real, {} fake segments)", c.real, c.fake);
         }
+        let mut d = d;
+        d.balance_real = split == "training" && balance;
+        if d.balance_real {
+            tracing::info!(split, "real sources balanced by weight (corpus.json)");
+        }
         out.insert(split, (d, c));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::rng::Rng;
+
+    /// A split of `reals` (source, segments) and `fakes` fake segments, one feature each.
+    fn split(reals: &[(&str, usize)], fakes: usize, balance_real: bool) -> SplitData {
+        let mut d = SplitData { frames: 1, n_features: 1, balance_real, ..SplitData::default() };
+        for (source, n) in reals {
+            for i in 0..*n {
+                d.push_file(PathBuf::from(format!("{source}__{i:05}_0.wav")), false, &[0.0]);
+            }
+        }
+        for i in 0..fakes {
+            d.push_file(PathBuf::from(format!("espeak_train__wb__x_{i:05}_0.wav")), true, &[0.0]);
+        }
+        d
+    }
+
+    #[test]
+    fn unbalanced_epochs_are_the_plain_shuffle() {
+        let d = split(&[("a", 30), ("b", 3)], 50, false);
+        let (mut order, mut rng) = ((0..d.len()).collect::<Vec<_>>(), Rng::new(4));
+        epoch_order(&d, &mut order, &mut rng);
+        let mut plain: Vec<usize> = (0..d.len()).collect();
+        Rng::new(4).shuffle(&mut plain);
+        assert_eq!(order, plain, "an unbalanced split must train exactly as before");
+    }
+
+    #[test]
+    fn balanced_epochs_weigh_every_real_source_alike_and_reals_as_fakes() {
+        let d = split(&[("big", 400), ("mid", 100), ("small", 60)], 900, true);
+        let mut rng = Rng::new(5);
+        let (mut counts, epochs) = (BTreeMap::<String, f64>::new(), 40);
+        let mut order = Vec::new();
+        for _ in 0..epochs {
+            epoch_order(&d, &mut order, &mut rng);
+            for &i in &order {
+                let key = if d.labels[i] { "fake".to_string() } else { d.sources[i].clone() };
+                *counts.entry(key).or_default() += 1.0 / f64::from(epochs);
+            }
+        }
+        // Each real source ~300 draws per epoch (900 fakes / 3 sources), the fakes 900.
+        for s in ["big", "mid", "small"] {
+            assert!((counts[s] - 300.0).abs() < 15.0, "{s}: {counts:?}");
+        }
+        assert!((counts["fake"] - 900.0).abs() < 1e-9, "{counts:?}");
+        // A source of 2 clips is capped at MAX_REPEATS draws per clip, not blown up to 300.
+        let d = split(&[("big", 400), ("tiny", 2)], 400, true);
+        epoch_order(&d, &mut order, &mut rng);
+        let tiny = order.iter().filter(|&&i| d.sources[i] == "tiny").count();
+        assert!(tiny as f64 <= 2.0 * MAX_REPEATS, "{tiny}");
+    }
+
+    #[test]
+    fn the_loader_balances_only_when_the_corpus_asks() {
+        let dir = std::env::temp_dir().join(format!("vericlip-balance-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!balances_real_sources(&dir).unwrap(), "no corpus.json: trains as before");
+        std::fs::write(dir.join("corpus.json"), r#"{"mode": "full"}"#).unwrap();
+        assert!(!balances_real_sources(&dir).unwrap());
+        std::fs::write(dir.join("corpus.json"), r#"{"balance_real_sources": true}"#).unwrap();
+        assert!(balances_real_sources(&dir).unwrap());
+        std::fs::write(dir.join("corpus.json"), "not json").unwrap();
+        assert!(balances_real_sources(&dir).unwrap_err().to_string().contains("corpus.json"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -24,7 +24,12 @@ pub fn file_families(data: &SplitData) -> Vec<String> {
 
 /// The segments of the files `keep` accepts (by file index), in order.
 pub fn subset(data: &SplitData, keep: impl Fn(usize) -> bool) -> SplitData {
-    let mut out = SplitData { frames: data.frames, n_features: data.n_features, ..Default::default() };
+    let mut out = SplitData {
+        frames: data.frames,
+        n_features: data.n_features,
+        balance_real: data.balance_real,
+        ..Default::default()
+    };
     let mut new_index = vec![usize::MAX; data.files.len()];
     for (f, path) in data.files.iter().enumerate() {
         if keep(f) {

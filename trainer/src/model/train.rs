@@ -714,7 +714,7 @@ pub fn train_network(
     let mut history = Vec::new();
     for epoch in 1..=cfg.max_epochs {
         let t0 = Instant::now();
-        shuffle.shuffle(&mut order);
+        crate::data::epoch_order(train, &mut order, &mut shuffle);
         let mut total = 0f64;
         for idx in order.chunks(cfg.batch) {
             let (x, y) = masked_batch(train, idx, (cfg.feature_mask, cfg.time_mask), &mut masking, &dev)?;
@@ -725,7 +725,7 @@ pub fn train_network(
         let (val_loss, probs) = evaluate(&net, val, cfg.batch, &dev).context("validation pass")?;
         let stats = EpochStats {
             epoch,
-            train_loss: total / train.len() as f64,
+            train_loss: total / order.len().max(1) as f64,
             val_loss,
             val_eer: vericlip_core::metrics::eer(&probs, &val.labels).map(|e| e.0),
             seconds: t0.elapsed().as_secs_f64(),

@@ -48,6 +48,26 @@ pub fn fetch(package: &str, work: &Path) -> anyhow::Result<PathBuf> {
     Ok(root)
 }
 
+/// Unpacks (once) the `folders` of a zip archive inside an unpacked package (game data packs such
+/// as Warzone 2100's `base.wz` are zip files) next to the archive; returns the unpacked root.
+pub fn unzip(archive: &Path, folders: &[&str]) -> anyhow::Result<PathBuf> {
+    let key = vericlip_core::registry::sha256_hex(folders.join("\n").as_bytes());
+    let dest = archive.with_extension(format!("unzipped-{}", &key[..12]));
+    if dest.join(".unpacked").is_file() {
+        return Ok(dest);
+    }
+    anyhow::ensure!(archive.is_file(), "{} is not in the package", archive.display());
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::create_dir_all(&dest)?;
+    let mut cmd = Command::new("unzip");
+    cmd.args(["-q", "-o"]).arg(archive);
+    cmd.args(folders.iter().map(|f| format!("{}/*", f.trim_end_matches('/'))));
+    cmd.arg("-d").arg(&dest);
+    run(&mut cmd).context("unzip (apt-get install unzip)")?;
+    std::fs::write(dest.join(".unpacked"), b"")?;
+    Ok(dest)
+}
+
 /// Every file under `root` (sorted, so plans are deterministic).
 pub fn files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
