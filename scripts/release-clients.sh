@@ -3,6 +3,7 @@
 #   dist/clients/go-proxy/   the Go module github.com/vericlip/vericlip/clients/go@vVERSION with
 #                            the modules it builds with (from Debian's Go source packages), in
 #                            the layout a module proxy serves: GOPROXY=file://.../go-proxy
+#   dist/clients/vericlip-client-VERSION.tgz   the Node package (npm), the proto inside
 # Needs what clients/setup.sh installs. Usage: scripts/release-clients.sh [OUT_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,3 +16,13 @@ mkdir -p "$out"
 rm -rf "$out/go-proxy"
 python3 "$root/clients/go/module_proxy.py" "$out/go-proxy" "$version" >/dev/null
 log "Go: $out/go-proxy (github.com/vericlip/vericlip/clients/go@v$version)"
+
+# Node: the package with the proto inside (the client loads it at run time), as an npm tarball.
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+cp "$root"/clients/node/{package.json,index.js,index.d.ts,example.js,live_example.js,README.md} "$stage/"
+mkdir -p "$stage/proto/vericlip/v1"
+cp "$root/proto/vericlip/v1/vericlip.proto" "$stage/proto/vericlip/v1/"
+(cd "$stage" && npm version --no-git-tag-version --allow-same-version "$version" >/dev/null \
+    && npm pack --silent --pack-destination "$out" >/dev/null)
+log "Node: $out/vericlip-client-$version.tgz"

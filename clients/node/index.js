@@ -8,8 +8,13 @@ const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-/** The repository's proto/ folder (override with `protoDir`). */
-const DEFAULT_PROTO_DIR = path.join(__dirname, '..', '..', 'proto');
+/**
+ * The proto: the copy inside the package (the release tarball carries it, see
+ * scripts/release-clients.sh), else the repository's proto/ folder; override with `protoDir`.
+ */
+const DEFAULT_PROTO_DIR = fs.existsSync(path.join(__dirname, 'proto', 'vericlip', 'v1', 'vericlip.proto'))
+  ? path.join(__dirname, 'proto')
+  : path.join(__dirname, '..', '..', 'proto');
 
 /** The headless Service's DNS name: the resolver returns every ready pod, round robin uses each. */
 const IN_CLUSTER_TARGET = 'dns:///vericlip-server-headless.vericlip.svc.cluster.local:50051';

@@ -153,6 +153,8 @@ run "Go client README install + example, in an empty module outside the reposito
 run "Node client: npm test (node --test)" bash -c 'cd clients/node && npm test --silent'
 run "Node live streaming example (streamPcm in real time)" \
     live_check node clients/node/live_example.js "$main_grpc" "$live_sample"
+run "Node client README install (release tarball) + example, in an empty project outside the repository" \
+    tests/clients/node_install.sh "$main_grpc"
 run "Node client README example" bash -c "cd clients/node && node example.js '$main_grpc' ../../models/samples/real/*.wav"
 
 run "docs/API.md examples (request ids, typed errors)" tests/clients/api_examples.sh "$main_grpc" "$main_http" "$py"
