@@ -6,7 +6,7 @@
 //! pair that does not parse or match is logged and the one in use kept. The client CA bundle
 //! (mutual TLS) is read at start only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -18,6 +18,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
+use vericlip_core::operator_file::{self, FileKind};
 
 use super::file_watch;
 use crate::config::Tls;
@@ -91,8 +92,11 @@ pub fn acceptors(tls: &Tls) -> anyhow::Result<Option<(TlsAcceptor, TlsAcceptor)>
         return Ok(None);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let paths = vec![PathBuf::from(&tls.cert_file), PathBuf::from(&tls.key_file)];
-    let (contents, digest) = file_watch::read_all(&paths)
+    let files = vec![
+        (PathBuf::from(&tls.cert_file), FileKind::CERTIFICATE),
+        (PathBuf::from(&tls.key_file), FileKind::PRIVATE_KEY),
+    ];
+    let (contents, digest) = file_watch::read_all(&files)
         .with_context(|| format!("tls.cert_file {} / tls.key_file {}: cannot read", tls.cert_file, tls.key_file))?;
     let source = CertSource {
         provider: Arc::clone(&provider),
@@ -112,9 +116,9 @@ pub fn acceptors(tls: &Tls) -> anyhow::Result<Option<(TlsAcceptor, TlsAcceptor)>
             builder.with_no_client_auth()
         } else {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&tls.client_ca_file)
-                .with_context(|| format!("tls.client_ca_file {}: not a PEM bundle", tls.client_ca_file))?
-            {
+            let bundle = operator_file::read(Path::new(&tls.client_ca_file), FileKind::CA_BUNDLE)
+                .with_context(|| format!("tls.client_ca_file {}: cannot read", tls.client_ca_file))?;
+            for cert in CertificateDer::pem_slice_iter(&bundle) {
                 let cert =
                     cert.with_context(|| format!("tls.client_ca_file {}: bad certificate", tls.client_ca_file))?;
                 roots.add(cert).with_context(|| format!("tls.client_ca_file {}: unusable CA", tls.client_ca_file))?;
@@ -130,6 +134,6 @@ pub fn acceptors(tls: &Tls) -> anyhow::Result<Option<(TlsAcceptor, TlsAcceptor)>
         Ok(TlsAcceptor::from(Arc::new(config)))
     };
     let pair = (acceptor(&[b"h2"])?, acceptor(&[b"h2", b"http/1.1"])?);
-    file_watch::watch("tls", paths, digest, Arc::downgrade(&resolver), ServerCert::reload);
+    file_watch::watch("tls", files, digest, Arc::downgrade(&resolver), ServerCert::reload);
     Ok(Some(pair))
 }
