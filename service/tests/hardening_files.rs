@@ -2,7 +2,8 @@
 //! certificate and key, the API-key file and a model's `serving.json` each replaced by a FIFO
 //! and by a symlink to `/dev/zero`, and deleted. The server stays up, keeps the last good file,
 //! logs the refusal at WARN with the path and the reason, and still applies a good file that
-//! comes after (its reload threads and registry watcher are not wedged).
+//! comes after (its reload threads and registry watcher are not wedged), and SIGTERM still
+//! stops it.
 
 mod common;
 
@@ -220,4 +221,44 @@ async fn certificate_and_key_as_fifo_device_or_deleted_keep_the_last_good_one() 
     replace(&cert, &std::fs::read(dir.join("b.pem")).unwrap());
     wait_for("certificate b served", &server, async || served_leaf(&dir, &http).await.ok() == Some(b.clone())).await;
     assert_eq!(server.terminate().code(), Some(0), "log:\n{}", server.log_text());
+}
+
+/// Nothing an operator's file does keeps a replica from stopping: with `serving.json` made a
+/// FIFO (which blocked the registry watcher's read forever, and SIGTERM then waited on that
+/// thread without a limit), SIGTERM still drains and exits 0 within the drain limit plus the
+/// join grace. The join's own deadline (a thread that never ends) is tested in `drain.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_fifo_for_a_serving_state_exits_0_within_the_drain_limit() {
+    let reg = temp_registry("shutdown-fifo");
+    let serving = reg.join("vericlip-lstm/serving.json");
+    std::fs::write(&serving, r#"{"format": 1, "stable": 1, "generation": 1}"#).unwrap();
+    let mut server = Server::start(&reg, &[("VERICLIP__SHUTDOWN__DRAIN_SECONDS", "2")]).await;
+    std::fs::remove_file(&serving).unwrap();
+    mkfifo(&serving);
+    // The watcher rescans on the change (and every 0.5 s): give it a few scans at the FIFO.
+    let started = Instant::now();
+    while !server.log_text().contains("a FIFO") {
+        assert!(started.elapsed() < Duration::from_secs(30), "the FIFO was never refused; log:\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _, _) = common::http_request(&server.admin, "GET", "/readyz", "text/plain", b"");
+    assert_eq!(status, 200, "the replica keeps serving its last good state");
+
+    let signalled = Instant::now();
+    let kill = std::process::Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().unwrap();
+    assert!(kill.success());
+    // Drain 2 s, cut grace 2 s, ports 4 s, join grace 5 s: well within 30 s; a wedged watcher
+    // never exits.
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "SIGTERM did not stop the server within 30 s; log:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(exit.code(), Some(0), "log:\n{}", server.log_text());
 }
