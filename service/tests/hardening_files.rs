@@ -262,3 +262,79 @@ async fn sigterm_with_a_fifo_for_a_serving_state_exits_0_within_the_drain_limit(
     };
     assert_eq!(exit.code(), Some(0), "log:\n{}", server.log_text());
 }
+
+const CA_EXT: &str = "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n";
+
+/// PEM of one DER certificate.
+fn pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+}
+
+/// A renewed certificate whose intermediate is corrupted (a byte of its public key flipped, or
+/// the certificate cut short) is refused with the reason, and the chain in use keeps serving;
+/// a good chain after it is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_with_a_corrupted_intermediate_is_refused_and_the_old_one_kept() {
+    let dir = std::env::temp_dir().join(format!("vericlip-chain-pki-{}", std::process::id()));
+    // root CA -> intermediate CA -> leaves 1 and 2.
+    common::test_ca(&dir, "vericlip chain root");
+    common::signed_certificate(&dir, "int", CA_EXT);
+    let issuing = dir.join("issuing");
+    std::fs::create_dir_all(&issuing).unwrap();
+    std::fs::copy(dir.join("int.pem"), issuing.join("ca.pem")).unwrap();
+    std::fs::copy(dir.join("int.key"), issuing.join("ca.key")).unwrap();
+    for name in ["leaf1", "leaf2"] {
+        common::signed_certificate(&issuing, name, common::SERVER_EXT);
+    }
+    let int_der = leaf(&dir.join("int.pem"));
+    let chain = |leaf_name: &str, int: &[u8]| {
+        format!("{}{}", pem(&leaf(&issuing.join(format!("{leaf_name}.pem")))), pem(int)).into_bytes()
+    };
+    let live = dir.join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    let (cert, key) = (live.join("tls.crt"), live.join("tls.key"));
+    std::fs::write(&cert, chain("leaf1", &int_der)).unwrap();
+    std::fs::copy(issuing.join("leaf1.key"), &key).unwrap();
+    let (leaf1, leaf2) = (leaf(&issuing.join("leaf1.pem")), leaf(&issuing.join("leaf2.pem")));
+
+    let reg = temp_registry("chain");
+    let p = |f: &Path| f.display().to_string();
+    let mut server =
+        Server::spawn(&reg, &[("VERICLIP__TLS__CERT_FILE", &p(&cert)), ("VERICLIP__TLS__KEY_FILE", &p(&key))]);
+    let http = server.http.clone();
+    // The client trusts the root only: the served intermediate must be right.
+    wait_for("TLS up", &server, async || served_leaf(&dir, &http).await.ok() == Some(leaf1.clone())).await;
+
+    // The EC public key of the intermediate: BIT STRING of 66 bytes, uncompressed point.
+    let key_at = int_der.windows(4).position(|w| w == [0x03, 0x42, 0x00, 0x04]).expect("an EC P-256 key") + 4;
+    let mut flipped = int_der.clone();
+    flipped[key_at + 10] ^= 0x55;
+    let cut = int_der[..int_der.len() - 40].to_vec();
+    let leaf2_key = std::fs::read(issuing.join("leaf2.key")).unwrap();
+    for (n, (what, bad_int)) in [("a flipped key byte", flipped), ("cut short", cut)].into_iter().enumerate() {
+        // The new key first (refused: it does not match the leaf in use), then the new leaf
+        // with the bad intermediate.
+        replace(&key, &leaf2_key);
+        replace(&cert, &chain("leaf2", &bad_int));
+        wait_for(&format!("the chain with an intermediate {what} refused"), &server, async || {
+            server
+                .log_text()
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("reload refused") && l.contains("tls.cert_file"))
+                .filter(|l| l.contains("the chain does not verify") || l.contains("certificate 2 of the chain"))
+                .count()
+                > n
+        })
+        .await;
+        assert!(!server.log_text().contains("reloaded"), "a broken chain was installed; log:\n{}", server.log_text());
+        assert_alive(&mut server);
+        assert_eq!(served_leaf(&dir, &http).await.unwrap(), leaf1, "the chain in use must keep serving");
+    }
+    replace(&cert, &chain("leaf2", &int_der));
+    wait_for("the good new chain served", &server, async || served_leaf(&dir, &http).await.ok() == Some(leaf2.clone()))
+        .await;
+    assert_eq!(server.terminate().code(), Some(0), "log:\n{}", server.log_text());
+}

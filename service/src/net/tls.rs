@@ -3,7 +3,8 @@
 //! `http/1.1`), sharing one certificate resolver. The certificate and key are re-read when their
 //! files change (`file_watch`): cert-manager renews the Secret, the kubelet updates the mount,
 //! and new handshakes get the new certificate while open connections carry on with theirs. A
-//! pair that does not parse or match is logged and the one in use kept. The client CA bundle
+//! pair that does not parse, match or verify as a chain (`verify_chain`) is logged and the one
+//! in use kept. The client CA bundle
 //! (mutual TLS) is read at start only.
 
 use std::path::{Path, PathBuf};
@@ -13,8 +14,8 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
@@ -41,11 +42,36 @@ impl CertSource {
             .collect::<Result<_, _>>()
             .with_context(|| format!("tls.cert_file {cert_file}: not a PEM certificate chain"))?;
         anyhow::ensure!(!certs.is_empty(), "tls.cert_file {cert_file}: no certificate in it");
+        verify_chain(&certs, &self.provider).with_context(|| format!("tls.cert_file {cert_file}"))?;
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .with_context(|| format!("tls.key_file {key_file}: not a PEM private key"))?;
         CertifiedKey::from_der(certs, key, &self.provider)
             .with_context(|| format!("tls.key_file {key_file} does not match tls.cert_file {cert_file}"))
     }
+}
+
+/// Checks a certificate chain (leaf first) as a client would, before it is served: every
+/// certificate parses, and the leaf verifies through the chain's intermediates up to the
+/// chain's last certificate taken as the trust anchor (signatures, validity dates, CA
+/// constraints, server-auth usage). A file holding the leaf only (its issuer is the clients'
+/// root) has nothing to verify beyond parsing. Without this, a corrupted or wrong intermediate
+/// was installed like a good chain and every new handshake failed.
+fn verify_chain(certs: &[CertificateDer<'static>], provider: &CryptoProvider) -> anyhow::Result<()> {
+    for (i, cert) in certs.iter().enumerate() {
+        ParsedCertificate::try_from(cert).map_err(|e| anyhow::anyhow!("certificate {} of the chain: {e}", i + 1))?;
+    }
+    let [leaf, intermediates @ .., anchor] = certs else { return Ok(()) };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(anchor.clone()).map_err(|e| anyhow::anyhow!("the chain's last certificate: {e}"))?;
+    let leaf = ParsedCertificate::try_from(leaf).map_err(|e| anyhow::anyhow!("the leaf certificate: {e}"))?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &leaf,
+        &roots,
+        intermediates,
+        UnixTime::now(),
+        provider.signature_verification_algorithms.all,
+    )
+    .map_err(|e| anyhow::anyhow!("the chain does not verify ({} certificates): {e}", certs.len()))
 }
 
 /// The certificate in use, swapped whole when the files change.
