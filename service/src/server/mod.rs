@@ -34,6 +34,9 @@ pub const SERVICE_NAME: &str = "vericlip.v1.Vericlip";
 
 /// After the drain limit, how long cut streams get to send their summary and close.
 const CUT_GRACE: Duration = Duration::from_secs(2);
+/// Idle timeout on the admin port: probes and scrapes reconnect at no cost, and a connection kept
+/// open for nothing holds one of the port's few places.
+const ADMIN_IDLE: Duration = Duration::from_secs(5);
 /// The registry watcher gets at least this long to notice the stop and end (it wakes every
 /// 200 ms), however long the drain took.
 const JOIN_AT_LEAST: Duration = Duration::from_secs(1);
@@ -258,7 +261,8 @@ struct Ports {
 impl Ports {
     /// Accepts on every port, and serves HTTP and admin (the gRPC port's connections are left for
     /// `serve_grpc`). The admin port is plaintext (probes and scrapers stay inside the cluster
-    /// network), with its own cap and the same first-request deadline.
+    /// network), with its own cap, the same first-request deadline, a short idle timeout
+    /// (`ADMIN_IDLE`), and at its cap the quietest connection makes way for a new one.
     fn start(
         settings: &Settings,
         listeners: Listeners,
@@ -271,6 +275,7 @@ impl Ports {
             max: settings.limits.max_connections,
             idle: Duration::from_secs_f64(settings.limits.connection_idle_seconds),
             first_request: Duration::from_secs_f64(settings.http.header_read_timeout_seconds),
+            evict_idle: false,
         };
         let header_read_timeout = Duration::from_secs_f64(settings.http.header_read_timeout_seconds);
         let accept = |listener, tls, limits, port, capacity| {
@@ -282,7 +287,12 @@ impl Ports {
         let http_conns = accept(listeners.http, http_tls, conn_limits, "http", 64);
         let (stop_http, stop) = watch::channel(false);
         let admin = listeners.admin.map(|listener| {
-            let limits = ConnLimits { max: settings.admin.max_connections, ..conn_limits };
+            let limits = ConnLimits {
+                max: settings.admin.max_connections,
+                idle: conn_limits.idle.min(ADMIN_IDLE),
+                evict_idle: true,
+                ..conn_limits
+            };
             let conns = accept(listener, None, limits, "admin", 16);
             let router = crate::admin::router(Arc::clone(classifier));
             tokio::spawn(crate::http::serve(conns, router, header_read_timeout, 8, stop.clone()))
