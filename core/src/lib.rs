@@ -6,7 +6,9 @@
 //! those steps for a whole clip (the one `clip -> segment features` function of the trainer and
 //! the service). [`registry`] is the contract between trainer and service (versions, manifests,
 //! `registry::contract` for a model's inputs and outputs); [`runtime`] runs models in ONNX
-//! Runtime; [`onnx`] is the ONNX file format's messages; [`metrics`] scores a detector.
+//! Runtime; [`onnx`] is the ONNX file format's messages; [`metrics`] scores a detector;
+//! [`operator_file`] is the one reader of files an operator manages (certificates, keys, API keys,
+//! serving states, manifests).
 
 pub mod audio;
 pub mod clip;
@@ -14,6 +16,7 @@ pub mod features;
 mod kernels;
 pub mod metrics;
 pub mod onnx;
+pub mod operator_file;
 pub mod registry;
 pub mod runtime;
 

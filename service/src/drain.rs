@@ -6,6 +6,12 @@
 //! client had finished (its windows so far are scored and its summary sent), then closes with a
 //! reason (a WebSocket close frame "going away"; gRPC's summary then OK).
 //!
+//! After the drain, the threads the process joins (the registry watcher, which may be loading a
+//! model) get until `shutdown.drain_seconds` + [`JOIN_GRACE`] after the signal ([`join_by`]);
+//! one still running then (a hung network volume under the registry, a model load that never
+//! ends) is named in a WARN and left behind: the process exits 0 anyway, so that a stuck thread
+//! never turns a rolling update into a SIGKILL.
+//!
 //! The state is process-wide (one server per process): the places that must ask it (admission,
 //! stream links, readiness) are reached by requests from both ports and by stream tasks, none of
 //! which share anything else that outlives a request.
@@ -13,6 +19,8 @@
 use std::future::Future;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -96,5 +104,56 @@ pub fn track<F: Future>(count: bool, handling: F) -> impl Future<Output = F::Out
         let out = handling.await;
         drop(guard);
         out
+    }
+}
+
+/// How long after the drain limit the joined threads may take (a model load finishing).
+pub const JOIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Joins `threads` (a name for the log, and the handle), waiting until `deadline` at most, and
+/// never blocking the async threads (it polls). Returns the names of the threads still running
+/// at the deadline (left behind, detached).
+pub async fn join_by(
+    threads: Vec<(&'static str, JoinHandle<()>)>,
+    deadline: tokio::time::Instant,
+) -> Vec<&'static str> {
+    let mut running = threads;
+    loop {
+        let (finished, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|(_, h)| h.is_finished());
+        for (name, handle) in finished {
+            if handle.join().is_err() {
+                tracing::warn!(thread = name, "the thread panicked before shutdown");
+            }
+        }
+        running = still;
+        if running.is_empty() || tokio::time::Instant::now() >= deadline {
+            return running.into_iter().map(|(name, _)| name).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stuck_thread_is_named_at_the_deadline_and_a_finished_one_is_joined() {
+        let (_keep, wedge) = std::sync::mpsc::channel::<()>();
+        let stuck = std::thread::spawn(move || {
+            // Blocks until the test ends (the sender is dropped then): a wedged reader.
+            let _ = wedge.recv();
+        });
+        let quick = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(50)));
+        let started = tokio::time::Instant::now();
+        let limit = Duration::from_millis(400);
+        let left = join_by(vec![("stuck", stuck), ("quick", quick)], started + limit).await;
+        assert_eq!(left, vec!["stuck"]);
+        let waited = started.elapsed();
+        assert!(waited >= limit && waited < limit + Duration::from_secs(5), "waited {waited:?}");
+        // Nothing running: answered at once.
+        let done = std::thread::spawn(|| ());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(join_by(vec![("done", done)], tokio::time::Instant::now()).await.is_empty());
     }
 }

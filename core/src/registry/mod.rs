@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::operator_file::{self, FileKind, Refusal};
+
 pub use manifest::{Dim, MANIFEST_FORMAT, Manifest, Provenance, TensorInfo, rfc3339};
 
 pub const MODEL_FILE: &str = "model.onnx";
@@ -223,26 +225,18 @@ pub struct LoadedVersion {
     pub dir: PathBuf,
 }
 
-/// Reads a whole file of at most `limit` bytes (`limit_name` says which limit in the error),
-/// checked before the buffer is allocated and again while reading (the file may grow).
-fn read_bounded(path: &Path, limit: u64, limit_name: &str) -> Result<Vec<u8>, RegistryError> {
-    use std::io::Read;
-    let over = |size: u64| RegistryError::OverLimit {
-        path: path.to_path_buf(),
-        what: format!("{size} bytes"),
-        limit: format!("{limit_name} ({limit} bytes)"),
-    };
-    let file = fs::File::open(path).map_err(io(path))?;
-    let size = file.metadata().map_err(io(path))?.len();
-    if size > limit {
-        return Err(over(size));
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(io(path))?;
-    if bytes.len() as u64 > limit {
-        return Err(over(bytes.len() as u64));
-    }
-    Ok(bytes)
+/// Reads a whole registry file as a `kind` of operator file (`operator_file`: regular files
+/// only, never blocking, at most `kind.max_bytes`; `limit_name` says which limit in the error).
+fn read_bounded(path: &Path, kind: FileKind, limit_name: &str) -> Result<Vec<u8>, RegistryError> {
+    operator_file::read(path, kind).map_err(|e| match e.reason {
+        Refusal::Io(source) => RegistryError::Io { path: e.path, source },
+        Refusal::TooLarge { size, limit, .. } => RegistryError::OverLimit {
+            path: e.path,
+            what: format!("{size} bytes"),
+            limit: format!("{limit_name} ({limit} bytes)"),
+        },
+        other => RegistryError::Io { path: e.path, source: std::io::Error::other(other.to_string()) },
+    })
 }
 
 /// Checks a manifest's sizes against the limits (before anything is allocated from them) and its
@@ -267,7 +261,7 @@ fn check_sizes(manifest: &Manifest, path: &Path) -> Result<(), RegistryError> {
 pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
     let bad = |reason: String| RegistryError::BadManifest { path: dir.to_path_buf(), reason };
     let manifest_path = dir.join(MANIFEST_FILE);
-    let bytes = read_bounded(&manifest_path, MAX_MANIFEST_BYTES, "MAX_MANIFEST_BYTES")?;
+    let bytes = read_bounded(&manifest_path, FileKind::MANIFEST, "MAX_MANIFEST_BYTES")?;
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     drop(bytes);
     if manifest.format != MANIFEST_FORMAT {
@@ -283,7 +277,7 @@ pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
         return Err(bad(format!("threshold {} is outside 0..=1", manifest.threshold)));
     }
     let model_path = dir.join(MODEL_FILE);
-    let model_onnx = read_bounded(&model_path, MAX_MODEL_BYTES, "MAX_MODEL_BYTES")?;
+    let model_onnx = read_bounded(&model_path, FileKind::MODEL, "MAX_MODEL_BYTES")?;
     let actual = sha256_hex(&model_onnx);
     if actual != manifest.sha256 {
         return Err(RegistryError::ChecksumMismatch { path: model_path, expected: manifest.sha256.clone(), actual });

@@ -318,7 +318,7 @@ pub fn had_state(model_dir: &Path) -> bool {
 /// Reads `<model_dir>/serving.json`; `None` when there is none (the model predates it).
 pub fn read(model_dir: &Path) -> Result<Option<ServingState>, ServingError> {
     let path = model_dir.join(SERVING_FILE);
-    let bytes = match read_bounded(&path, MAX_SERVING_BYTES, "MAX_SERVING_BYTES") {
+    let bytes = match read_bounded(&path, crate::operator_file::FileKind::SERVING_STATE, "MAX_SERVING_BYTES") {
         Ok(b) => b,
         Err(RegistryError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),

@@ -7,6 +7,7 @@
 pub mod error;
 mod multipart;
 mod openapi;
+mod upload;
 mod web;
 mod ws;
 
@@ -14,14 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -34,7 +33,6 @@ use crate::classify::{Classifier, request_span};
 use crate::correlation::{CorrelateLayer, Correlation};
 use crate::error::ServiceError;
 use crate::input::{AudioFormat, Spelling};
-use crate::net::body::{BodyRefused, Budgeted};
 use crate::net::conn::Conn;
 use crate::pipeline::Audio;
 
@@ -193,7 +191,7 @@ async fn classify(
 ) -> Response {
     let c = &s.classifier;
     let id = Correlation::of(extensions.get()).id;
-    let body = match read_body(c, body, s.max_body_bytes).await {
+    let body = match upload::read(c, body, s.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
             let span = request_span("http", &id);
@@ -202,31 +200,7 @@ async fn classify(
         }
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let is_json = content_type.starts_with("application/json");
-    let parsed = (|| {
-        if multipart::is_multipart(content_type) {
-            // A form upload: the audio is the part named `file`; options stay in the query.
-            let Query(p) =
-                query.map_err(|e| ServiceError::bad_request("invalid_query", format!("bad query string: {e}")))?;
-            let file = multipart::file_part(content_type, &body)?;
-            Ok((audio_of(&p, file.to_vec())?, p))
-        } else if is_json {
-            let p: ClassifyParams = serde_json::from_slice(&body).map_err(|e| {
-                ServiceError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
-            })?;
-            let b64 = p.audio_base64.as_deref().ok_or_else(|| {
-                ServiceError::bad_request("missing_audio", "JSON requests carry the audio in `audio_base64`")
-            })?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| ServiceError::bad_request("invalid_base64", format!("audio_base64 is not base64: {e}")))?;
-            Ok((audio_of(&p, bytes)?, p))
-        } else {
-            let Query(p) =
-                query.map_err(|e| ServiceError::bad_request("invalid_query", format!("bad query string: {e}")))?;
-            Ok((audio_of(&p, body.to_vec())?, p))
-        }
-    })();
+    let parsed = upload::parse(c, content_type, query, body).await;
     let span = request_span("http", &id);
     let route = crate::models::Route::from_headers(&headers);
     let result = match parsed {
@@ -240,23 +214,5 @@ async fn classify(
     match result {
         Ok(r) => axum::Json(r).into_response(),
         Err(e) => e.into_response(),
-    }
-}
-
-/// Reads a request body of at most `max` bytes, counted against the memory budget as it arrives
-/// and cut off when it stalls.
-async fn read_body(c: &Classifier, body: Body, max: usize) -> Result<Bytes, ServiceError> {
-    let budgeted = Budgeted::whole(body, c.budget(), c.limits().stream_idle);
-    match http_body_util::Limited::new(budgeted, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return Err(ServiceError::MessageTooLarge(format!("the request body is over {max} bytes")));
-            }
-            match e.downcast::<BodyRefused>() {
-                Ok(refused) => Err(refused.error),
-                Err(other) => Err(ServiceError::bad_request("body_error", format!("reading the body failed: {other}"))),
-            }
-        }
     }
 }

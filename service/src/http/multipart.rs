@@ -1,11 +1,17 @@
 //! `multipart/form-data` uploads to `POST /v1/classify` (what `curl -F file=@clip.flac` and an
 //! HTML form send): the audio is the one part named `file`; other parts are ignored. The body is
 //! already read (and held against the memory budget) when this runs, so the part is a view of it.
+//! A part's header block is at most [`MAX_PART_HEADER_BYTES`] (a clear 400 past it) and is read
+//! as bytes: its size never costs more than the body itself.
 
 use crate::error::ServiceError;
 
 /// The form field that carries the audio.
 pub const FILE_PART: &str = "file";
+
+/// Largest header block of one part (its `content-disposition`, `content-type`, ...): a few
+/// hundred bytes from any browser or curl; 16 KiB leaves room for long file names.
+pub const MAX_PART_HEADER_BYTES: usize = 16 << 10;
 
 /// Whether a `content-type` value is `multipart/form-data`.
 pub fn is_multipart(content_type: &str) -> bool {
@@ -46,14 +52,14 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// The `name` parameter of a part's `content-disposition: form-data; name="..."` header.
+/// The `name` parameter of a part's `content-disposition: form-data; name="..."` header. The
+/// header block is split as bytes; only the disposition line is read as text.
 fn part_name(headers: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(headers);
-    let disposition = text
-        .split("\r\n")
-        .filter_map(|line| line.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition"))?
-        .1;
+    let disposition = headers.split(|&b| b == b'\n').find_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        let name = line[..colon].trim_ascii();
+        name.eq_ignore_ascii_case(b"content-disposition").then(|| String::from_utf8_lossy(&line[colon + 1..]))
+    })?;
     disposition
         .split(';')
         .skip(1)
@@ -84,8 +90,18 @@ pub fn file_part<'a>(content_type: &str, body: &'a [u8]) -> Result<&'a [u8], Ser
             return Err(invalid("a multipart boundary line is not followed by CR LF"));
         }
         let headers_start = after + 2;
-        let headers_end = find_plain(body, b"\r\n\r\n", headers_start)
-            .ok_or_else(|| invalid("a multipart part's headers do not end (no blank line)"))?;
+        // The blank line is looked for within the bound only.
+        let window = &body[..body.len().min(headers_start + MAX_PART_HEADER_BYTES + 4)];
+        let headers_end = find_plain(window, b"\r\n\r\n", headers_start).ok_or_else(|| {
+            if window.len() < body.len() {
+                ServiceError::bad_request(
+                    "multipart_headers_too_large",
+                    format!("a multipart part's headers are over {MAX_PART_HEADER_BYTES} bytes"),
+                )
+            } else {
+                invalid("a multipart part's headers do not end (no blank line)")
+            }
+        })?;
         let content_start = headers_end + 4;
         let next = find(body, &delimiter, content_start)
             .ok_or_else(|| invalid("the multipart body ends before its closing boundary"))?;
@@ -160,5 +176,22 @@ mod tests {
         let mut cut = body(&[("file", b"x")]);
         cut.truncate(cut.len() - 40);
         assert_eq!(name(CT, &cut), "invalid_multipart");
+    }
+
+    #[test]
+    fn part_headers_are_bounded_and_read_as_bytes() {
+        // A header block of 1 MiB (no blank line within the bound): refused by name.
+        let mut huge = b"--------------------------abc123\r\nX-Pad: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 1 << 20));
+        huge.extend_from_slice(b"\r\n\r\ndata\r\n--------------------------abc123--\r\n");
+        let e = file_part(CT, &huge).unwrap_err();
+        assert_eq!(e.name(), "multipart_headers_too_large");
+        assert!(e.to_string().contains(&MAX_PART_HEADER_BYTES.to_string()), "{e}");
+        // Just under the bound, with bytes that are not UTF-8 in another header: accepted.
+        let mut fits = b"--------------------------abc123\r\nX-Pad: \xff\xfe".to_vec();
+        fits.extend(std::iter::repeat_n(b'a', MAX_PART_HEADER_BYTES - 200));
+        fits.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\ndata\r\n");
+        fits.extend_from_slice(b"--------------------------abc123--\r\n");
+        assert_eq!(file_part(CT, &fits).unwrap(), b"data");
     }
 }

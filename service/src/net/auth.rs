@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
+use vericlip_core::operator_file::FileKind;
 
 use super::file_watch;
 use crate::error::{ErrorClass, ServiceError};
@@ -37,13 +38,19 @@ impl ApiKeys {
     /// are in use.
     pub fn load_watched(path: &str) -> anyhow::Result<Option<Arc<Self>>> {
         let Some((keys, digest)) = Self::read(path)? else { return Ok(None) };
-        file_watch::watch("api_keys", vec![PathBuf::from(path)], digest, Arc::downgrade(&keys), |keys: &Self, c| {
-            let [text] = c else { anyhow::bail!("expected one file") };
-            let digests = parse(&keys.path, text)?;
-            let described = format!("{} keys", digests.len());
-            keys.digests.store(Arc::new(digests));
-            Ok(described)
-        });
+        file_watch::watch(
+            "api_keys",
+            vec![(PathBuf::from(path), FileKind::API_KEYS)],
+            digest,
+            Arc::downgrade(&keys),
+            |keys: &Self, c| {
+                let [text] = c else { anyhow::bail!("expected one file") };
+                let digests = parse(&keys.path, text)?;
+                let described = format!("{} keys", digests.len());
+                keys.digests.store(Arc::new(digests));
+                Ok(described)
+            },
+        );
         Ok(Some(keys))
     }
 
@@ -51,8 +58,8 @@ impl ApiKeys {
         if path.is_empty() {
             return Ok(None);
         }
-        let (contents, digest) =
-            file_watch::read_all(&[PathBuf::from(path)]).with_context(|| format!("auth.api_key_file {path}"))?;
+        let (contents, digest) = file_watch::read_all(&[(PathBuf::from(path), FileKind::API_KEYS)])
+            .with_context(|| format!("auth.api_key_file {path}"))?;
         let digests = parse(path, &contents[0])?;
         Ok(Some((Arc::new(Self { digests: ArcSwap::from_pointee(digests), path: path.to_string() }), digest)))
     }

@@ -183,6 +183,11 @@ impl<B> Budgeted<B> {
         Self { inner, source, reservation: budget.reservation(), framing, received: 0, idle, stalled: None, rate }
     }
 
+    /// The body's share of the budget, for its reader to hold while it keeps the bytes.
+    pub fn into_reservation(self) -> Reservation {
+        self.reservation
+    }
+
     fn refusal(&self, error: ServiceError) -> BoxError {
         let source = self.source.map(|s| s(&error));
         Box::new(BodyRefused { error, source })
@@ -257,7 +262,11 @@ where
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => {
-                let _ = this.reservation.set(0);
+                // A gRPC body's messages are decoded as they complete; a whole body stays in
+                // memory after its end (its reader holds the bytes: `into_reservation`).
+                if this.framing.is_some() {
+                    let _ = this.reservation.set(0);
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => {

@@ -8,15 +8,18 @@
 //! bytes of a request, or an HTTP/2 preface and SETTINGS, cost an attacker nothing), while a
 //! health probe or a real client proves itself within its first round trip. A proven
 //! connection whose request body then trickles is closed by the body's minimum-rate rule
-//! (`net::body`). gRPC gets the connections as the gRPC server's incoming stream, the HTTP port serves
-//! them with hyper.
+//! (`net::body`). On the admin port (`ConnLimits::evict_idle`), where every request is a probe
+//! or a scrape answered in milliseconds, a proven connection that has been quiet the longest is
+//! evicted too when no unproven one is left: idle keep-alive connections cannot lock probes out.
+//! gRPC gets the connections as the gRPC server's incoming stream, the HTTP port serves them
+//! with hyper.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -128,6 +131,9 @@ pub struct ConnLimits {
     pub idle: Duration,
     /// Deadline for a connection's first request bytes and its TLS handshake.
     pub first_request: Duration,
+    /// At the cap, with no unproven connection to evict, evict the one quiet the longest (the
+    /// admin port: its requests are tiny and quick, so the quietest is an idle keep-alive).
+    pub evict_idle: bool,
 }
 
 enum Io {
@@ -137,9 +143,18 @@ enum Io {
 
 /// Shared between a connection and its port's accept loop.
 struct Signal {
-    /// The connection sent a complete request head: it is no longer evictable.
+    /// The connection sent a complete request head: it is no longer evictable (unless the port
+    /// evicts idle connections).
     proven: AtomicBool,
+    /// When the connection last read or wrote a byte (ms since `EPOCH`).
+    active_ms: AtomicU64,
     evict: Arc<Notify>,
+}
+
+static EPOCH: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+
+fn now_ms() -> u64 {
+    EPOCH.elapsed().as_millis() as u64
 }
 
 /// Frees a connection's place in the open-connections gauge when it closes.
@@ -158,6 +173,8 @@ impl Drop for Slot {
 pub struct Conn {
     io: Io,
     idle: Duration,
+    /// Eviction applies to this connection even once proven (`ConnLimits::evict_idle`).
+    evict_idle: bool,
     /// Bytes still to come before the first-request deadline is met (see FIRST_REQUEST_BYTES).
     unproven: usize,
     proof: Proof,
@@ -195,8 +212,8 @@ fn closed(why: &'static str) -> Poll<io::Result<()>> {
 impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if !matches!(this.proof, Proof::Proven) && this.evicted.as_mut().poll(cx).is_ready() {
-            return closed("connection evicted: the port is at limits.max_connections");
+        if (this.evict_idle || !matches!(this.proof, Proof::Proven)) && this.evicted.as_mut().poll(cx).is_ready() {
+            return closed("connection evicted: the port is at its connection cap");
         }
         let before = buf.filled().len();
         let polled = match &mut this.io {
@@ -207,6 +224,7 @@ impl AsyncRead for Conn {
             Poll::Ready(result) => {
                 let got = buf.filled().len() - before;
                 if got > 0 {
+                    this.signal.active_ms.store(now_ms(), Ordering::Relaxed);
                     this.unproven = this.unproven.saturating_sub(got);
                     if !matches!(this.proof, Proof::Proven) && this.proof.feed(&buf.filled()[before..]) {
                         this.signal.proven.store(true, Ordering::Release);
@@ -234,6 +252,7 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.signal.active_ms.store(now_ms(), Ordering::Relaxed);
         match &mut self.io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, data),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
@@ -245,6 +264,7 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.signal.active_ms.store(now_ms(), Ordering::Relaxed);
         match &mut self.io {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
@@ -285,9 +305,15 @@ impl Open {
         self.conns.len()
     }
 
-    /// Evicts the oldest connection that has not sent a complete request head; false if none.
-    fn evict_oldest_unproven(&mut self) -> bool {
-        let found = self.conns.iter().position(|w| w.upgrade().is_some_and(|s| !s.proven.load(Ordering::Acquire)));
+    /// Evicts the oldest connection that has not sent a complete request head; failing that,
+    /// with `idle_too`, the one quiet the longest. False if none.
+    fn evict(&mut self, idle_too: bool) -> bool {
+        let unproven = self.conns.iter().position(|w| w.upgrade().is_some_and(|s| !s.proven.load(Ordering::Acquire)));
+        let quietest = || {
+            let quiet_since = |w: &Weak<Signal>| w.upgrade().map_or(u64::MAX, |s| s.active_ms.load(Ordering::Relaxed));
+            (0..self.conns.len()).min_by_key(|&i| quiet_since(&self.conns[i]))
+        };
+        let found = unproven.or_else(|| if idle_too { quietest() } else { None });
         match found.and_then(|i| self.conns.remove(i)).and_then(|w| w.upgrade()) {
             Some(s) => {
                 s.evict.notify_one();
@@ -324,7 +350,7 @@ pub async fn accept_loop(
             }
         };
         metrics.accepted_connection(port);
-        if open.len() >= limits.max && !open.evict_oldest_unproven() {
+        if open.len() >= limits.max && !open.evict(limits.evict_idle) {
             // Every open connection is a client at work: refuse this one.
             metrics.refused_connection(port);
             drop(stream);
@@ -335,13 +361,18 @@ pub async fn accept_loop(
         let _ = stream.set_nodelay(true);
         metrics.open_connections(port).inc();
         let evict = Arc::new(Notify::new());
-        let signal = Arc::new(Signal { proven: AtomicBool::new(false), evict: Arc::clone(&evict) });
+        let signal = Arc::new(Signal {
+            proven: AtomicBool::new(false),
+            active_ms: AtomicU64::new(now_ms()),
+            evict: Arc::clone(&evict),
+        });
         open.conns.push_back(Arc::downgrade(&signal));
         let local = stream.local_addr().ok();
         let slot = Slot { metrics: Arc::clone(&metrics), port };
         let conn = move |io| Conn {
             io,
             idle: limits.idle,
+            evict_idle: limits.evict_idle,
             unproven: FIRST_REQUEST_BYTES,
             proof: Proof::Sniff(Vec::with_capacity(H2_PREFACE.len())),
             deadline: Box::pin(tokio::time::sleep(limits.first_request)),

@@ -10,16 +10,21 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use vericlip_core::operator_file::{self, FileKind, OperatorFileError, RefusalLog};
 
 /// How often the files are re-read: a few small reads, and a rotation is live within seconds.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// The contents of `paths`, read together, and their digest (what a change is detected by).
-pub fn read_all(paths: &[PathBuf]) -> std::io::Result<(Vec<Vec<u8>>, [u8; 32])> {
+/// One watched file and what kind of operator file it is (its size limit).
+pub type Watched = (PathBuf, FileKind);
+
+/// The contents of `files`, read together through the operator-file reader (regular files
+/// only, bounded, never blocking), and their digest (what a change is detected by).
+pub fn read_all(files: &[Watched]) -> Result<(Vec<Vec<u8>>, [u8; 32]), OperatorFileError> {
     let mut hasher = Sha256::new();
-    let mut contents = Vec::with_capacity(paths.len());
-    for p in paths {
-        let bytes = std::fs::read(p)?;
+    let mut contents = Vec::with_capacity(files.len());
+    for (path, kind) in files {
+        let bytes = operator_file::read(path, *kind)?;
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
         contents.push(bytes);
@@ -27,28 +32,33 @@ pub fn read_all(paths: &[PathBuf]) -> std::io::Result<(Vec<Vec<u8>>, [u8; 32])> 
     Ok((contents, hasher.finalize().into()))
 }
 
-/// Re-reads `paths` every [`POLL`] on a thread of its own, for as long as `target` lives; when
+/// Re-reads `files` every [`POLL`] on a thread of its own, for as long as `target` lives; when
 /// their contents differ from the last ones seen (`loaded`: the digest of what is in use),
 /// calls `apply`, which installs the new value or says why not (then the old one stays).
-/// `apply` returns a short description of what it installed, for the log.
-pub fn watch<T, F>(what: &'static str, paths: Vec<PathBuf>, loaded: [u8; 32], target: Weak<T>, apply: F)
+/// `apply` returns a short description of what it installed, for the log. A file the reader
+/// refuses (deleted, a dangling `..data` link, a FIFO, a device, too large) is logged at WARN
+/// once per change of it, and what is in use stays.
+pub fn watch<T, F>(what: &'static str, files: Vec<Watched>, loaded: [u8; 32], target: Weak<T>, apply: F)
 where
     T: Send + Sync + 'static,
     F: Fn(&T, &[Vec<u8>]) -> anyhow::Result<String> + Send + 'static,
 {
     let spawned = std::thread::Builder::new().name(format!("reload-{what}")).spawn(move || {
         let mut seen = loaded;
+        let mut refusals = RefusalLog::default();
         loop {
             std::thread::sleep(POLL);
             let Some(target) = target.upgrade() else { return };
-            let (contents, digest) = match read_all(&paths) {
+            let (contents, digest) = match read_all(&files) {
                 Ok(r) => r,
                 Err(e) => {
-                    // Mid-swap, or deleted: keep what is in use and look again next time.
-                    tracing::debug!(what, error = %e, "reload: cannot read the files yet");
+                    refusals.refused(what, &e);
                     continue;
                 }
             };
+            for (path, _) in &files {
+                refusals.accepted(path);
+            }
             if digest == seen {
                 continue;
             }

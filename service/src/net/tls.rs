@@ -3,21 +3,23 @@
 //! `http/1.1`), sharing one certificate resolver. The certificate and key are re-read when their
 //! files change (`file_watch`): cert-manager renews the Secret, the kubelet updates the mount,
 //! and new handshakes get the new certificate while open connections carry on with theirs. A
-//! pair that does not parse or match is logged and the one in use kept. The client CA bundle
+//! pair that does not parse, match or verify as a chain (`verify_chain`) is logged and the one
+//! in use kept. The client CA bundle
 //! (mutual TLS) is read at start only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
+use vericlip_core::operator_file::{self, FileKind};
 
 use super::file_watch;
 use crate::config::Tls;
@@ -40,11 +42,36 @@ impl CertSource {
             .collect::<Result<_, _>>()
             .with_context(|| format!("tls.cert_file {cert_file}: not a PEM certificate chain"))?;
         anyhow::ensure!(!certs.is_empty(), "tls.cert_file {cert_file}: no certificate in it");
+        verify_chain(&certs, &self.provider).with_context(|| format!("tls.cert_file {cert_file}"))?;
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .with_context(|| format!("tls.key_file {key_file}: not a PEM private key"))?;
         CertifiedKey::from_der(certs, key, &self.provider)
             .with_context(|| format!("tls.key_file {key_file} does not match tls.cert_file {cert_file}"))
     }
+}
+
+/// Checks a certificate chain (leaf first) as a client would, before it is served: every
+/// certificate parses, and the leaf verifies through the chain's intermediates up to the
+/// chain's last certificate taken as the trust anchor (signatures, validity dates, CA
+/// constraints, server-auth usage). A file holding the leaf only (its issuer is the clients'
+/// root) has nothing to verify beyond parsing. Without this, a corrupted or wrong intermediate
+/// was installed like a good chain and every new handshake failed.
+fn verify_chain(certs: &[CertificateDer<'static>], provider: &CryptoProvider) -> anyhow::Result<()> {
+    for (i, cert) in certs.iter().enumerate() {
+        ParsedCertificate::try_from(cert).map_err(|e| anyhow::anyhow!("certificate {} of the chain: {e}", i + 1))?;
+    }
+    let [leaf, intermediates @ .., anchor] = certs else { return Ok(()) };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(anchor.clone()).map_err(|e| anyhow::anyhow!("the chain's last certificate: {e}"))?;
+    let leaf = ParsedCertificate::try_from(leaf).map_err(|e| anyhow::anyhow!("the leaf certificate: {e}"))?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &leaf,
+        &roots,
+        intermediates,
+        UnixTime::now(),
+        provider.signature_verification_algorithms.all,
+    )
+    .map_err(|e| anyhow::anyhow!("the chain does not verify ({} certificates): {e}", certs.len()))
 }
 
 /// The certificate in use, swapped whole when the files change.
@@ -91,8 +118,11 @@ pub fn acceptors(tls: &Tls) -> anyhow::Result<Option<(TlsAcceptor, TlsAcceptor)>
         return Ok(None);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let paths = vec![PathBuf::from(&tls.cert_file), PathBuf::from(&tls.key_file)];
-    let (contents, digest) = file_watch::read_all(&paths)
+    let files = vec![
+        (PathBuf::from(&tls.cert_file), FileKind::CERTIFICATE),
+        (PathBuf::from(&tls.key_file), FileKind::PRIVATE_KEY),
+    ];
+    let (contents, digest) = file_watch::read_all(&files)
         .with_context(|| format!("tls.cert_file {} / tls.key_file {}: cannot read", tls.cert_file, tls.key_file))?;
     let source = CertSource {
         provider: Arc::clone(&provider),
@@ -112,9 +142,9 @@ pub fn acceptors(tls: &Tls) -> anyhow::Result<Option<(TlsAcceptor, TlsAcceptor)>
             builder.with_no_client_auth()
         } else {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&tls.client_ca_file)
-                .with_context(|| format!("tls.client_ca_file {}: not a PEM bundle", tls.client_ca_file))?
-            {
+            let bundle = operator_file::read(Path::new(&tls.client_ca_file), FileKind::CA_BUNDLE)
+                .with_context(|| format!("tls.client_ca_file {}: cannot read", tls.client_ca_file))?;
+            for cert in CertificateDer::pem_slice_iter(&bundle) {
                 let cert =
                     cert.with_context(|| format!("tls.client_ca_file {}: bad certificate", tls.client_ca_file))?;
                 roots.add(cert).with_context(|| format!("tls.client_ca_file {}: unusable CA", tls.client_ca_file))?;
@@ -130,6 +160,6 @@ pub fn acceptors(tls: &Tls) -> anyhow::Result<Option<(TlsAcceptor, TlsAcceptor)>
         Ok(TlsAcceptor::from(Arc::new(config)))
     };
     let pair = (acceptor(&[b"h2"])?, acceptor(&[b"h2", b"http/1.1"])?);
-    file_watch::watch("tls", paths, digest, Arc::downgrade(&resolver), ServerCert::reload);
+    file_watch::watch("tls", files, digest, Arc::downgrade(&resolver), ServerCert::reload);
     Ok(Some(pair))
 }

@@ -77,12 +77,15 @@ impl Batcher {
             ready: Condvar::new(),
             config,
             metrics,
-            progress: super::watchdog::track(),
+            progress: super::watchdog::track(format!("inference queue {label}")),
         });
         for (i, session) in sessions.into_iter().enumerate() {
             let shared = Arc::clone(&shared);
-            let spawned =
-                std::thread::Builder::new().name(format!("infer-{label}-{i}")).spawn(move || worker(&shared, session));
+            // Each worker reports its own progress: one wedged worker of several is seen.
+            let mine = super::watchdog::track(format!("inference worker {label}-{i}"));
+            let spawned = std::thread::Builder::new()
+                .name(format!("infer-{label}-{i}"))
+                .spawn(move || worker(&shared, session, &mine));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "could not start an inference worker");
             }
@@ -157,13 +160,15 @@ fn next_batch(shared: &Shared, taken: &mut Vec<Job>) -> Option<()> {
     }
 }
 
-fn worker(shared: &Shared, mut session: ModelSession) {
+fn worker(shared: &Shared, mut session: ModelSession, mine: &super::watchdog::Progress) {
     let c = shared.config;
     let seg = c.frames * c.n_features;
     let mut taken = Vec::new();
     let mut batch: Vec<f32> = Vec::with_capacity(c.max_batch * seg);
     while next_batch(shared, &mut taken).is_some() {
         shared.progress.taken(taken.len());
+        let in_hand = taken.len();
+        mine.enqueued_many(in_hand);
         let started = Instant::now();
         let mut live = Vec::with_capacity(taken.len());
         for job in taken.drain(..) {
@@ -178,6 +183,7 @@ fn worker(shared: &Shared, mut session: ModelSession) {
             live.push(job);
         }
         if live.is_empty() {
+            mine.taken(in_hand);
             continue;
         }
         // One job (most batches at low load) runs from its own buffer; several are copied
@@ -201,6 +207,7 @@ fn worker(shared: &Shared, mut session: ModelSession) {
             let result = ArrayView3::from_shape((n, c.frames, c.n_features), chunk)
                 .map_err(|e| ServiceError::Internal(e.to_string()))
                 .and_then(|view| session.run(view).map_err(|e| ServiceError::Internal(e.to_string())));
+            mine.advanced();
             match result {
                 Ok(s) => scores.extend(s),
                 Err(e) => {
@@ -224,6 +231,7 @@ fn worker(shared: &Shared, mut session: ModelSession) {
             at += job.n;
             let _ = job.reply.send(result);
         }
+        mine.taken(in_hand);
         if let Some(e) = failure {
             tracing::error!(error = %e, "inference failed");
         }

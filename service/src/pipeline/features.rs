@@ -13,6 +13,7 @@ use vericlip_core::{AudioError, AudioLimits, FeatureExtractor, Normalizer};
 use crate::budget::Reservation;
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
+use crate::pipeline::watchdog::{self, Progress};
 
 /// Audio as a request carries it.
 #[derive(Debug, Clone)]
@@ -205,6 +206,22 @@ impl<T> Drop for Abandon<T> {
     }
 }
 
+/// A pool thread's job in hand, for liveness: finished when dropped (a panic included).
+struct InHand<'a>(&'a Progress);
+
+impl<'a> InHand<'a> {
+    fn new(progress: &'a Progress) -> Self {
+        progress.enqueued();
+        Self(progress)
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        self.0.taken(1);
+    }
+}
+
 /// A fixed set of CPU threads for decoding and features. Its queue is bounded by admission
 /// control upstream (`runtime.max_queue` requests, `limits.max_streams` streams) and by the
 /// memory budget; work whose caller has gone is skipped or stopped (`Cancel`).
@@ -212,6 +229,9 @@ impl<T> Drop for Abandon<T> {
 pub struct FeaturePool {
     pool: Arc<rayon::ThreadPool>,
     metrics: Arc<Metrics>,
+    /// Liveness (`watchdog`): jobs queued and not started, and each thread's job in hand.
+    queue: Arc<Progress>,
+    threads: Arc<Vec<Arc<Progress>>>,
 }
 
 impl FeaturePool {
@@ -219,7 +239,9 @@ impl FeaturePool {
         let threads = if threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { threads };
         let pool =
             rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("features-{i}")).build()?;
-        Ok(Self { pool: Arc::new(pool), metrics })
+        let queue = watchdog::track("feature pool queue");
+        let threads = (0..threads).map(|i| watchdog::track(format!("feature worker features-{i}"))).collect();
+        Ok(Self { pool: Arc::new(pool), metrics, queue, threads: Arc::new(threads) })
     }
 
     /// Runs `work` on the pool and waits for it without blocking the reactor.
@@ -243,7 +265,12 @@ impl FeaturePool {
         let slot = Arc::new(Mutex::new(Some(input)));
         let mut abandon = Abandon { cancel: cancel.clone(), input: Arc::clone(&slot), armed: true };
         let metrics = Arc::clone(&self.metrics);
+        let (queue, threads) = (Arc::clone(&self.queue), Arc::clone(&self.threads));
+        queue.enqueued();
         self.pool.spawn(move || {
+            queue.taken(1);
+            let mine = rayon::current_thread_index().and_then(|i| threads.get(i));
+            let _in_hand = mine.map(|p| InHand::new(p));
             let input = slot.lock().ok().and_then(|mut i| i.take());
             let Some(input) = input.filter(|_| !cancel.is_cancelled()) else {
                 metrics.cancelled_jobs.inc();

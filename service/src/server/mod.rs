@@ -34,6 +34,12 @@ pub const SERVICE_NAME: &str = "vericlip.v1.Vericlip";
 
 /// After the drain limit, how long cut streams get to send their summary and close.
 const CUT_GRACE: Duration = Duration::from_secs(2);
+/// Idle timeout on the admin port: probes and scrapes reconnect at no cost, and a connection kept
+/// open for nothing holds one of the port's few places.
+const ADMIN_IDLE: Duration = Duration::from_secs(5);
+/// The registry watcher gets at least this long to notice the stop and end (it wakes every
+/// 200 ms), however long the drain took.
+const JOIN_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` resolves (SIGTERM / ctrl-c in the binary), then drains and returns.
 ///
@@ -83,6 +89,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let summary_task = spawn_request_summary(Arc::clone(&metrics));
 
     shutdown.await;
+    let shutdown_began = tokio::time::Instant::now();
     tracing::info!("shutdown requested: health NOT_SERVING, readiness 503, draining in-flight requests and streams");
     crate::drain::begin();
     health_task.abort();
@@ -94,11 +101,33 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     ports.stop().await;
     summary_task.abort();
     // A model may be loading right now: let it finish before the process (and ONNX Runtime)
-    // goes away.
+    // goes away, but only until the deadline: a watcher stuck on a hung volume must not keep
+    // the process from exiting.
     stop_watching.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
+    let drain_seconds = Duration::from_secs_f64(settings.shutdown.drain_seconds);
+    let deadline =
+        (shutdown_began + drain_seconds + crate::drain::JOIN_GRACE).max(tokio::time::Instant::now() + JOIN_AT_LEAST);
+    let stuck = crate::drain::join_by(vec![("registry-watch", watcher)], deadline).await;
+    if !stuck.is_empty() {
+        tracing::warn!(
+            threads = ?stuck,
+            seconds = shutdown_began.elapsed().as_secs_f64(),
+            "stopped with threads still running (stuck); exiting anyway"
+        );
+        exit_now();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Exits 0 at once, without running exit handlers or destructors: a stuck thread may be inside
+/// ONNX Runtime, whose global state must not be torn down under it (that would turn a clean
+/// exit into a crash). Logs go to stderr, unbuffered; stdout is flushed first.
+fn exit_now() -> ! {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    // SAFETY: `_exit` ends the process; nothing runs after it.
+    unsafe { libc::_exit(0) }
 }
 
 /// The three ports' listeners, bound before anything starts.
@@ -232,7 +261,8 @@ struct Ports {
 impl Ports {
     /// Accepts on every port, and serves HTTP and admin (the gRPC port's connections are left for
     /// `serve_grpc`). The admin port is plaintext (probes and scrapers stay inside the cluster
-    /// network), with its own cap and the same first-request deadline.
+    /// network), with its own cap, the same first-request deadline, a short idle timeout
+    /// (`ADMIN_IDLE`), and at its cap the quietest connection makes way for a new one.
     fn start(
         settings: &Settings,
         listeners: Listeners,
@@ -245,6 +275,7 @@ impl Ports {
             max: settings.limits.max_connections,
             idle: Duration::from_secs_f64(settings.limits.connection_idle_seconds),
             first_request: Duration::from_secs_f64(settings.http.header_read_timeout_seconds),
+            evict_idle: false,
         };
         let header_read_timeout = Duration::from_secs_f64(settings.http.header_read_timeout_seconds);
         let accept = |listener, tls, limits, port, capacity| {
@@ -256,7 +287,12 @@ impl Ports {
         let http_conns = accept(listeners.http, http_tls, conn_limits, "http", 64);
         let (stop_http, stop) = watch::channel(false);
         let admin = listeners.admin.map(|listener| {
-            let limits = ConnLimits { max: settings.admin.max_connections, ..conn_limits };
+            let limits = ConnLimits {
+                max: settings.admin.max_connections,
+                idle: conn_limits.idle.min(ADMIN_IDLE),
+                evict_idle: true,
+                ..conn_limits
+            };
             let conns = accept(listener, None, limits, "admin", 16);
             let router = crate::admin::router(Arc::clone(classifier));
             tokio::spawn(crate::http::serve(conns, router, header_read_timeout, 8, stop.clone()))
