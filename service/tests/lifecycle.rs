@@ -554,11 +554,11 @@ async fn bad_serving_states_never_widen_what_serves_nor_take_the_fleet_down() {
     let refused = model(&reg, &["rollback"]);
     assert!(!refused.status.success() && text(&refused).contains("model abort"), "{}", text(&refused));
     let dry = model_ok(&reg, &["abort", "--dry-run"]);
-    assert!(dry.contains("dry run, nothing written") && dry.contains("stable 4 (generation 4)"), "{dry}");
+    assert!(dry.contains("dry run, nothing written") && dry.contains("stable 4, retired 3 (generation 4)"), "{dry}");
     assert_eq!(state_generation(&reg), 3, "a dry run writes nothing");
     let aborted = Instant::now();
     let out = model_ok(&reg, &["abort", "--reason", "5 looks wrong"]);
-    assert!(out.contains("stable 4 (generation 4)"), "{out}");
+    assert!(out.contains("stable 4, retired 3 (generation 4)"), "{out}");
     let ended = wait_until("the canary ended on both replicas", Duration::from_secs(30), || {
         servers.iter().all(|s| canary_version(s) == 0.0)
     })
