@@ -520,7 +520,7 @@ fn apply(layer: &Layer, v: Value) -> Value {
                             (0..h)
                                 .map(|ah| {
                                     let mut z = f64::from(c.b[o]);
-                                    for i in 0..ci {
+                                    for (i, plane) in m.iter().enumerate() {
                                         for jt in 0..kt {
                                             let st = at + jt as isize - pt;
                                             if !(0..t).contains(&st) {
@@ -530,7 +530,7 @@ fn apply(layer: &Layer, v: Value) -> Value {
                                                 let sh = ah + jh as isize - ph;
                                                 if (0..h).contains(&sh) {
                                                     let w = c.w[((o * ci + i) * kt + jt) * kh + jh];
-                                                    z += f64::from(w) * m[i][st as usize][sh as usize];
+                                                    z += f64::from(w) * plane[st as usize][sh as usize];
                                                 }
                                             }
                                         }

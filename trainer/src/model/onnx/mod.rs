@@ -174,7 +174,7 @@ impl Graph {
     }
 
     /// `x` as `[B, T, C]`.
-    fn to_btc(&mut self, x: &Value) -> Value {
+    fn batch_major(&mut self, x: &Value) -> Value {
         let name = match x.layout {
             Layout::Btc => return x.clone(),
             Layout::Bct => self.transpose(&x.name, &[0, 2, 1], "x_frames"),
@@ -190,7 +190,7 @@ impl Graph {
     }
 
     /// `x` as `[T, B, C]` (what the LSTM reads).
-    fn to_tbc(&mut self, x: &Value) -> Value {
+    fn time_major(&mut self, x: &Value) -> Value {
         let name = match x.layout {
             Layout::Tbc => return x.clone(),
             Layout::Btc => self.transpose(&x.name, &[1, 0, 2], "x_time_major"),
@@ -210,13 +210,13 @@ impl Graph {
     }
 
     /// `x` as `[B, C, T]` (what Conv and pooling read).
-    fn to_bct(&mut self, x: &Value) -> Value {
+    fn channels_first(&mut self, x: &Value) -> Value {
         let name = match x.layout {
             Layout::Bct => return x.clone(),
             Layout::Btc => self.transpose(&x.name, &[0, 2, 1], "x_channels"),
             Layout::Tbc => self.transpose(&x.name, &[1, 2, 0], "x_channels"),
             Layout::Tdbh { .. } => {
-                let btc = self.to_btc(x);
+                let btc = self.batch_major(x);
                 self.transpose(&btc.name, &[0, 2, 1], "x_channels")
             }
             Layout::Map | Layout::Bw => unreachable!("checked: not a sequence"),
@@ -225,11 +225,11 @@ impl Graph {
     }
 
     /// `x` in `layout` (a residual's sum, a merge).
-    fn to_layout(&mut self, x: &Value, layout: Layout) -> Value {
+    fn in_layout(&mut self, x: &Value, layout: Layout) -> Value {
         match layout {
-            Layout::Btc => self.to_btc(x),
-            Layout::Bct => self.to_bct(x),
-            Layout::Tbc => self.to_tbc(x),
+            Layout::Btc => self.batch_major(x),
+            Layout::Bct => self.channels_first(x),
+            Layout::Tbc => self.time_major(x),
             // Maps and vectors have one layout each.
             _ => x.clone(),
         }
@@ -264,7 +264,7 @@ impl Graph {
         };
         match layer {
             Layer::CenterOverTime => {
-                let x = self.to_btc(&x);
+                let x = self.batch_major(&x);
                 let mean = self.op(
                     "ReduceMean",
                     &[&x.name],
@@ -274,7 +274,7 @@ impl Graph {
                 Value { name: self.op("Sub", &[&x.name, &mean], "x_centered", vec![]), layout: Layout::Btc }
             }
             Layer::Conv1d(c) => {
-                let x = self.to_bct(&x);
+                let x = self.channels_first(&x);
                 let (k, pad) = (c.kernel as i64, ((c.kernel - 1) / 2) as i64);
                 let w = self.param("conv_W", &[c.out as i64, width as i64, k], &c.w);
                 let b = self.param("conv_B", &[c.out as i64], &c.b);
@@ -297,13 +297,13 @@ impl Graph {
                 let (x, window) = if x.layout == Layout::Map {
                     (x, vec![p.time as i64, p.height as i64])
                 } else {
-                    (self.to_bct(&x), vec![p.time as i64])
+                    (self.channels_first(&x), vec![p.time as i64])
                 };
                 let attrs = vec![attr_ints("kernel_shape", &window), attr_ints("strides", &window)];
                 Value { name: self.op(op, &[&x.name], "pooled", attrs), layout: x.layout }
             }
             Layer::ToMap => {
-                let x = self.to_btc(&x);
+                let x = self.batch_major(&x);
                 let axes = self.constant("axes_1", &[1]);
                 Value { name: self.op("Unsqueeze", &[&x.name, &axes], "map", vec![]), layout: Layout::Map }
             }
@@ -330,7 +330,7 @@ impl Graph {
                     Value { name: y, layout: Layout::Bw }
                 } else {
                     // Per frame: channels last.
-                    let x = if x.layout == Layout::Tbc { x } else { self.to_btc(&x) };
+                    let x = if x.layout == Layout::Tbc { x } else { self.batch_major(&x) };
                     let wt = transpose(&l.w, l.out, width);
                     let w = self.param("frame_dense_Wt", &[input, out], &wt);
                     let b = self.param("frame_dense_B", &[out], &l.b);
@@ -339,7 +339,7 @@ impl Graph {
                 }
             }
             Layer::Lstm(l) => {
-                let x = self.to_tbc(&x);
+                let x = self.time_major(&x);
                 let (h, d) = (l.hidden as i64, l.directions() as i64);
                 let mut attrs = vec![attr_int("hidden_size", h), attr_int("layout", 0)];
                 if l.bidirectional {
@@ -371,7 +371,7 @@ impl Graph {
                 }
             }
             Layer::Attention(a) => {
-                let states = self.to_btc(&x);
+                let states = self.batch_major(&x);
                 let k = a.b.len();
                 let at = self.param("attn_At", &[width as i64, k as i64], &transpose(&a.w, k, width));
                 let ab = self.param("attn_a", &[k as i64], &a.b);
@@ -389,13 +389,13 @@ impl Graph {
             }
             Layer::Residual(body) => {
                 // An LSTM's `Y` is added in the batch-major layout.
-                let x = if matches!(x.layout, Layout::Tdbh { .. }) { self.to_btc(&x) } else { x };
+                let x = if matches!(x.layout, Layout::Tdbh { .. }) { self.batch_major(&x) } else { x };
                 let (y, _) = self.layers(body, x.clone(), shape);
-                let y = self.to_layout(&y, x.layout);
+                let y = self.in_layout(&y, x.layout);
                 Value { name: self.op("Add", &[&x.name, &y.name], "residual", vec![]), layout: x.layout }
             }
             Layer::Streams(s) => {
-                let x = self.to_btc(&x);
+                let x = self.batch_major(&x);
                 let axes = self.constant("axes_2", &[2]);
                 let mut outs = Vec::new();
                 for part in &s.parts {
@@ -410,7 +410,7 @@ impl Graph {
                     Layout::Map => Layout::Map,
                     _ => Layout::Btc,
                 };
-                let ins: Vec<Value> = outs.iter().map(|v| self.to_layout(v, layout)).collect();
+                let ins: Vec<Value> = outs.iter().map(|v| self.in_layout(v, layout)).collect();
                 let names: Vec<&str> = ins.iter().map(|v| v.name.as_str()).collect();
                 let name = match s.merge {
                     Merge::Max => self.op("Max", &names, "merged", vec![]),
@@ -422,7 +422,7 @@ impl Graph {
                 Value { name, layout }
             }
             Layer::Excitation(e) => {
-                let x = self.to_btc(&x);
+                let x = self.batch_major(&x);
                 let axes2 = self.constant("axes_2", &[2]);
                 let (zero, one, two) = (
                     self.param_i64("exc_col0", &[0]),
