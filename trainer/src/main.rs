@@ -328,7 +328,11 @@ struct TrainingOptions {
     /// `log-spec` (the seed's plus the 257-bin linear log-spectrogram: 353) or `phase-dev` (the
     /// seed's plus 30 coefficients of the phase-advance deviation: 126) or `excitation` (the
     /// seed's plus the LPC residual's log-kurtosis and a loud-frame flag: 98; the LSTM reads the
-    /// seed's 96 and a one-class detector beside it the last two, see `trainer::excitation`).
+    /// seed's 96 and a one-class detector beside it the last two, see `trainer::excitation`) or
+    /// `fine-structure` (the seed's plus the spectral fine structure of a 1024-point STFT at the
+    /// same hop and frames: each frame's log power minus its cepstrally liftered envelope, all
+    /// 513 bins: 609) or `fine-log-spec` (the seed's plus that STFT's 513-bin log power: 609) or
+    /// `fine-phase` (the seed's, 30 phase-deviation coefficients, the fine structure: 639).
     #[arg(long, value_enum, default_value_t = Features::Seed)]
     features: Features,
     /// Feature cache directory (default: ~/.cache/vericlip/features).
@@ -352,6 +356,9 @@ enum Features {
     LogSpec,
     PhaseDev,
     Excitation,
+    FineStructure,
+    FineLogSpec,
+    FinePhase,
 }
 
 impl Features {
@@ -362,6 +369,9 @@ impl Features {
             Features::LogSpec => vericlip_core::FeatureSpec::log_spec(),
             Features::PhaseDev => vericlip_core::FeatureSpec::phase_dev(),
             Features::Excitation => vericlip_core::FeatureSpec::excitation(),
+            Features::FineStructure => vericlip_core::FeatureSpec::fine_structure(),
+            Features::FineLogSpec => vericlip_core::FeatureSpec::fine_log_spec(),
+            Features::FinePhase => vericlip_core::FeatureSpec::fine_phase(),
         }
     }
 }
