@@ -795,6 +795,9 @@ pub struct CorpusReport {
     /// Training gives every real source the same total weight, and the reals as a whole the
     /// fakes' ([`crate::data::epoch_order`]); the loader reads this flag.
     pub balance_real_sources: bool,
+    /// Joined real sources -> mean share of silent frames of their clips
+    /// ([`join::silence_stats`]; a TTS sentence of espeak-ng has ~7 %).
+    pub joined_silent_fraction: BTreeMap<String, f64>,
 }
 
 fn load_real(path: &Path) -> anyhow::Result<Vec<f32>> {
@@ -875,6 +878,7 @@ pub fn build_splits(
         // The full corpus's real sources range from a handful of clips to hundreds; the tiny
         // one has one real source per split and trains as before.
         balance_real_sources: mode == Mode::Full,
+        joined_silent_fraction: BTreeMap::new(),
     };
     let mut licences = String::from(
         "# Corpus sources\n\nBuilt by `vericlip-train corpus`. Real speech comes from these Debian packages; their copyright files follow.\n",
@@ -982,6 +986,10 @@ fn joined_clips(
     let clips: Vec<&[f32]> = stream.chunks_exact(2 * SR as usize).take(MAX_JOINED_CLIPS).collect();
     for (w, c) in clips.iter().enumerate() {
         write_wav_pcm16(&dir.join(naming::real_clip(src.name, w, 0)), &process::normalize(c), SR)?;
+    }
+    if !clips.is_empty() {
+        let silent = clips.iter().map(|c| join::silence_stats(c).silent_fraction).sum::<f64>() / clips.len() as f64;
+        report.joined_silent_fraction.insert(src.name.to_string(), (silent * 1000.0).round() / 1000.0);
     }
     Ok(clips.len())
 }
