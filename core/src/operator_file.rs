@@ -60,6 +60,13 @@ impl FileKind {
     pub const API_KEYS: FileKind = FileKind::small("API-key file", 4 << 20);
     /// A model's `serving.json`.
     pub const SERVING_STATE: FileKind = FileKind::small("serving state", crate::registry::serving::MAX_SERVING_BYTES);
+    /// A model's append-only serving history (`model history`): up to tens of MB, so the long
+    /// deadline.
+    pub const SERVING_HISTORY: FileKind = FileKind {
+        what: "serving history",
+        max_bytes: crate::registry::serving::MAX_HISTORY_BYTES,
+        deadline: MODEL_DEADLINE,
+    };
     /// A version's `manifest.json`.
     pub const MANIFEST: FileKind = FileKind::small("manifest", crate::registry::MAX_MANIFEST_BYTES);
     /// A version's `model.onnx`.

@@ -497,7 +497,7 @@ fn append_history(model_dir: &Path, entry: &HistoryEntry) -> Result<(), ServingE
 /// an error naming its number: the file is append-only, so it was edited by hand.
 pub fn read_history(model_dir: &Path) -> Result<Vec<HistoryEntry>, ServingError> {
     let path = model_dir.join(HISTORY_FILE);
-    let bytes = match read_bounded(&path, MAX_HISTORY_BYTES, "MAX_HISTORY_BYTES") {
+    let bytes = match read_bounded(&path, crate::operator_file::FileKind::SERVING_HISTORY, "MAX_HISTORY_BYTES") {
         Ok(b) => b,
         Err(RegistryError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
