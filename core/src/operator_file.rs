@@ -117,7 +117,8 @@ struct Identity {
     dev: u64,
     ino: u64,
     size: u64,
-    mtime_ns: i128,
+    mtime: i64,
+    mtime_nsec: i64,
 }
 
 impl Identity {
@@ -126,7 +127,8 @@ impl Identity {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
         }
     }
 }

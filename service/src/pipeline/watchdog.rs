@@ -6,6 +6,7 @@
 //!   several is seen, although the others keep the queue moving),
 //! - the feature/decode pool's queue (jobs queued, none started) and each of its threads (a job
 //!   in hand, not finished).
+//!
 //! A busy server never fails: as long as the work moves, however long the queue, that is
 //! progress. An idle one (nothing waiting) never fails either.
 
@@ -122,10 +123,10 @@ mod tests {
 
     /// Liveness is process-wide: tests that make something stall must not overlap the ones
     /// that assert it is alive.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-        ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+    async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME.lock().await
     }
 
     /// Polls liveness until it fails (bounded): its body.
@@ -146,7 +147,7 @@ mod tests {
     /// and recovers when that batcher goes).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn liveness_fails_on_a_stalled_batcher_and_never_on_a_busy_one() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         // Far above one batch of 4 segments even on a loaded machine: a busy worker's batches
         // must never look like a stall.
         let threshold = Duration::from_millis(1500);
@@ -211,7 +212,7 @@ mod tests {
     /// naming the pool, and recovers when the thread is released.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn liveness_fails_on_a_frozen_feature_pool_and_never_on_a_busy_one() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let threshold = Duration::from_millis(1500);
         let pool = crate::pipeline::FeaturePool::new(1, Arc::new(Metrics::new())).unwrap();
 
@@ -223,7 +224,12 @@ mod tests {
                 tokio::spawn(async move {
                     let mut done = 0usize;
                     while Instant::now() < until {
-                        pool.run(|| Ok(std::thread::sleep(Duration::from_millis(20)))).await.unwrap();
+                        pool.run(|| {
+                            std::thread::sleep(Duration::from_millis(20));
+                            Ok(())
+                        })
+                        .await
+                        .unwrap();
                         done += 1;
                     }
                     done
@@ -273,7 +279,7 @@ mod tests {
     /// fails naming the wedged worker, although the queue is not stalled.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn liveness_fails_on_one_wedged_inference_worker_of_two() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let threshold = Duration::from_millis(400);
         let queue = track("inference queue m/1");
         let (good, wedged) = (track("inference worker m/1-0"), track("inference worker m/1-1"));
