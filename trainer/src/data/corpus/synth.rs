@@ -19,7 +19,10 @@ use std::sync::{Condvar, Mutex};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use vericlip_core::audio::{AudioLimits, load_file};
 use vericlip_core::registry::sha256_hex;
+
+use super::process::{self, PostChain, SR};
 
 const WORKER: &str = include_str!("../../../synth/synth_worker.py");
 const VOCODER_WORKER: &str = include_str!("../../../synth/vocoder_worker.py");
@@ -219,8 +222,8 @@ fn write_scripts(work: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     Ok((worker, trainer))
 }
 
-/// The checkpoint of a vocoder made here (`kind`: `finetune` or `istft`) from the training
-/// split's real clips in `reals`: trained by `train_vocoder.py` unless its cached checkpoint
+/// The checkpoint of a vocoder made here (`kind`: `finetune`, `istft`, `mbmelgan`, `nsf` or
+/// `hifisnake`) from the vocoder inputs of the training split's real clips in `reals`: trained by `train_vocoder.py` unless its cached checkpoint
 /// (keyed by the scripts, settings and every training clip's content) is under `work/vocoders`.
 pub fn vocoder_checkpoint(work: &Path, kind: &str, reals: &Path) -> anyhow::Result<PathBuf> {
     let trainer = write_scripts(work)?.1;
@@ -242,6 +245,15 @@ pub fn vocoder_checkpoint(work: &Path, kind: &str, reals: &Path) -> anyhow::Resu
     Ok(path)
 }
 
+/// A vocoder's copy of the real clip whose vocoder input is the file `input` (`req` asks `pool`
+/// for it, `"in"` naming `input`): the vocoder's output through the real clip's post-chain
+/// `chain` ([`process::vocoded_copy`]), the real's length.
+pub fn copy_synthesis(pool: &SynthPool, req: Value, input: &Path, chain: &PostChain) -> anyhow::Result<Vec<f32>> {
+    let len = load_file(input, SR, &AudioLimits::default())?.samples.len();
+    let vocoded = load_file(&pool.run(req)?, SR, &AudioLimits::default())?.samples;
+    process::vocoded_copy(&vocoded, len, chain)
+}
+
 /// `espeak-ng --ipa` phonemes of `text` in `lang` (Kokoro's vocabulary is IPA; characters it
 /// lacks are dropped by the worker).
 pub fn ipa(lang: &str, text: &str) -> anyhow::Result<String> {
@@ -260,8 +272,10 @@ pub fn ipa(lang: &str, text: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::corpus::process::SR;
-    use vericlip_core::audio::{AudioLimits, load_file, write_wav_pcm16};
+    use crate::augment::Codec;
+    use crate::data::corpus::process::{Channel, CorpusCodec, apply_channel};
+    use vericlip_core::audio::write_wav_pcm16;
+    use vericlip_core::features::{FeatureExtractor, FeatureSpec};
 
     /// The project's Python environment (scripts/setup.sh): numpy is all Griffin-Lim needs.
     fn python() -> PathBuf {
@@ -303,6 +317,92 @@ mod tests {
         let err = pool.run(json!({"op": "no-such-vocoder", "in": input.to_string_lossy()})).unwrap_err();
         assert!(format!("{err:#}").contains("unknown op"), "{err:#}");
         assert!(pool.run(json!({"op": "griffinlim", "in": input.to_string_lossy(), "seed": 5})).is_ok());
+        std::fs::remove_dir_all(&work).ok();
+    }
+
+    /// A vocoder that gives its input back (at another level, as `vocoder_worker.py` scales its
+    /// output to a 0.9 peak), through the same worker protocol and files as the real ones.
+    const IDENTITY_VOCODER: &str = "import array, json, sys, wave\n\
+        for line in sys.stdin:\n\
+        \x20   req = json.loads(line)\n\
+        \x20   with wave.open(req['in'], 'rb') as w:\n\
+        \x20       sr, a = w.getframerate(), array.array('h', w.readframes(w.getnframes()))\n\
+        \x20   peak = max(1, max(abs(v) for v in a))\n\
+        \x20   b = array.array('h', (int(v * 0.9 * 32767 / peak) for v in a))\n\
+        \x20   with wave.open(req['out'], 'wb') as w:\n\
+        \x20       w.setnchannels(1); w.setsampwidth(2); w.setframerate(sr); w.writeframes(b.tobytes())\n\
+        \x20   print(json.dumps({'ok': True}), flush=True)\n";
+
+    /// Mean absolute difference of the model's features (the default spec) of `a` and `b`,
+    /// relative to the mean absolute deviation of `a`'s features from their mean.
+    fn feature_distance(a: &[f32], b: &[f32]) -> f64 {
+        let fx = FeatureExtractor::new(FeatureSpec::default()).unwrap();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        fx.extract_into(a, &mut fx.scratch(), &mut fa).unwrap();
+        fx.extract_into(b, &mut fx.scratch(), &mut fb).unwrap();
+        let mean = fa.iter().map(|v| f64::from(*v)).sum::<f64>() / fa.len() as f64;
+        let spread = fa.iter().map(|v| (f64::from(*v) - mean).abs()).sum::<f64>() / fa.len() as f64;
+        let diff = fa.iter().zip(&fb).map(|(x, y)| f64::from(x - y).abs()).sum::<f64>() / fa.len() as f64;
+        diff / spread
+    }
+
+    #[test]
+    fn copy_synthesis_with_an_identity_vocoder_gives_back_the_processed_real() {
+        let work = std::env::temp_dir().join(format!("vericlip-synth-identity-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        let script = work.join("identity_vocoder.py");
+        std::fs::write(&script, IDENTITY_VOCODER).unwrap();
+        let pool = SynthPool::spawn(&python(), &script, IDENTITY_VOCODER, &work, 1).unwrap();
+        // A 2 s vocoder input as the corpus keeps it (voiced, normalised, PCM16 on disk).
+        let y: Vec<f32> = (0..2 * SR as usize)
+            .map(|i| {
+                let t = i as f64 / f64::from(SR);
+                let f0 = 110.0 + 30.0 * (3.0 * t).sin();
+                let env = 0.2 + (std::f64::consts::PI * t).sin().abs();
+                let h: f64 = (1..20).map(|k| (2.0 * std::f64::consts::PI * f0 * k as f64 * t).sin() / k as f64).sum();
+                (0.1 * env * h) as f32
+            })
+            .collect();
+        let input = work.join("ast_it_carlo_gsm__00007_0.wav");
+        write_wav_pcm16(&input, &process::normalize(&y), SR).unwrap();
+        let x = load_file(&input, SR, &AudioLimits::default()).unwrap().samples;
+        let rng = crate::rng::Rng::new(0);
+        let chains = [
+            PostChain::of_real("a__00000_0.wav", Channel::Wideband, &rng),
+            PostChain { channel: Channel::Wideband, codec: None },
+            PostChain { channel: Channel::Narrowband8k, codec: None },
+            PostChain { channel: Channel::Narrowband8k, codec: Some(CorpusCodec::Gsm) },
+            PostChain { channel: Channel::Wideband, codec: Some(CorpusCodec::MuLaw) },
+            PostChain { channel: Channel::Wideband, codec: Some(CorpusCodec::ALaw) },
+            PostChain { channel: Channel::Wideband, codec: Some(CorpusCodec::Lossy(Codec::Mp3 { kbps: 16 })) },
+            PostChain { channel: Channel::Wideband, codec: Some(CorpusCodec::Lossy(Codec::Opus { kbps: 8 })) },
+            PostChain { channel: Channel::Narrowband8k, codec: Some(CorpusCodec::Lossy(Codec::AmrNb { mode: 0 })) },
+            PostChain { channel: Channel::Wideband, codec: Some(CorpusCodec::BandLimit(5)) },
+        ];
+        let req = json!({"op": "identity", "in": input.to_string_lossy()});
+        for chain in chains {
+            let real = chain.apply(&x).unwrap();
+            let copy = copy_synthesis(&pool, req.clone(), &input, &chain).unwrap();
+            assert_eq!(copy.len(), real.len());
+            let d = feature_distance(&real, &copy);
+            // Exact chains give the real back (measured 0.0000; G.711, MP3 and the band limit
+            // 0.002-0.004); the low-rate speech codecs turn the copy's PCM16 requantisation at
+            // another level into coding decisions of their own (GSM, Opus 8, AMR 4.75: 0.046-0.056).
+            let low_rate = matches!(
+                chain.codec,
+                Some(CorpusCodec::Gsm | CorpusCodec::Lossy(Codec::Opus { .. } | Codec::AmrNb { .. }))
+            );
+            let tolerance = if low_rate { 0.07 } else { 0.01 };
+            assert!(d < tolerance, "{chain:?}: the identity copy's features are {d:.4} away from the real's");
+        }
+        // The chain before issue 30 passed a telephone source's copy through its channel once
+        // more (the real went through it once): with an identity vocoder that is already far.
+        let chain = PostChain::of_real("ast_it_carlo_gsm__00007_0.wav", Channel::Gsm, &rng);
+        let real = chain.apply(&x).unwrap();
+        let twice = chain.apply(&apply_channel(&x, Channel::Gsm).unwrap()).unwrap();
+        let d = feature_distance(&real, &twice);
+        assert!(d > 0.1, "a second GSM pass moved the features only {d:.4}: the test above could not tell");
         std::fs::remove_dir_all(&work).ok();
     }
 
