@@ -69,11 +69,14 @@ async fn wait_for(what: &str, server: &Server, mut done: impl AsyncFnMut() -> bo
     }
 }
 
-/// Waits for a WARN line naming `path` (as the log shows it: registry files relative to the
-/// registry) and `reason`.
+/// Waits for a WARN (or, for a refused serving state, the watcher's ERROR: it is alerted on)
+/// line naming `path` (as the log shows it: registry files relative to the registry) and `reason`.
 async fn wait_for_refusal(server: &Server, path: &str, reason: &str) {
     wait_for(&format!("a WARN refusing {path} ({reason})"), server, async || {
-        server.log_text().lines().any(|l| l.contains("WARN") && l.contains(path) && l.contains(reason))
+        server
+            .log_text()
+            .lines()
+            .any(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains(path) && l.contains(reason))
     })
     .await;
 }

@@ -357,7 +357,14 @@ pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError
     for name in model_names(from)? {
         let model_dir = to.join(&name);
         fs::create_dir_all(&model_dir).map_err(io(&model_dir))?;
-        let lock = serving::lock(&model_dir)?;
+        // The writers' lock only when this run may write: a pod restart over a seeded registry
+        // (every bundled version present, a serving state in place) reads and changes nothing,
+        // not even the folder's mtime that taking the lock file would touch.
+        let bundled_versions = versions(&from.join(&name))?;
+        let may_write = bundled_versions.iter().any(|v| !model_dir.join(v.to_string()).exists())
+            || (!model_dir.join(serving::SERVING_FILE).exists()
+                && !(bundled_versions.is_empty() && versions(&model_dir)?.is_empty()));
+        let lock = if may_write { Some(serving::lock(&model_dir)?) } else { None };
         let state = match serving::read(&model_dir).and_then(|s| match s {
             Some(s) => match serving::refused_base(&model_dir, &s, &versions(&model_dir)?)? {
                 Some(reason) => {
@@ -422,7 +429,9 @@ pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError
                 out.push(seeded(false, true, None));
                 continue;
             }
-            lock.refresh();
+            if let Some(lock) = &lock {
+                lock.refresh();
+            }
             let source = from.join(&name).join(version.to_string());
             // Only versions that verify are worth seeding.
             let bundled = load_version(&source)?;
