@@ -361,9 +361,10 @@ pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError
         // (every bundled version present, a serving state in place) reads and changes nothing,
         // not even the folder's mtime that taking the lock file would touch.
         let bundled_versions = versions(&from.join(&name))?;
+        let has_state = model_dir.join(serving::SERVING_FILE).exists();
+        let nothing_to_serve = bundled_versions.is_empty() && versions(&model_dir)?.is_empty();
         let may_write = bundled_versions.iter().any(|v| !model_dir.join(v.to_string()).exists())
-            || (!model_dir.join(serving::SERVING_FILE).exists()
-                && !(bundled_versions.is_empty() && versions(&model_dir)?.is_empty()));
+            || !(has_state || nothing_to_serve);
         let lock = if may_write { Some(serving::lock(&model_dir)?) } else { None };
         let state = match serving::read(&model_dir).and_then(|s| match s {
             Some(s) => match serving::refused_base(&model_dir, &s, &versions(&model_dir)?)? {
