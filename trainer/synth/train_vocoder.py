@@ -44,12 +44,13 @@ import vocoder_worker as vw  # noqa: E402
 SETTINGS = {
     "finetune": {"steps": 60, "batch": 2, "frames": 32, "lr": 3e-4},
     "istft": {"steps": 1200, "batch": 8, "frames": 32, "lr": 1e-3},
-    # Corpus v6 (issue 30): sized from measured seconds per step on this 2-core machine under
-    # load 15-20 (docs/BENCHMARKS.md); learning rates below istft's after 1e-3 diverged
-    # (mbmelgan, hifisnake) in the first attempt.
-    "mbmelgan": {"steps": 300, "batch": 4, "frames": 32, "lr": 5e-4},
-    "nsf": {"steps": 200, "batch": 2, "frames": 32, "lr": 1e-3},
-    "hifisnake": {"steps": 300, "batch": 4, "frames": 32, "lr": 3e-4},
+    # Corpus v6 (issue 30): learning rates below istft's after 1e-3 diverged (mbmelgan,
+    # hifisnake) in the first attempt; steps eight times the first short runs (300 / 200 / 300,
+    # still falling at the last step, faithfulness 1.55 / 2.31 / 2.37 log-mel L1): ~5-8 CPU
+    # minutes each at the seconds per step measured on one free core (docs/BENCHMARKS.md).
+    "mbmelgan": {"steps": 2400, "batch": 4, "frames": 32, "lr": 5e-4},
+    "nsf": {"steps": 1600, "batch": 2, "frames": 32, "lr": 1e-3},
+    "hifisnake": {"steps": 2400, "batch": 4, "frames": 32, "lr": 3e-4},
 }
 RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
 
