@@ -84,6 +84,17 @@ fn engine_version(engine: Engine) -> String {
     versions[engine as usize].clone()
 }
 
+/// The bytes `text2wave` reads for `text`. The Italian diphone voices' letter-to-sound rules
+/// match ISO 8859-1 bytes: given UTF-8, every sentence with an accented letter ("perché", "è")
+/// came back as empty audio, so the Italian groups held only accent-free sentences. A letter
+/// outside Latin-1 becomes a space. Other languages keep UTF-8 (the Czech voices read it).
+fn festival_text(lang: &str, text: &str) -> Vec<u8> {
+    if lang != "it" {
+        return text.as_bytes().to_vec();
+    }
+    text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b' ')).collect()
+}
+
 /// Speaks `text`; returns 16 kHz mono audio. `scratch` is a file path the engine may write.
 pub fn speak(
     engine: Engine,
@@ -119,7 +130,7 @@ pub fn speak(
         })?;
     if engine == Engine::Festival {
         use std::io::Write;
-        child.stdin.take().context("text2wave stdin")?.write_all(text.as_bytes())?;
+        child.stdin.take().context("text2wave stdin")?.write_all(&festival_text(lang, text))?;
     } else {
         drop(child.stdin.take());
     }
@@ -129,4 +140,17 @@ pub fn speak(
     }
     let bytes = std::fs::read(scratch).with_context(|| format!("reading {}", scratch.display()))?;
     Ok(load_mono(AudioInput::Encoded(&bytes), SR, &AudioLimits::default())?.samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::festival_text;
+
+    #[test]
+    fn italian_festival_text_is_latin1_and_other_languages_keep_utf8() {
+        assert_eq!(festival_text("it", "perché è"), b"perch\xe9 \xe8".to_vec());
+        // Outside Latin-1 (a Czech letter, an emoji): a space, never a dropped word boundary.
+        assert_eq!(festival_text("it", "a\u{159}b\u{1F600}c"), b"a b c".to_vec());
+        assert_eq!(festival_text("cs", "p\u{159}\u{ed}li\u{161}"), "p\u{159}\u{ed}li\u{161}".as_bytes().to_vec());
+    }
 }
