@@ -229,9 +229,13 @@ pub fn vocoder_checkpoint(work: &Path, kind: &str, reals: &Path) -> anyhow::Resu
     let trainer = write_scripts(work)?.1;
     let python = vocoder_python()?;
     tracing::info!(kind, "neural vocoder checkpoint (trained when not cached; ~15 min CPU)");
+    // One torch thread unless the operator says otherwise (the copy-synthesis workers' rule too):
+    // two intra-op threads on a busy 2-core machine spun at 4.5 s per hifisnake step against
+    // 0.25 s with one (docs/BENCHMARKS.md). The thread count is not part of the cache key.
+    let threads = std::env::var("VOCODER_THREADS").unwrap_or_else(|_| "1".to_string());
     let out = Command::new(&python)
         .arg(&trainer)
-        .args(["--kind", kind, "--reals"])
+        .args(["--kind", kind, "--threads", &threads, "--reals"])
         .arg(reals)
         .arg("--cache")
         .arg(work.join("vocoders"))
