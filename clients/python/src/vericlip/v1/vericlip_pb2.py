@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avericlip/v1/vericlip.proto\x12\x0bvericlip.v1\"^\n\tPcmFormat\x12*\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x18.vericlip.v1.PcmEncoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\">\n\x06RawPcm\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12&\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x16.vericlip.v1.PcmFormat\"q\n\x0f\x43lassifyRequest\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\"\n\x03pcm\x18\x02 \x01(\x0b\x32\x13.vericlip.v1.RawPcmH\x00\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x04\x42\x07\n\x05\x61udio\"\x84\x01\n\x0cSegmentScore\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x12\n\nfake_score\x18\x04 \x01(\x02\x12%\n\x07verdict\x18\x05 \x01(\x0e\x32\x14.vericlip.v1.Verdict\"p\n\x0cStageTimings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x13\n\x0b\x66\x65\x61tures_ms\x18\x02 \x01(\x01\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\"\x8d\x02\n\x10\x43lassifyResponse\x12%\n\x07verdict\x18\x01 \x01(\x0e\x32\x14.vericlip.v1.Verdict\x12\x12\n\nfake_score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12+\n\x08segments\x18\x04 \x03(\x0b\x32\x19.vericlip.v1.SegmentScore\x12\r\n\x05model\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\x04\x12\x18\n\x10\x64uration_seconds\x18\x07 \x01(\x01\x12*\n\x07timings\x18\x08 \x01(\x0b\x32\x19.vericlip.v1.StageTimings\x12\x12\n\nrequest_id\x18\t \x01(\t\"\x88\x01\n\x0cStreamConfig\x12%\n\x03pcm\x18\x01 \x01(\x0b\x32\x16.vericlip.v1.PcmFormatH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x08H\x00\x12\x14\n\x0cstep_seconds\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x04\x42\x08\n\x06\x66ormat\"`\n\x15\x43lassifyStreamRequest\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.vericlip.v1.StreamConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"\x83\x01\n\x16\x43lassifyStreamResponse\x12,\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vericlip.v1.SegmentScoreH\x00\x12\x30\n\x07summary\x18\x02 \x01(\x0b\x32\x1d.vericlip.v1.ClassifyResponseH\x00\x42\t\n\x07message\"-\n\x11ListModelsRequest\x12\x18\n\x10include_manifest\x18\x01 \x01(\x08\"\x87\x01\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.vericlip.v1.ModelInfo\x12.\n\x08rejected\x18\x02 \x03(\x0b\x32\x1c.vericlip.v1.RejectedVersion\x12\x19\n\x11manifests_omitted\x18\x03 \x01(\r\"@\n\x0fRejectedVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"0\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x85\x04\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0f\n\x07serving\x18\x03 \x01(\x08\x12\x12\n\ncreated_at\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\x1a\n\x12\x65xecution_provider\x18\x07 \x01(\t\x12\x13\n\x0bsample_rate\x18\x08 \x01(\r\x12\x17\n\x0fsegment_seconds\x18\t \x01(\x01\x12\x0e\n\x06\x66rames\x18\n \x01(\r\x12\x10\n\x08\x66\x65\x61tures\x18\x0b \x01(\r\x12=\n\x0ctest_metrics\x18\x0c \x03(\x0b\x32\'.vericlip.v1.ModelInfo.TestMetricsEntry\x12\x15\n\rmanifest_json\x18\r \x01(\t\x12\x16\n\x0emanifest_bytes\x18\x0e \x01(\x04\x12I\n\x12validation_metrics\x18\x0f \x03(\x0b\x32-.vericlip.v1.ModelInfo.ValidationMetricsEntry\x1a\x32\n\x10TestMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x38\n\x16ValidationMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*[\n\x0bPcmEncoding\x12\x1c\n\x18PCM_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12PCM_ENCODING_S16LE\x10\x01\x12\x16\n\x12PCM_ENCODING_F32LE\x10\x02*]\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_REAL\x10\x01\x12\x10\n\x0cVERDICT_FAKE\x10\x02\x12\x15\n\x11VERDICT_NO_SPEECH\x10\x03\x32\xc3\x02\n\x08Vericlip\x12G\n\x08\x43lassify\x12\x1c.vericlip.v1.ClassifyRequest\x1a\x1d.vericlip.v1.ClassifyResponse\x12]\n\x0e\x43lassifyStream\x12\".vericlip.v1.ClassifyStreamRequest\x1a#.vericlip.v1.ClassifyStreamResponse(\x01\x30\x01\x12M\n\nListModels\x12\x1e.vericlip.v1.ListModelsRequest\x1a\x1f.vericlip.v1.ListModelsResponse\x12@\n\x08GetModel\x12\x1c.vericlip.v1.GetModelRequest\x1a\x16.vericlip.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avericlip/v1/vericlip.proto\x12\x0bvericlip.v1\"^\n\tPcmFormat\x12*\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x18.vericlip.v1.PcmEncoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\">\n\x06RawPcm\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12&\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x16.vericlip.v1.PcmFormat\"q\n\x0f\x43lassifyRequest\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\"\n\x03pcm\x18\x02 \x01(\x0b\x32\x13.vericlip.v1.RawPcmH\x00\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x04\x42\x07\n\x05\x61udio\"C\n\x14\x43lassifyBatchRequest\x12+\n\x05\x63lips\x18\x01 \x03(\x0b\x32\x1c.vericlip.v1.ClassifyRequest\"^\n\x15\x43lassifyBatchResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .vericlip.v1.ClassifyBatchResult\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"{\n\x13\x43lassifyBatchResult\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1d.vericlip.v1.ClassifyResponseH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.vericlip.v1.ClipErrorH\x00\x42\x08\n\x06result\"8\n\tClipError\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x84\x01\n\x0cSegmentScore\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x12\n\nfake_score\x18\x04 \x01(\x02\x12%\n\x07verdict\x18\x05 \x01(\x0e\x32\x14.vericlip.v1.Verdict\"p\n\x0cStageTimings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x13\n\x0b\x66\x65\x61tures_ms\x18\x02 \x01(\x01\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\"\x8d\x02\n\x10\x43lassifyResponse\x12%\n\x07verdict\x18\x01 \x01(\x0e\x32\x14.vericlip.v1.Verdict\x12\x12\n\nfake_score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12+\n\x08segments\x18\x04 \x03(\x0b\x32\x19.vericlip.v1.SegmentScore\x12\r\n\x05model\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\x04\x12\x18\n\x10\x64uration_seconds\x18\x07 \x01(\x01\x12*\n\x07timings\x18\x08 \x01(\x0b\x32\x19.vericlip.v1.StageTimings\x12\x12\n\nrequest_id\x18\t \x01(\t\"\x88\x01\n\x0cStreamConfig\x12%\n\x03pcm\x18\x01 \x01(\x0b\x32\x16.vericlip.v1.PcmFormatH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x08H\x00\x12\x14\n\x0cstep_seconds\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x04\x42\x08\n\x06\x66ormat\"`\n\x15\x43lassifyStreamRequest\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.vericlip.v1.StreamConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"\x83\x01\n\x16\x43lassifyStreamResponse\x12,\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vericlip.v1.SegmentScoreH\x00\x12\x30\n\x07summary\x18\x02 \x01(\x0b\x32\x1d.vericlip.v1.ClassifyResponseH\x00\x42\t\n\x07message\"-\n\x11ListModelsRequest\x12\x18\n\x10include_manifest\x18\x01 \x01(\x08\"\x87\x01\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.vericlip.v1.ModelInfo\x12.\n\x08rejected\x18\x02 \x03(\x0b\x32\x1c.vericlip.v1.RejectedVersion\x12\x19\n\x11manifests_omitted\x18\x03 \x01(\r\"@\n\x0fRejectedVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"0\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x85\x04\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0f\n\x07serving\x18\x03 \x01(\x08\x12\x12\n\ncreated_at\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\x1a\n\x12\x65xecution_provider\x18\x07 \x01(\t\x12\x13\n\x0bsample_rate\x18\x08 \x01(\r\x12\x17\n\x0fsegment_seconds\x18\t \x01(\x01\x12\x0e\n\x06\x66rames\x18\n \x01(\r\x12\x10\n\x08\x66\x65\x61tures\x18\x0b \x01(\r\x12=\n\x0ctest_metrics\x18\x0c \x03(\x0b\x32\'.vericlip.v1.ModelInfo.TestMetricsEntry\x12\x15\n\rmanifest_json\x18\r \x01(\t\x12\x16\n\x0emanifest_bytes\x18\x0e \x01(\x04\x12I\n\x12validation_metrics\x18\x0f \x03(\x0b\x32-.vericlip.v1.ModelInfo.ValidationMetricsEntry\x1a\x32\n\x10TestMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x38\n\x16ValidationMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*[\n\x0bPcmEncoding\x12\x1c\n\x18PCM_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12PCM_ENCODING_S16LE\x10\x01\x12\x16\n\x12PCM_ENCODING_F32LE\x10\x02*]\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_REAL\x10\x01\x12\x10\n\x0cVERDICT_FAKE\x10\x02\x12\x15\n\x11VERDICT_NO_SPEECH\x10\x03\x32\x9b\x03\n\x08Vericlip\x12G\n\x08\x43lassify\x12\x1c.vericlip.v1.ClassifyRequest\x1a\x1d.vericlip.v1.ClassifyResponse\x12V\n\rClassifyBatch\x12!.vericlip.v1.ClassifyBatchRequest\x1a\".vericlip.v1.ClassifyBatchResponse\x12]\n\x0e\x43lassifyStream\x12\".vericlip.v1.ClassifyStreamRequest\x1a#.vericlip.v1.ClassifyStreamResponse(\x01\x30\x01\x12M\n\nListModels\x12\x1e.vericlip.v1.ListModelsRequest\x1a\x1f.vericlip.v1.ListModelsResponse\x12@\n\x08GetModel\x12\x1c.vericlip.v1.GetModelRequest\x1a\x16.vericlip.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,42 +35,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO_TESTMETRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODELINFO_VALIDATIONMETRICSENTRY']._loaded_options = None
   _globals['_MODELINFO_VALIDATIONMETRICSENTRY']._serialized_options = b'8\001'
-  _globals['_PCMENCODING']._serialized_start=2031
-  _globals['_PCMENCODING']._serialized_end=2122
-  _globals['_VERDICT']._serialized_start=2124
-  _globals['_VERDICT']._serialized_end=2217
+  _globals['_PCMENCODING']._serialized_start=2379
+  _globals['_PCMENCODING']._serialized_end=2470
+  _globals['_VERDICT']._serialized_start=2472
+  _globals['_VERDICT']._serialized_end=2565
   _globals['_PCMFORMAT']._serialized_start=43
   _globals['_PCMFORMAT']._serialized_end=137
   _globals['_RAWPCM']._serialized_start=139
   _globals['_RAWPCM']._serialized_end=201
   _globals['_CLASSIFYREQUEST']._serialized_start=203
   _globals['_CLASSIFYREQUEST']._serialized_end=316
-  _globals['_SEGMENTSCORE']._serialized_start=319
-  _globals['_SEGMENTSCORE']._serialized_end=451
-  _globals['_STAGETIMINGS']._serialized_start=453
-  _globals['_STAGETIMINGS']._serialized_end=565
-  _globals['_CLASSIFYRESPONSE']._serialized_start=568
-  _globals['_CLASSIFYRESPONSE']._serialized_end=837
-  _globals['_STREAMCONFIG']._serialized_start=840
-  _globals['_STREAMCONFIG']._serialized_end=976
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=978
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=1074
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=1077
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1208
-  _globals['_LISTMODELSREQUEST']._serialized_start=1210
-  _globals['_LISTMODELSREQUEST']._serialized_end=1255
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1258
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1393
-  _globals['_REJECTEDVERSION']._serialized_start=1395
-  _globals['_REJECTEDVERSION']._serialized_end=1459
-  _globals['_GETMODELREQUEST']._serialized_start=1461
-  _globals['_GETMODELREQUEST']._serialized_end=1509
-  _globals['_MODELINFO']._serialized_start=1512
-  _globals['_MODELINFO']._serialized_end=2029
-  _globals['_MODELINFO_TESTMETRICSENTRY']._serialized_start=1921
-  _globals['_MODELINFO_TESTMETRICSENTRY']._serialized_end=1971
-  _globals['_MODELINFO_VALIDATIONMETRICSENTRY']._serialized_start=1973
-  _globals['_MODELINFO_VALIDATIONMETRICSENTRY']._serialized_end=2029
-  _globals['_VERICLIP']._serialized_start=2220
-  _globals['_VERICLIP']._serialized_end=2543
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=318
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=385
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=387
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=481
+  _globals['_CLASSIFYBATCHRESULT']._serialized_start=483
+  _globals['_CLASSIFYBATCHRESULT']._serialized_end=606
+  _globals['_CLIPERROR']._serialized_start=608
+  _globals['_CLIPERROR']._serialized_end=664
+  _globals['_SEGMENTSCORE']._serialized_start=667
+  _globals['_SEGMENTSCORE']._serialized_end=799
+  _globals['_STAGETIMINGS']._serialized_start=801
+  _globals['_STAGETIMINGS']._serialized_end=913
+  _globals['_CLASSIFYRESPONSE']._serialized_start=916
+  _globals['_CLASSIFYRESPONSE']._serialized_end=1185
+  _globals['_STREAMCONFIG']._serialized_start=1188
+  _globals['_STREAMCONFIG']._serialized_end=1324
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=1326
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=1422
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=1425
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1556
+  _globals['_LISTMODELSREQUEST']._serialized_start=1558
+  _globals['_LISTMODELSREQUEST']._serialized_end=1603
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1606
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1741
+  _globals['_REJECTEDVERSION']._serialized_start=1743
+  _globals['_REJECTEDVERSION']._serialized_end=1807
+  _globals['_GETMODELREQUEST']._serialized_start=1809
+  _globals['_GETMODELREQUEST']._serialized_end=1857
+  _globals['_MODELINFO']._serialized_start=1860
+  _globals['_MODELINFO']._serialized_end=2377
+  _globals['_MODELINFO_TESTMETRICSENTRY']._serialized_start=2269
+  _globals['_MODELINFO_TESTMETRICSENTRY']._serialized_end=2319
+  _globals['_MODELINFO_VALIDATIONMETRICSENTRY']._serialized_start=2321
+  _globals['_MODELINFO_VALIDATIONMETRICSENTRY']._serialized_end=2377
+  _globals['_VERICLIP']._serialized_start=2568
+  _globals['_VERICLIP']._serialized_end=2979
 # @@protoc_insertion_point(module_scope)

@@ -57,6 +57,38 @@ class ClassifyRequest(_message.Message):
     version: int
     def __init__(self, encoded: _Optional[bytes] = ..., pcm: _Optional[_Union[RawPcm, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
+class ClassifyBatchRequest(_message.Message):
+    __slots__ = ("clips",)
+    CLIPS_FIELD_NUMBER: _ClassVar[int]
+    clips: _containers.RepeatedCompositeFieldContainer[ClassifyRequest]
+    def __init__(self, clips: _Optional[_Iterable[_Union[ClassifyRequest, _Mapping]]] = ...) -> None: ...
+
+class ClassifyBatchResponse(_message.Message):
+    __slots__ = ("results", "request_id")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ClassifyBatchResult]
+    request_id: str
+    def __init__(self, results: _Optional[_Iterable[_Union[ClassifyBatchResult, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ClassifyBatchResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: ClassifyResponse
+    error: ClipError
+    def __init__(self, response: _Optional[_Union[ClassifyResponse, _Mapping]] = ..., error: _Optional[_Union[ClipError, _Mapping]] = ...) -> None: ...
+
+class ClipError(_message.Message):
+    __slots__ = ("name", "code", "message")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    code: str
+    message: str
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class SegmentScore(_message.Message):
     __slots__ = ("index", "start_seconds", "end_seconds", "fake_score", "verdict")
     INDEX_FIELD_NUMBER: _ClassVar[int]

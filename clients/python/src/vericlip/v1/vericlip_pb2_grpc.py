@@ -39,6 +39,11 @@ class VericlipStub:
                 request_serializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyRequest.SerializeToString,
                 response_deserializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyResponse.FromString,
                 _registered_method=True)
+        self.ClassifyBatch = channel.unary_unary(
+                '/vericlip.v1.Vericlip/ClassifyBatch',
+                request_serializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyBatchRequest.SerializeToString,
+                response_deserializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyBatchResponse.FromString,
+                _registered_method=True)
         self.ClassifyStream = channel.stream_stream(
                 '/vericlip.v1.Vericlip/ClassifyStream',
                 request_serializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyStreamRequest.SerializeToString,
@@ -63,6 +68,18 @@ class VericlipServicer:
         """Classifies one clip: every 2 s segment with speech is scored, and the clip's verdict comes
         from the mean of those scores against the model's threshold (VERDICT_NO_SPEECH when no
         segment has speech).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClassifyBatch(self, request, context):
+        """Classifies up to 32 clips in one call (more: INVALID_ARGUMENT `batch_too_large`; none:
+        `empty_batch`), each exactly as Classify would. The clips share the server's dynamic batcher
+        and memory budget with every other request, and each gets its own result or its own error:
+        one bad clip fails only itself. The batch is admitted whole (one queue slot per clip): when
+        the queue cannot take all its clips, the call is RESOURCE_EXHAUSTED `queue_full`, which the
+        clients retry. A deadline applies to every clip.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +117,11 @@ def add_VericlipServicer_to_server(servicer, server):
                     servicer.Classify,
                     request_deserializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyRequest.FromString,
                     response_serializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyResponse.SerializeToString,
+            ),
+            'ClassifyBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClassifyBatch,
+                    request_deserializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyBatchRequest.FromString,
+                    response_serializer=vericlip_dot_v1_dot_vericlip__pb2.ClassifyBatchResponse.SerializeToString,
             ),
             'ClassifyStream': grpc.stream_stream_rpc_method_handler(
                     servicer.ClassifyStream,
@@ -144,6 +166,33 @@ class Vericlip:
             '/vericlip.v1.Vericlip/Classify',
             vericlip_dot_v1_dot_vericlip__pb2.ClassifyRequest.SerializeToString,
             vericlip_dot_v1_dot_vericlip__pb2.ClassifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClassifyBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vericlip.v1.Vericlip/ClassifyBatch',
+            vericlip_dot_v1_dot_vericlip__pb2.ClassifyBatchRequest.SerializeToString,
+            vericlip_dot_v1_dot_vericlip__pb2.ClassifyBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
