@@ -69,6 +69,14 @@ export function classifyFile(
   file: string,
   options?: { model?: string; version?: number; seconds?: number },
 ): Promise<ClassifyResponse>;
+export const MAX_BATCH_CLIPS: number;
+/** One clip's answer of a batch: its response, or its own error. */
+export type BatchResult = { response: ClassifyResponse; error?: undefined } | { error: VericlipError; response?: undefined };
+export function classifyBatch(
+  client: Client,
+  clips: Array<string | Buffer | Uint8Array | object>,
+  options?: { model?: string; version?: number; seconds?: number },
+): Promise<BatchResult[]>;
 export function listModels(client: Client, seconds?: number): Promise<ModelInfo[]>;
 export function streamFile(
   client: Client,

@@ -157,7 +157,8 @@ run "Node client README install (release tarball) + example, in an empty project
     tests/clients/node_install.sh "$main_grpc"
 run "Node client README example" bash -c "cd clients/node && node example.js '$main_grpc' ../../models/samples/real/*.wav"
 
-run "docs/API.md examples (request ids, typed errors)" tests/clients/api_examples.sh "$main_grpc" "$main_http" "$py"
+run "docs/API.md examples (request ids, typed errors, batches)" \
+    env VERICLIP_GO_PROXY="$tmp/release/go-proxy" tests/clients/api_examples.sh "$main_grpc" "$main_http" "$py"
 
 if [ ${#failed[@]} -gt 0 ]; then
     log "failed: ${failed[*]}"

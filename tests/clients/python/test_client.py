@@ -74,6 +74,25 @@ def main():
             check(verdict == ("fake" if r.fake_score >= r.threshold else "real"), f"verdict {verdict}")
             check(r.model == "vericlip-lstm" and r.model_version >= 1, "answering model named")
 
+        # A batch: one answer per clip in order, each the score Classify gives it alone; a bad
+        # clip is its own typed error; a batch over the limit fails whole.
+        pcm_request = pb2.ClassifyRequest(pcm=pb2.RawPcm(data=bytes(2 * 16000 * 2), format=pb2.PcmFormat(
+            encoding=pb2.PCM_ENCODING_S16LE, sample_rate=16000, channels=1)))
+        results = client.classify_batch([files[0], b"definitely not audio", open(files[1], "rb").read(), pcm_request])
+        check(len(results) == 4, f"batch: {len(results)} results for 4 clips")
+        for i, path in ((0, files[0]), (2, files[1])):
+            want = expected[os.path.basename(path)]
+            check(isinstance(results[i], pb2.ClassifyResponse) and abs(results[i].fake_score - want) < 1e-5,
+                  f"batch clip {i}: the score Classify gives {os.path.basename(path)}")
+        check(isinstance(results[1], vc.UndecodableAudioError) and results[1].code() == grpc.StatusCode.INVALID_ARGUMENT
+              and results[1].request_id == results[0].request_id, f"batch clip 1: {results[1]!r}")
+        check(vc.verdict_name(results[3].verdict) == "no_speech", "batch clip 3 (PCM silence): no_speech")
+        try:
+            client.classify_batch([b"x"] * (vc.MAX_BATCH_CLIPS + 1))
+            check(False, "a batch over the limit is refused")
+        except vc.BatchTooLargeError as e:
+            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, f"batch over the limit -> {e.code()} {e.name}")
+
         # Streaming a file: its segments in order, then a summary of the same clip.
         whole = client.classify_file(files[0])
         messages = list(client.stream_file(files[0], chunk_bytes=4096))
