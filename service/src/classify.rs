@@ -276,8 +276,14 @@ impl Classifier {
     /// The version a request for (`name`, `version`) gets, described with its whole manifest.
     pub fn model(&self, name: &str, version: u64) -> Result<ModelInfo, ServiceError> {
         let m = self.store.resolve(name, version, crate::models::Route::STABLE)?;
-        let serving = self.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
-        Ok(model_info::info(&m, serving == Some(m.version()), true))
+        let traffic = self
+            .store
+            .snapshot()
+            .models
+            .get(m.name())
+            .map(|e| model_info::Traffic { stable: e.serving, canary: e.canary })
+            .unwrap_or_default();
+        Ok(model_info::info(&m, traffic, true))
     }
 
     /// Counts an answered request of `rpc` (`Ok`, or its error's class).

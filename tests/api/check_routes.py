@@ -310,9 +310,9 @@ def main():
     # Models.
     models = call("GET /v1/models", "get", "/v1/models", want=200)
     if models is not None:
-        served_versions = [v for m in models["models"] for v in m["versions"] if v["serving"]]
-        if len(served_versions) != 1 or not any(m["name"] == "vericlip-lstm" for m in models["models"]):
-            c.fail(f"GET /v1/models: want vericlip-lstm with one serving version: {models}")
+        served = [m for m in models["models"] if m["name"] == "vericlip-lstm" and m["serving"]]
+        if len(served) != 1 or served[0]["traffic_fraction"] != 1 or any(m["canary"] for m in models["models"]):
+            c.fail(f"GET /v1/models: want vericlip-lstm with one serving version taking all traffic, no canary: {models}")
     status, hdrs, data = http(addr, "get", "/v1/models")
     c.check("GET /v1/models without the key", "/v1/models", "get", status, hdrs, data, 401, "unauthenticated")
     call("DELETE /v1/models", "delete", "/v1/models", want=405, name="method_not_allowed")

@@ -38,6 +38,34 @@ expect api-python-errors "$out" '^StatusCode.INVALID_ARGUMENT empty_audio [0-9a-
 out=$(node -e "$(block api-node-errors)")
 expect api-node-errors "$out" '^3 empty_audio [0-9a-f]{8}-[0-9a-f]{8} null$'
 
+# The basic examples: curl (raw body, form upload, raw PCM, models), Node, Python.
+out=$(bash -o pipefail -c "$(block api-curl-classify)")
+kinds=$("$py" -c 'import json, sys
+docs = [json.loads(line) for line in sys.stdin.read().splitlines()]
+print(" ".join(d.get("verdict", "models" if "models" in d else "?") for d in docs))' <<<"$out" || true)
+expect api-curl-classify "$kinds" '^(real|fake) (real|fake) no_speech models$'
+
+out=$(node -e "$(block api-node-classify)")
+expect_lines api-node-classify "$out" 'VERDICT_(REAL|FAKE) 0\.[0-9]{4} 0\.[0-9]{4}'
+
+out=$("$py" -c "$(block api-python-classify)")
+expect api-python-classify "$out" '^(real|fake) 0\.[0-9]+ 0\.[0-9]+$'
+expect api-python-classify "$out" '^segment 0 (real|fake)$'
+expect api-python-classify "$out" '^summary (real|fake)$'
+
+# The service config block is the one the clients set.
+doc_config=$(block api-service-config)
+out=$("$py" - "$doc_config" <<'PY'
+import json, subprocess, sys
+import vericlip_client as vc
+doc = json.loads(sys.argv[1])
+node = json.loads(subprocess.run(["node", "-e", "console.log(JSON.stringify(require('./clients/node').SERVICE_CONFIG))"],
+                                 check=True, capture_output=True, text=True).stdout)
+print("python", doc == vc.SERVICE_CONFIG, "node", doc == node)
+PY
+)
+expect api-service-config "$out" '^python True node True$'
+
 # Batches: each clip's own result or error, in order.
 out=$(bash -o pipefail -c "$(block api-curl-batch)")
 kinds=$("$py" -c 'import json, sys; b = json.load(sys.stdin)

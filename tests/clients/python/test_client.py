@@ -16,6 +16,7 @@ import sys
 import urllib.request
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -41,6 +42,7 @@ def main():
     ap.add_argument("--api-key", default="")
     ap.add_argument("--empty-addr", default="", help="gRPC address of a server with no model (retry check)")
     ap.add_argument("--empty-http", default="", help="its HTTP address (metrics)")
+    ap.add_argument("--http", default="", help="the server's HTTP address (GET /v1/models against ListModels)")
     args = ap.parse_args()
     expected = json.load(open(args.expect))
     files = sorted(glob.glob(os.path.join(args.samples, "*", "*.wav")))
@@ -64,6 +66,15 @@ def main():
 
         models = client.list_models()
         check(sum(m.name == "vericlip-lstm" and m.serving for m in models) == 1, "ListModels shows the served model")
+        if args.http:
+            # GET /v1/models is the proto's JSON mapping of ListModelsResponse: a strict protobuf
+            # JSON parser reads it (no unknown field) into what gRPC ListModels answers.
+            req = urllib.request.Request(f"http://{args.http}/v1/models",
+                                         headers={"authorization": f"Bearer {args.api_key}"} if args.api_key else {})
+            body = urllib.request.urlopen(req, timeout=10).read()
+            over_http = json_format.Parse(body, pb2.ListModelsResponse())
+            check(over_http == client.stub.ListModels(pb2.ListModelsRequest(), timeout=10),
+                  "GET /v1/models parses as the ListModelsResponse gRPC answers")
 
         for path in files:
             name = os.path.basename(path)

@@ -8,8 +8,9 @@
 `connect` opens a channel with the settings docs/OPERATIONS.md recommends (round robin over every
 address the target resolves to, keepalive, retries through the service config) and adds the API
 key to every call. The helpers raise typed errors (`errors`: `VericlipError` and a subclass per
-stable name, e.g. `QueueFullError`), with the request id and the advised retry delay. The generated stubs are `vericlip.v1.vericlip_pb2` / `vericlip_pb2_grpc`, for anything the
-helpers do not cover.
+stable name, e.g. `QueueFullError`), with the request id and the advised retry delay. The generated
+stubs are `vericlip_client.v1.vericlip_pb2` / `vericlip_pb2_grpc` (also `vc.pb2`, `vc.pb2_grpc`),
+for anything the helpers do not cover; the .proto they come from is `PROTO_PATH`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import grpc
 
-from vericlip.v1 import vericlip_pb2 as pb2
-from vericlip.v1 import vericlip_pb2_grpc as pb2_grpc
+from .v1 import vericlip_pb2 as pb2
+from .v1 import vericlip_pb2_grpc as pb2_grpc
 
 from . import errors
 from .errors import ERROR_CLASSES, VericlipError, from_clip_error, from_rpc_error
@@ -30,8 +31,11 @@ globals().update({cls.__name__: cls for cls in ERROR_CLASSES.values()})
 
 __all__ = ["pb2", "pb2_grpc", "Client", "connect", "error_name", "verdict_name", "IN_CLUSTER_TARGET",
            "SERVICE_CONFIG", "CHANNEL_OPTIONS", "errors", "VericlipError", "from_rpc_error",
-           "MAX_BATCH_CLIPS"] + [
+           "MAX_BATCH_CLIPS", "PROTO_PATH"] + [
     cls.__name__ for cls in ERROR_CLASSES.values()]
+
+#: The .proto the stubs were generated from, shipped inside the package (for other tools).
+PROTO_PATH = os.path.join(os.path.dirname(__file__), "proto", "vericlip", "v1", "vericlip.proto")
 
 #: The headless Service's DNS name: the resolver returns every ready pod, round robin uses each.
 IN_CLUSTER_TARGET = "dns:///vericlip-server-headless.vericlip.svc.cluster.local:50051"
