@@ -560,8 +560,8 @@ async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitC
             m.get("eer").map_or("-".to_string(), |e| format!("{:.1}%", 100.0 * e))
         };
         for m in &models {
-            let traffic =
-                if m.traffic_fraction > 0.0 { format!("{:.1}%", 100.0 * m.traffic_fraction) } else { String::new() };
+            // A fraction, as `vericlip-train model canary V --fraction F` takes it.
+            let traffic = if m.traffic_fraction > 0.0 { format!("{:.2}", m.traffic_fraction) } else { String::new() };
             outln!(
                 "{:<24}{:>8}{:>9}{:>9}{:>11.4}{:>9}{:>9}{:>8}  {}",
                 m.name,

@@ -126,7 +126,7 @@ async fn a_canary_and_its_fraction_show_in_grpc_http_and_the_cli_of_every_replic
                 .collect::<Vec<_>>()
         };
         assert!(stdout.lines().next().unwrap_or_default().contains("traffic"), "{stdout}");
-        assert_eq!(row("4")[2..4], ["yes", "75.0%"], "{stdout}");
-        assert_eq!(row("5")[2..4], ["canary", "25.0%"], "{stdout}");
+        assert_eq!(row("4")[2..4], ["yes", "0.75"], "{stdout}");
+        assert_eq!(row("5")[2..4], ["canary", "0.25"], "{stdout}");
     }
 }
