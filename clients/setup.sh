@@ -9,7 +9,8 @@
 #     @grpc/proto-loader (clients/node/);
 #   - PyPI (pinned, tests/api/requirements.txt) into tests/api/.venv: the OpenAPI validator,
 #     jsonschema, websockets, grpcio and grpcio-tools; then the Python client package
-#     (clients/python) installed into it with pip.
+#     (clients/python) installed into it with pip; and grpcio-tools 1.62.3 (the Python stub
+#     generator, clients/python/generate-requirements.txt) into clients/python/.gen-venv.
 # Usage: clients/setup.sh        (safe to run again; does only what is missing)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +59,19 @@ else
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/api/requirements.txt
     echo "$want" > "$venv/.requirements.sha256"
+fi
+# The stub generator (clients/python/generate.sh) in a venv of its own: grpcio-tools 1.62.3 needs
+# protobuf < 5, which the checks' venv (protobuf 7) cannot hold.
+gen=clients/python/.gen-venv
+want=$(sha256sum clients/python/generate-requirements.txt | cut -d' ' -f1)
+if [ -x "$gen/bin/python" ] && [ "$(cat "$gen/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
+    log "$gen: present"
+else
+    log "$gen: creating (clients/python/generate-requirements.txt)"
+    rm -rf "$gen"
+    python3 -m venv "$gen"
+    "$gen/bin/python" -m pip install -q --disable-pip-version-check -r clients/python/generate-requirements.txt
+    echo "$want" > "$gen/.requirements.sha256"
 fi
 # Reinstalled every time (a few seconds, no download: setuptools is in the venv) so the checks
 # run the package as it is in the tree, installed the way a user installs it.

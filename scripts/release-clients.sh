@@ -3,7 +3,10 @@
 #   dist/clients/go-proxy/   the Go module github.com/vericlip/vericlip/clients/go@vVERSION with
 #                            the modules it builds with (from Debian's Go source packages), in
 #                            the layout a module proxy serves: GOPROXY=file://.../go-proxy
-#   dist/clients/vericlip-client-VERSION.tgz   the Node package (npm), the proto inside
+#   dist/clients/vericlip-client-VERSION.tgz   the Node package (npm), the proto and the
+#                            generated TypeScript types inside
+#   dist/clients/vericlip_client-VERSION-py3-none-any.whl   the Python package (import
+#                            vericlip_client; the stubs and the proto inside)
 # Needs what clients/setup.sh installs. Usage: scripts/release-clients.sh [OUT_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,8 +24,20 @@ log "Go: $out/go-proxy (github.com/vericlip/vericlip/clients/go@v$version)"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cp "$root"/clients/node/{package.json,index.js,index.d.ts,example.js,live_example.js,README.md} "$stage/"
+cp -r "$root/clients/node/types" "$stage/"
 mkdir -p "$stage/proto/vericlip/v1"
 cp "$root/proto/vericlip/v1/vericlip.proto" "$stage/proto/vericlip/v1/"
 (cd "$stage" && npm version --no-git-tag-version --allow-same-version "$version" >/dev/null \
     && npm pack --silent --pack-destination "$out" >/dev/null)
 log "Node: $out/vericlip-client-$version.tgz"
+
+# Python: the wheel, built with tests/api/.venv's setuptools (pinned) from a copy whose version is
+# the release's.
+pystage=$(mktemp -d)
+trap 'rm -rf "$stage" "$pystage"' EXIT
+cp -r "$root/clients/python/pyproject.toml" "$root/clients/python/README.md" "$root/clients/python/src" "$pystage/"
+rm -rf "$pystage/src/"*.egg-info
+sed -i -e "s/^version = .*/version = \"$version\"/" "$pystage/pyproject.toml"
+"${PYTHON:-$root/tests/api/.venv/bin/python}" -m pip wheel -q --disable-pip-version-check --no-deps \
+    --no-build-isolation -w "$out" "$pystage" >/dev/null
+log "Python: $out/vericlip_client-$version-py3-none-any.whl"

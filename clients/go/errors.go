@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	vericlipv1 "github.com/vericlip/vericlip/clients/go/vericlip/v1"
 )
 
 // Error is a failed Vericlip call as the server described it: the gRPC status, the stable error
@@ -50,7 +52,17 @@ var (
 	ErrModelNotFound    = &Error{Name: "model_not_found"}
 	ErrMessageTooLarge  = &Error{Name: "message_too_large"}
 	ErrDeadlineExceeded = &Error{Name: "deadline_exceeded"}
+	ErrBatchTooLarge    = &Error{Name: "batch_too_large"}
 )
+
+// clipError is one clip's error in a ClassifyBatch answer, as an *Error (no retry advice: the
+// batch's own errors carry that).
+func clipError(e *vericlipv1.ClipError, requestID string) *Error {
+	code := codes.Unknown
+	_ = code.UnmarshalJSON([]byte(strconv.Quote(e.GetCode())))
+	return &Error{Code: code, Name: e.GetName(), Message: e.GetMessage(), RequestID: requestID,
+		status: status.New(code, e.GetMessage())}
+}
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of the server's errors.
 const ErrorDomain = "vericlip"

@@ -1,55 +1,44 @@
-// Types for index.js: the messages as @grpc/proto-loader delivers them (enums as names, 64-bit
-// integers as numbers). Fields follow proto/vericlip/v1/vericlip.proto.
-import type { ChannelCredentials, Client, ServiceError, status as grpcStatus } from '@grpc/grpc-js';
+// Types for index.js. The messages and the client's methods are generated from
+// proto/vericlip/v1/vericlip.proto into types/ (generate-types.sh, @grpc/proto-loader's
+// proto-loader-gen-types, with the options index.js loads the proto with: field names as in the
+// .proto, enums as their names, 64-bit integers as numbers, defaults, oneofs); the helpers below
+// use them. `Client` is the generated `VericlipClient`: `client.ClassifyStream(...)`,
+// `client.GetModel(...)` and every other RPC are typed.
+import type { ChannelCredentials, ServiceError, status as grpcStatus } from '@grpc/grpc-js';
+import type { VericlipClient } from './types/vericlip/v1/Vericlip';
+import type { ClassifyRequest } from './types/vericlip/v1/ClassifyRequest';
+import type { ClassifyResponse__Output } from './types/vericlip/v1/ClassifyResponse';
+import type { ClassifyStreamResponse__Output } from './types/vericlip/v1/ClassifyStreamResponse';
+import type { ModelInfo__Output } from './types/vericlip/v1/ModelInfo';
+import type { SegmentScore__Output } from './types/vericlip/v1/SegmentScore';
+import type { StageTimings__Output } from './types/vericlip/v1/StageTimings';
+import type { Verdict__Output } from './types/vericlip/v1/Verdict';
 
-/** "VERDICT_REAL" | "VERDICT_FAKE" today; later v1 releases may add values (treat as unknown). */
-export type Verdict = string;
+export type { VericlipClient } from './types/vericlip/v1/Vericlip';
+export type { ProtoGrpcType } from './types/vericlip';
+export type * from './types/vericlip/v1/ClassifyBatchRequest';
+export type * from './types/vericlip/v1/ClassifyBatchResponse';
+export type * from './types/vericlip/v1/ClassifyBatchResult';
+export type * from './types/vericlip/v1/ClassifyRequest';
+export type * from './types/vericlip/v1/ClassifyStreamRequest';
+export type * from './types/vericlip/v1/ClipError';
+export type * from './types/vericlip/v1/GetModelRequest';
+export type * from './types/vericlip/v1/ListModelsRequest';
+export type * from './types/vericlip/v1/ListModelsResponse';
+export type * from './types/vericlip/v1/PcmFormat';
+export type * from './types/vericlip/v1/RawPcm';
+export type * from './types/vericlip/v1/RejectedVersion';
+export type * from './types/vericlip/v1/StreamConfig';
 
-export interface SegmentScore {
-  index: number;
-  start_seconds: number;
-  end_seconds: number;
-  fake_score: number;
-  verdict: Verdict;
-}
-
-export interface StageTimings {
-  decode_ms: number;
-  features_ms: number;
-  queue_ms: number;
-  inference_ms: number;
-  total_ms: number;
-}
-
-export interface ClassifyResponse {
-  verdict: Verdict;
-  fake_score: number;
-  threshold: number;
-  segments: SegmentScore[];
-  model: string;
-  model_version: number;
-  duration_seconds: number;
-  timings: StageTimings | null;
-  request_id: string;
-}
-
-export interface ModelInfo {
-  name: string;
-  version: number;
-  serving: boolean;
-  created_at: string;
-  sha256: string;
-  threshold: number;
-  execution_provider: string;
-  sample_rate: number;
-  segment_seconds: number;
-  frames: number;
-  features: number;
-  test_metrics: Record<string, number>;
-  /** Validation-split metrics (unseen voices of trained engines): read beside test_metrics. */
-  validation_metrics: Record<string, number>;
-  manifest_json: string;
-}
+/** The client createClient returns: the generated VericlipClient (a grpc-js Client). */
+export type Client = VericlipClient;
+/** "VERDICT_REAL" | "VERDICT_FAKE" | "VERDICT_NO_SPEECH" today; later v1 releases may add values (treat as unknown). */
+export type Verdict = Verdict__Output;
+/** The messages as the server's answers arrive (every field present, defaults filled in). */
+export type SegmentScore = SegmentScore__Output;
+export type StageTimings = StageTimings__Output;
+export type ClassifyResponse = ClassifyResponse__Output;
+export type ModelInfo = ModelInfo__Output;
 
 export interface ClientOptions {
   apiKey?: string;
@@ -69,17 +58,21 @@ export function classifyFile(
   file: string,
   options?: { model?: string; version?: number; seconds?: number },
 ): Promise<ClassifyResponse>;
+export const MAX_BATCH_CLIPS: number;
+/** One clip's answer of a batch: its response, or its own error. */
+export type BatchResult = { response: ClassifyResponse; error?: undefined } | { error: VericlipError; response?: undefined };
+export function classifyBatch(
+  client: Client,
+  clips: Array<string | Buffer | Uint8Array | ClassifyRequest>,
+  options?: { model?: string; version?: number; seconds?: number },
+): Promise<BatchResult[]>;
 export function listModels(client: Client, seconds?: number): Promise<ModelInfo[]>;
 export function streamFile(
   client: Client,
   file: string,
   options?: { chunkBytes?: number; seconds?: number; model?: string; version?: number },
 ): Promise<{ segments: SegmentScore[]; summary: ClassifyResponse }>;
-export interface StreamResponse {
-  segment?: SegmentScore | null;
-  summary?: ClassifyResponse | null;
-  message?: 'segment' | 'summary';
-}
+export type StreamResponse = ClassifyStreamResponse__Output;
 export interface PcmStream {
   /** Sends one captured chunk of PCM (any size). */
   write(chunk: Buffer | Uint8Array): boolean;

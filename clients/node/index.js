@@ -178,6 +178,34 @@ function classifyFile(client, file, { model = '', version = 0, seconds = 30 } = 
   return unary(client, 'Classify', { encoded: fs.readFileSync(file), model, version }, seconds);
 }
 
+/** The most clips one ClassifyBatch carries (a server with a smaller queue takes fewer). */
+const MAX_BATCH_CLIPS = 32;
+
+/** One clip's error of a batch (a ClipError) as an Error typed like a failed call's. */
+function clipError(e, requestId) {
+  const err = new Error(`${grpc.status[e.code] ?? e.code} ${e.code} (${e.name}): ${e.message}`);
+  return Object.assign(err, {
+    code: grpc.status[e.code] ?? grpc.status.UNKNOWN, details: e.message, reason: e.name, requestId, retryDelay: null,
+  });
+}
+
+/**
+ * Classifies up to MAX_BATCH_CLIPS clips in one ClassifyBatch call: each a file path, a whole
+ * file's bytes (Buffer), or a ClassifyRequest object (e.g. { pcm: ... }). Resolves to one entry
+ * per clip, in order: { response } (its ClassifyResponse) or { error } (that clip's own error,
+ * with `code`, `reason`, `requestId`). Rejects (typed) when the batch as a whole is refused
+ * (`batch_too_large`, `empty_batch`, `queue_full` after the retries, ...).
+ */
+function classifyBatch(client, clips, { model = '', version = 0, seconds = 60 } = {}) {
+  const requests = clips.map((c) => {
+    if (typeof c === 'string') return { encoded: fs.readFileSync(c), model, version };
+    if (Buffer.isBuffer(c) || c instanceof Uint8Array) return { encoded: c, model, version };
+    return c;
+  });
+  return unary(client, 'ClassifyBatch', { clips: requests }, seconds).then((r) => r.results.map((x) => (
+    x.result === 'error' ? { error: clipError(x.error, r.request_id) } : { response: x.response })));
+}
+
 /** The models and versions the server has loaded. */
 function listModels(client, seconds = 10) {
   return unary(client, 'ListModels', {}, seconds).then((r) => r.models);
@@ -252,6 +280,8 @@ module.exports = {
   CHANNEL_OPTIONS,
   createClient,
   classifyFile,
+  classifyBatch,
+  MAX_BATCH_CLIPS,
   listModels,
   streamFile,
   streamPcm,

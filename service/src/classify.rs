@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 use vericlip_core::AudioLimits;
 use vericlip_core::audio::Segment;
 
@@ -46,24 +47,38 @@ pub struct Limits {
     pub stream_idle: Duration,
 }
 
-/// Holds an admission slot, a request's or a stream's (whatever its transport); frees it, and
-/// its gauge (`queue_depth` or `active_streams`), on drop.
+/// Holds admission slots, a request's, a batch's (one per clip) or a stream's (whatever its
+/// transport); frees them, and their gauge (`queue_depth` or `active_streams`), on drop.
 pub struct Admitted {
     _permit: OwnedSemaphorePermit,
     gauge: Gauge,
+    slots: i64,
 }
 
 impl Admitted {
     fn new(permit: OwnedSemaphorePermit, gauge: &Gauge) -> Self {
-        gauge.inc();
-        Self { _permit: permit, gauge: gauge.clone() }
+        let slots = permit.num_permits() as i64;
+        gauge.inc_by(slots);
+        Self { _permit: permit, gauge: gauge.clone(), slots }
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.gauge.dec();
+        self.gauge.dec_by(self.slots);
     }
+}
+
+/// Most clips one batch (`ClassifyBatch`, `POST /v1/classify:batch`) may carry; a server whose
+/// `runtime.max_queue` is smaller takes at most that many (`Classifier::max_batch_clips`).
+pub const MAX_BATCH_CLIPS: usize = 32;
+
+/// One clip of a batch as its transport read it: the audio (or why it has none usable, which
+/// becomes that clip's error alone) and the model it asks for.
+pub struct BatchClip {
+    pub audio: Result<Audio, ServiceError>,
+    pub model: String,
+    pub version: u64,
 }
 
 /// What the model said about a batch's segments: a score for each segment with speech, `None`
@@ -227,6 +242,23 @@ impl Classifier {
         Ok(Admitted::new(permit, &self.metrics.queue_depth))
     }
 
+    /// `n` slots in the bounded queue at once (a batch's clips), or RESOURCE_EXHAUSTED right
+    /// away: a batch is admitted whole or not at all, so a refused one can be retried as it is.
+    fn admit_many(&self, n: usize) -> Result<Admitted, ServiceError> {
+        self.check_open()?;
+        let n = u32::try_from(n).map_err(|_| ServiceError::QueueFull { limit: self.limits.max_queue })?;
+        let permit = Arc::clone(&self.admission)
+            .try_acquire_many_owned(n)
+            .map_err(|_| ServiceError::QueueFull { limit: self.limits.max_queue })?;
+        Ok(Admitted::new(permit, &self.metrics.queue_depth))
+    }
+
+    /// The most clips a batch may carry here: `MAX_BATCH_CLIPS`, or the queue's size when that
+    /// is smaller (a batch takes a queue slot per clip and must fit in an idle queue).
+    pub fn max_batch_clips(&self) -> usize {
+        MAX_BATCH_CLIPS.min(self.limits.max_queue)
+    }
+
     /// A stream slot (gRPC or WebSocket), or RESOURCE_EXHAUSTED right away.
     pub fn admit_stream(&self) -> Result<Admitted, ServiceError> {
         self.check_open()?;
@@ -244,8 +276,14 @@ impl Classifier {
     /// The version a request for (`name`, `version`) gets, described with its whole manifest.
     pub fn model(&self, name: &str, version: u64) -> Result<ModelInfo, ServiceError> {
         let m = self.store.resolve(name, version, crate::models::Route::STABLE)?;
-        let serving = self.store.snapshot().models.get(m.name()).and_then(|e| e.serving);
-        Ok(model_info::info(&m, serving == Some(m.version()), true))
+        let traffic = self
+            .store
+            .snapshot()
+            .models
+            .get(m.name())
+            .map(|e| model_info::Traffic { stable: e.serving, canary: e.canary })
+            .unwrap_or_default();
+        Ok(model_info::info(&m, traffic, true))
     }
 
     /// Counts an answered request of `rpc` (`Ok`, or its error's class).
@@ -277,9 +315,77 @@ impl Classifier {
         deadline: Option<Instant>,
         request_id: String,
     ) -> Result<ClipResult, ServiceError> {
+        let started = Instant::now();
+        let _admitted = self.admit()?;
+        self.classify_admitted(started, audio, model, version, route, deadline, request_id).await
+    }
+
+    /// Classifies the `clips` of one batch concurrently, each as `classify` would (the batcher
+    /// gathers their segments with everyone else's; each holds its audio against the memory
+    /// budget), after admitting them all at once. Each clip gets its own result or error; the
+    /// batch itself fails only when it is empty, over `max_batch_clips`, not admitted, or the
+    /// replica is not ready.
+    /// `api` and `rpc` name the transport in the clips' spans and request counts.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn classify_batch(
+        &self,
+        api: &'static str,
+        rpc: &'static str,
+        clips: Vec<BatchClip>,
+        route: crate::models::Route,
+        deadline: Option<Instant>,
+        request_id: &str,
+    ) -> Result<Vec<Result<ClipResult, ServiceError>>, ServiceError> {
+        let limit = self.max_batch_clips();
+        if clips.is_empty() {
+            return Err(ServiceError::bad_request("empty_batch", "the batch carries no clips (`clips` is empty)"));
+        }
+        if clips.len() > limit {
+            return Err(ServiceError::bad_request(
+                "batch_too_large",
+                format!("the batch carries {} clips; at most {limit} per batch: split it", clips.len()),
+            ));
+        }
+        // A replica with nothing to serve fails the batch whole (UNAVAILABLE, which the clients
+        // retry on another replica), not clip by clip.
+        if let Some(reason) = self.store.snapshot().unready_reason() {
+            return Err(ServiceError::Unavailable(format!("this replica is not ready ({reason}); retry shortly")));
+        }
+        let started = Instant::now();
+        let _admitted = self.admit_many(clips.len())?;
+        let work = clips.into_iter().enumerate().map(|(i, clip)| {
+            let span = request_span(api, request_id);
+            let id = request_id.to_string();
+            let inner = span.clone();
+            async move {
+                tracing::debug!(clip = i, "batch clip");
+                let result = match clip.audio {
+                    Ok(audio) => {
+                        self.classify_admitted(started, audio, &clip.model, clip.version, route, deadline, id).await
+                    }
+                    Err(e) => Err(e),
+                };
+                self.record(rpc, &inner, &result);
+                result
+            }
+            .instrument(span)
+        });
+        Ok(futures_util::future::join_all(work).await)
+    }
+
+    /// `classify` after admission; `started` is when the request began (for its total time).
+    #[allow(clippy::too_many_arguments)]
+    async fn classify_admitted(
+        &self,
+        started: Instant,
+        audio: Audio,
+        model: &str,
+        version: u64,
+        route: crate::models::Route,
+        deadline: Option<Instant>,
+        request_id: String,
+    ) -> Result<ClipResult, ServiceError> {
         let work = async {
-            let started = Instant::now();
-            let _admitted = self.admit()?;
             let model = self.store.resolve(model, version, route)?;
             self.metrics.routed(model.name(), model.version());
             let span = tracing::Span::current();

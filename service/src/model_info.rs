@@ -14,8 +14,9 @@ use crate::models::{LoadedModel, ModelStore, Rejected};
 /// the rest of the response.
 pub const MAX_LISTED_MANIFEST_BYTES: usize = 3 << 20;
 
-/// One loaded version.
-#[derive(Debug, Clone)]
+/// One loaded version; its serde form is the proto's JSON mapping of `ModelInfo` (HTTP
+/// `GET /v1/models`), with the proto's field names.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelInfo {
     pub name: String,
     pub version: u64,
@@ -34,10 +35,16 @@ pub struct ModelInfo {
     /// read alone (bundled versions 3 and 4's test splits hold only engine families never
     /// trained on).
     pub validation_metrics: BTreeMap<String, f64>,
+    /// Not in the API's `ModelInfo` (the whole manifest is, on request).
+    #[serde(skip)]
     pub feature_spec: serde_json::Value,
     /// The whole manifest when asked for and under the cap, else empty.
     pub manifest_json: String,
     pub manifest_bytes: u64,
+    /// The version in canary.
+    pub canary: bool,
+    /// The share of the requests without a version this version answers.
+    pub traffic_fraction: f64,
 }
 
 /// One model's loaded versions, oldest first.
@@ -45,6 +52,8 @@ pub struct ModelInfo {
 pub struct ModelVersionsInfo {
     pub name: String,
     pub serving: Option<u64>,
+    /// The canary and its fraction, during a canary.
+    pub canary: Option<(u64, f64)>,
     pub versions: Vec<ModelInfo>,
 }
 
@@ -57,8 +66,30 @@ pub struct Listing {
     pub manifests_omitted: u32,
 }
 
+/// Who answers the requests without a version: the stable version and, during a canary, the
+/// canary version with its fraction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traffic {
+    pub stable: Option<u64>,
+    pub canary: Option<(u64, f64)>,
+}
+
+impl Traffic {
+    /// The share of the requests without a version that `version` answers.
+    pub fn fraction(&self, version: u64) -> f64 {
+        let canary = self.canary.filter(|&(v, _)| v != self.stable.unwrap_or(0));
+        match canary {
+            Some((v, f)) if v == version => f,
+            Some((_, f)) if self.stable == Some(version) => 1.0 - f,
+            None if self.stable == Some(version) => 1.0,
+            _ => 0.0,
+        }
+    }
+}
+
 /// `include_manifest`: carry the whole manifest JSON (when under the cap).
-pub fn info(m: &LoadedModel, serving: bool, include_manifest: bool) -> ModelInfo {
+pub fn info(m: &LoadedModel, traffic: Traffic, include_manifest: bool) -> ModelInfo {
+    let serving = traffic.stable == Some(m.version());
     let spec = m.extractor.spec();
     let split_metrics = |split: &str| {
         m.manifest
@@ -98,6 +129,8 @@ pub fn info(m: &LoadedModel, serving: bool, include_manifest: bool) -> ModelInfo
             String::new()
         },
         manifest_bytes: m.manifest_json.len() as u64,
+        canary: traffic.canary.is_some_and(|(v, _)| v == m.version()) && traffic.stable != Some(m.version()),
+        traffic_fraction: traffic.fraction(m.version()),
     }
 }
 
@@ -113,17 +146,19 @@ pub fn list(store: &ModelStore, include_manifest: bool) -> Listing {
         .map(|(name, entry)| ModelVersionsInfo {
             name: name.clone(),
             serving: entry.serving,
+            canary: entry.canary,
             versions: entry
                 .versions
-                .iter()
-                .map(|(v, m)| {
+                .values()
+                .map(|m| {
                     let fits = m.manifest_json.len() <= budget;
                     if include_manifest && fits {
                         budget -= m.manifest_json.len();
                     } else if include_manifest {
                         manifests_omitted += 1;
                     }
-                    info(m, entry.serving == Some(*v), include_manifest && fits)
+                    let traffic = Traffic { stable: entry.serving, canary: entry.canary };
+                    info(m, traffic, include_manifest && fits)
                 })
                 .collect(),
         })

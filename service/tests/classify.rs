@@ -391,3 +391,96 @@ async fn versions_with_different_feature_specs_serve_side_by_side() {
     }
     std::fs::remove_dir_all(&reg).ok();
 }
+
+/// `ClassifyBatch` and `POST /v1/classify:batch`: one answer per clip, in order, each equal to
+/// what `Classify` says of that clip alone; a bad clip fails only itself; the clips share the
+/// dynamic batcher (with a long batching delay, several clips' segments go into one ORT run);
+/// an empty batch and one over the limit (the queue's size when smaller) fail whole with their
+/// stable names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_answer_each_clip_and_share_the_batcher() {
+    use base64::Engine;
+    let reg = temp_registry("classify-batch");
+    let env = [("VERICLIP__RUNTIME__MAX_DELAY_MS", "1000"), ("VERICLIP__RUNTIME__MAX_QUEUE", "8")];
+    let server = Server::start(&reg, &env).await;
+    let mut c = server.client().await;
+    let clips: Vec<Vec<u8>> = samples().iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let n = clips.len();
+    let encoded = |bytes: &[u8]| api::ClassifyRequest {
+        audio: Some(api::classify_request::Audio::Encoded(bytes.to_vec())),
+        model: String::new(),
+        version: 0,
+    };
+    // Clip 1 is not audio, clip 3 asks for a model that is not loaded: their own errors.
+    let mut requests: Vec<api::ClassifyRequest> = clips.iter().map(|b| encoded(b)).collect();
+    requests.insert(1, encoded(b"not audio at all"));
+    requests.insert(3, api::ClassifyRequest { model: "no-such-model".into(), ..encoded(&clips[0]) });
+    let before = server.metric("vericlip_batch_size_count");
+    let batch = c.classify_batch(api::ClassifyBatchRequest { clips: requests.clone() }).await.unwrap().into_inner();
+    let runs = server.metric("vericlip_batch_size_count") - before;
+    assert_eq!(batch.results.len(), n + 2);
+    assert!(!batch.request_id.is_empty());
+    assert!(runs < n as f64, "{n} clips took {runs} ORT runs: the batch's clips were not batched together");
+    use api::classify_batch_result::Result as R;
+    let error = |i: usize| match &batch.results[i].result {
+        Some(R::Error(e)) => e.clone(),
+        other => panic!("clip {i}: want an error, got {other:?}"),
+    };
+    let e = error(1);
+    assert_eq!((e.name.as_str(), e.code.as_str()), ("undecodable_audio", "INVALID_ARGUMENT"), "{e:?}");
+    let e = error(3);
+    assert_eq!((e.name.as_str(), e.code.as_str()), ("model_not_found", "NOT_FOUND"), "{e:?}");
+    assert!(e.message.contains("no-such-model"), "{}", e.message);
+    let mut http_clips = Vec::new();
+    for (i, request) in requests.iter().enumerate().filter(|(i, _)| ![1, 3].contains(i)) {
+        let Some(R::Response(got)) = &batch.results[i].result else { panic!("clip {i}: {:?}", batch.results[i]) };
+        let alone = c.classify(request.clone()).await.unwrap().into_inner();
+        let scores = |r: &api::ClassifyResponse| r.segments.iter().map(|s| s.fake_score).collect::<Vec<_>>();
+        assert_close(&scores(got), &scores(&alone), &format!("batch clip {i}"));
+        assert_eq!((got.verdict, got.model_version), (alone.verdict, alone.model_version));
+        assert_eq!(got.request_id, batch.request_id);
+        let Some(api::classify_request::Audio::Encoded(bytes)) = &request.audio else { unreachable!() };
+        http_clips.push(serde_json::json!({ "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes) }));
+        if i == 0 {
+            // Raw PCM in a batch: the format's options beside the audio, as in POST /v1/classify.
+            let pcm = pcm_f32(&long_clip()[..16_000]);
+            http_clips
+                .push(serde_json::json!({ "audio_base64": base64::engine::general_purpose::STANDARD.encode(&pcm),
+                "format": "f32le", "sample_rate": 16000 }));
+            http_clips.push(serde_json::json!({ "audio_base64": "%%%" }));
+        }
+    }
+    // HTTP: the same answers in the proto's JSON form; its own per-clip errors.
+    let body = serde_json::to_vec(&serde_json::json!({ "clips": http_clips })).unwrap();
+    let (status, head, out) = server.http("POST", "/v1/classify:batch", "application/json", &body);
+    assert_eq!(status, 200, "{head} {}", String::from_utf8_lossy(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let results = j["results"].as_array().unwrap();
+    assert_eq!(results.len(), n + 2);
+    assert!(head.to_ascii_lowercase().contains(&format!("x-request-id: {}", j["request_id"].as_str().unwrap())));
+    let first = batch.results[0].result.as_ref().map(|r| match r {
+        R::Response(r) => r.fake_score,
+        R::Error(_) => f32::NAN,
+    });
+    assert!((results[0]["response"]["fake_score"].as_f64().unwrap() - f64::from(first.unwrap())).abs() < 1e-6);
+    assert_eq!(results[1]["response"]["duration_seconds"], 1.0, "{}", results[1]);
+    assert_eq!(results[2]["error"]["name"], "invalid_base64", "{}", results[2]);
+    assert!(results[3..].iter().all(|r| r["response"]["verdict"].is_string()), "{results:?}");
+
+    // Whole-batch refusals: empty, over the limit (8 here: the queue's size), not a batch's JSON.
+    let e = c.classify_batch(api::ClassifyBatchRequest { clips: vec![] }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(e.metadata().get("vericlip-error").unwrap(), "empty_batch");
+    let e = c.classify_batch(api::ClassifyBatchRequest { clips: vec![encoded(&clips[0]); 9] }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(e.metadata().get("vericlip-error").unwrap(), "batch_too_large");
+    assert!(e.message().contains("at most 8"), "{}", e.message());
+    let nine = serde_json::to_vec(&serde_json::json!({ "clips": vec![http_clips[0].clone(); 9] })).unwrap();
+    for (body, name) in [(nine, "batch_too_large"), (b"{\"clips\": 3}".to_vec(), "invalid_json")] {
+        let (status, head, _) = server.http("POST", "/v1/classify:batch", "application/json", &body);
+        assert_eq!(status, 400, "{head}");
+        assert!(head.contains(&format!("vericlip-error: {name}")), "{head}");
+    }
+    // Every slot is given back (the queue gauge returns to 0).
+    assert_eq!(server.metric("vericlip_queue_depth"), 0.0);
+}

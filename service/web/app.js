@@ -154,7 +154,7 @@ async function loadModels() {
     return;
   }
   const body = await resp.json();
-  state.models = body.models || [];
+  state.models = groupModels(body.models || []);
   const prev = ui.select.value;
   ui.select.replaceChildren();
   for (const m of state.models) {
@@ -162,10 +162,11 @@ async function loadModels() {
     const versions = [...(m.versions || [])].sort((a, b) => b.version - a.version);
     for (const v of versions) {
       const serving = v.version === m.serving_version;
+      const role = serving ? ' (serving)' : v.canary ? ` (canary, ${percent(v.traffic_fraction)} of requests)` : '';
       group.append(
         el('option', {
           value: `${m.name}|${v.version}`,
-          text: `${m.name} v${v.version}${serving ? ' (serving)' : ''}`,
+          text: `${m.name} v${v.version}${role}`,
           selected: serving,
         }),
       );
@@ -177,6 +178,27 @@ async function loadModels() {
   ui.select.disabled = !state.models.length;
   renderModelInfo();
   renderCompare();
+}
+
+/**
+ * GET /v1/models lists every loaded version (the API's ListModelsResponse, the same fields as
+ * gRPC ListModels); the page groups them by model: the serving (stable) version, the canary
+ * with its share of the requests, and the versions with their test metrics.
+ */
+function groupModels(list) {
+  const byName = new Map();
+  for (const v of list) {
+    if (!byName.has(v.name)) byName.set(v.name, { name: v.name, serving_version: null, canary: null, versions: [] });
+    const m = byName.get(v.name);
+    if (v.serving) m.serving_version = v.version;
+    if (v.canary) m.canary = { version: v.version, fraction: v.traffic_fraction };
+    m.versions.push({ ...v, metrics: v.test_metrics });
+  }
+  return [...byName.values()];
+}
+
+function percent(fraction) {
+  return `${(100 * (fraction || 0)).toFixed(1).replace(/\.0$/, '')} %`;
 }
 
 function selected() {
@@ -236,6 +258,8 @@ function renderModelInfo() {
     'dl',
     { class: 'facts' },
     fact('Serving', m.serving_version === version ? `yes (v${m.serving_version})` : `no (serving v${m.serving_version})`),
+    // During a canary: who answers which share of the requests that name no version.
+    m.canary ? fact('Canary', `v${m.canary.version}: ${percent(m.canary.fraction)} of requests`, 'canary') : null,
     fact('Threshold', fmt3(v.threshold)),
     fact('Runs on', v.execution_provider || '—'),
     created && !Number.isNaN(created.getTime()) ? fact('Published', created.toISOString().slice(0, 10)) : null,

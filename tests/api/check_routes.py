@@ -44,6 +44,8 @@ NOT_TRIGGERED = {
     ("/v1/classify", "post", "500"): "a server fault (a feature or inference worker gone): no request can cause it",
     ("/v1/classify", "post", "429"): "queue_full / memory_budget_exhausted need a loaded server at capacity: "
                                      "service/tests/load_shedding.rs and memory_budget.rs reach them",
+    ("/v1/classify:batch", "post", "429"): "queue_full / memory_budget_exhausted need a loaded server at capacity "
+                                           "(the same admission and budget as /v1/classify)",
 }
 
 
@@ -308,9 +310,9 @@ def main():
     # Models.
     models = call("GET /v1/models", "get", "/v1/models", want=200)
     if models is not None:
-        served_versions = [v for m in models["models"] for v in m["versions"] if v["serving"]]
-        if len(served_versions) != 1 or not any(m["name"] == "vericlip-lstm" for m in models["models"]):
-            c.fail(f"GET /v1/models: want vericlip-lstm with one serving version: {models}")
+        served = [m for m in models["models"] if m["name"] == "vericlip-lstm" and m["serving"]]
+        if len(served) != 1 or served[0]["traffic_fraction"] != 1 or any(m["canary"] for m in models["models"]):
+            c.fail(f"GET /v1/models: want vericlip-lstm with one serving version taking all traffic, no canary: {models}")
     status, hdrs, data = http(addr, "get", "/v1/models")
     c.check("GET /v1/models without the key", "/v1/models", "get", status, hdrs, data, 401, "unauthenticated")
     call("DELETE /v1/models", "delete", "/v1/models", want=405, name="method_not_allowed")
@@ -384,6 +386,37 @@ def main():
     c.check("classify with a wrong key", "/v1/classify", "post", status, hdrs, data, 401, "unauthenticated")
     call("GET /v1/classify", "get", "/v1/classify", want=405, name="method_not_allowed")
 
+    # Batches: one result per clip, in order, each as /v1/classify answers it alone; a bad clip
+    # fails only itself; whole-batch errors.
+    jtype = {"content-type": "application/json"}
+    b64 = lambda data: base64.b64encode(data).decode()
+    clips = [{"audio_base64": b64(open(f, "rb").read())} for f in files[:2]]
+    clips.insert(1, {"audio_base64": b64(b"definitely not audio")})
+    clips.append({"audio_base64": b64(tone), "format": "s16le", "sample_rate": 16000})
+    b = call("classify:batch (3 files, garbage, PCM)", "post", "/v1/classify:batch", json.dumps({"clips": clips}).encode(),
+             jtype, 200)
+    if b is not None:
+        kinds = [next(iter(r)) for r in b["results"]]
+        if kinds != ["response", "error", "response", "response"] or b["results"][1]["error"]["name"] != "undecodable_audio":
+            c.fail(f"classify:batch: results {b['results']}, want response, error undecodable_audio, response, response")
+        else:
+            for i, f in ((0, files[0]), (2, files[1])):
+                got, want = b["results"][i]["response"]["fake_score"], expect.get(os.path.basename(f), -1)
+                if abs(got - want) > 1e-6:
+                    c.fail(f"classify:batch clip {i}: score {got}, /v1/classify said {want}")
+            c.ok("classify:batch: per-clip answers match /v1/classify")
+    too_many = json.dumps({"clips": [{"audio_base64": b64(tone), "format": "s16le", "sample_rate": 16000}] * 33}).encode()
+    for what, body, want, name in [
+        ("no clips", b'{"clips": []}', 400, "empty_batch"),
+        ("33 clips", too_many, 400, "batch_too_large"),
+        ("not JSON", first, 400, "invalid_json"),
+        ("over max_message_bytes", b'{"clips": [{"audio_base64": "' + b"A" * (5 << 20) + b'"}]}', 413, "message_too_large"),
+    ]:
+        call(f"classify:batch: {what}", "post", "/v1/classify:batch", body, jtype, want, name)
+    status, hdrs, data = http(addr, "post", "/v1/classify:batch", b'{"clips": []}', jtype)
+    c.check("classify:batch without the key", "/v1/classify:batch", "post", status, hdrs, data, 401, "unauthenticated")
+    call("GET /v1/classify:batch", "get", "/v1/classify:batch", want=405, name="method_not_allowed")
+
     # The WebSocket.
     status, hdrs, data = http(addr, "get", "/v1/stream", headers=auth)
     c.check("GET /v1/stream without an upgrade", "/v1/stream", "get", status, hdrs, data, 400, "websocket_required")
@@ -433,6 +466,10 @@ def main():
     c.check("classify before a model is loaded", "/v1/classify", "post", status, hdrs, data, 503, "unavailable")
     status, hdrs, data = stalled_body(empty, "/v1/classify", octet)
     c.check("classify with a stalled body", "/v1/classify", "post", status, hdrs, data, 504, "body_stalled")
+    status, hdrs, data = http(empty, "post", "/v1/classify:batch", json.dumps({"clips": [{"audio_base64": b64(first)}]}).encode(), jtype)
+    c.check("classify:batch before a model is loaded", "/v1/classify:batch", "post", status, hdrs, data, 503, "unavailable")
+    status, hdrs, data = stalled_body(empty, "/v1/classify:batch", jtype)
+    c.check("classify:batch with a stalled body", "/v1/classify:batch", "post", status, hdrs, data, 504, "body_stalled")
 
     # Coverage: every documented (route, method, status) was seen or is excused above.
     for path, ops in spec["paths"].items():

@@ -2,7 +2,7 @@
 (pinned in tests/api/openapi-client-requirements.txt) generates a Python package from
 service/src/http/openapi.json into a temporary folder, and this script calls the server through
 it: classify as a raw body, as multipart and as JSON, a refused upload (the typed error body),
-and the models listing. Each answer must parse into the generated models and agree with the
+a batch (a result and an error), and the models listing. Each answer must parse into the generated models and agree with the
 scores the route check recorded.
 
 usage: openapi_client.py --spec FILE --http HOST:PORT --api-key KEY --samples DIR --expect FILE.json
@@ -72,6 +72,19 @@ def main():
     check(bad.status_code == 400 and isinstance(bad.parsed, models.ErrorBody),
           f"garbage -> {bad.status_code} {type(bad.parsed).__name__}")
     check(bad.parsed.error.name == "undecodable_audio", f"error name {bad.parsed.error.name}")
+
+    # A batch: one result per clip, a clip's error in its own result.
+    classify_batch = importlib.import_module("vericlip_http.api.classify.classify_batch")
+    clips = [models.ClassifyJsonRequest(audio_base64=base64.b64encode(open(files[0], "rb").read()).decode()),
+             models.ClassifyJsonRequest(audio_base64=base64.b64encode(b"definitely not audio").decode())]
+    batch = classify_batch.sync_detailed(client=client, body=models.ClassifyBatchRequest(clips=clips))
+    check(batch.status_code == 200 and isinstance(batch.parsed, models.ClassifyBatchResponse),
+          f"batch -> {batch.status_code} {type(batch.parsed).__name__}: {batch.content[:200]}")
+    first, second = batch.parsed.results
+    check(isinstance(getattr(first, "response", None), models.ClassifyResult)
+          and abs(first.response.fake_score - expected[os.path.basename(files[0])]) < 1e-6,
+          f"batch clip 0: {first}")
+    check(getattr(getattr(second, "error", None), "name", None) == "undecodable_audio", f"batch clip 1: {second}")
 
     listed = list_models.sync(client=client)
     check(listed is not None and any(m.name == "vericlip-lstm" for m in listed.models),

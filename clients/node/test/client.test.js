@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const {
-  SERVICE_CONFIG, classifyFile, createClient, errorName, listModels, status, streamFile,
+  MAX_BATCH_CLIPS, SERVICE_CONFIG, classifyBatch, classifyFile, createClient, errorName, listModels, status, streamFile,
 } = require('..');
 
 function env(key) {
@@ -52,6 +52,29 @@ test('Classify gives every bundled sample the score the HTTP API gave', async ()
       assert.equal(r.model, 'vericlip-lstm');
       assert.ok(r.model_version >= 1 && r.segments.length >= 1, name);
     }
+  } finally {
+    c.close();
+  }
+});
+
+test('ClassifyBatch answers each clip in order; a bad clip is its own error', async () => {
+  const want = JSON.parse(fs.readFileSync(env('VERICLIP_EXPECT'), 'utf8'));
+  const files = samples();
+  const c = client();
+  try {
+    const results = await classifyBatch(c, [files[0], Buffer.from('definitely not audio'), fs.readFileSync(files[1])]);
+    assert.equal(results.length, 3);
+    for (const [i, file] of [[0, files[0]], [2, files[1]]]) {
+      const r = results[i].response;
+      assert.ok(r && Math.abs(r.fake_score - want[path.basename(file)]) < 1e-5, `clip ${i}: ${JSON.stringify(results[i])}`);
+    }
+    const e = results[1].error;
+    assert.ok(e instanceof Error, JSON.stringify(results[1]));
+    assert.equal(e.code, status.INVALID_ARGUMENT);
+    assert.equal(e.reason, 'undecodable_audio');
+    assert.equal(e.requestId, results[0].response.request_id);
+    await assert.rejects(classifyBatch(c, Array(MAX_BATCH_CLIPS + 1).fill(Buffer.from('x'))),
+      (err) => err.code === status.INVALID_ARGUMENT && err.reason === 'batch_too_large');
   } finally {
     c.close();
   }

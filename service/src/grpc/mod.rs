@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::api;
-use crate::classify::{Classifier, request_span};
+use crate::classify::{BatchClip, Classifier, request_span};
 use crate::correlation::Correlation;
 use crate::error::{ErrorClass, ServiceError};
 use crate::input::{AudioFormat, Spelling};
@@ -81,15 +81,36 @@ fn audio_of(request: api::ClassifyRequest) -> Result<crate::pipeline::Audio, Ser
 /// Counts a unary request whose handler was dropped before it answered.
 struct Unanswered<'a> {
     classifier: &'a Classifier,
+    rpc: &'static str,
     armed: bool,
 }
 
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.classifier.count("Classify", Err(ErrorClass::Cancelled));
+            self.classifier.count(self.rpc, Err(ErrorClass::Cancelled));
         }
     }
+}
+
+/// A batch's clip as the service reads it: its audio, or the error that is that clip's answer.
+fn batch_clip(request: api::ClassifyRequest) -> BatchClip {
+    let (model, version) = (request.model.clone(), request.version);
+    BatchClip { audio: audio_of(request), model, version }
+}
+
+/// One clip's answer in a batch: its classification, or its error (name, status, message).
+fn batch_result(result: Result<crate::pipeline::ClipResult, ServiceError>) -> api::ClassifyBatchResult {
+    use api::classify_batch_result::Result as R;
+    let result = match result {
+        Ok(r) => R::Response(r.into()),
+        Err(e) => R::Error(api::ClipError {
+            name: e.name().to_string(),
+            code: e.class().name().to_string(),
+            message: e.public_message(),
+        }),
+    };
+    api::ClassifyBatchResult { result: Some(result) }
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<api::ClassifyStreamResponse, Status>> + Send>>;
@@ -113,11 +134,31 @@ impl api::vericlip_server::Vericlip for VericlipService {
         };
         // If the client cancels (or its own deadline fires first), tonic drops this future:
         // the guard still counts the request, as CANCELLED.
-        let mut unanswered = Unanswered { classifier: c, armed: true };
+        let mut unanswered = Unanswered { classifier: c, rpc: "Classify", armed: true };
         let result = work.instrument(span.clone()).await;
         unanswered.armed = false;
         c.record("Classify", &span, &result);
         result.map(|r| Response::new(r.into())).map_err(Into::into)
+    }
+
+    async fn classify_batch(
+        &self,
+        request: Request<api::ClassifyBatchRequest>,
+    ) -> Result<Response<api::ClassifyBatchResponse>, Status> {
+        let c = &self.classifier;
+        let deadline = deadline(&request);
+        let id = Correlation::of(request.extensions().get()).id;
+        let route = route(request.metadata());
+        let clips = request.into_inner().clips.into_iter().map(batch_clip).collect();
+        let mut unanswered = Unanswered { classifier: c, rpc: "ClassifyBatch", armed: true };
+        let result = c.classify_batch("grpc", "ClassifyBatchClip", clips, route, deadline, &id).await;
+        unanswered.armed = false;
+        c.count("ClassifyBatch", ServiceError::outcome(&result));
+        let results = result.map_err(Status::from)?;
+        Ok(Response::new(api::ClassifyBatchResponse {
+            results: results.into_iter().map(batch_result).collect(),
+            request_id: id,
+        }))
     }
 
     type ClassifyStreamStream = ResponseStream;

@@ -21,6 +21,8 @@ impl From<ModelInfo> for api::ModelInfo {
             validation_metrics: m.validation_metrics.into_iter().collect(),
             manifest_json: m.manifest_json,
             manifest_bytes: m.manifest_bytes,
+            canary: m.canary,
+            traffic_fraction: m.traffic_fraction,
         }
     }
 }

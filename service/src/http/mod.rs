@@ -48,6 +48,7 @@ pub fn router(classifier: Arc<Classifier>, max_body_bytes: usize, guard: impl Fn
     let state = AppState { classifier, max_body_bytes };
     let api = Router::new()
         .route("/v1/classify", post(classify).fallback(method_not_allowed("POST")))
+        .route("/v1/classify:batch", post(classify_batch).fallback(method_not_allowed("POST")))
         .route("/v1/models", get(web::list_models).fallback(method_not_allowed("GET")))
         .route("/v1/stream", get(stream).fallback(method_not_allowed("GET")))
         .with_state(state.clone());
@@ -153,6 +154,50 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         s.classifier.metrics().encode(),
     )
+}
+
+/// `POST /v1/classify:batch`: JSON `{"clips": [...]}` (each clip as `POST /v1/classify`'s JSON
+/// body) -> `{"results": [{"response": ...} | {"error": ...}], "request_id"}`, one result per
+/// clip in order: the JSON form of gRPC `ClassifyBatch`.
+async fn classify_batch(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    extensions: http::Extensions,
+    body: Body,
+) -> Response {
+    let c = &s.classifier;
+    let id = Correlation::of(extensions.get()).id;
+    let route = crate::models::Route::from_headers(&headers);
+    let result = match upload::read(c, body, s.max_body_bytes).await {
+        Ok(received) => match upload::parse_batch(c, received).await {
+            Ok(clips) => c.classify_batch("http", "HttpClassifyBatchClip", clips, route, None, &id).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    c.count("HttpClassifyBatch", ServiceError::outcome(&result));
+    match result {
+        Ok(results) => {
+            let results: Vec<BatchResultJson> = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(response) => BatchResultJson::Response(response),
+                    Err(e) => BatchResultJson::Error(error::ErrorBody::of(&e)),
+                })
+                .collect();
+            axum::Json(serde_json::json!({ "results": results, "request_id": id })).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// One clip's answer in a batch, as the proto's JSON mapping writes a `oneof`: the member's
+/// field name as the key.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum BatchResultJson {
+    Response(crate::pipeline::ClipResult),
+    Error(error::ErrorBody),
 }
 
 /// Query string of `POST /v1/classify` (and the JSON body's fields).

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 
 use super::{ClassifyParams, audio_of, multipart};
 use crate::budget::Reservation;
-use crate::classify::Classifier;
+use crate::classify::{BatchClip, Classifier};
 use crate::error::ServiceError;
 use crate::net::body::{BodyRefused, Budgeted};
 use crate::pipeline::Audio;
@@ -68,6 +68,51 @@ pub(super) async fn parse(
     // from here on.
     drop(held);
     parsed
+}
+
+/// The body of `POST /v1/classify:batch`: JSON `{"clips": [...]}`, each clip the JSON body of
+/// `POST /v1/classify` (`audio_base64` and the options).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    clips: Vec<ClassifyParams>,
+}
+
+/// The clips of a received batch. Only a body that is not the batch's JSON fails the whole
+/// batch; a clip's own fault (no audio, bad base64, a bad PCM format) is that clip's error.
+/// Parsed on the feature pool, within the budget, as `parse`.
+pub(super) async fn parse_batch(c: &Classifier, received: Received) -> Result<Vec<BatchClip>, ServiceError> {
+    let Received { bytes, mut held } = received;
+    let n = bytes.len() as u64;
+    // The body, its base64 strings (up to its size) and the decoded audio (3/4 of that).
+    held.ensure(n + n + n.div_ceil(4) * 3).map_err(ServiceError::from)?;
+    let parsed = c
+        .pool()
+        .run(move || {
+            let body: BatchBody = serde_json::from_slice(&bytes).map_err(|e| {
+                ServiceError::bad_request("invalid_json", format!("request body is not a batch's JSON: {e}"))
+            })?;
+            drop(bytes);
+            Ok(body.clips.into_iter().map(batch_clip).collect())
+        })
+        .await;
+    drop(held);
+    parsed
+}
+
+/// One clip of a batch body: its audio from `audio_base64` in the format its options name.
+fn batch_clip(mut p: ClassifyParams) -> BatchClip {
+    let audio = p
+        .audio_base64
+        .take()
+        .ok_or_else(|| ServiceError::bad_request("missing_audio", "each clip carries its audio in `audio_base64`"))
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| ServiceError::bad_request("invalid_base64", format!("audio_base64 is not base64: {e}")))
+        })
+        .and_then(|bytes| audio_of(&p, bytes));
+    BatchClip { audio, model: std::mem::take(&mut p.model), version: p.version }
 }
 
 fn parse_now(

@@ -2,7 +2,6 @@
 //! assets (embedded in the binary: no CDN, no build step), the model card, and `GET /v1/models`
 //! (what the page's version selector and metrics panel show).
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use axum::Json;
@@ -12,6 +11,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 
 use super::AppState;
+use crate::model_info::ModelInfo;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
@@ -79,11 +79,14 @@ fn relative_data_paths(card: &str) -> String {
     out
 }
 
+/// `GET /v1/models`: the proto's JSON mapping of `ListModelsResponse`, with the proto's field
+/// names (as every HTTP answer): the same listing, in the same order, as gRPC `ListModels`.
 #[derive(Debug, Serialize)]
 pub struct ModelsJson {
-    pub models: Vec<ModelJson>,
+    pub models: Vec<ModelInfo>,
     /// Published versions that failed to load, and why.
     pub rejected: Vec<RejectedJson>,
+    pub manifests_omitted: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,60 +96,20 @@ pub struct RejectedJson {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ModelJson {
-    pub name: String,
-    pub serving_version: Option<u64>,
-    pub versions: Vec<VersionJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct VersionJson {
-    pub version: u64,
-    pub serving: bool,
-    pub threshold: f64,
-    pub execution_provider: String,
-    pub created_at: String,
-    /// Test-split metrics from the manifest (accuracy, precision, recall, f1, eer, auc).
-    pub metrics: BTreeMap<String, f64>,
-    /// Validation-split metrics, the same keys (unseen voices of the trained engine families).
-    pub validation_metrics: BTreeMap<String, f64>,
-    pub feature_spec: serde_json::Value,
-}
-
-/// The loaded models, their versions and manifests' test metrics: the same listing as gRPC
-/// `ListModels`, grouped by model, newest version first.
+/// The loaded models (every version, by name then version, with its role: serving, canary and
+/// its share of the traffic) and the rejected versions.
 pub async fn list_models(State(s): State<AppState>) -> Json<ModelsJson> {
     let listing = s.classifier.models(false);
-    let models = listing
-        .models
-        .into_iter()
-        .map(|m| ModelJson {
-            name: m.name,
-            serving_version: m.serving,
-            versions: m
-                .versions
-                .into_iter()
-                .rev()
-                .map(|info| VersionJson {
-                    version: info.version,
-                    serving: info.serving,
-                    threshold: info.threshold,
-                    execution_provider: info.execution_provider,
-                    created_at: info.created_at,
-                    metrics: info.test_metrics,
-                    validation_metrics: info.validation_metrics,
-                    feature_spec: info.feature_spec,
-                })
-                .collect(),
-        })
-        .collect();
     let rejected = listing
         .rejected
         .into_iter()
         .map(|r| RejectedJson { name: r.name, version: r.version, reason: r.reason })
         .collect();
-    Json(ModelsJson { models, rejected })
+    Json(ModelsJson {
+        models: listing.models.into_iter().flat_map(|m| m.versions).collect(),
+        rejected,
+        manifests_omitted: listing.manifests_omitted,
+    })
 }
 
 #[cfg(test)]

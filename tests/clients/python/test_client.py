@@ -16,6 +16,7 @@ import sys
 import urllib.request
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -41,6 +42,7 @@ def main():
     ap.add_argument("--api-key", default="")
     ap.add_argument("--empty-addr", default="", help="gRPC address of a server with no model (retry check)")
     ap.add_argument("--empty-http", default="", help="its HTTP address (metrics)")
+    ap.add_argument("--http", default="", help="the server's HTTP address (GET /v1/models against ListModels)")
     args = ap.parse_args()
     expected = json.load(open(args.expect))
     files = sorted(glob.glob(os.path.join(args.samples, "*", "*.wav")))
@@ -64,6 +66,15 @@ def main():
 
         models = client.list_models()
         check(sum(m.name == "vericlip-lstm" and m.serving for m in models) == 1, "ListModels shows the served model")
+        if args.http:
+            # GET /v1/models is the proto's JSON mapping of ListModelsResponse: a strict protobuf
+            # JSON parser reads it (no unknown field) into what gRPC ListModels answers.
+            req = urllib.request.Request(f"http://{args.http}/v1/models",
+                                         headers={"authorization": f"Bearer {args.api_key}"} if args.api_key else {})
+            body = urllib.request.urlopen(req, timeout=10).read()
+            over_http = json_format.Parse(body, pb2.ListModelsResponse())
+            check(over_http == client.stub.ListModels(pb2.ListModelsRequest(), timeout=10),
+                  "GET /v1/models parses as the ListModelsResponse gRPC answers")
 
         for path in files:
             name = os.path.basename(path)
@@ -73,6 +84,25 @@ def main():
             check(abs(r.fake_score - want) < 1e-5, f"{name}: fake_score {r.fake_score:.6f} == {want:.6f}")
             check(verdict == ("fake" if r.fake_score >= r.threshold else "real"), f"verdict {verdict}")
             check(r.model == "vericlip-lstm" and r.model_version >= 1, "answering model named")
+
+        # A batch: one answer per clip in order, each the score Classify gives it alone; a bad
+        # clip is its own typed error; a batch over the limit fails whole.
+        pcm_request = pb2.ClassifyRequest(pcm=pb2.RawPcm(data=bytes(2 * 16000 * 2), format=pb2.PcmFormat(
+            encoding=pb2.PCM_ENCODING_S16LE, sample_rate=16000, channels=1)))
+        results = client.classify_batch([files[0], b"definitely not audio", open(files[1], "rb").read(), pcm_request])
+        check(len(results) == 4, f"batch: {len(results)} results for 4 clips")
+        for i, path in ((0, files[0]), (2, files[1])):
+            want = expected[os.path.basename(path)]
+            check(isinstance(results[i], pb2.ClassifyResponse) and abs(results[i].fake_score - want) < 1e-5,
+                  f"batch clip {i}: the score Classify gives {os.path.basename(path)}")
+        check(isinstance(results[1], vc.UndecodableAudioError) and results[1].code() == grpc.StatusCode.INVALID_ARGUMENT
+              and results[1].request_id == results[0].request_id, f"batch clip 1: {results[1]!r}")
+        check(vc.verdict_name(results[3].verdict) == "no_speech", "batch clip 3 (PCM silence): no_speech")
+        try:
+            client.classify_batch([b"x"] * (vc.MAX_BATCH_CLIPS + 1))
+            check(False, "a batch over the limit is refused")
+        except vc.BatchTooLargeError as e:
+            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, f"batch over the limit -> {e.code()} {e.name}")
 
         # Streaming a file: its segments in order, then a summary of the same clip.
         whole = client.classify_file(files[0])

@@ -21,6 +21,13 @@ type VericlipClient interface {
 	// from the mean of those scores against the model's threshold (VERDICT_NO_SPEECH when no
 	// segment has speech).
 	Classify(ctx context.Context, in *ClassifyRequest, opts ...grpc.CallOption) (*ClassifyResponse, error)
+	// Classifies up to 32 clips in one call (more: INVALID_ARGUMENT `batch_too_large`; none:
+	// `empty_batch`), each exactly as Classify would. The clips share the server's dynamic batcher
+	// and memory budget with every other request, and each gets its own result or its own error:
+	// one bad clip fails only itself. The batch is admitted whole (one queue slot per clip): when
+	// the queue cannot take all its clips, the call is RESOURCE_EXHAUSTED `queue_full`, which the
+	// clients retry. A deadline applies to every clip.
+	ClassifyBatch(ctx context.Context, in *ClassifyBatchRequest, opts ...grpc.CallOption) (*ClassifyBatchResponse, error)
 	// First message: a StreamConfig; then audio chunks of any size. A segment verdict is sent as
 	// soon as each window (2 s, sliding by step_seconds) has arrived; on half-close the remaining
 	// tail (under the same tail rule as Classify) and a summary follow. A stream stays on the model
@@ -44,6 +51,15 @@ func NewVericlipClient(cc grpc.ClientConnInterface) VericlipClient {
 func (c *vericlipClient) Classify(ctx context.Context, in *ClassifyRequest, opts ...grpc.CallOption) (*ClassifyResponse, error) {
 	out := new(ClassifyResponse)
 	err := c.cc.Invoke(ctx, "/vericlip.v1.Vericlip/Classify", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vericlipClient) ClassifyBatch(ctx context.Context, in *ClassifyBatchRequest, opts ...grpc.CallOption) (*ClassifyBatchResponse, error) {
+	out := new(ClassifyBatchResponse)
+	err := c.cc.Invoke(ctx, "/vericlip.v1.Vericlip/ClassifyBatch", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +123,13 @@ type VericlipServer interface {
 	// from the mean of those scores against the model's threshold (VERDICT_NO_SPEECH when no
 	// segment has speech).
 	Classify(context.Context, *ClassifyRequest) (*ClassifyResponse, error)
+	// Classifies up to 32 clips in one call (more: INVALID_ARGUMENT `batch_too_large`; none:
+	// `empty_batch`), each exactly as Classify would. The clips share the server's dynamic batcher
+	// and memory budget with every other request, and each gets its own result or its own error:
+	// one bad clip fails only itself. The batch is admitted whole (one queue slot per clip): when
+	// the queue cannot take all its clips, the call is RESOURCE_EXHAUSTED `queue_full`, which the
+	// clients retry. A deadline applies to every clip.
+	ClassifyBatch(context.Context, *ClassifyBatchRequest) (*ClassifyBatchResponse, error)
 	// First message: a StreamConfig; then audio chunks of any size. A segment verdict is sent as
 	// soon as each window (2 s, sliding by step_seconds) has arrived; on half-close the remaining
 	// tail (under the same tail rule as Classify) and a summary follow. A stream stays on the model
@@ -126,6 +149,9 @@ type UnimplementedVericlipServer struct {
 
 func (UnimplementedVericlipServer) Classify(context.Context, *ClassifyRequest) (*ClassifyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Classify not implemented")
+}
+func (UnimplementedVericlipServer) ClassifyBatch(context.Context, *ClassifyBatchRequest) (*ClassifyBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ClassifyBatch not implemented")
 }
 func (UnimplementedVericlipServer) ClassifyStream(Vericlip_ClassifyStreamServer) error {
 	return status.Errorf(codes.Unimplemented, "method ClassifyStream not implemented")
@@ -163,6 +189,24 @@ func _Vericlip_Classify_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(VericlipServer).Classify(ctx, req.(*ClassifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Vericlip_ClassifyBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClassifyBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VericlipServer).ClassifyBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vericlip.v1.Vericlip/ClassifyBatch",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VericlipServer).ClassifyBatch(ctx, req.(*ClassifyBatchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -236,6 +280,10 @@ var _Vericlip_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Classify",
 			Handler:    _Vericlip_Classify_Handler,
+		},
+		{
+			MethodName: "ClassifyBatch",
+			Handler:    _Vericlip_ClassifyBatch_Handler,
 		},
 		{
 			MethodName: "ListModels",

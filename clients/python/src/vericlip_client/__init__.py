@@ -8,28 +8,34 @@
 `connect` opens a channel with the settings docs/OPERATIONS.md recommends (round robin over every
 address the target resolves to, keepalive, retries through the service config) and adds the API
 key to every call. The helpers raise typed errors (`errors`: `VericlipError` and a subclass per
-stable name, e.g. `QueueFullError`), with the request id and the advised retry delay. The generated stubs are `vericlip.v1.vericlip_pb2` / `vericlip_pb2_grpc`, for anything the
-helpers do not cover.
+stable name, e.g. `QueueFullError`), with the request id and the advised retry delay. The generated
+stubs are `vericlip_client.v1.vericlip_pb2` / `vericlip_pb2_grpc` (also `vc.pb2`, `vc.pb2_grpc`),
+for anything the helpers do not cover; the .proto they come from is `PROTO_PATH`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Iterable, Iterator, Optional, Sequence, Tuple
+import os
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import grpc
 
-from vericlip.v1 import vericlip_pb2 as pb2
-from vericlip.v1 import vericlip_pb2_grpc as pb2_grpc
+from .v1 import vericlip_pb2 as pb2
+from .v1 import vericlip_pb2_grpc as pb2_grpc
 
 from . import errors
-from .errors import ERROR_CLASSES, VericlipError, from_rpc_error
+from .errors import ERROR_CLASSES, VericlipError, from_clip_error, from_rpc_error
 
 globals().update({cls.__name__: cls for cls in ERROR_CLASSES.values()})
 
 __all__ = ["pb2", "pb2_grpc", "Client", "connect", "error_name", "verdict_name", "IN_CLUSTER_TARGET",
-           "SERVICE_CONFIG", "CHANNEL_OPTIONS", "errors", "VericlipError", "from_rpc_error"] + [
+           "SERVICE_CONFIG", "CHANNEL_OPTIONS", "errors", "VericlipError", "from_rpc_error",
+           "MAX_BATCH_CLIPS", "PROTO_PATH"] + [
     cls.__name__ for cls in ERROR_CLASSES.values()]
+
+#: The .proto the stubs were generated from, shipped inside the package (for other tools).
+PROTO_PATH = os.path.join(os.path.dirname(__file__), "proto", "vericlip", "v1", "vericlip.proto")
 
 #: The headless Service's DNS name: the resolver returns every ready pod, round robin uses each.
 IN_CLUSTER_TARGET = "dns:///vericlip-server-headless.vericlip.svc.cluster.local:50051"
@@ -136,6 +142,30 @@ class Client:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
+    def classify_batch(self, clips: Sequence[Union[str, os.PathLike, bytes, pb2.ClassifyRequest]],
+                       model: str = "", version: int = 0,
+                       timeout: float = 60.0) -> List[Union[pb2.ClassifyResponse, VericlipError]]:
+        """Classifies up to MAX_BATCH_CLIPS clips in one ClassifyBatch call: each a file path, a
+        whole file's bytes, or a ClassifyRequest (e.g. raw PCM). Returns one entry per clip, in
+        order: its ClassifyResponse, or the typed error of that clip alone (returned, not raised).
+        Raises a VericlipError when the batch as a whole is refused (`batch_too_large`,
+        `empty_batch`, `queue_full` after the retries, ...)."""
+        requests = []
+        for clip in clips:
+            if isinstance(clip, pb2.ClassifyRequest):
+                requests.append(clip)
+                continue
+            if not isinstance(clip, (bytes, bytearray)):
+                with open(clip, "rb") as f:
+                    clip = f.read()
+            requests.append(pb2.ClassifyRequest(encoded=bytes(clip), model=model, version=version))
+        try:
+            reply = self.stub.ClassifyBatch(pb2.ClassifyBatchRequest(clips=requests), timeout=timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        return [r.response if r.WhichOneof("result") == "response" else from_clip_error(r.error, reply.request_id)
+                for r in reply.results]
+
     def stream_file(self, path: str, chunk_bytes: int = 16384, model: str = "", version: int = 0,
                     timeout: float = 60.0) -> Iterator[pb2.ClassifyStreamResponse]:
         """Streams a file to ClassifyStream in chunks (an encoded file is decoded and scored on
@@ -163,6 +193,10 @@ class Client:
         return _stream_pcm(self.stub, chunks, sample_rate, encoding, channels, step_seconds, model, version,
                            timeout)
 
+
+#: The most clips one ClassifyBatch carries (a server with a smaller queue takes fewer: its
+#: `batch_too_large` error says how many).
+MAX_BATCH_CLIPS = 32
 
 #: PCM encodings by the names HTTP and the WebSocket use.
 PCM_ENCODINGS = {"s16le": pb2.PCM_ENCODING_S16LE, "f32le": pb2.PCM_ENCODING_F32LE}

@@ -56,7 +56,7 @@ NAMES = (
     "missing_stream_config", "missing_stream_format", "repeated_stream_config", "invalid_step",
     "stream_too_large", "stream_error", "model_not_found", "unauthenticated", "queue_full",
     "memory_budget_exhausted", "too_many_streams", "message_too_large", "deadline_exceeded", "stream_idle",
-    "body_stalled", "unavailable", "internal", "audio_io",
+    "body_stalled", "unavailable", "internal", "audio_io", "empty_batch", "batch_too_large",
 )
 
 
@@ -138,3 +138,10 @@ def from_rpc_error(err: grpc.RpcError) -> VericlipError:
     message = err.details() if hasattr(err, "details") else str(err)
     cls = ERROR_CLASSES.get(name, VericlipError)
     return cls(code, name, message or "", request_id, delay, err)
+
+
+def from_clip_error(clip_error, request_id: str = "") -> VericlipError:
+    """The typed error of one clip of a batch (a `ClipError`: name, status code name, message)."""
+    code = getattr(grpc.StatusCode, clip_error.code, None) if clip_error.code else None
+    cls = ERROR_CLASSES.get(clip_error.name, VericlipError)
+    return cls(code, clip_error.name, clip_error.message, request_id, None, None)

@@ -2,8 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -56,6 +55,38 @@ class ClassifyRequest(_message.Message):
     model: str
     version: int
     def __init__(self, encoded: _Optional[bytes] = ..., pcm: _Optional[_Union[RawPcm, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ClassifyBatchRequest(_message.Message):
+    __slots__ = ("clips",)
+    CLIPS_FIELD_NUMBER: _ClassVar[int]
+    clips: _containers.RepeatedCompositeFieldContainer[ClassifyRequest]
+    def __init__(self, clips: _Optional[_Iterable[_Union[ClassifyRequest, _Mapping]]] = ...) -> None: ...
+
+class ClassifyBatchResponse(_message.Message):
+    __slots__ = ("results", "request_id")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ClassifyBatchResult]
+    request_id: str
+    def __init__(self, results: _Optional[_Iterable[_Union[ClassifyBatchResult, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ClassifyBatchResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: ClassifyResponse
+    error: ClipError
+    def __init__(self, response: _Optional[_Union[ClassifyResponse, _Mapping]] = ..., error: _Optional[_Union[ClipError, _Mapping]] = ...) -> None: ...
+
+class ClipError(_message.Message):
+    __slots__ = ("name", "code", "message")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    code: str
+    message: str
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class SegmentScore(_message.Message):
     __slots__ = ("index", "start_seconds", "end_seconds", "fake_score", "verdict")
@@ -119,7 +150,7 @@ class StreamConfig(_message.Message):
     step_seconds: float
     model: str
     version: int
-    def __init__(self, pcm: _Optional[_Union[PcmFormat, _Mapping]] = ..., encoded: _Optional[bool] = ..., step_seconds: _Optional[float] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    def __init__(self, pcm: _Optional[_Union[PcmFormat, _Mapping]] = ..., encoded: bool = ..., step_seconds: _Optional[float] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ClassifyStreamRequest(_message.Message):
     __slots__ = ("config", "audio")
@@ -141,7 +172,7 @@ class ListModelsRequest(_message.Message):
     __slots__ = ("include_manifest",)
     INCLUDE_MANIFEST_FIELD_NUMBER: _ClassVar[int]
     include_manifest: bool
-    def __init__(self, include_manifest: _Optional[bool] = ...) -> None: ...
+    def __init__(self, include_manifest: bool = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "rejected", "manifests_omitted")
@@ -172,7 +203,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "serving", "created_at", "sha256", "threshold", "execution_provider", "sample_rate", "segment_seconds", "frames", "features", "test_metrics", "manifest_json", "manifest_bytes", "validation_metrics")
+    __slots__ = ("name", "version", "serving", "created_at", "sha256", "threshold", "execution_provider", "sample_rate", "segment_seconds", "frames", "features", "test_metrics", "manifest_json", "manifest_bytes", "validation_metrics", "canary", "traffic_fraction")
     class TestMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +233,8 @@ class ModelInfo(_message.Message):
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_BYTES_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_METRICS_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FRACTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     serving: bool
@@ -217,4 +250,6 @@ class ModelInfo(_message.Message):
     manifest_json: str
     manifest_bytes: int
     validation_metrics: _containers.ScalarMap[str, float]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., serving: _Optional[bool] = ..., created_at: _Optional[str] = ..., sha256: _Optional[str] = ..., threshold: _Optional[float] = ..., execution_provider: _Optional[str] = ..., sample_rate: _Optional[int] = ..., segment_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., features: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., manifest_bytes: _Optional[int] = ..., validation_metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    canary: bool
+    traffic_fraction: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., serving: bool = ..., created_at: _Optional[str] = ..., sha256: _Optional[str] = ..., threshold: _Optional[float] = ..., execution_provider: _Optional[str] = ..., sample_rate: _Optional[int] = ..., segment_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., features: _Optional[int] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., manifest_bytes: _Optional[int] = ..., validation_metrics: _Optional[_Mapping[str, float]] = ..., canary: bool = ..., traffic_fraction: _Optional[float] = ...) -> None: ...

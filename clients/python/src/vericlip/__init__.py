@@ -1,1 +1,0 @@
-"""Generated gRPC stubs of the Vericlip API (proto package `vericlip`); see vericlip_client."""
