@@ -274,7 +274,7 @@ mod tests {
         let dir = PathBuf::from("/d/training");
         let real = |n: usize| dir.join("real").join(naming::real_clip("spk", n, 0));
         let copy = |g: &str, n: usize| dir.join("fake").join(naming::vocoded_clip(g, "wb", "x", n));
-        let files = vec![
+        let files = [
             real(0),
             real(1),
             real(2),

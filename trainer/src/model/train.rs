@@ -669,10 +669,10 @@ impl Auxiliary {
         if let Some(w) = &self.oc {
             total = total.add(&objectives::oc_softmax(emb, w.as_tensor(), y)?.affine(cfg.oc_softmax, 0.0)?)?;
         }
-        if cfg.pair_contrast > 0.0 {
-            if let Some(l) = objectives::pair_contrast(emb, &self.targets.pairs_in(idx))? {
-                total = total.add(&l.affine(cfg.pair_contrast, 0.0)?)?;
-            }
+        if cfg.pair_contrast > 0.0
+            && let Some(l) = objectives::pair_contrast(emb, &self.targets.pairs_in(idx))?
+        {
+            total = total.add(&l.affine(cfg.pair_contrast, 0.0)?)?;
         }
         Ok(total)
     }
