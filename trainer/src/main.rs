@@ -323,6 +323,22 @@ struct TrainingOptions {
     /// Likewise up to this many adjacent frames set to the training mean (0: off).
     #[arg(long, default_value_t = 0)]
     time_mask: usize,
+    /// Batches hold each real segment together with the segments of its vocoder copies (read
+    /// back from the corpus names and `corpus.json`'s seed; docs/MODEL_CARD.md, issue 31).
+    #[arg(long)]
+    paired_batches: bool,
+    /// Weight of a training-only head that classifies each segment as real or as its fake
+    /// family (softmax cross-entropy over the pooled LSTM state; not exported). 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    family_weight: f64,
+    /// Weight of the OC-softmax loss on the pooled LSTM state (margins 0.9 / 0.2, scale 20;
+    /// training only). 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    oc_softmax: f64,
+    /// Weight of the paired contrastive loss: the cosine between a real's pooled state and its
+    /// copy's above 0.5 costs (needs --paired-batches). 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    pair_contrast: f64,
     /// The model's input features: `seed` (20 MFCC, 12 chroma, 64 log-mel: 96 per frame),
     /// `lfcc-deltas` (those plus 20 LFCC and first-order deltas of MFCC and LFCC: 156) or
     /// `log-spec` (the seed's plus the 257-bin linear log-spectrogram: 353) or `phase-dev` (the
@@ -385,6 +401,10 @@ impl TrainingOptions {
             conv: (self.conv_channels > 0).then_some((self.conv_channels, self.conv_kernel)),
             feature_mask: self.feature_mask,
             time_mask: self.time_mask,
+            paired_batches: self.paired_batches,
+            family_weight: self.family_weight,
+            oc_softmax: self.oc_softmax,
+            pair_contrast: self.pair_contrast,
             hidden: self.hidden,
             batch: self.batch,
             learning_rate: self.lr,

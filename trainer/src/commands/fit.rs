@@ -150,6 +150,19 @@ fn model_description(t: &Training, model: &Trained, calibration: &CalibrationSum
                 serde_json::json!({"channels": channels, "kernel": kernel, "activation": "relu"}),
             );
         }
+        if c.objectives() {
+            m.insert(
+                "training_objectives".into(),
+                serde_json::json!({
+                    "paired_batches": c.paired_batches,
+                    "family_weight": c.family_weight,
+                    "oc_softmax": {"weight": c.oc_softmax, "margin_real": crate::model::objectives::OC_MARGIN_REAL,
+                                   "margin_fake": crate::model::objectives::OC_MARGIN_FAKE, "scale": crate::model::objectives::OC_SCALE},
+                    "pair_contrast": {"weight": c.pair_contrast, "margin": crate::model::objectives::PAIR_MARGIN},
+                    "exported": "no: the objectives' parameters are dropped after training",
+                }),
+            );
+        }
         if c.feature_mask > 0 || c.time_mask > 0 {
             m.insert(
                 "training_masks".into(),

@@ -7,6 +7,7 @@
 pub mod calibrate;
 pub mod excitation;
 pub mod network;
+pub mod objectives;
 pub mod onnx;
 pub mod train;
 

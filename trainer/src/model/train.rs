@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::data::SplitData;
 use crate::model::network::{Activation, Layer, LstmOutput, Merge, Network, PoolKind, Stream, Streams};
+use crate::model::objectives::{self, CopySources, SegmentTargets};
 use crate::model::{ExcitationBranch, Head, LstmRecipe, transpose};
 use crate::rng::Rng;
 
@@ -46,9 +47,47 @@ pub struct TrainConfig {
     pub feature_mask: usize,
     /// Likewise one run of up to this many frames set to 0 over all features; 0: off.
     pub time_mask: usize,
+    /// Batches hold a real segment with its vocoder copies (`model::objectives`); off: plain
+    /// shuffled batches.
+    pub paired_batches: bool,
+    /// Weight of the training-only family head's cross-entropy (real, or which fake family);
+    /// 0: off.
+    pub family_weight: f64,
+    /// Weight of the OC-softmax loss on the pooled state; 0: off.
+    pub oc_softmax: f64,
+    /// Weight of the paired contrastive loss (a real against its copies; needs
+    /// `paired_batches`); 0: off.
+    pub pair_contrast: f64,
 }
 
 impl TrainConfig {
+    /// Whether any training-only objective or paired batching is on (version 4's recipe: no).
+    pub fn objectives(&self) -> bool {
+        // `!= 0`: a NaN or negative weight counts as on, so that validation refuses it.
+        self.paired_batches || self.family_weight != 0.0 || self.oc_softmax != 0.0 || self.pair_contrast != 0.0
+    }
+
+    /// Whether training needs to know which real each vocoder copy was made from.
+    pub fn needs_pairs(&self) -> bool {
+        self.paired_batches || self.pair_contrast > 0.0
+    }
+
+    /// Checks the objective settings (finite, non-negative weights; the paired loss has pairs).
+    pub fn validate_objectives(&self) -> anyhow::Result<()> {
+        for (name, w) in [
+            ("--family-weight", self.family_weight),
+            ("--oc-softmax", self.oc_softmax),
+            ("--pair-contrast", self.pair_contrast),
+        ] {
+            anyhow::ensure!(w.is_finite() && w >= 0.0, "{name} must be a finite weight >= 0, got {w}");
+        }
+        anyhow::ensure!(
+            self.pair_contrast == 0.0 || self.paired_batches,
+            "--pair-contrast compares a real with its copies in one batch: it needs --paired-batches"
+        );
+        Ok(())
+    }
+
     /// The network these flags describe for `input` floats per frame.
     pub fn recipe(&self, input: usize) -> LstmRecipe {
         LstmRecipe {
@@ -84,6 +123,10 @@ impl Default for TrainConfig {
             conv: None,
             feature_mask: 0,
             time_mask: 0,
+            paired_batches: false,
+            family_weight: 0.0,
+            oc_softmax: 0.0,
+            pair_contrast: 0.0,
         }
     }
 }
@@ -524,6 +567,15 @@ impl Net {
         forward_all(&self.layers, x)?.squeeze(1)
     }
 
+    /// The input of the last (dense) layer `[B, D]` and the logits `[B]` (the same ops as
+    /// [`Net::logits`], split before the last layer).
+    fn embed_logits(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (body, last) = self.layers.split_at(self.layers.len().saturating_sub(1));
+        let emb = forward_all(body, x)?;
+        let z = forward_all(last, &emb)?.squeeze(1)?;
+        Ok((emb, z))
+    }
+
     fn export(&self) -> anyhow::Result<Network> {
         Ok(Network {
             input: self.input,
@@ -540,6 +592,107 @@ impl Net {
             v.set(t)?;
         }
         Ok(())
+    }
+}
+
+/// The training-only parameters and targets of the objectives (`model::objectives`); none of
+/// them is exported.
+struct Auxiliary {
+    targets: SegmentTargets,
+    /// Family head: `[D, K]` weights and `[K]` biases.
+    family: Option<(Var, Var)>,
+    /// OC-softmax direction `[D]`.
+    oc: Option<Var>,
+}
+
+impl Auxiliary {
+    /// `None` when `cfg` turns no objective on (nothing is drawn from `rng` then). The
+    /// parameters draw from `rng.fork(4)`, a stream the network's training never uses.
+    fn new(
+        train: &SplitData,
+        net: &Network,
+        cfg: &TrainConfig,
+        copies: &CopySources,
+        rng: &Rng,
+        dev: &Device,
+    ) -> anyhow::Result<Option<Self>> {
+        if !cfg.objectives() {
+            return Ok(None);
+        }
+        cfg.validate_objectives()?;
+        let width = embedding_width(net)?;
+        let targets = SegmentTargets::new(train, copies)?;
+        let mut r = rng.fork(4);
+        let s = 1.0 / (width as f64).sqrt();
+        let family = if cfg.family_weight > 0.0 {
+            let k = targets.classes();
+            let w: Vec<f32> = (0..width * k).map(|_| r.range(-s, s) as f32).collect();
+            Some((var(w, (width, k), dev)?, var(vec![0.0; k], k, dev)?))
+        } else {
+            None
+        };
+        let oc = if cfg.oc_softmax > 0.0 {
+            Some(var((0..width).map(|_| r.normal() as f32).collect(), width, dev)?)
+        } else {
+            None
+        };
+        tracing::info!(
+            families = ?targets.families,
+            paired_segments = targets.pair_key.iter().filter(|k| k.is_some()).count(),
+            "training objectives"
+        );
+        Ok(Some(Self { targets, family, oc }))
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        let mut out: Vec<Var> = self.family.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect();
+        out.extend(self.oc.iter().cloned());
+        out
+    }
+
+    /// The weighted sum of the objectives' losses on one batch (`emb` `[B, D]`, labels `y`,
+    /// segments `idx`).
+    fn loss(
+        &self,
+        cfg: &TrainConfig,
+        emb: &Tensor,
+        y: &Tensor,
+        idx: &[usize],
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let mut total = Tensor::zeros((), DType::F32, dev)?;
+        if let Some((w, b)) = &self.family {
+            let logits = emb.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+            let l = objectives::family_loss(&logits, &self.targets.classes_of(idx, dev)?)?;
+            total = total.add(&l.affine(cfg.family_weight, 0.0)?)?;
+        }
+        if let Some(w) = &self.oc {
+            total = total.add(&objectives::oc_softmax(emb, w.as_tensor(), y)?.affine(cfg.oc_softmax, 0.0)?)?;
+        }
+        if cfg.pair_contrast > 0.0
+            && let Some(l) = objectives::pair_contrast(emb, &self.targets.pairs_in(idx))?
+        {
+            total = total.add(&l.affine(cfg.pair_contrast, 0.0)?)?;
+        }
+        Ok(total)
+    }
+}
+
+/// Floats per segment that `net`'s last layer reads: the objectives' embedding. The network
+/// must end in a dense layer to one logit over a vector.
+fn embedding_width(net: &Network) -> anyhow::Result<usize> {
+    use crate::model::network::Shape;
+    let Some((Layer::Linear(last), body)) = net.layers.split_last() else {
+        anyhow::bail!("the training objectives need a network that ends in a dense layer");
+    };
+    anyhow::ensure!(last.out == 1, "the training objectives need a dense layer to one logit last");
+    let mut shape = Shape::Seq(net.input);
+    for l in body {
+        shape = l.output_shape(shape).map_err(anyhow::Error::msg)?;
+    }
+    match shape {
+        Shape::Vec(d) => Ok(d),
+        other => anyhow::bail!("the training objectives need a pooled vector before the dense layer, not {other:?}"),
     }
 }
 
@@ -669,6 +822,18 @@ pub fn train(
     cfg: &TrainConfig,
     on_epoch: impl FnMut(&EpochStats),
 ) -> anyhow::Result<TrainOutcome> {
+    train_with(train, val, cfg, &CopySources::new(), on_epoch)
+}
+
+/// [`train`] with the vocoder copies of `train`'s reals (`copies`: copy file -> real file) for
+/// paired batches and the paired loss.
+pub fn train_with(
+    train: &SplitData,
+    val: &SplitData,
+    cfg: &TrainConfig,
+    copies: &CopySources,
+    on_epoch: impl FnMut(&EpochStats),
+) -> anyhow::Result<TrainOutcome> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "training and validation splits must not be empty");
     if let Some((channels, kernel)) = cfg.conv {
         anyhow::ensure!(channels > 0, "the conv front-end needs at least one channel");
@@ -679,7 +844,7 @@ pub fn train(
         );
     }
     let initial = cfg.recipe(train.n_features).init(&mut Rng::new(cfg.seed).fork(1));
-    train_network(train, val, cfg, &initial, on_epoch)
+    train_network_with(train, val, cfg, &initial, copies, on_epoch)
 }
 
 /// Trains `initial` (any network; its weights are the starting point) on `train`,
@@ -690,6 +855,18 @@ pub fn train_network(
     val: &SplitData,
     cfg: &TrainConfig,
     initial: &Network,
+    on_epoch: impl FnMut(&EpochStats),
+) -> anyhow::Result<TrainOutcome> {
+    train_network_with(train, val, cfg, initial, &CopySources::new(), on_epoch)
+}
+
+/// [`train_network`] with the vocoder copies of `train`'s reals (see [`train_with`]).
+pub fn train_network_with(
+    train: &SplitData,
+    val: &SplitData,
+    cfg: &TrainConfig,
+    initial: &Network,
+    copies: &CopySources,
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> anyhow::Result<TrainOutcome> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "training and validation splits must not be empty");
@@ -703,7 +880,11 @@ pub fn train_network(
     let dev = Device::Cpu;
     let rng = Rng::new(cfg.seed);
     let net = Net::new(initial, &dev)?;
-    let vars = net.vars();
+    let aux = Auxiliary::new(train, initial, cfg, copies, &rng, &dev)?;
+    let mut vars = net.vars();
+    if let Some(a) = &aux {
+        vars.extend(a.vars());
+    }
     let mut opt =
         AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.learning_rate, weight_decay: 0.0, ..Default::default() })?;
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -716,11 +897,28 @@ pub fn train_network(
         let t0 = Instant::now();
         crate::data::epoch_order(train, &mut order, &mut shuffle);
         let mut total = 0f64;
-        for idx in order.chunks(cfg.batch) {
+        let batches: Vec<Vec<usize>> = match &aux {
+            Some(a) if cfg.paired_batches => a.targets.paired_batches(&order, cfg.batch),
+            _ => order.chunks(cfg.batch).map(<[usize]>::to_vec).collect(),
+        };
+        for idx in &batches {
             let (x, y) = masked_batch(train, idx, (cfg.feature_mask, cfg.time_mask), &mut masking, &dev)?;
-            let loss = bce_with_logits(&net.logits(&x)?, &y)?;
+            let (bce, loss) = match &aux {
+                None => {
+                    let bce = bce_with_logits(&net.logits(&x)?, &y)?;
+                    (bce.clone(), bce)
+                }
+                Some(a) => {
+                    let (emb, z) = net.embed_logits(&x)?;
+                    let bce = bce_with_logits(&z, &y)?;
+                    let loss = bce.add(&a.loss(cfg, &emb, &y, idx, &dev)?)?;
+                    (bce, loss)
+                }
+            };
             opt.step(&clipped_grads(&loss, &vars, cfg.clip_norm)?)?;
-            total += f64::from(loss.to_scalar::<f32>()?) * idx.len() as f64;
+            // The reported training loss is the cross-entropy alone, comparable with and without
+            // the objectives.
+            total += f64::from(bce.to_scalar::<f32>()?) * idx.len() as f64;
         }
         let (val_loss, probs) = evaluate(&net, val, cfg.batch, &dev).context("validation pass")?;
         let stats = EpochStats {
@@ -934,6 +1132,72 @@ mod tests {
             let max = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(max <= 1e-5, "{head:?} bi {bidirectional}: {max}");
         }
+    }
+
+    /// [`synthetic`] with a file per segment: reals `spk__<i>`, fakes vocoder copies of the
+    /// real before them (`copies` maps each to it).
+    fn synthetic_pairs(n: usize, frames: usize, features: usize, seed: u64) -> (SplitData, CopySources) {
+        let mut d = synthetic(n, frames, features, seed);
+        let mut copies = CopySources::new();
+        for i in 0..n {
+            let dir = std::path::PathBuf::from(if d.labels[i] { "/d/training/fake" } else { "/d/training/real" });
+            let name = if d.labels[i] {
+                crate::data::naming::vocoded_clip("nv_istft_train", "wb", "istft", i / 2)
+            } else {
+                crate::data::naming::real_clip("spk", i, 0)
+            };
+            d.files.push(dir.join(name));
+            d.file_of.push(i);
+            d.sources.push("x".into());
+            if d.labels[i] {
+                copies.insert(d.files[i].clone(), d.files[i - 1].clone());
+            }
+        }
+        (d, copies)
+    }
+
+    #[test]
+    fn the_objectives_train_and_export_only_the_network() {
+        let (train_d, copies) = synthetic_pairs(48, 10, 4, 1);
+        let val_d = synthetic(16, 10, 4, 2);
+        let plain = TrainConfig { hidden: 6, batch: 8, learning_rate: 1e-2, max_epochs: 10, ..TrainConfig::default() };
+        let cfg = TrainConfig {
+            paired_batches: true,
+            family_weight: 0.5,
+            oc_softmax: 0.5,
+            pair_contrast: 0.5,
+            ..plain.clone()
+        };
+        for head in [Head::Last, Head::Mean, Head::Attention] {
+            let cfg = TrainConfig { head, ..cfg.clone() };
+            let out = train_with(&train_d, &val_d, &cfg, &copies, |_| {}).unwrap();
+            let w = &out.weights;
+            // The same layers as the plain recipe: the family head and the OC direction stay behind.
+            let reference = cfg.recipe(4).seeded(1);
+            let kinds = |n: &Network| n.layers.iter().map(Layer::name).collect::<Vec<_>>();
+            assert_eq!(kinds(w), kinds(&reference), "{head:?}");
+            let best = out.history.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
+            eprintln!("{head:?}: best validation loss {best}");
+            assert!(best < 0.5, "{head:?}: best validation loss {best}");
+            let idx: Vec<usize> = (0..val_d.len()).collect();
+            let x = ndarray::Array3::from_shape_vec((16, 10, 4), val_d.features.clone()).unwrap();
+            let (ours, reference) = (predict(w, &val_d, &idx).unwrap(), w.forward(x.view()));
+            assert!(ours.iter().zip(&reference).all(|(a, b)| (a - b).abs() <= 1e-5), "{head:?}");
+            // The objectives change what is learnt.
+            let base = train_with(&train_d, &val_d, &TrainConfig { head, ..plain.clone() }, &copies, |_| {}).unwrap();
+            assert_ne!(base.weights, out.weights, "{head:?}");
+        }
+        // Off, copies or not, training is what it was: the same weights.
+        let a = train(&train_d, &val_d, &plain, |_| {}).unwrap();
+        let b = train_with(&train_d, &val_d, &plain, &copies, |_| {}).unwrap();
+        assert_eq!(a.weights, b.weights);
+        // Settings that cannot work are refused with the flag's name.
+        let bad = TrainConfig { pair_contrast: 0.5, ..plain.clone() };
+        let e = train_with(&train_d, &val_d, &bad, &copies, |_| {}).err().unwrap();
+        assert!(e.to_string().contains("--paired-batches"), "{e}");
+        let bad = TrainConfig { oc_softmax: f64::NAN, ..plain };
+        let e = train_with(&train_d, &val_d, &bad, &copies, |_| {}).err().unwrap();
+        assert!(e.to_string().contains("--oc-softmax"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod data;
 pub mod evaluate;
 pub mod export;
 pub mod normalize;
+pub mod pairs;
 pub mod publish;
 pub mod train;
 
@@ -48,6 +49,7 @@ impl Training {
     /// Checks what can be checked before any audio is read (a missing codec must not surface
     /// mid-run).
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.config.validate_objectives()?;
         if self.augment > 0 {
             self.augment_config.validate()?;
         }

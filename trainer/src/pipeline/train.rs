@@ -52,7 +52,16 @@ pub fn train(
         x.drop_from(&mut v);
         narrow_val = Some(v);
     }
-    let outcome = train::train(&training, narrow_val.as_ref().unwrap_or(validation), config, |e| {
+    // Which real each vocoder copy was made from, read back from the corpus's names and seed
+    // (only when paired batches or the paired loss ask for it).
+    let copies = if config.needs_pairs() {
+        let copies = super::pairs::copy_sources(&training.files)?;
+        tracing::info!(fold, copies = copies.len(), "vocoder copies paired with their reals");
+        copies
+    } else {
+        Default::default()
+    };
+    let outcome = train::train_with(&training, narrow_val.as_ref().unwrap_or(validation), config, &copies, |e| {
         tracing::info!(
             fold,
             epoch = e.epoch,
