@@ -11,45 +11,18 @@
 //!   turn, each source's clips shuffled, drawn from `rng.fork(salt)` ([`round_robin_by_source`]);
 //! - DSP vocoders (`world`, `lpc`, `griffinlim`): `rng.fork(salt).fork(i).below(len)`.
 //!
-//! Both rules are the corpus builder's (`data::corpus`, `fake_utterance`); the tests here pin
-//! them to orders that builder produced.
+//! Both rules are the corpus builder's (`data::corpus`, `fake_utterance`), and the two shared
+//! pieces ([`group_salt`], [`round_robin_by_source`]) are its own functions; the tests here pin
+//! the rules to orders that builder produced.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::data::corpus::{group_salt, round_robin_by_source};
 use crate::data::naming;
 use crate::rng::Rng;
-
-/// FNV-1a of a name: the salt of a fake group's own random stream in the corpus builder.
-pub fn group_salt(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
-
-/// Indices of `clips` (sorted names of several sources) in an order that takes every source in
-/// turn, each source's clips shuffled (the corpus builder's order of neural-vocoder sources).
-pub fn round_robin_by_source<P: AsRef<Path>>(clips: &[P], rng: &Rng) -> Vec<usize> {
-    let mut by_source: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (k, c) in clips.iter().enumerate() {
-        by_source.entry(naming::source_of(c.as_ref())).or_default().push(k);
-    }
-    let mut queues: Vec<Vec<usize>> = by_source.into_values().collect();
-    let mut r = rng.clone();
-    r.shuffle(&mut queues);
-    for q in &mut queues {
-        r.shuffle(q);
-    }
-    let mut order = Vec::with_capacity(clips.len());
-    for round in 0.. {
-        let before = order.len();
-        order.extend(queues.iter().filter_map(|q| q.get(round).copied()));
-        if order.len() == before {
-            break;
-        }
-    }
-    order
-}
 
 /// The group and utterance index of a copy's file name; `None` for any other name.
 pub fn copy_index(name: &str) -> Option<(String, usize)> {

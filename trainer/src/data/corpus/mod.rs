@@ -1014,7 +1014,7 @@ fn joined_clips(
             Err(e) => report.skipped_files.push(e),
         }
     }
-    let mut r = rng.fork(fnv1a(src.name)).fork(fnv1a(src.split));
+    let mut r = rng.fork(group_salt(src.name)).fork(group_salt(src.split));
     r.shuffle(&mut recordings);
     // The source's channel (the 8 kHz one for a folder of mixed 8 kHz and wideband recordings) is
     // applied after the vocoder input, to the real and its copies alike (`process::write_reals`).
@@ -1030,8 +1030,9 @@ fn joined_clips(
     Ok(clips.len())
 }
 
-/// FNV-1a of a name: the salt of its own random stream.
-fn fnv1a(name: &str) -> u64 {
+/// FNV-1a of a name: the salt of its own random stream (a source's, a fake group's; training's
+/// pairing reads copies back through it, `pipeline::pairs`).
+pub(crate) fn group_salt(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
@@ -1273,8 +1274,8 @@ fn clips_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// own random stream, so the result does not depend on thread scheduling.
 fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow::Result<Vec<NamedClip>> {
     // Each group draws from its own stream (FNV-1a of its name).
-    let group_salt = fnv1a(group.name);
-    let mut r = ctx.rng.fork(group_salt).fork(i as u64);
+    let salt = group_salt(group.name);
+    let mut r = ctx.rng.fork(salt).fork(i as u64);
     let weights: Vec<f64> = ctx.channels.iter().map(|c| c.1).collect();
     let text_for = |lang: &str, r: &mut Rng| -> anyhow::Result<String> {
         let pool =
@@ -1317,7 +1318,7 @@ fn fake_utterance(group: &FakeGroup, i: usize, ctx: &FakeContext<'_>) -> anyhow:
             let nv = ctx.vocoders.context("neural-vocoder fakes need the vocoder pool")?;
             anyhow::ensure!(!ctx.real_clips.is_empty(), "{}: no real clips in the split to vocode", group.name);
             // Distinct clips, every source in turn: the i-th of this group's fixed order.
-            let order = round_robin_by_source(ctx.real_clips, &ctx.rng.fork(group_salt));
+            let order = round_robin_by_source(ctx.real_clips, &ctx.rng.fork(salt));
             anyhow::ensure!(i < order.len().min(clips.max(1) * 2), "{}: out of real clips to vocode", group.name);
             let src = &ctx.real_clips[order[i]];
             let mut req = serde_json::json!({"op": "neural-vocoder", "vocoder": vocoder, "in": src.to_string_lossy()});
@@ -1368,11 +1369,12 @@ fn copy_of_real(
 
 /// Indices of `clips` (sorted paths of several sources) in an order that takes every source in
 /// turn, each source's clips shuffled: the first `n` cover min(n, sources) sources, and a source
-/// is never drawn twice before every other one with clips left has been drawn once.
-fn round_robin_by_source(clips: &[PathBuf], rng: &Rng) -> Vec<usize> {
+/// is never drawn twice before every other one with clips left has been drawn once. Training's
+/// pairing (`pipeline::pairs`) replays it to find a copy's source.
+pub(crate) fn round_robin_by_source<P: AsRef<Path>>(clips: &[P], rng: &Rng) -> Vec<usize> {
     let mut by_source: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (k, c) in clips.iter().enumerate() {
-        by_source.entry(naming::source_of(c)).or_default().push(k);
+        by_source.entry(naming::source_of(c.as_ref())).or_default().push(k);
     }
     let mut queues: Vec<Vec<usize>> = by_source.into_values().collect();
     let mut r = rng.clone();
