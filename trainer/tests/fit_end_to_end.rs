@@ -50,6 +50,26 @@ fn tiny_corpus_trains_evaluates_and_publishes() {
         }
     }
     assert!(data.join("SOURCES.md").is_file());
+    // A rebuild over the same directory replaces the fakes it makes: a clip the last build made
+    // under another name (another text, another channel) does not stay beside the new ones.
+    let stale = data.join("training/fake/flite_train__wb__flite_train_kal_en_99999_0.wav");
+    std::fs::copy(data.join("training/real").read_dir().unwrap().next().unwrap().unwrap().path(), &stale).unwrap();
+    let again = json(&ok(
+        bin()
+            .args(["corpus", "--mode", "tiny", "--json", "--out"])
+            .arg(&data)
+            .arg("--work")
+            .arg(corpus_work())
+            .output()
+            .unwrap(),
+        "corpus rebuild",
+    ));
+    assert!(!stale.exists(), "the rebuild left a clip it did not make");
+    assert_eq!(again["clips"], report["clips"]);
+    let fakes_on_disk = data.join("training/fake").read_dir().unwrap().count() as u64;
+    let fakes_reported: u64 =
+        report["clips"]["training"]["fake"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(fakes_on_disk, fakes_reported);
     // One unreadable file: reported and skipped, not fatal.
     std::fs::write(data.join("training/real/zz_broken.wav"), b"not audio at all").unwrap();
 

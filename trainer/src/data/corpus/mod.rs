@@ -894,6 +894,15 @@ pub fn build_splits(
             std::fs::create_dir_all(out.join(split).join(label))?;
         }
     }
+    // A rebuild replaces the fakes of every split it makes them for: a clip the last build wrote
+    // under another name (the Latin-1 fix chose other Italian texts, a channel drawn otherwise)
+    // would stay beside the new ones and be trained on. Synthesis is cached under `work`, so this
+    // costs file writes, not synthesis. `corpus.json` is written last: without it the directory
+    // is an unfinished build.
+    let _ = std::fs::remove_file(out.join("corpus.json"));
+    for split in fakes_for {
+        process::fresh_dir(&out.join(split).join("fake"))?;
+    }
     let mut report = CorpusReport {
         mode: format!("{mode:?}").to_lowercase(),
         seed,
