@@ -276,6 +276,20 @@ def check_custom_resources(label, objs):
             # Both kinds of load: unary requests wait in the queue, streams hold a pod without
             # ever showing there.
             queries = " ".join((t.get("metadata") or {}).get("query", "") for t in triggers)
+            # Each query is scoped to the ScaledObject's own namespace (query-namespace.yaml),
+            # never a hard-coded one: in another namespace it would scale on someone else's pods,
+            # or on none.
+            own = o["metadata"].get("namespace")
+            for t in triggers:
+                q = (t.get("metadata") or {}).get("query", "")
+                if t.get("type") != "prometheus":
+                    continue
+                found = re.findall(r'namespace\s*=~?\s*"([^"]*)"', q)
+                if not found:
+                    problems.append(f"{name}: query {q!r} is not scoped to a namespace (it would sum every install's pods)")
+                for ns in found:
+                    if ns != own:
+                        problems.append(f"{name}: query {q!r} reads namespace {ns!r}, the ScaledObject is in {own!r} (hard-coded?)")
             for metric in ("vericlip_queue_depth", "vericlip_active_streams"):
                 if metric not in queries:
                     problems.append(f"{name}: no trigger reads {metric}")
@@ -613,6 +627,24 @@ def check_build_recipe():
     report("scripts/build-image.sh: both images, version+commit tag, the printed set-image line retargets an install", problems)
 
 
+def render_in_namespace(overlay, namespace):
+    """An operator's kustomization that moves an overlay to another namespace, as
+    docs/OPERATIONS.md ("Scaling on load") says: `namespace:` and the KEDA component's
+    query-namespace.yaml copied beside it as a replacement."""
+    with tempfile.TemporaryDirectory(prefix="vericlip-kustomize-ns-") as tmp:
+        src = ROOT / "k8s/components/keda-autoscaling/query-namespace.yaml"
+        Path(tmp, src.name).write_text(src.read_text())
+        doc = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": namespace,
+            "resources": [os.path.relpath(ROOT / "k8s/overlays" / overlay, tmp)],
+            "replacements": [{"path": src.name}],
+        }
+        Path(tmp, "kustomization.yaml").write_text(yaml.safe_dump(doc))
+        return render(tmp)
+
+
 def main():
     skips = load_skips()
     check_yamllint()
@@ -638,6 +670,8 @@ def main():
         for o, cs in COMPONENT_RENDERS
     ]
     targets.append((f"{OPERATOR_SAMPLE}/app", "gpu", lambda: render(ROOT / OPERATOR_SAMPLE / "app")))
+    moved = "k8s/overlays/gpu moved to namespace team-a (query-namespace.yaml)"
+    targets.append((moved, "gpu", lambda: render_in_namespace("gpu", "team-a")))
     service_objs = []
     rendered = {}
     storage = check_storage()
@@ -658,6 +692,8 @@ def main():
         check_namespaces(label, objs)
         check_install(label, objs, overlay)
         check_admin_port(label, objs)
+        if label == moved:
+            continue  # the gpu overlay's objects, checked by checkov above (its skips name the namespace)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             f.write(text)
         try:
