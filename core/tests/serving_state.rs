@@ -126,3 +126,55 @@ fn seed_never_picks_a_stable_version_for_a_registry_that_lost_its_state() {
     let _ = std::fs::remove_dir_all(&from);
     let _ = std::fs::remove_dir_all(&to);
 }
+
+/// Issue 32, item 2: what was published under a number is recorded in the serving state (seed
+/// and publish alike, and any version from before the record at the next write), and files
+/// that differ from it are refused by `verify_published`, even when they are valid.
+#[test]
+fn published_versions_are_recorded_and_valid_replacements_fail_verification() {
+    let (from, to) = (bundle("record"), fresh("record"));
+    registry::seed(&from, &to).unwrap();
+    let dir = to.join(MODEL);
+    let s = serving::read(&dir).unwrap().unwrap();
+    for v in [4, 5] {
+        let digest = registry::manifest_digest(&dir.join(v.to_string())).unwrap();
+        assert_eq!(s.published.get(&v), Some(&digest), "seed records what it copied: {s:?}");
+        registry::verify_published(&dir.join(v.to_string()), Some(&digest)).unwrap();
+    }
+    // A version copied in by hand (no record) is recorded by the next write of the state.
+    place_version(&to, 4, 6);
+    serving::update(
+        &dir,
+        serving::Record { what: "test", reason: None },
+        false,
+        || unreachable!(),
+        |s| serving::apply(s, serving::Transition::Canary { version: 5, fraction: 0.1 }),
+    )
+    .unwrap();
+    let s = serving::read(&dir).unwrap().unwrap();
+    let six = registry::manifest_digest(&dir.join("6")).unwrap();
+    assert_eq!(s.published.get(&6), Some(&six));
+    // A valid replacement (another threshold, the same model.onnx, its checksum right) is not
+    // the published version.
+    let path = dir.join("5").join(registry::MANIFEST_FILE);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["threshold"] = 0.979.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    registry::verify_version(&dir.join("5")).expect("the replacement is valid in itself");
+    let e = registry::verify_published(&dir.join("5"), s.published.get(&5).map(String::as_str)).unwrap_err();
+    assert_eq!(e.name(), "changed_after_publish");
+    assert!(e.to_string().contains("recorded when this version was published"), "{e}");
+    // A publish records the number and its manifest under the writers' lock.
+    let published =
+        registry::publish(&to, read_manifest(&dir.join("4")), &std::fs::read(dir.join("4/model.onnx")).unwrap(), &[])
+            .unwrap();
+    assert_eq!(published.version, 7);
+    let s = serving::read(&dir).unwrap().unwrap();
+    assert_eq!(s.published.get(&7), Some(&registry::manifest_digest(&published.dir).unwrap()));
+    let _ = std::fs::remove_dir_all(&from);
+    let _ = std::fs::remove_dir_all(&to);
+}
+
+fn read_manifest(dir: &std::path::Path) -> registry::Manifest {
+    serde_json::from_slice(&std::fs::read(dir.join(registry::MANIFEST_FILE)).unwrap()).unwrap()
+}

@@ -597,3 +597,151 @@ async fn bad_serving_states_never_widen_what_serves_nor_take_the_fleet_down() {
     }
     let _ = std::fs::remove_dir_all(&reg);
 }
+
+/// Issue 32, item 2, through the real binaries on two replicas sharing a registry, under load: a
+/// canary's files are replaced after it was published by *valid* files (another threshold, the
+/// same model.onnx and its checksum right), of the same size and with the old mtime put back.
+/// The replica that had loaded it (the file's ctime moved) and a replica started after the
+/// replacement (the manifest's checksum is not the one recorded when it was published) both
+/// reject it alike: unloaded, counted, listed with the reason; its share goes to stable, so a
+/// routing key gets the same version on both; `model status` says it fails and the commands
+/// refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_whose_files_change_is_rejected_on_every_replica_alike() {
+    let reg = fresh("immutable");
+    place_version(&reg, 4, 4);
+    place_version(&reg, 4, 5);
+    write_state(&reg, r#"{"format": 1, "stable": 4, "generation": 1}"#);
+    model_ok(&reg, &["canary", "5", "--fraction", "0.1"]);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reg.join(MODEL).join("serving.json")).unwrap()).unwrap();
+    assert!(state["published"]["5"].is_string(), "the canary's manifest checksum is recorded: {state}");
+    let a = Server::start(&reg, &[]).await;
+    wait_until("the canary on the first replica", Duration::from_secs(30), || canary_version(&a) == 5.0).await;
+    let audio = clip();
+    let load = Load::start(std::slice::from_ref(&a.grpc), &audio);
+
+    // Replaced in place: one digit of the threshold, the same size, the old mtime back.
+    let path = reg.join(MODEL).join("5").join("manifest.json");
+    let before = std::fs::metadata(&path).unwrap();
+    let text_before = std::fs::read_to_string(&path).unwrap();
+    let changed = text_before.replacen("\"threshold\": 0.4", "\"threshold\": 0.9", 1);
+    assert_ne!(changed, text_before);
+    std::fs::write(&path, &changed).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(before.modified().unwrap()).unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!((after.len(), after.modified().unwrap()), (before.len(), before.modified().unwrap()));
+
+    let reg_b = reg.with_file_name(format!("vericlip-lifecycle-immutable-b-{}", std::process::id()));
+    let _ = std::fs::remove_file(&reg_b);
+    std::os::unix::fs::symlink(&reg, &reg_b).unwrap();
+    let b = Server::start(&reg_b, &[]).await;
+    let servers = [&a, &b];
+    let failures =
+        |s: &Server| s.metric(&format!("vericlip_model_load_failures_total{{model=\"{MODEL}\",version=\"5\"}}"));
+    for s in servers {
+        wait_until("v5 rejected", Duration::from_secs(30), || failures(s) == 1.0 && canary_version(s) == 0.0).await;
+        assert_eq!(loaded(s), vec![4], "the changed version holds no session");
+        let (status, _, body) = s.http("GET", "/v1/models", "application/json", b"");
+        let body = String::from_utf8_lossy(&body);
+        assert!(status == 200 && body.contains("rejected") && body.contains("published"), "{body}");
+        let log = s.log_text();
+        assert!(log.contains("model version rejected"), "{log}");
+    }
+    // The canary's keys fall back to stable on both replicas alike.
+    let on_a = keyed_requests(&a.grpc, &audio, 300, 4).await;
+    let on_b = keyed_requests(&b.grpc, &audio, 300, 4).await;
+    assert_eq!(on_a, on_b, "a routing key gets the same version on every replica");
+    assert!(on_a.iter().all(|(_, v)| *v == 4), "only stable answers: {on_a:?}");
+
+    let status = model_ok(&reg, &["status"]);
+    let line = status.lines().find(|l| l.trim_start().starts_with("5  canary")).unwrap_or_default();
+    assert!(line.contains("FAILS") && line.contains("recorded when this version was published"), "{status}");
+    let refused = model(&reg, &["promote", "5"]);
+    assert!(
+        !refused.status.success() && text(&refused).contains("recorded when this version was published"),
+        "{}",
+        text(&refused)
+    );
+    // The files put back as published: every replica takes the version again (its files
+    // changed once more), and the canary serves on both.
+    std::fs::write(&path, &text_before).unwrap();
+    for s in servers {
+        wait_until("v5 back as published", Duration::from_secs(30), || canary_version(s) == 5.0).await;
+    }
+    let (versions, failures) = load.finish().await;
+    assert!(failures.is_empty(), "failed requests while v5 changed: {failures:?}");
+    assert!(!versions.is_empty());
+    let _ = std::fs::remove_file(&reg_b);
+    let _ = std::fs::remove_dir_all(&reg);
+}
+
+/// One phase of the measured run: `args` run under load on both replicas; the requests and
+/// failures from the command's start until every replica reports the new generation (`model
+/// status --wait`) and one second more, and how long that took.
+async fn measured_phase(reg: &Path, servers: &[&Server], audio: &[f32], args: &[&str]) -> String {
+    let urls: Vec<String> = servers.iter().map(|s| s.grpc.clone()).collect();
+    let replicas = servers.iter().map(|s| s.http.clone()).collect::<Vec<_>>().join(",");
+    let load = Load::start(&urls, audio);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    model_ok(reg, args);
+    let command_s = started.elapsed().as_secs_f64();
+    let rollout = model_ok(reg, &["status", "--wait", "30", "--replicas", &replicas]);
+    let converged_s = started.elapsed().as_secs_f64();
+    assert!(rollout.contains(" 2 of 2 ready replicas apply it"), "{rollout}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (versions, failures) = load.finish().await;
+    let mut by_version = std::collections::BTreeMap::new();
+    for v in &versions {
+        *by_version.entry(*v).or_insert(0) += 1;
+    }
+    format!(
+        "| `model {}` | {} | {} | {by_version:?} | {command_s:.2} s | {converged_s:.2} s | {} |",
+        args.join(" "),
+        versions.len() + failures.len(),
+        failures.len(),
+        rollout.lines().next().unwrap_or_default().trim(),
+    )
+}
+
+/// The measured rollout run of docs/BENCHMARKS.md ("Rollout on two replicas"), not a check:
+/// two replicas on one registry under continuous load; the share of 1,000 routing keys a 10 %
+/// canary takes (the same on both replicas), then abort, canary again, promote and rollback,
+/// each with the requests it overlapped, the failed ones, and the time until both replicas
+/// report the new generation. Run it with `scripts/rollout-run.sh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, not a check: scripts/rollout-run.sh runs it and prints the numbers"]
+async fn measured_rollout_run() {
+    let reg = fresh("measured");
+    place_version(&reg, 4, 4);
+    place_version(&reg, 4, 5);
+    write_state(&reg, r#"{"format": 1, "stable": 4, "generation": 1}"#);
+    let reg_b = reg.with_file_name(format!("vericlip-lifecycle-measured-b-{}", std::process::id()));
+    let _ = std::fs::remove_file(&reg_b);
+    std::os::unix::fs::symlink(&reg, &reg_b).unwrap();
+    let a = Server::start(&reg, &[]).await;
+    let b = Server::start(&reg_b, &[]).await;
+    let servers = [&a, &b];
+    let audio = clip();
+    let mut rows = vec![
+        "| step | requests | failed | answered by version | command | every replica applies it | `model status --wait` |".to_string(),
+        "|---|---|---|---|---|---|---|".to_string(),
+    ];
+    rows.push(measured_phase(&reg, &servers, &audio, &["canary", "5", "--fraction", "0.1"]).await);
+    let keys = 1000;
+    let on_a = keyed_requests(&a.grpc, &audio, keys, 8).await;
+    let on_b = keyed_requests(&b.grpc, &audio, keys, 8).await;
+    let same = on_a.iter().zip(&on_b).filter(|(x, y)| x == y).count();
+    let canaried = on_a.iter().filter(|(_, v)| *v == 5).count();
+    rows.push(measured_phase(&reg, &servers, &audio, &["abort"]).await);
+    rows.push(measured_phase(&reg, &servers, &audio, &["canary", "5", "--fraction", "0.1"]).await);
+    rows.push(measured_phase(&reg, &servers, &audio, &["promote", "5"]).await);
+    rows.push(measured_phase(&reg, &servers, &audio, &["rollback"]).await);
+    println!(
+        "canary at fraction 0.1: {canaried} of {keys} routing keys on v5; {same} of {keys} keys got the same version on both replicas"
+    );
+    println!("{}", rows.join("\n"));
+    let _ = std::fs::remove_file(&reg_b);
+    let _ = std::fs::remove_dir_all(&reg);
+}

@@ -276,6 +276,20 @@ def check_custom_resources(label, objs):
             # Both kinds of load: unary requests wait in the queue, streams hold a pod without
             # ever showing there.
             queries = " ".join((t.get("metadata") or {}).get("query", "") for t in triggers)
+            # Each query is scoped to the ScaledObject's own namespace (query-namespace.yaml),
+            # never a hard-coded one: in another namespace it would scale on someone else's pods,
+            # or on none.
+            own = o["metadata"].get("namespace")
+            for t in triggers:
+                q = (t.get("metadata") or {}).get("query", "")
+                if t.get("type") != "prometheus":
+                    continue
+                found = re.findall(r'namespace\s*=~?\s*"([^"]*)"', q)
+                if not found:
+                    problems.append(f"{name}: query {q!r} is not scoped to a namespace (it would sum every install's pods)")
+                for ns in found:
+                    if ns != own:
+                        problems.append(f"{name}: query {q!r} reads namespace {ns!r}, the ScaledObject is in {own!r} (hard-coded?)")
             for metric in ("vericlip_queue_depth", "vericlip_active_streams"):
                 if metric not in queries:
                     problems.append(f"{name}: no trigger reads {metric}")
@@ -613,6 +627,64 @@ def check_build_recipe():
     report("scripts/build-image.sh: both images, version+commit tag, the printed set-image line retargets an install", problems)
 
 
+def check_hpa_migration(rendered):
+    """docs/OPERATIONS.md's move of a running CPU install to KEDA, its commands taken from the
+    page and played against the rendered manifests: `kubectl apply -k` of the overlay with the
+    component (no pruning: the old HPA stays) and KEDA's own HPA (`keda-hpa-<ScaledObject>`),
+    then the documented `kubectl delete hpa ...`; the documented `kubectl get hpa -n NS` must
+    then list only KEDA's, in the Deployment's namespace."""
+    before = rendered.get("k8s/overlays/cpu")
+    after = rendered.get("k8s/overlays/cpu + components/keda-autoscaling")
+    if before is None or after is None:
+        report("docs/OPERATIONS.md HPA -> KEDA migration commands", ["the cpu overlay or its KEDA render is missing"])
+        return
+    docs = (ROOT / "docs/OPERATIONS.md").read_text()
+    at = docs.find("- Moving a running CPU install to KEDA:")
+    bullet = " ".join(docs[at:docs.find("\n- ", at + 1)].split()) if at >= 0 else ""
+    problems = [] if bullet else ["the step 'Moving a running CPU install to KEDA' is gone from docs/OPERATIONS.md"]
+    deletes = re.findall(r"`kubectl delete hpa (\S+) -n (\S+)`", bullet)
+    gets = re.findall(r"`kubectl get hpa -n (\S+)`", bullet)
+    if not deletes or not gets:
+        problems.append(f"the step names no `kubectl delete hpa NAME -n NS` or `kubectl get hpa -n NS`: {bullet!r}")
+    hpas = lambda objs: {(o["metadata"]["name"], o["metadata"].get("namespace")) for o in objs if o["kind"] == "HorizontalPodAutoscaler"}
+    cluster = hpas(before) | hpas(after)  # apply without pruning
+    for o in after:
+        if o["kind"] == "ScaledObject":
+            cluster.add((f"keda-hpa-{o['metadata']['name']}", o["metadata"].get("namespace")))
+            if f"`keda-hpa-{o['metadata']['name']}`" not in bullet:
+                problems.append(f"the step does not name KEDA's HPA keda-hpa-{o['metadata']['name']}")
+    for name, ns in deletes:
+        if (name, ns) not in cluster:
+            problems.append(f"`kubectl delete hpa {name} -n {ns}`: no such HPA in the install (NotFound)")
+        cluster.discard((name, ns))
+    deployment_ns = find(after, "Deployment", "vericlip-server")["metadata"].get("namespace")
+    for ns in gets:
+        if ns != deployment_ns:
+            problems.append(f"`kubectl get hpa -n {ns}`: the install is in {deployment_ns!r}")
+        listed = sorted(n for n, n_ns in cluster if n_ns == ns)
+        if not listed or not all(n.startswith("keda-hpa-") for n in listed):
+            problems.append(f"`kubectl get hpa -n {ns}` would list {listed}, not only KEDA's")
+    report("docs/OPERATIONS.md HPA -> KEDA migration commands, played against the cpu overlay and its KEDA render", problems)
+
+
+def render_in_namespace(overlay, namespace):
+    """An operator's kustomization that moves an overlay to another namespace, as
+    docs/OPERATIONS.md ("Scaling on load") says: `namespace:` and the KEDA component's
+    query-namespace.yaml copied beside it as a replacement."""
+    with tempfile.TemporaryDirectory(prefix="vericlip-kustomize-ns-") as tmp:
+        src = ROOT / "k8s/components/keda-autoscaling/query-namespace.yaml"
+        Path(tmp, src.name).write_text(src.read_text())
+        doc = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": namespace,
+            "resources": [os.path.relpath(ROOT / "k8s/overlays" / overlay, tmp)],
+            "replacements": [{"path": src.name}],
+        }
+        Path(tmp, "kustomization.yaml").write_text(yaml.safe_dump(doc))
+        return render(tmp)
+
+
 def main():
     skips = load_skips()
     check_yamllint()
@@ -638,6 +710,8 @@ def main():
         for o, cs in COMPONENT_RENDERS
     ]
     targets.append((f"{OPERATOR_SAMPLE}/app", "gpu", lambda: render(ROOT / OPERATOR_SAMPLE / "app")))
+    moved = "k8s/overlays/gpu moved to namespace team-a (query-namespace.yaml)"
+    targets.append((moved, "gpu", lambda: render_in_namespace("gpu", "team-a")))
     service_objs = []
     rendered = {}
     storage = check_storage()
@@ -658,6 +732,8 @@ def main():
         check_namespaces(label, objs)
         check_install(label, objs, overlay)
         check_admin_port(label, objs)
+        if label == moved:
+            continue  # the gpu overlay's objects, checked by checkov above (its skips name the namespace)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             f.write(text)
         try:
@@ -667,6 +743,7 @@ def main():
         finally:
             Path(f.name).unlink()
 
+    check_hpa_migration(rendered)
     check_monitoring(service_objs)
     check_dockerfiles(service_objs)
     check_registry_owner(service_objs)

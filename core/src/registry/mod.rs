@@ -52,6 +52,11 @@ pub enum RegistryError {
     Contract { path: PathBuf, source: contract::ContractError },
     #[error("{path}: {reason}")]
     ServingState { path: PathBuf, reason: String },
+    #[error(
+        "{path}: sha256 {actual} is not the {expected} recorded when this version was published: \
+         its files changed after it was published (published versions are immutable: publish a new version instead)"
+    )]
+    NotAsPublished { path: PathBuf, expected: String, actual: String },
 }
 
 impl RegistryError {
@@ -66,6 +71,7 @@ impl RegistryError {
             RegistryError::OverLimit { .. } => "over_limit",
             RegistryError::Contract { .. } => "model_contract",
             RegistryError::ServingState { .. } => "bad_serving_state",
+            RegistryError::NotAsPublished { .. } => "changed_after_publish",
         }
     }
 }
@@ -196,6 +202,7 @@ pub fn publish(
                     if let Some(before) = &state {
                         let mut after = before.clone();
                         after.highest_version = version;
+                        after.published.insert(version, sha256_hex(&json));
                         after.generation += 1;
                         after.updated_at = rfc3339(std::time::SystemTime::now());
                         let record = serving::Record { what: "publish", reason: None };
@@ -221,8 +228,20 @@ pub fn publish(
 #[derive(Debug, Clone)]
 pub struct LoadedVersion {
     pub manifest: Manifest,
+    /// sha256 of `manifest.json` as read: the version's identity (the manifest names
+    /// `model.onnx`'s sha256, checked), compared with the one the serving state recorded when
+    /// the version was published (`ServingState::published`).
+    pub manifest_sha256: String,
     pub model_onnx: Vec<u8>,
     pub dir: PathBuf,
+}
+
+/// sha256 of a version's `manifest.json` (read as an operator file, bounded): what the serving
+/// state records when the version is published. The manifest names `model.onnx`'s sha256, which
+/// every load checks, so this one digest covers both files.
+pub fn manifest_digest(dir: &Path) -> Result<String, RegistryError> {
+    let bytes = read_bounded(&dir.join(MANIFEST_FILE), FileKind::MANIFEST, "MAX_MANIFEST_BYTES")?;
+    Ok(sha256_hex(&bytes))
 }
 
 /// Reads a whole registry file as a `kind` of operator file (`operator_file`: regular files
@@ -263,6 +282,7 @@ pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let bytes = read_bounded(&manifest_path, FileKind::MANIFEST, "MAX_MANIFEST_BYTES")?;
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let manifest_sha256 = sha256_hex(&bytes);
     drop(bytes);
     if manifest.format != MANIFEST_FORMAT {
         return Err(bad(format!("format {} (this build reads {MANIFEST_FORMAT})", manifest.format)));
@@ -282,7 +302,7 @@ pub fn load_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
     if actual != manifest.sha256 {
         return Err(RegistryError::ChecksumMismatch { path: model_path, expected: manifest.sha256.clone(), actual });
     }
-    Ok(LoadedVersion { manifest, model_onnx, dir: dir.to_path_buf() })
+    Ok(LoadedVersion { manifest, manifest_sha256, model_onnx, dir: dir.to_path_buf() })
 }
 
 /// Everything a replica checks before it asks ONNX Runtime to load a version: [`load_version`]
@@ -294,6 +314,23 @@ pub fn verify_version(dir: &Path) -> Result<LoadedVersion, RegistryError> {
     contract::check_onnx(&loaded.model_onnx, &loaded.manifest.feature_spec)
         .map_err(|source| RegistryError::Contract { path: dir.join(MODEL_FILE), source })?;
     Ok(loaded)
+}
+
+/// [`verify_version`], and the files are the ones published: `published` is the manifest's
+/// sha256 the serving state recorded when the version was published (`None`: not recorded, as
+/// for versions published before the record existed). A version whose files were replaced
+/// after it was published, even by valid ones, fails with [`RegistryError::NotAsPublished`]: on
+/// every replica alike, whenever it starts, and in the commands' checks.
+pub fn verify_published(dir: &Path, published: Option<&str>) -> Result<LoadedVersion, RegistryError> {
+    let loaded = verify_version(dir)?;
+    match published {
+        Some(expected) if expected != loaded.manifest_sha256 => Err(RegistryError::NotAsPublished {
+            path: dir.join(MANIFEST_FILE),
+            expected: expected.to_string(),
+            actual: loaded.manifest_sha256,
+        }),
+        _ => Ok(loaded),
+    }
 }
 
 /// The highest version of a model that is not `retired` and passes [`verify_version`]: what
@@ -424,6 +461,7 @@ pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError
             state.as_ref().map_or(0, |s| s.issued(&on_disk)).max(on_disk.last().copied().unwrap_or(0))
         };
         let mut highest_copied = 0;
+        let mut copied_digests = Vec::new();
         for version in versions(&from.join(&name))? {
             let seeded = |copied, retired, refused| Seeded { name: name.clone(), version, copied, retired, refused };
             if state.as_ref().is_some_and(|s| s.is_retired(version)) {
@@ -475,13 +513,20 @@ pub fn seed(from: &Path, to: &Path) -> Result<Vec<Seeded>, serving::ServingError
             let copied = result?;
             if copied {
                 highest_copied = highest_copied.max(version);
+                copied_digests.push((version, bundled.manifest_sha256.clone()));
             }
             out.push(seeded(copied, false, None));
         }
-        // The copied numbers are issued now: recorded, so that they are never reused.
-        if let Some(before) = state.as_ref().filter(|s| highest_copied > s.highest_version) {
+        // The copied numbers are issued now, and the copies' manifests are what was published
+        // under them: both recorded, so that a number is never reused and every replica rejects
+        // the version if its files ever change.
+        let unrecorded = |s: &serving::ServingState| copied_digests.iter().any(|(v, _)| !s.published.contains_key(v));
+        if let Some(before) = state.as_ref().filter(|s| highest_copied > s.highest_version || unrecorded(s)) {
             let mut after = before.clone();
-            after.highest_version = highest_copied;
+            after.highest_version = after.highest_version.max(highest_copied);
+            for (v, digest) in &copied_digests {
+                after.published.entry(*v).or_insert_with(|| digest.clone());
+            }
             after.generation += 1;
             after.updated_at = rfc3339(std::time::SystemTime::now());
             serving::write_recorded(&model_dir, Some(before), &after, serving::Record { what: "seed", reason: None })?;

@@ -16,7 +16,7 @@
 //! Once a model has had one, a missing or bad file is never "no state": replicas keep their last
 //! good state, the commands refuse to build on it, and `restore` writes the last one back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -72,6 +72,14 @@ pub struct ServingState {
     /// two models (a retired version's included). 0 in states written before it existed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub highest_version: u64,
+    /// Per version, the sha256 of its `manifest.json` when it was published (publish, seed; a
+    /// version published before this record existed is recorded by the next write of the
+    /// state). The manifest names `model.onnx`'s sha256, so this covers both files. Every
+    /// replica, running or started later, rejects a version whose files no longer match
+    /// (`registry::verify_published`), and an entry never changes or goes ([`check_successor`]):
+    /// a number names one model for good.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub published: BTreeMap<u64, String>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -90,6 +98,7 @@ impl ServingState {
             generation: 0,
             updated_at: String::new(),
             highest_version: stable,
+            published: BTreeMap::new(),
         }
     }
 
@@ -101,6 +110,7 @@ impl ServingState {
             .into_iter()
             .chain(self.retired.iter().copied())
             .chain(self.history.iter().copied())
+            .chain(self.published.keys().copied())
             .chain(on_disk.iter().copied())
             .max()
             .unwrap_or(0)
@@ -305,6 +315,12 @@ pub fn check_successor(previous: Option<&ServingState>, next: &ServingState, on_
         }
         if let Some(v) = p.retired.difference(&next.retired).next() {
             return Err(format!("version {v} was retired and is no longer: a retired version never serves again"));
+        }
+        if let Some((v, digest)) = p.published.iter().find(|(v, d)| next.published.get(v) != Some(d)) {
+            return Err(format!(
+                "the checksum recorded when version {v} was published ({digest}) is changed or gone: \
+                 a published version never changes"
+            ));
         }
     }
     Ok(())
@@ -563,6 +579,7 @@ pub fn update(
     after.generation = before.as_ref().map_or(0, |s| s.generation) + 1;
     after.updated_at = super::rfc3339(std::time::SystemTime::now());
     after.highest_version = after.issued(&on_disk);
+    record_unrecorded(model_dir, &mut after, &on_disk);
     check_successor(before.as_ref(), &after, &on_disk).map_err(|reason| ServingError::BadState {
         path: path.clone(),
         reason: format!("refusing to write it: {reason}"),
@@ -571,6 +588,19 @@ pub fn update(
         write_recorded(model_dir, before.as_ref(), &after, record)?;
     }
     Ok(Change { before, after })
+}
+
+/// Records the manifest checksum of every version on disk the state has none for (versions
+/// published before the record existed, or copied in by hand): from then on every replica holds
+/// them to these files. A manifest that cannot be read is left unrecorded (it is rejected anyway).
+fn record_unrecorded(model_dir: &Path, state: &mut ServingState, on_disk: &[u64]) {
+    for &v in on_disk {
+        if !state.published.contains_key(&v)
+            && let Ok(digest) = super::manifest_digest(&model_dir.join(v.to_string()))
+        {
+            state.published.insert(v, digest);
+        }
+    }
 }
 
 /// Writes `after` ([`write`]) and appends it to the history; the caller holds the lock.
@@ -714,6 +744,18 @@ mod tests {
         let r = apply(&s, Transition::Retire { version: 3 }).unwrap();
         let e = check_successor(Some(&r), &s, &[3, 4]).unwrap_err();
         assert!(e.contains("version 3 was retired"), "{e}");
+        // A published version's recorded checksum never changes, nor goes.
+        let mut p = s.clone();
+        p.published.insert(4, "aa".into());
+        let mut changed = p.clone();
+        changed.published.insert(4, "bb".into());
+        for next in [&changed, &s] {
+            let e = check_successor(Some(&p), next, &[4]).unwrap_err();
+            assert!(e.contains("when version 4 was published (aa) is changed or gone"), "{e}");
+        }
+        let mut more = p.clone();
+        more.published.insert(3, "cc".into());
+        check_successor(Some(&p), &more, &[3, 4]).unwrap();
     }
 
     #[test]

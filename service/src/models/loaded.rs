@@ -27,6 +27,9 @@ pub const MAX_BATCH_FLOATS: usize = 1 << 26;
 
 pub struct LoadedModel {
     pub manifest: Manifest,
+    /// sha256 of `manifest.json` as it was loaded (the version's identity, held to the one the
+    /// serving state recorded when it was published).
+    pub manifest_sha256: String,
     pub manifest_json: String,
     pub extractor: FeatureExtractor,
     pub normalizer: Normalizer,
@@ -46,6 +49,7 @@ impl LoadedModel {
     ) -> Result<Self, String> {
         let loaded = registry::load_version(dir).map_err(|e| e.to_string())?;
         let manifest = loaded.manifest;
+        let manifest_sha256 = loaded.manifest_sha256;
         // `load_version` held the manifest to the model contract `vericlip-train import` checks
         // (`registry::contract::check_manifest`: input `[batch, frames, n_features]` of its own
         // spec) and checked the spec against the size limits, so these products are bounded (one
@@ -72,7 +76,15 @@ impl LoadedModel {
         let config = BatchConfig { max_batch, max_delay: options.max_delay, frames, n_features };
         let label = format!("{}-{}", manifest.name, manifest.version);
         let batcher = Batcher::start(sessions, config, Arc::clone(metrics), &label);
-        Ok(Self { normalizer: manifest.normalization.clone(), manifest, manifest_json, extractor, provider, batcher })
+        Ok(Self {
+            normalizer: manifest.normalization.clone(),
+            manifest,
+            manifest_sha256,
+            manifest_json,
+            extractor,
+            provider,
+            batcher,
+        })
     }
 
     pub fn name(&self) -> &str {

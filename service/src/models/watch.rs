@@ -36,14 +36,39 @@ use vericlip_core::runtime::OrtRuntime;
 use super::{Catalog, LoadOptions, LoadedModel, ModelStore, ModelVersions, Rejected};
 use crate::metrics::{Metrics, ModelLabels, ModelVersionLabels, VersionLabels};
 
-/// Size and modification time of a version's files: a failed version is retried when it changes.
-type Fingerprint = Vec<(u64, Option<SystemTime>)>;
+/// One file as `stat` sees it: size, modification time, status-change time and inode.
+type FileStamp = (u64, Option<SystemTime>, (i64, i64), u64);
 
-fn fingerprint(dir: &Path) -> Fingerprint {
-    [registry::MANIFEST_FILE, registry::MODEL_FILE]
+/// What a version was checked or loaded against: its files' stamps and the manifest checksum
+/// the serving state recorded when it was published. When either differs the version is read
+/// and verified again (in full: manifest, sha256 of the model, the recorded checksum).
+///
+/// Why stamps and not a full re-hash on every scan: hashing every loaded model every poll costs
+/// its size in reads per replica per poll (a 2 GiB model every 5 s); the status-change time
+/// (`ctime`) and the inode, unlike size and mtime, cannot be set back by a writer (`touch -r`,
+/// `cp -p`, `rsync -t` restore mtime), so any write to or replacement of a file through the
+/// filesystem shows, and triggers the full check.
+#[derive(Debug, Clone, PartialEq)]
+struct Fingerprint {
+    files: Vec<FileStamp>,
+    published: Option<String>,
+}
+
+fn fingerprint(dir: &Path, published: Option<&str>) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    let files = [registry::MANIFEST_FILE, registry::MODEL_FILE]
         .iter()
-        .map(|f| std::fs::metadata(dir.join(f)).map_or((0, None), |m| (m.len(), m.modified().ok())))
-        .collect()
+        .map(|f| {
+            std::fs::metadata(dir.join(f))
+                .map_or((0, None, (0, 0), 0), |m| (m.len(), m.modified().ok(), (m.ctime(), m.ctime_nsec()), m.ino()))
+        })
+        .collect();
+    Fingerprint { files, published: published.map(str::to_string) }
+}
+
+/// The manifest checksum `state` recorded for version `v` when it was published.
+fn published(state: Option<&serving::ServingState>, v: u64) -> Option<&str> {
+    state.and_then(|s| s.published.get(&v)).map(String::as_str)
 }
 
 pub struct RegistryWatcher {
@@ -209,10 +234,11 @@ impl RegistryWatcher {
     }
 
     /// Whether an unloaded version can serve, checked without ONNX Runtime once per set of
-    /// files (a rejected one is listed in `catalog`).
-    fn valid(&mut self, name: &str, v: u64, catalog: &mut Catalog) -> bool {
+    /// files (a rejected one is listed in `catalog`): `published` is the manifest checksum the
+    /// serving state recorded for it (files that differ are rejected, however valid).
+    fn valid(&mut self, name: &str, v: u64, published: Option<&str>, catalog: &mut Catalog) -> bool {
         let dir = self.root.join(name).join(v.to_string());
-        let print = fingerprint(&dir);
+        let print = fingerprint(&dir, published);
         let key = (name.to_string(), v);
         if let Some((_, result)) = self.checked.get(&key).filter(|(p, _)| *p == print) {
             return match result {
@@ -224,7 +250,7 @@ impl RegistryWatcher {
                 }
             };
         }
-        match registry::verify_version(&dir) {
+        match registry::verify_published(&dir, published) {
             Ok(_) => {
                 self.checked.insert(key, (print, None));
                 true
@@ -241,6 +267,7 @@ impl RegistryWatcher {
         &mut self,
         name: &str,
         v: u64,
+        published: Option<&str>,
         old: Option<&ModelVersions>,
         entry: &mut ModelVersions,
         catalog: &mut Catalog,
@@ -252,14 +279,25 @@ impl RegistryWatcher {
             entry.versions.insert(v, Arc::clone(loaded));
             return true;
         }
-        if !self.valid(name, v, catalog) {
+        if !self.valid(name, v, published, catalog) {
             return false;
         }
         let dir = self.root.join(name).join(v.to_string());
-        let print = fingerprint(&dir);
+        let print = fingerprint(&dir, published);
         let span = tracing::info_span!("load", model = %name, version = v);
         let _enter = span.enter();
-        match self.load(&dir) {
+        // The files read by the load are held to the published checksum too (they may have
+        // been replaced since the check above).
+        let loaded = self.load(&dir).and_then(|m| match published {
+            Some(p) if p != m.manifest_sha256 => Err(format!(
+                "{}: sha256 {} is not the {p} recorded when this version was published: its files changed after \
+                 it was published (published versions are immutable: publish a new version instead)",
+                dir.join(registry::MANIFEST_FILE).display(),
+                m.manifest_sha256
+            )),
+            _ => Ok(m),
+        });
+        match loaded {
             Ok(m) => {
                 tracing::info!(provider = m.provider, threshold = m.threshold(), "model version loaded");
                 self.loaded_prints.insert((name.to_string(), v), print);
@@ -408,7 +446,7 @@ impl RegistryWatcher {
         let problem = match read {
             Ok(Some(s)) => {
                 let checked = serving::check_successor(last.as_ref(), &s, on_disk).and_then(|()| {
-                    if self.valid(name, s.stable, catalog) {
+                    if self.valid(name, s.stable, published(Some(&s), s.stable), catalog) {
                         Ok(())
                     } else {
                         Err(format!("stable version {} is rejected here", s.stable))
@@ -458,7 +496,7 @@ impl RegistryWatcher {
         catalog: &mut Catalog,
     ) {
         let model = ModelLabels { model: name.to_string() };
-        let unchanged = old.map(|m| self.unchanged_versions(name, m, catalog));
+        let unchanged = old.map(|m| self.unchanged_versions(name, m, state.as_ref(), catalog));
         let old = unchanged.as_ref();
         let retired = state.as_ref().map(|s| s.retired.clone()).unwrap_or_default();
         let mut valid = BTreeSet::new();
@@ -469,7 +507,9 @@ impl RegistryWatcher {
             if retired.contains(&v) {
                 continue;
             }
-            if old.is_some_and(|m| m.versions.contains_key(&v)) || self.valid(name, v, catalog) {
+            if old.is_some_and(|m| m.versions.contains_key(&v))
+                || self.valid(name, v, published(state.as_ref(), v), catalog)
+            {
                 valid.insert(v);
             }
         }
@@ -479,7 +519,7 @@ impl RegistryWatcher {
         let wanted = self.wanted(&valid, state.as_ref(), pin);
         for v in wanted {
             if valid.contains(&v) {
-                self.ensure_loaded(name, v, old, &mut entry, catalog);
+                self.ensure_loaded(name, v, published(state.as_ref(), v), old, &mut entry, catalog);
             }
         }
         let loaded = |v: u64| entry.versions.contains_key(&v);
@@ -528,23 +568,35 @@ impl RegistryWatcher {
         }
     }
 
-    /// `old` without the loaded versions whose files changed since they were loaded: published
-    /// versions are immutable, so a changed one is rejected (unloaded, listed with the reason,
-    /// counted) whether or not its new files would pass the checks, and is not loaded again
-    /// until its files change once more. Size and mtime are compared on every scan; when they
-    /// differ the version is read and verified again (a `touch` that changes nothing is fine).
-    fn unchanged_versions(&mut self, name: &str, old: &ModelVersions, catalog: &mut Catalog) -> ModelVersions {
+    /// `old` without the loaded versions whose files changed since they were loaded, or that
+    /// are not what `state` recorded as published: published versions are immutable, so a
+    /// changed one is rejected (unloaded, listed with the reason, counted) whether or not its
+    /// new files would pass the checks, and is not loaded again until its files change once
+    /// more; a replica started after the change rejects it alike (the recorded checksum,
+    /// [`registry::verify_published`]). The files' stamps ([`Fingerprint`]) are compared on
+    /// every scan; when they differ the version is read and verified again in full (a `touch`
+    /// that changes nothing is fine).
+    fn unchanged_versions(
+        &mut self,
+        name: &str,
+        old: &ModelVersions,
+        state: Option<&serving::ServingState>,
+        catalog: &mut Catalog,
+    ) -> ModelVersions {
         let mut kept = ModelVersions { versions: BTreeMap::new(), ..*old };
         for (&v, loaded) in &old.versions {
             let key = (name.to_string(), v);
             let dir = self.root.join(name).join(v.to_string());
-            let print = fingerprint(&dir);
-            if self.loaded_prints.get(&key).is_none_or(|p| *p == print) {
+            let recorded = published(state, v);
+            let print = fingerprint(&dir, recorded);
+            let as_published = recorded.is_none_or(|p| p == loaded.manifest_sha256);
+            if as_published && self.loaded_prints.get(&key).is_none_or(|p| p.files == print.files) {
+                self.loaded_prints.insert(key, print);
                 kept.versions.insert(v, Arc::clone(loaded));
                 continue;
             }
-            let problem = match registry::verify_version(&dir) {
-                Ok(now) if now.manifest == loaded.manifest => None,
+            let problem = match registry::verify_published(&dir, recorded) {
+                Ok(now) if now.manifest_sha256 == loaded.manifest_sha256 => None,
                 Ok(_) => Some("its manifest or model changed after it was published and loaded".to_string()),
                 Err(e) => Some(format!("its files changed after it was published and loaded: {e}")),
             };

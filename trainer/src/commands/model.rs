@@ -6,6 +6,7 @@
 //!
 //! A transition that makes a version serve (canary, promote) first checks it as a replica would
 //! load it: on disk, not retired, manifest and checksum and limits (`registry::load_version`),
+//! the files the serving state recorded when the version was published (`registry::verify_published`),
 //! the ONNX contract (`registry::contract::check_onnx`), and ONNX Runtime's warm-up inference
 //! (one probability). Rollback returns to a version that was stable before (checked then).
 
@@ -20,9 +21,10 @@ use vericlip_core::registry::{self, RegistryError};
 use vericlip_core::runtime::ModelSession;
 
 /// Checks a published version as a server replica does before it serves it; the error says why
-/// it cannot serve.
-pub fn check(dir: &Path) -> Result<(), String> {
-    let loaded = registry::verify_version(dir).map_err(|e| e.to_string())?;
+/// it cannot serve. `published` is the manifest checksum the serving state recorded when the
+/// version was published: files that differ from it are refused, however valid.
+pub fn check(dir: &Path, published: Option<&str>) -> Result<(), String> {
+    let loaded = registry::verify_published(dir, published).map_err(|e| e.to_string())?;
     let rt = vericlip_core::runtime::init(None).map_err(|e| e.to_string())?;
     let mut session = ModelSession::from_bytes(rt, &loaded.model_onnx).map_err(|e| e.to_string())?;
     let spec = &loaded.manifest.feature_spec;
@@ -54,7 +56,7 @@ pub struct WriteOptions<'a> {
 }
 
 /// Applies `t` to the model's serving state (created first if the model has none), refusing a
-/// version that is missing, retired or fails [`check`]: every version the new state makes serve
+/// version that is missing, retired or fails [`check`]: the target, and every version the new state makes serve
 /// that the old one did not (a rollback's target included) is checked as a replica would.
 pub fn transition(registry_dir: &Path, name: &str, t: Transition, how: WriteOptions<'_>) -> anyhow::Result<Change> {
     let dir = model_dir(registry_dir, name)?;
@@ -73,13 +75,17 @@ pub fn transition(registry_dir: &Path, name: &str, t: Transition, how: WriteOpti
             let serving_now = |s: &ServingState| [Some(s.stable), s.canary.map(|c| c.version)];
             let on_disk = registry::versions(&dir)?;
             for version in serving_now(&next).into_iter().flatten() {
-                if serving_now(state).contains(&Some(version)) {
+                // The target is checked even when it serves already (a canary being promoted:
+                // its files may have changed since it was canaried).
+                if serving_now(state).contains(&Some(version)) && t.target() != Some(version) {
                     continue;
                 }
                 if !on_disk.contains(&version) {
                     return Err(ServingError::Missing { name: name.to_string(), version });
                 }
-                check(&dir.join(version.to_string())).map_err(|reason| ServingError::Unloadable { version, reason })?;
+                let recorded = state.published.get(&version).map(String::as_str);
+                check(&dir.join(version.to_string()), recorded)
+                    .map_err(|reason| ServingError::Unloadable { version, reason })?;
             }
             Ok(next)
         },
@@ -266,7 +272,8 @@ pub fn status(registry_dir: &Path, name: &str) -> anyhow::Result<Status> {
                 None if implicit == Some(version) => "stable",
                 _ => "candidate",
             };
-            let problem = if role == "retired" { None } else { check(&dir.join(version.to_string())).err() };
+            let recorded = state.as_ref().and_then(|s| s.published.get(&version)).map(String::as_str);
+            let problem = if role == "retired" { None } else { check(&dir.join(version.to_string()), recorded).err() };
             VersionStatus { version, role, problem }
         })
         .collect();
