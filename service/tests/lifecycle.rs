@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, replica_link};
 use tonic::transport::Channel;
 use vericlip_server::api::vericlip_client::VericlipClient;
 use vericlip_server::models::Route;
@@ -189,9 +189,7 @@ async fn two_replicas_follow_candidate_canary_promote_rollback_retire_under_load
     let reg = fresh("fleet");
     place_version(&reg, 4, 4);
     // The second replica reaches the same folder through a link (its own log file).
-    let reg_b = reg.with_file_name(format!("vericlip-lifecycle-fleet-b-{}", std::process::id()));
-    let _ = std::fs::remove_file(&reg_b);
-    std::os::unix::fs::symlink(&reg, &reg_b).unwrap();
+    let reg_b = replica_link(&reg, "vericlip-lifecycle-fleet-b");
     let a = Server::start(&reg, &[]).await;
     let b = Server::start(&reg_b, &[]).await;
     let servers = [&a, &b];
@@ -463,13 +461,8 @@ async fn bad_serving_states_never_widen_what_serves_nor_take_the_fleet_down() {
     }
     write_state(&reg, r#"{"format": 1, "stable": 4, "retired": [3], "generation": 1}"#);
     model_ok(&reg, &["canary", "5", "--fraction", "0.1", "--reason", "try 5"]);
-    let link = |tag: &str| {
-        let l = reg.with_file_name(format!("vericlip-lifecycle-failclosed-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_file(&l);
-        std::os::unix::fs::symlink(&reg, &l).unwrap();
-        l
-    };
-    let (reg_b, reg_c) = (link("b"), link("c"));
+    let (reg_b, reg_c) =
+        (replica_link(&reg, "vericlip-lifecycle-failclosed-b"), replica_link(&reg, "vericlip-lifecycle-failclosed-c"));
     let a = Server::start(&reg, &[]).await;
     let b = Server::start(&reg_b, &[]).await;
     let servers = [&a, &b];
@@ -632,9 +625,7 @@ async fn a_version_whose_files_change_is_rejected_on_every_replica_alike() {
     let after = std::fs::metadata(&path).unwrap();
     assert_eq!((after.len(), after.modified().unwrap()), (before.len(), before.modified().unwrap()));
 
-    let reg_b = reg.with_file_name(format!("vericlip-lifecycle-immutable-b-{}", std::process::id()));
-    let _ = std::fs::remove_file(&reg_b);
-    std::os::unix::fs::symlink(&reg, &reg_b).unwrap();
+    let reg_b = replica_link(&reg, "vericlip-lifecycle-immutable-b");
     let b = Server::start(&reg_b, &[]).await;
     let servers = [&a, &b];
     let failures =
@@ -717,9 +708,7 @@ async fn measured_rollout_run() {
     place_version(&reg, 4, 4);
     place_version(&reg, 4, 5);
     write_state(&reg, r#"{"format": 1, "stable": 4, "generation": 1}"#);
-    let reg_b = reg.with_file_name(format!("vericlip-lifecycle-measured-b-{}", std::process::id()));
-    let _ = std::fs::remove_file(&reg_b);
-    std::os::unix::fs::symlink(&reg, &reg_b).unwrap();
+    let reg_b = replica_link(&reg, "vericlip-lifecycle-measured-b");
     let a = Server::start(&reg, &[]).await;
     let b = Server::start(&reg_b, &[]).await;
     let servers = [&a, &b];

@@ -9,8 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::Server;
 use common::fixture::{MODEL, fresh, place_version, repo, text};
+use common::{Server, replica_link};
 use vericlip_server::api;
 
 fn trainer() -> PathBuf {
@@ -52,9 +52,7 @@ async fn a_canary_and_its_fraction_show_in_grpc_http_and_the_cli_of_every_replic
     std::fs::copy(repo().join(format!("models/{MODEL}/serving.json")), reg.join(MODEL).join("serving.json")).unwrap();
     place_version(&reg, 4, 5);
     // The second replica reaches the same folder through a link (its own log file).
-    let reg_b = reg.with_file_name(format!("vericlip-listing-b-{}", std::process::id()));
-    let _ = std::fs::remove_file(&reg_b);
-    std::os::unix::fs::symlink(&reg, &reg_b).unwrap();
+    let reg_b = replica_link(&reg, "vericlip-listing-b");
     let a = Server::start(&reg, &[]).await;
     let b = Server::start(&reg_b, &[]).await;
 

@@ -32,6 +32,15 @@ pub fn samples() -> Vec<PathBuf> {
 pub mod fixture;
 pub use fixture::copy_dir;
 
+/// Another replica's path to the registry `reg`: a symbolic link named `<name>-<pid>` beside it,
+/// so a second server reads the same folder but writes its own log file. Remove it when done.
+pub fn replica_link(reg: &Path, name: &str) -> PathBuf {
+    let link = reg.with_file_name(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(reg, &link).unwrap();
+    link
+}
+
 /// A fresh registry holding a copy of the bundled model as version 1.
 pub fn temp_registry(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vericlip-{tag}-{}", std::process::id()));
